@@ -1,0 +1,63 @@
+/*
+ * canteen-demo -- the async guide's service, runnable offline.
+ *
+ *   canteen-demo [--host 127.0.0.1] [--port 8000] [--access-log]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <canteen.h>
+
+#include "demo.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: canteen-demo [--host HOST] [--port PORT] [--access-log]\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *host = "127.0.0.1";
+    int port = 8000, rc;
+    cn_config cfg = {.handle_signals = 1};
+    cn_app *app;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+            host = argv[++i];
+        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+            port = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--access-log") == 0) {
+            cfg.access_log = 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    app = cn_app_new(&cfg);
+    if (app == NULL) {
+        fprintf(stderr, "canteen-demo: out of memory\n");
+        return 1;
+    }
+    rc = demo_register(app);
+    if (rc == 0)
+        rc = cn_app_listen(app, host, port);
+    if (rc < 0) {
+        fprintf(stderr, "canteen-demo: %s:%d: %s\n", host, port, cn_strerror(rc));
+        cn_app_free(app);
+        return 1;
+    }
+    fprintf(stderr, "canteen-demo: serving on http://%s%s%s:%d (Ctrl-C to stop)\n",
+            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", cn_app_port(app));
+    rc = cn_app_run(app, NULL, -1);
+    cn_app_free(app);
+    if (rc < 0) {
+        fprintf(stderr, "canteen-demo: %s\n", cn_strerror(rc));
+        return 1;
+    }
+    return 0;
+}

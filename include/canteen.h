@@ -1,0 +1,405 @@
+/*
+ * canteen.h -- the public face of Canteen, a FastAPI-style asynchronous HTTP
+ * server library for C.
+ *
+ * A service creates an app, registers routes and runs it:
+ *
+ *     static int hello(cn_req *req, cn_res *res) {
+ *         (void)req;
+ *         return cn_res_text(res, 200, "Hello, World!");
+ *     }
+ *     int main(void) {
+ *         cn_app *app = cn_app_new(NULL);
+ *         cn_app_route(app, "GET /", hello, NULL);
+ *         return cn_app_run(app, "127.0.0.1", 8000) < 0;
+ *     }
+ *
+ * Conventions, written once:
+ * - Functions that can fail return 0 (or a non-negative value) on success and
+ *   a negative CN_E* code on failure; cn_strerror() names it. There is no
+ *   errno of our own. Codes from libuv pass through unchanged.
+ * - Opaque objects (cn_app, cn_req, cn_res) are only touched through these
+ *   functions. A cn_req and its cn_res belong to one handler call: they are
+ *   valid from the moment the handler is entered until the response is sent,
+ *   and must not be used after the handler returns.
+ * - Every pointer a cn_req_* function returns points into the request's
+ *   arena: it stays valid until the response is done, and is never freed by
+ *   the caller.
+ * - cJSON is part of the public face: it is how handlers build and read JSON.
+ */
+#ifndef CANTEEN_H
+#define CANTEEN_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define CN_EXTERN __attribute__((visibility("default")))
+#else
+#define CN_EXTERN
+#endif
+
+#define CN_VERSION_MAJOR 0
+#define CN_VERSION_MINOR 1
+#define CN_VERSION_PATCH 0
+#define CN_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Error codes. Where a POSIX errno exists the code is its negation (as in
+ * libuv, so uv and cn codes compare equal); Canteen's own codes live at
+ * -5000 and below. XX(name, value, message).
+ */
+#define CN_ERRNO_MAP(XX)                                                                           \
+    XX(NOMEM, -ENOMEM, "out of memory")                                                            \
+    XX(INVAL, -EINVAL, "invalid argument")                                                         \
+    XX(EXIST, -EEXIST, "already exists")                                                           \
+    XX(NOENT, -ENOENT, "no such entry")                                                            \
+    XX(RANGE, -ERANGE, "value out of range")                                                       \
+    XX(CANCELED, -ECANCELED, "operation canceled")                                                 \
+    XX(TIMEDOUT, -ETIMEDOUT, "operation timed out")                                                \
+    XX(ADDRINUSE, -EADDRINUSE, "address already in use")                                           \
+    XX(CONNREFUSED, -ECONNREFUSED, "connection refused")                                           \
+    XX(PERM, -EPERM, "operation not permitted")                                                    \
+    XX(AGAIN, -EAGAIN, "resource temporarily unavailable")                                         \
+    XX(BUSY, -EBUSY, "resource busy or locked")                                                    \
+    XX(PIPE, -EPIPE, "broken pipe")                                                                \
+    XX(BADJSON, -5001, "request body is not valid JSON")                                           \
+    XX(JSONDEPTH, -5002, "JSON nesting too deep")                                                  \
+    XX(NOTCORO, -5003, "awaitable called outside a coroutine (golden rule)")                       \
+    XX(STATE, -5004, "call not valid in the object's current state")                               \
+    XX(RESPONDED, -5005, "a response was already set for this request")                            \
+    XX(BADPATTERN, -5006, "malformed route pattern")                                               \
+    XX(BADHEADER, -5007, "invalid header name or value")
+
+enum {
+#define CN__ERR_ENUM(name, value, msg) CN_E##name = (value),
+    CN_ERRNO_MAP(CN__ERR_ENUM)
+#undef CN__ERR_ENUM
+};
+
+/*
+ * A static, human-readable message for any code returned by Canteen
+ * (including libuv codes). Never NULL; the caller must not free it.
+ */
+CN_EXTERN const char *cn_strerror(int err);
+
+/* The symbolic name ("CN_ECANCELED", ...) of a code. Static; never NULL. */
+CN_EXTERN const char *cn_err_name(int err);
+
+/* The reason phrase of an HTTP status ("Not Found"); "Unknown" if unknown. */
+CN_EXTERN const char *cn_status_reason(int status);
+
+/* ------------------------------------------------------------------------ */
+/* Small value types                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* A byte string view. Not NUL-terminated unless a function says so. */
+typedef struct cn_str {
+    const char *ptr;
+    size_t len;
+} cn_str;
+
+/* ------------------------------------------------------------------------ */
+/* The app                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cn_app cn_app;
+typedef struct cn_req cn_req;
+typedef struct cn_res cn_res;
+
+/*
+ * Configuration. Zero means "the default" for every field, so
+ * `cn_config c = {.max_body_bytes = 1 << 20};` changes one limit only.
+ * The defaults and the answer each limit gives:
+ *
+ *   max_header_bytes      8192    request line + headers; beyond it 431
+ *   max_headers           100     header count; beyond it 431
+ *   max_body_bytes        1 MiB   body (declared or chunked); beyond it 413,
+ *                                 sent before the body is read, then close
+ *   header_timeout_ms     10000   time to receive a whole request head;
+ *                                 beyond it 408 and close (slowloris)
+ *   keepalive_timeout_ms  5000    idle time between requests; then close
+ *   max_connections       10000   further connections get 503 and close
+ *   shutdown_timeout_ms   10000   graceful shutdown deadline for in-flight
+ *                                 requests; after it they are cancelled
+ *   backlog               511     listen(2) backlog
+ *   stack_size            256 KiB coroutine stack of an async handler
+ *   handle_signals        0       if 1, cn_app_run stops gracefully on SIGINT
+ *                                 and SIGTERM
+ *   access_log            0       if 1, one line per request on stderr
+ */
+typedef struct cn_config {
+    size_t max_header_bytes;
+    unsigned max_headers;
+    size_t max_body_bytes;
+    unsigned header_timeout_ms;
+    unsigned keepalive_timeout_ms;
+    unsigned max_connections;
+    unsigned shutdown_timeout_ms;
+    int backlog;
+    size_t stack_size;
+    int handle_signals;
+    int access_log;
+} cn_config;
+
+/*
+ * Create an app. `cfg` is copied (NULL means all defaults). Returns NULL
+ * only when out of memory. The caller owns the app and frees it with
+ * cn_app_free().
+ */
+CN_EXTERN cn_app *cn_app_new(const cn_config *cfg);
+
+/*
+ * Free the app and everything it owns (routes, connections, loop). Must not
+ * be called while cn_app_run is running. NULL is allowed.
+ */
+CN_EXTERN void cn_app_free(cn_app *app);
+
+/* The effective configuration (defaults filled in). Owned by the app. */
+CN_EXTERN const cn_config *cn_app_config(const cn_app *app);
+
+/*
+ * A handler. It fills `res` (with cn_res_text, cn_res_json, cn_res_error...)
+ * and returns 0, or returns a negative CN_E* code: if no response was set,
+ * the code becomes an error response (CN_EBADJSON and CN_EJSONDEPTH give 400,
+ * anything else 500 {"detail":"Internal Server Error"}). If the client went
+ * away (CN_ECANCELED), nothing is sent.
+ */
+typedef int (*cn_handler)(cn_req *req, cn_res *res);
+
+/* How a route runs. */
+typedef enum cn_route_mode {
+    CN_ROUTE_ASYNC = 0, /* on the event loop, in a coroutine (the default) */
+    CN_ROUTE_SYNC = 1,  /* on the thread pool; may block */
+} cn_route_mode;
+
+/* Per-route options. Zero fields take the app's defaults. */
+typedef struct cn_route_opts {
+    cn_route_mode mode;
+    size_t stack_size; /* coroutine stack for this route's handler */
+} cn_route_opts;
+
+/*
+ * Register a route. `spec` is "METHOD /path" where path segments may be
+ * parameters: "GET /users/{id:int}" or "GET /files/{name}". A typed
+ * parameter (`:int`, a signed 64-bit integer) that does not convert gets a
+ * FastAPI-style 422 response before the handler runs. `spec` is copied.
+ * `data` is handed back to the handler through cn_req_route_data().
+ * Routes are matched by a trie: cost grows with the path's length, not the
+ * number of routes. A literal segment wins over a parameter.
+ *
+ * Errors: CN_EBADPATTERN (malformed spec), CN_EEXIST (same method and shape
+ * already registered), CN_ESTATE (the app is running), CN_ENOMEM.
+ */
+CN_EXTERN int cn_app_route(cn_app *app, const char *spec, cn_handler fn, void *data);
+
+/* As cn_app_route, with options (NULL means defaults). */
+CN_EXTERN int cn_app_route_ex(cn_app *app, const char *spec, cn_handler fn, void *data,
+                              const cn_route_opts *opts);
+
+/*
+ * Bind and listen on host:port (IPv4 or IPv6 literal, or a name resolved
+ * once). Port 0 picks a free port: read it back with cn_app_port(). May be
+ * called more than once to listen on several addresses. Errors: libuv codes
+ * such as CN_EADDRINUSE, CN_EINVAL for a bad host.
+ */
+CN_EXTERN int cn_app_listen(cn_app *app, const char *host, int port);
+
+/* The port of the first listener, or a negative code if none. */
+CN_EXTERN int cn_app_port(const cn_app *app);
+
+/*
+ * Run the loop on the calling thread until the app is stopped (cn_app_stop,
+ * or SIGINT/SIGTERM when handle_signals is set). Returns 0 after a graceful
+ * shutdown, or a negative code. If nothing was listening yet it listens on
+ * host:port first (host NULL and port < 0 mean "use the listeners already
+ * set up").
+ */
+CN_EXTERN int cn_app_run(cn_app *app, const char *host, int port);
+
+/*
+ * Ask a running app to stop gracefully: stop accepting, close idle
+ * connections, let in-flight requests finish until shutdown_timeout_ms, then
+ * cancel the rest; cn_app_run then returns 0. Safe to call from any thread
+ * (and from a handler); not async-signal-safe. Errors: CN_ESTATE if the app
+ * is not running.
+ */
+CN_EXTERN int cn_app_stop(cn_app *app);
+
+/* Live counters, for tests and metrics. Filled by cn_app_stats(). */
+typedef struct cn_stats {
+    uint64_t connections_accepted;
+    uint64_t connections_active;
+    uint64_t connections_rejected; /* max_connections reached */
+    uint64_t requests_total;
+    uint64_t requests_active;    /* handlers running or parked */
+    uint64_t coroutines_live;    /* coroutines not yet returned to the pool */
+    uint64_t responses_4xx;
+    uint64_t responses_5xx;
+} cn_stats;
+
+/*
+ * Copy the app's counters into *out. Call it from the loop thread (a handler)
+ * or while the app is not running; any thread gets approximate figures.
+ */
+CN_EXTERN void cn_app_stats(const cn_app *app, cn_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* The request                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* "GET", "POST", ... Static string. */
+CN_EXTERN const char *cn_req_method(const cn_req *req);
+
+/* The path, percent-decoded, NUL-terminated, without the query string. */
+CN_EXTERN const char *cn_req_path(const cn_req *req);
+
+/* The raw request target as sent ("/a%20b?x=1"), NUL-terminated. */
+CN_EXTERN const char *cn_req_target(const cn_req *req);
+
+/* The route pattern that matched ("/users/{id:int}"), or NULL. */
+CN_EXTERN const char *cn_req_route(const cn_req *req);
+
+/* The `data` pointer given to cn_app_route for the matched route. */
+CN_EXTERN void *cn_req_route_data(const cn_req *req);
+
+/* HTTP minor version: 1 for HTTP/1.1, 0 for HTTP/1.0. */
+CN_EXTERN int cn_req_http_minor(const cn_req *req);
+
+/*
+ * A path parameter by name, percent-decoded and NUL-terminated, or NULL if
+ * the route has no such parameter.
+ */
+CN_EXTERN const char *cn_req_param(const cn_req *req, const char *name);
+
+/*
+ * A path parameter as a signed 64-bit integer into *out. Errors: CN_ENOENT
+ * (no such parameter), CN_EINVAL (not an integer), CN_ERANGE (overflow).
+ * A parameter declared `{name:int}` has already been checked.
+ */
+CN_EXTERN int cn_req_param_int(const cn_req *req, const char *name, int64_t *out);
+
+/*
+ * The first query parameter `name`, percent-decoded ('+' is a space),
+ * NUL-terminated; "" for `?flag`; NULL if absent (or malformed escapes, or
+ * out of memory). The decoded copy is made in the request's arena.
+ */
+CN_EXTERN const char *cn_req_query(cn_req *req, const char *name);
+
+/*
+ * A query parameter as an integer. Errors: CN_ENOENT, CN_EINVAL, CN_ERANGE.
+ */
+CN_EXTERN int cn_req_query_int(cn_req *req, const char *name, int64_t *out);
+
+/*
+ * The first header named `name` (case-insensitive), NUL-terminated, or NULL.
+ * Repeated headers other than Set-Cookie are not joined: use
+ * cn_req_header_at to see them all.
+ */
+CN_EXTERN const char *cn_req_header(const cn_req *req, const char *name);
+
+/* Number of headers, and the i-th (0-based) name and value. */
+CN_EXTERN size_t cn_req_header_count(const cn_req *req);
+CN_EXTERN int cn_req_header_at(const cn_req *req, size_t i, cn_str *name, cn_str *value);
+
+/* The body (de-chunked); {NULL,0}-like empty view when there is none. */
+CN_EXTERN cn_str cn_req_body(const cn_req *req);
+
+/*
+ * The body parsed as JSON into *out. The cJSON tree is owned by the request
+ * and freed with it: do not cJSON_Delete it (detach or duplicate what must
+ * outlive the request). Parsed once; later calls return the same tree.
+ * Nesting deeper than CN_JSON_MAX_DEPTH is refused before cJSON sees it.
+ * Errors: CN_EBADJSON (empty or malformed), CN_EJSONDEPTH, CN_ENOMEM.
+ * A handler may simply return the code: it becomes a 400.
+ */
+#define CN_JSON_MAX_DEPTH 128
+CN_EXTERN int cn_req_json(cn_req *req, cJSON **out);
+
+/*
+ * Allocate `size` bytes from the request's arena (aligned for any type).
+ * Freed in one go when the response is done; never free it yourself.
+ * Returns NULL only when out of memory.
+ */
+CN_EXTERN void *cn_req_alloc(cn_req *req, size_t size);
+
+/* Copy a string (or n bytes plus a NUL) into the arena. NULL on OOM. */
+CN_EXTERN char *cn_req_strdup(cn_req *req, const char *s);
+CN_EXTERN char *cn_req_strndup(cn_req *req, const char *s, size_t n);
+
+/* printf into the arena. NULL on OOM. */
+CN_EXTERN char *cn_req_sprintf(cn_req *req, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/*
+ * Run fn(arg) when the request ends (response sent, or connection gone),
+ * in reverse order of registration, on the loop thread. Errors: CN_ENOMEM.
+ */
+CN_EXTERN int cn_req_defer(cn_req *req, void (*fn)(void *), void *arg);
+
+/* The app this request belongs to. */
+CN_EXTERN cn_app *cn_req_app(const cn_req *req);
+
+/* ------------------------------------------------------------------------ */
+/* The response                                                              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Add a response header. Name and value are copied; they must not contain
+ * CR, LF or NUL (CN_EBADHEADER). Content-Length, Date, Server, Connection and
+ * Transfer-Encoding are set by Canteen and refused here (CN_EBADHEADER).
+ * Errors: CN_ENOMEM, CN_ERESPONDED if the body was already set.
+ */
+CN_EXTERN int cn_res_header(cn_res *res, const char *name, const char *value);
+
+/*
+ * Set status and body in one call; each sets Content-Type unless a
+ * Content-Type header was added before. Bodies are copied. Each may be
+ * called once per request (CN_ERESPONDED after that).
+ */
+
+/* text/plain; charset=utf-8, from a NUL-terminated string. */
+CN_EXTERN int cn_res_text(cn_res *res, int status, const char *text);
+
+/* Any bytes with the given Content-Type (NULL: application/octet-stream). */
+CN_EXTERN int cn_res_bytes(cn_res *res, int status, const void *body, size_t len,
+                           const char *content_type);
+
+/*
+ * application/json from a cJSON tree. Takes ownership of `json` in every
+ * case, success or error: it is serialised and deleted. NULL json is
+ * CN_EINVAL (and gives a 500 if the handler returns the code).
+ */
+CN_EXTERN int cn_res_json(cn_res *res, int status, cJSON *json);
+
+/* application/json from an already serialised string (copied). */
+CN_EXTERN int cn_res_json_str(cn_res *res, int status, const char *json);
+
+/*
+ * FastAPI's HTTPException: `{"detail": "<detail>"}` with `status`.
+ * `detail` is copied (NULL means the status's reason phrase).
+ */
+CN_EXTERN int cn_res_error(cn_res *res, int status, const char *detail);
+
+/* The status set so far (0 if none). */
+CN_EXTERN int cn_res_status(const cn_res *res);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CANTEEN_H */

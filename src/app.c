@@ -1,0 +1,341 @@
+/*
+ * app.c -- configuration, listeners, the run loop, signals and graceful
+ * shutdown. One app is one libuv loop run on the thread that calls
+ * cn_app_run.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "conn.h"
+#include "router.h"
+#include "scheduler.h"
+
+enum { APP_NEW, APP_RUNNING, APP_STOPPING, APP_STOPPED };
+
+#define READBUF_SIZE (64 * 1024)
+
+struct cn_app {
+    cn_config cfg;
+    uv_loop_t loop;
+    cn__router *router;
+    cn__sched *sched;
+    cn__server srv;
+    cn_stats stats;
+    uv_tcp_t **listeners;
+    int nlisteners;
+    int port; /* of the first listener */
+    uv_async_t stop_async;
+    uv_signal_t sig_int, sig_term;
+    uv_timer_t deadline;
+    bool signals_on, deadline_on;
+    _Atomic int state;
+};
+
+static void fill_defaults(cn_config *c)
+{
+#define DEF(field, value)                                                                          \
+    if (c->field == 0)                                                                             \
+    c->field = (value)
+    DEF(max_header_bytes, 8192);
+    DEF(max_headers, 100);
+    DEF(max_body_bytes, 1024 * 1024);
+    DEF(header_timeout_ms, 10000);
+    DEF(keepalive_timeout_ms, 5000);
+    DEF(max_connections, 10000);
+    DEF(shutdown_timeout_ms, 10000);
+    DEF(backlog, 511);
+    DEF(stack_size, 256 * 1024);
+#undef DEF
+}
+
+static void on_stop_async(uv_async_t *a);
+static void on_conn_freed(cn__server *srv);
+
+cn_app *cn_app_new(const cn_config *cfg)
+{
+    cn_app *app = calloc(1, sizeof(*app));
+
+    if (app == NULL)
+        return NULL;
+    if (cfg)
+        app->cfg = *cfg;
+    fill_defaults(&app->cfg);
+    if (uv_loop_init(&app->loop) < 0) {
+        free(app);
+        return NULL;
+    }
+    app->router = cn__router_new();
+    app->sched = cn__sched_new(&app->loop, &app->cfg);
+    app->srv.readbuf = malloc(READBUF_SIZE);
+    if (app->router == NULL || app->sched == NULL || app->srv.readbuf == NULL) {
+        cn__router_free(app->router);
+        cn__sched_free(app->sched);
+        free(app->srv.readbuf);
+        uv_loop_close(&app->loop);
+        free(app);
+        return NULL;
+    }
+    app->srv.readbuf_size = READBUF_SIZE;
+    app->srv.loop = &app->loop;
+    app->srv.app = app;
+    app->srv.cfg = &app->cfg;
+    app->srv.router = app->router;
+    app->srv.sched = app->sched;
+    app->srv.stats = &app->stats;
+    app->srv.on_conn_freed = on_conn_freed;
+    cn__list_init(&app->srv.conns);
+    uv_async_init(&app->loop, &app->stop_async, on_stop_async);
+    app->stop_async.data = app;
+    app->loop.data = app;
+    atomic_store(&app->state, APP_NEW);
+    return app;
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+void cn_app_free(cn_app *app)
+{
+    if (app == NULL)
+        return;
+    /* close whatever is still open (an app that never ran, or a loop that
+     * stopped with handles left) and let the close callbacks run */
+    for (int i = 0; i < app->nlisteners; i++)
+        if (!uv_is_closing((uv_handle_t *)app->listeners[i]))
+            uv_close((uv_handle_t *)app->listeners[i], free_handle);
+    if (!uv_is_closing((uv_handle_t *)&app->stop_async))
+        uv_close((uv_handle_t *)&app->stop_async, NULL);
+    cn__conn_abort_all(&app->srv);
+    uv_run(&app->loop, UV_RUN_DEFAULT);
+    free(app->listeners);
+    cn__sched_free(app->sched);
+    cn__router_free(app->router);
+    free(app->srv.readbuf);
+    uv_loop_close(&app->loop);
+    free(app);
+}
+
+const cn_config *cn_app_config(const cn_app *app)
+{
+    return &app->cfg;
+}
+
+int cn_app_route(cn_app *app, const char *spec, cn_handler fn, void *data)
+{
+    return cn_app_route_ex(app, spec, fn, data, NULL);
+}
+
+int cn_app_route_ex(cn_app *app, const char *spec, cn_handler fn, void *data,
+                    const cn_route_opts *opts)
+{
+    cn_route_opts o = {0};
+
+    if (app == NULL)
+        return CN_EINVAL;
+    if (atomic_load(&app->state) != APP_NEW)
+        return CN_ESTATE;
+    if (opts)
+        o = *opts;
+    if (o.mode != CN_ROUTE_ASYNC && o.mode != CN_ROUTE_SYNC)
+        return CN_EINVAL;
+    if (o.stack_size == 0)
+        o.stack_size = app->cfg.stack_size;
+    return cn__router_add(app->router, spec, fn, data, &o);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    cn_app *app = listener->data;
+    int rc;
+
+    if (status < 0) {
+        cn__log(CN__LOG_ERROR, "accept: %s", uv_strerror(status));
+        return;
+    }
+    rc = cn__conn_accept(&app->srv, listener);
+    if (rc < 0 && rc != UV_EAGAIN)
+        cn__log(CN__LOG_ERROR, "accept: %s", uv_strerror(rc));
+}
+
+int cn_app_listen(cn_app *app, const char *host, int port)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    uv_getaddrinfo_t gai;
+    char portstr[16];
+    uv_tcp_t *tcp, **grown;
+    struct sockaddr_storage ss;
+    int namelen = sizeof ss, rc;
+
+    if (app == NULL || port < 0 || port > 65535)
+        return CN_EINVAL;
+    if (atomic_load(&app->state) > APP_RUNNING)
+        return CN_ESTATE;
+    snprintf(portstr, sizeof portstr, "%d", port);
+    /* resolved once, synchronously: this runs before the loop serves anyone */
+    rc = uv_getaddrinfo(&app->loop, &gai, NULL, host ? host : "127.0.0.1", portstr, &hints);
+    if (rc < 0)
+        return rc == UV_EAI_NONAME ? CN_EINVAL : rc;
+    tcp = malloc(sizeof(*tcp));
+    grown = realloc(app->listeners, (size_t)(app->nlisteners + 1) * sizeof(*grown));
+    if (tcp == NULL || grown == NULL) {
+        free(tcp);
+        if (grown)
+            app->listeners = grown;
+        uv_freeaddrinfo(gai.addrinfo);
+        return CN_ENOMEM;
+    }
+    app->listeners = grown;
+    uv_tcp_init(&app->loop, tcp);
+    tcp->data = app;
+    rc = uv_tcp_bind(tcp, gai.addrinfo->ai_addr,
+                     gai.addrinfo->ai_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+    uv_freeaddrinfo(gai.addrinfo);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)tcp, app->cfg.backlog, on_connection);
+    if (rc == 0)
+        rc = uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &namelen);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)tcp, free_handle);
+        uv_run(&app->loop, UV_RUN_NOWAIT);
+        return rc;
+    }
+    if (app->nlisteners == 0)
+        app->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    app->listeners[app->nlisteners++] = tcp;
+    return 0;
+}
+
+int cn_app_port(const cn_app *app)
+{
+    return app && app->nlisteners > 0 ? app->port : CN_ENOENT;
+}
+
+/* ---- shutdown ---- */
+
+/* Everything is closed: let uv_run return. */
+static void finish_shutdown(cn_app *app)
+{
+    if (atomic_load(&app->state) == APP_STOPPED)
+        return;
+    atomic_store(&app->state, APP_STOPPED);
+    if (!uv_is_closing((uv_handle_t *)&app->stop_async))
+        uv_close((uv_handle_t *)&app->stop_async, NULL);
+    if (app->signals_on) {
+        uv_close((uv_handle_t *)&app->sig_int, NULL);
+        uv_close((uv_handle_t *)&app->sig_term, NULL);
+        app->signals_on = false;
+    }
+    if (app->deadline_on) {
+        uv_close((uv_handle_t *)&app->deadline, NULL);
+        app->deadline_on = false;
+    }
+}
+
+static void on_conn_freed(cn__server *srv)
+{
+    cn_app *app = srv->app;
+
+    if (atomic_load(&app->state) == APP_STOPPING && cn__list_empty(&srv->conns))
+        finish_shutdown(app);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    cn_app *app = t->data;
+
+    cn__log(CN__LOG_WARN, "shutdown deadline (%u ms) passed: cancelling %llu request(s)",
+            app->cfg.shutdown_timeout_ms, (unsigned long long)app->stats.requests_active);
+    cn__conn_abort_all(&app->srv);
+}
+
+static void begin_shutdown(cn_app *app)
+{
+    int expected = APP_RUNNING;
+
+    if (!atomic_compare_exchange_strong(&app->state, &expected, APP_STOPPING)) {
+        /* a second signal while draining: stop waiting */
+        if (expected == APP_STOPPING)
+            cn__conn_abort_all(&app->srv);
+        return;
+    }
+    for (int i = 0; i < app->nlisteners; i++)
+        uv_close((uv_handle_t *)app->listeners[i], free_handle);
+    app->nlisteners = 0;
+    cn__conn_drain_all(&app->srv);
+    if (cn__list_empty(&app->srv.conns)) {
+        finish_shutdown(app);
+        return;
+    }
+    uv_timer_init(&app->loop, &app->deadline);
+    app->deadline.data = app;
+    app->deadline_on = true;
+    uv_timer_start(&app->deadline, on_deadline, app->cfg.shutdown_timeout_ms, 0);
+}
+
+static void on_stop_async(uv_async_t *a)
+{
+    begin_shutdown(a->data);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    cn_app *app = s->data;
+
+    cn__log(CN__LOG_INFO, "%s received: shutting down gracefully",
+            signum == SIGINT ? "SIGINT" : "SIGTERM");
+    begin_shutdown(app);
+}
+
+int cn_app_stop(cn_app *app)
+{
+    int st;
+
+    if (app == NULL)
+        return CN_EINVAL;
+    st = atomic_load(&app->state);
+    if (st != APP_RUNNING && st != APP_STOPPING)
+        return CN_ESTATE;
+    /* thread-safe wake-up; the loop thread does the work */
+    return uv_async_send(&app->stop_async);
+}
+
+int cn_app_run(cn_app *app, const char *host, int port)
+{
+    int rc, expected = APP_NEW;
+
+    if (app == NULL)
+        return CN_EINVAL;
+    if (host != NULL || port >= 0) {
+        rc = cn_app_listen(app, host, port < 0 ? 0 : port);
+        if (rc < 0)
+            return rc;
+    }
+    if (app->nlisteners == 0)
+        return CN_EINVAL;
+    if (!atomic_compare_exchange_strong(&app->state, &expected, APP_RUNNING))
+        return CN_ESTATE;
+    if (app->cfg.handle_signals) {
+        uv_signal_init(&app->loop, &app->sig_int);
+        uv_signal_init(&app->loop, &app->sig_term);
+        app->sig_int.data = app->sig_term.data = app;
+        uv_signal_start(&app->sig_int, on_signal, SIGINT);
+        uv_signal_start(&app->sig_term, on_signal, SIGTERM);
+        app->signals_on = true;
+    }
+    rc = uv_run(&app->loop, UV_RUN_DEFAULT);
+    (void)rc;
+    return 0;
+}
+
+void cn_app_stats(const cn_app *app, cn_stats *out)
+{
+    *out = app->stats;
+    out->coroutines_live = cn__sched_live(app->sched);
+}

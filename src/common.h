@@ -1,0 +1,48 @@
+/* common.h -- small helpers shared by every layer (no HTTP, no libuv). */
+#ifndef CN_COMMON_H
+#define CN_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CN__LIKELY(x) __builtin_expect(!!(x), 1)
+#define CN__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define CN__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define CN__CONTAINER_OF(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
+
+/* An intrusive doubly linked list (a ring with a sentinel head). */
+typedef struct cn__list {
+    struct cn__list *prev, *next;
+} cn__list;
+
+static inline void cn__list_init(cn__list *h)
+{
+    h->prev = h->next = h;
+}
+static inline bool cn__list_empty(const cn__list *h)
+{
+    return h->next == h;
+}
+static inline void cn__list_push(cn__list *h, cn__list *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+static inline void cn__list_remove(cn__list *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
+/* Logging to stderr with a timestamp and a level word. */
+enum { CN__LOG_ERROR, CN__LOG_WARN, CN__LOG_INFO };
+void cn__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ASCII case-insensitive comparison of a view against a NUL-terminated name. */
+bool cn__ieq(const char *a, size_t alen, const char *b);
+
+#endif

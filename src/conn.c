@@ -1,0 +1,862 @@
+/*
+ * conn.c -- one TCP connection.
+ *
+ * Bytes are read into the server's shared buffer and fed to llhttp, whose
+ * callbacks copy what must outlive the read (target, headers, body) into the
+ * request's arena. Requests on one connection are handled one at a time, in
+ * order: when a message is complete the handler is started; if it finishes
+ * at once (it never waited) its response is appended to the output buffer
+ * and parsing goes on, so a pipelined batch is answered with one write. If
+ * it parks, the parser is paused and any bytes after the message are kept
+ * until the handler returns. Reading goes on meanwhile, so that a client
+ * that goes away is noticed and its request cancelled.
+ *
+ * Lifetime: the connection's memory is freed only when its handles are
+ * closed and no handler and no write still refers to it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llhttp.h>
+
+#include "conn.h"
+#include "req.h"
+
+enum {
+    ST_IDLE,     /* between requests (keep-alive) or freshly accepted */
+    ST_HEAD,     /* reading a request head */
+    ST_BODY,     /* reading a request body */
+    ST_HANDLING, /* a handler is running or parked */
+    ST_LINGER,   /* final response written; draining input before close */
+    ST_CLOSED,   /* uv_close called */
+};
+
+enum { TIMER_NONE, TIMER_HEAD, TIMER_IDLE, TIMER_LINGER };
+
+/* Unparsed bytes kept while a handler runs; past this, reading pauses. */
+#define PENDING_MAX (64 * 1024)
+/* Output queued but not yet accepted by the kernel; past this, parsing pauses. */
+#define OUT_HIGH_WATER (1024 * 1024)
+#define LINGER_MS 2000
+
+typedef struct cn__conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    cn__server *srv;
+    cn__list link;
+    llhttp_t parser;
+    cn_req *req; /* being parsed, or in its handler */
+    int state;
+    int timer_mode;
+    unsigned refs; /* handles open + handler running + write in flight */
+    bool keep_alive;
+    bool handler_running;
+    bool close_after;  /* close once the output is flushed */
+    bool writing;      /* wreq in flight, wbuf owned by it */
+    bool reading;
+    bool in_execute;   /* inside llhttp_execute (no re-entry) */
+    bool shutdown_sent;
+    bool cancelled;    /* client went away while a handler ran */
+    /* header accumulation in the request arena: "name\0value\0" */
+    char *acc;
+    size_t acc_len, field_len;
+    size_t head_bytes;
+    int error_status; /* set by a callback that rejects the request */
+    const char *error_detail;
+    /* input that arrived while a handler was running */
+    char *pending;
+    size_t pending_len, pending_off;
+    cn__buf out;  /* being accumulated */
+    cn__buf wbuf; /* being written */
+} cn__conn;
+
+static void conn_close(cn__conn *c);
+static void conn_flush(cn__conn *c);
+static void parse_more(cn__conn *c, const char *data, size_t len);
+static void resume_parsing(cn__conn *c);
+static void start_reading(cn__conn *c);
+
+/* ---- lifetime ---- */
+
+static void conn_unref(cn__conn *c)
+{
+    cn__server *srv = c->srv;
+
+    if (--c->refs > 0)
+        return;
+    cn__list_remove(&c->link);
+    if (c->req)
+        cn__req_free(c->req);
+    free(c->pending);
+    cn__buf_free(&c->out);
+    cn__buf_free(&c->wbuf);
+    srv->stats->connections_active--;
+    free(c);
+    if (srv->on_conn_freed)
+        srv->on_conn_freed(srv);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    conn_unref(h->data);
+}
+
+static void conn_close(cn__conn *c)
+{
+    if (c->state == ST_CLOSED)
+        return;
+    c->state = ST_CLOSED;
+    /* a parked handler must not wait for a client that is gone */
+    if (c->handler_running && !c->cancelled) {
+        c->cancelled = true;
+        cn__sched_cancel(c->srv->sched, c->req);
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void reject(cn__conn *c, int status, const char *detail);
+
+/* ---- timers ---- */
+
+static void on_timer(uv_timer_t *t)
+{
+    cn__conn *c = t->data;
+
+    switch (c->timer_mode) {
+    case TIMER_HEAD:
+        /* slowloris: a request began but its head (or body) did not arrive
+         * in time */
+        reject(c, 408, NULL);
+        conn_flush(c);
+        break;
+    case TIMER_IDLE:
+    case TIMER_LINGER:
+        conn_close(c);
+        break;
+    default:
+        break;
+    }
+}
+
+static void timer_set(cn__conn *c, int mode, uint64_t ms)
+{
+    c->timer_mode = mode;
+    if (mode == TIMER_NONE)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/* ---- writing ---- */
+
+static void on_shutdown(uv_shutdown_t *sr, int status)
+{
+    cn__conn *c = sr->data;
+
+    if (status < 0)
+        conn_close(c);
+    conn_unref(c);
+}
+
+/*
+ * The last response is out: send FIN, then keep reading (and discarding)
+ * for a while so that a client still sending does not get a RST that would
+ * destroy the response before it reads it ("lingering close").
+ */
+static void conn_finish_close(cn__conn *c)
+{
+    if (c->state == ST_CLOSED || c->shutdown_sent)
+        return;
+    c->shutdown_sent = true;
+    c->state = ST_LINGER;
+    timer_set(c, TIMER_LINGER, LINGER_MS);
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) == 0)
+        c->refs++;
+    else
+        conn_close(c);
+}
+
+static void on_write(uv_write_t *wr, int status)
+{
+    cn__conn *c = wr->data;
+
+    c->writing = false;
+    c->wbuf.len = 0;
+    if (status < 0) {
+        conn_close(c);
+    } else if (c->state != ST_CLOSED) {
+        conn_flush(c);
+        /* a parser paused on a full output buffer goes on */
+        if (c->state == ST_IDLE)
+            resume_parsing(c);
+    }
+    conn_unref(c); /* the write's reference */
+}
+
+static void conn_flush(cn__conn *c)
+{
+    if (c->state == ST_CLOSED || c->writing)
+        return;
+    if (c->out.len > 0) {
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &(uv_buf_t){c->out.data, c->out.len}, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            conn_close(c);
+            return;
+        }
+        if (n < 0)
+            n = 0;
+        if ((size_t)n == c->out.len) {
+            c->out.len = 0;
+        } else {
+            /* hand the rest to uv_write: swap buffers so `out` can grow */
+            cn__buf tmp = c->wbuf;
+            c->wbuf = c->out;
+            c->out = tmp;
+            c->out.len = 0;
+            uv_buf_t b = {c->wbuf.data + n, c->wbuf.len - (size_t)n};
+            c->wreq.data = c;
+            if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+                conn_close(c);
+                return;
+            }
+            c->writing = true;
+            c->refs++;
+            return;
+        }
+    }
+    if (c->close_after && !c->writing && c->state != ST_HANDLING)
+        conn_finish_close(c);
+}
+
+/* ---- requests ---- */
+
+/* The connection answers its last response and closes once it is out. */
+static void enter_linger(cn__conn *c)
+{
+    c->close_after = true;
+    c->state = ST_LINGER;
+    /* bounded: a client that never reads its answer cannot hold us */
+    timer_set(c, TIMER_LINGER, c->srv->cfg->header_timeout_ms);
+}
+
+/* Answer a request that never reached a handler, and close. */
+static void reject(cn__conn *c, int status, const char *detail)
+{
+    if (c->req) {
+        cn__req_free(c->req);
+        c->req = NULL;
+    }
+    cn__res_write_simple(&c->out, status, detail, true, NULL);
+    if (status >= 500)
+        c->srv->stats->responses_5xx++;
+    else
+        c->srv->stats->responses_4xx++;
+    enter_linger(c);
+}
+
+static void access_log(cn__conn *c, cn_req *req)
+{
+    if (!c->srv->cfg->access_log)
+        return;
+    cn__log(CN__LOG_INFO, "\"%s %s HTTP/1.%d\" %d %zu", req->method_name, cn_req_target(req),
+            req->http_minor, req->res.status, req->res.body_len);
+}
+
+/* After a response: serialise it and get ready for the next request. */
+static void complete_response(cn__conn *c, cn_req *req)
+{
+    cn__server *srv = c->srv;
+    bool keep = c->keep_alive && !srv->draining;
+
+    if (cn__res_serialize(req, &c->out, keep) < 0) {
+        keep = false;
+        cn__res_write_simple(&c->out, 500, NULL, true, NULL);
+    }
+    if (req->res.status >= 500)
+        srv->stats->responses_5xx++;
+    else if (req->res.status >= 400)
+        srv->stats->responses_4xx++;
+    access_log(c, req);
+    cn__req_free(req);
+    c->req = NULL;
+    if (keep)
+        c->state = ST_IDLE;
+    else
+        enter_linger(c);
+}
+
+static void on_handler_done(cn_req *req, int rc, void *arg)
+{
+    cn__conn *c = arg;
+    cn__server *srv = c->srv;
+
+    srv->stats->requests_active--;
+    c->handler_running = false;
+    if (c->state == ST_CLOSED || c->cancelled || (rc == CN_ECANCELED && !req->res.body_set)) {
+        /* nobody to answer: the client went away (or shutdown gave up) */
+        c->req = NULL;
+        cn__req_free(req);
+        conn_close(c);
+        conn_unref(c); /* the handler's reference */
+        return;
+    }
+    if (rc < 0 && !req->res.body_set) {
+        if (rc != CN_EBADJSON && rc != CN_EJSONDEPTH)
+            cn__log(CN__LOG_ERROR, "%s %s: handler returned %s (%s)", req->method_name,
+                    req->match.route ? req->match.route->pattern : "?", cn_err_name(rc),
+                    cn_strerror(rc));
+        cn__res_from_error(&req->res, rc);
+    } else if (!req->res.body_set) {
+        /* returned 0 without a response: an empty 200, as FastAPI's None
+         * would be "null" -- be explicit instead */
+        cn_res_json_str(&req->res, 200, "null");
+    }
+    complete_response(c, req);
+    /* if this was called from inside the parser, the parser goes on by
+     * itself; otherwise flush and pick up where it paused */
+    if (!c->in_execute) {
+        conn_flush(c);
+        resume_parsing(c);
+    }
+    conn_unref(c); /* the handler's reference */
+}
+
+static bool valid_host(const char *h, size_t n)
+{
+    /* reg-name / IPv4 / [IPv6] with an optional :port (RFC 9110 7.2) */
+    size_t i = 0;
+
+    if (n == 0)
+        return true; /* empty Host is allowed when the target has no authority */
+    if (h[0] == '[') {
+        while (i < n && h[i] != ']') {
+            char ch = h[i];
+            if (!(ch == '[' || ch == ':' || ch == '.' || (ch >= '0' && ch <= '9') ||
+                  (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
+                return false;
+            i++;
+        }
+        if (i == n)
+            return false;
+        i++;
+    } else {
+        for (; i < n && h[i] != ':'; i++) {
+            unsigned char ch = (unsigned char)h[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                  strchr("-._~!$&'()*+,;=%", ch)))
+                return false;
+        }
+    }
+    if (i < n) {
+        if (h[i] != ':')
+            return false;
+        for (i++; i < n; i++)
+            if (h[i] < '0' || h[i] > '9')
+                return false;
+    }
+    return true;
+}
+
+/* Route the completed request and start its handler. */
+static void dispatch(cn__conn *c)
+{
+    cn__server *srv = c->srv;
+    cn_req *req = c->req;
+    int st, rc;
+
+    srv->stats->requests_total++;
+    st = cn__req_finish_head(req);
+    if (st == 0)
+        st = cn__router_match(srv->router, req->method, req->path, strlen(req->path),
+                              &req->arena, &req->match);
+    if (st == 0) {
+        const cn__route *rt = req->match.route;
+        for (unsigned i = 0; i < req->match.nparams; i++) {
+            int64_t v;
+            if (rt->param_types[i] == CN__PARAM_INT &&
+                cn_req_param_int(req, req->match.params[i].name, &v) < 0) {
+                st = 422;
+                if (cn__res_param_error(req, req->match.params[i].name,
+                                        req->match.params[i].value) < 0)
+                    st = 500;
+                break;
+            }
+        }
+    }
+    if (st != 0) {
+        if (st == 405) {
+            char allow[96];
+            cn__allow_header(req->match.allow, allow, sizeof allow);
+            cn_res_header(&req->res, "Allow", allow);
+            cn_res_error(&req->res, 405, "Method Not Allowed");
+        } else if (st != 422) {
+            cn_res_error(&req->res, st, NULL);
+        }
+        complete_response(c, req);
+        return;
+    }
+
+    c->state = ST_HANDLING;
+    c->handler_running = true;
+    c->refs++;
+    srv->stats->requests_active++;
+    rc = cn__sched_start(srv->sched, req, req->match.route, on_handler_done, c);
+    if (rc < 0) {
+        c->refs--;
+        c->handler_running = false;
+        srv->stats->requests_active--;
+        if (rc == CN_EAGAIN)
+            cn_res_error(&req->res, 503, "Server at capacity");
+        else
+            cn__res_from_error(&req->res, rc);
+        complete_response(c, req);
+    }
+}
+
+/* ---- llhttp callbacks ---- */
+
+static cn__conn *conn_of(llhttp_t *p)
+{
+    return p->data;
+}
+
+static int head_grow(cn__conn *c, size_t n)
+{
+    c->head_bytes += n;
+    if (c->head_bytes > c->srv->cfg->max_header_bytes) {
+        c->error_status = 431;
+        c->error_detail = "Request header fields too large";
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    cn__conn *c = conn_of(p);
+
+    c->req = cn__req_new(c->srv->app, c);
+    if (c->req == NULL) {
+        c->error_status = 503;
+        return HPE_USER;
+    }
+    c->state = ST_HEAD;
+    c->head_bytes = 0;
+    c->acc = NULL;
+    c->acc_len = c->field_len = 0;
+    if (c->timer_mode != TIMER_HEAD)
+        timer_set(c, TIMER_HEAD, c->srv->cfg->header_timeout_ms);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    cn__conn *c = conn_of(p);
+
+    if (head_grow(c, len))
+        return HPE_USER;
+    if (cn__req_set_target(c->req, at, len) < 0) {
+        c->error_status = 503;
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int acc_append(cn__conn *c, const char *at, size_t len, bool nul)
+{
+    size_t add = len + (nul ? 1 : 0);
+    char *a = cn__arena_realloc(&c->req->arena, c->acc, c->acc_len, c->acc_len + add);
+
+    if (a == NULL) {
+        c->error_status = 503;
+        return HPE_USER;
+    }
+    c->acc = a;
+    memcpy(a + c->acc_len, at, len);
+    c->acc_len += len;
+    if (nul)
+        a[c->acc_len++] = 0;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    cn__conn *c = conn_of(p);
+
+    if (head_grow(c, len))
+        return HPE_USER;
+    return acc_append(c, at, len, false);
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    cn__conn *c = conn_of(p);
+
+    c->field_len = c->acc_len;
+    if (c->req->nheaders >= c->srv->cfg->max_headers) {
+        c->error_status = 431;
+        c->error_detail = "Too many request headers";
+        return HPE_USER;
+    }
+    /* ": " and CRLF of the line */
+    if (head_grow(c, 4))
+        return HPE_USER;
+    return acc_append(c, "", 0, true);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    cn__conn *c = conn_of(p);
+
+    if (head_grow(c, len))
+        return HPE_USER;
+    return acc_append(c, at, len, false);
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    cn__conn *c = conn_of(p);
+    size_t vstart = c->field_len + 1, vlen;
+
+    if (acc_append(c, "", 0, true))
+        return HPE_USER;
+    vlen = c->acc_len - vstart - 1;
+    if (cn__req_add_header(c->req, c->acc, c->field_len, c->acc + vstart, vlen) < 0) {
+        c->error_status = 503;
+        return HPE_USER;
+    }
+    c->acc = NULL;
+    c->acc_len = c->field_len = 0;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    cn__conn *c = conn_of(p);
+    cn_req *req = c->req;
+    const cn_config *cfg = c->srv->cfg;
+    const char *expect;
+    unsigned hosts = 0;
+    bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
+
+    req->method_name = llhttp_method_name((llhttp_method_t)p->method);
+    req->method = cn__method_index(req->method_name, strlen(req->method_name));
+    req->http_major = p->http_major;
+    req->http_minor = p->http_minor;
+
+    if (p->http_major != 1) {
+        c->error_status = 505;
+        return HPE_USER;
+    }
+    /* exactly one valid Host in HTTP/1.1 (RFC 9112 3.2) */
+    for (unsigned i = 0; i < req->nheaders; i++) {
+        const cn__hdr *h = &req->headers[i];
+        if (cn__ieq(h->name, h->nlen, "host")) {
+            hosts++;
+            if (!valid_host(h->value, h->vlen)) {
+                c->error_status = 400;
+                c->error_detail = "Invalid Host header";
+                return HPE_USER;
+            }
+        }
+    }
+    if (hosts > 1 || (hosts == 0 && p->http_minor >= 1)) {
+        c->error_status = 400;
+        c->error_detail = hosts ? "Duplicate Host header" : "Missing Host header";
+        return HPE_USER;
+    }
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body_bytes) {
+        c->error_status = 413;
+        return HPE_USER;
+    }
+    expect = cn_req_header(req, "expect");
+    if (expect && p->http_minor >= 1) {
+        if (!cn__ieq(expect, strlen(expect), "100-continue")) {
+            c->error_status = 417;
+            return HPE_USER;
+        }
+        /* tell the client to go on, before its body is read */
+        if (has_body)
+            cn__buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    c->state = ST_BODY;
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    cn__conn *c = conn_of(p);
+
+    /* chunked bodies have no declared length: enforce the limit as it grows */
+    if (c->req->body_len + len > c->srv->cfg->max_body_bytes) {
+        c->error_status = 413;
+        return HPE_USER;
+    }
+    if (cn__req_append_body(c->req, at, len) < 0) {
+        c->error_status = 503;
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    cn__conn *c = conn_of(p);
+
+    c->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
+    timer_set(c, TIMER_NONE, 0);
+    dispatch(c);
+    if (c->state == ST_HANDLING)
+        return HPE_PAUSED; /* the handler parked: stop here until it is done */
+    if (c->close_after || c->out.len + c->wbuf.len >= OUT_HIGH_WATER)
+        return HPE_PAUSED;
+    return 0;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- parsing ---- */
+
+static void keep_pending(cn__conn *c, const char *data, size_t len)
+{
+    char *p;
+
+    if (len == 0)
+        return;
+    if (c->pending_off > 0) {
+        memmove(c->pending, c->pending + c->pending_off, c->pending_len - c->pending_off);
+        c->pending_len -= c->pending_off;
+        c->pending_off = 0;
+    }
+    p = realloc(c->pending, c->pending_len + len);
+    if (p == NULL) {
+        conn_close(c);
+        return;
+    }
+    memcpy(p + c->pending_len, data, len);
+    c->pending = p;
+    c->pending_len += len;
+}
+
+static void parse_error(cn__conn *c, llhttp_errno_t err)
+{
+    int status = c->error_status ? c->error_status : 400;
+    const char *detail = c->error_status ? c->error_detail : llhttp_get_error_reason(&c->parser);
+
+    /* a request that never started (stray bytes between requests) still gets an answer */
+    if (err != HPE_USER)
+        detail = NULL;
+    reject(c, status, detail);
+    conn_flush(c);
+}
+
+/*
+ * Feed bytes to llhttp. Stops when the parser pauses (a handler parked, the
+ * connection is to close, or output is backed up); what is left is kept in
+ * `pending`.
+ */
+static void parse_more(cn__conn *c, const char *data, size_t len)
+{
+    llhttp_errno_t err;
+    const char *stop;
+
+    if (len == 0)
+        return;
+    c->in_execute = true;
+    err = llhttp_execute(&c->parser, data, len);
+    c->in_execute = false;
+    if (c->state == ST_CLOSED)
+        return;
+    switch (err) {
+    case HPE_OK:
+        break;
+    case HPE_PAUSED:
+    case HPE_PAUSED_UPGRADE:
+        stop = llhttp_get_error_pos(&c->parser);
+        if (err == HPE_PAUSED_UPGRADE) {
+            /* no protocol upgrades: answer and close */
+            c->close_after = true;
+            stop = data + len;
+        }
+        llhttp_resume(&c->parser);
+        if (!c->close_after && stop && stop < data + len)
+            keep_pending(c, stop, (size_t)(data + len - stop));
+        break;
+    default:
+        parse_error(c, err);
+        return;
+    }
+    conn_flush(c);
+}
+
+/* Between requests the idle timer runs (a request in progress has its head timer). */
+static void idle_timer(cn__conn *c)
+{
+    if (c->state == ST_IDLE && c->timer_mode != TIMER_IDLE)
+        timer_set(c, TIMER_IDLE, c->srv->cfg->keepalive_timeout_ms);
+}
+
+/* A handler finished or output drained: parse what arrived meanwhile. */
+static void resume_parsing(cn__conn *c)
+{
+    while (c->state == ST_IDLE && c->pending_len > c->pending_off &&
+           c->out.len + c->wbuf.len < OUT_HIGH_WATER) {
+        /* take the buffer: parse_more may keep part of it again */
+        char *buf = c->pending;
+        size_t off = c->pending_off, len = c->pending_len;
+        c->pending = NULL;
+        c->pending_len = c->pending_off = 0;
+        parse_more(c, buf + off, len - off);
+        free(buf);
+    }
+    idle_timer(c);
+    if (!c->reading && c->state != ST_CLOSED && c->pending_len - c->pending_off < PENDING_MAX)
+        start_reading(c);
+}
+
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    cn__conn *c = h->data;
+    cn__server *srv = c->srv;
+
+    (void)suggested;
+    if (srv->readbuf_busy) {
+        /* cannot happen with one loop thread; be safe anyway */
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    srv->readbuf_busy = true;
+    buf->base = srv->readbuf;
+    buf->len = srv->readbuf_size;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    cn__conn *c = s->data;
+
+    if (buf->base == c->srv->readbuf)
+        c->srv->readbuf_busy = false;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        /* EOF or error: the client is gone (or done); a parked handler is
+         * cancelled by conn_close */
+        conn_close(c);
+        return;
+    }
+    switch (c->state) {
+    case ST_LINGER:
+        return; /* discard */
+    case ST_HANDLING:
+        keep_pending(c, buf->base, (size_t)nread);
+        if (c->pending_len - c->pending_off >= PENDING_MAX) {
+            uv_read_stop(s);
+            c->reading = false;
+        }
+        return;
+    case ST_IDLE:
+        if (c->pending_len > c->pending_off) {
+            /* older bytes first (output was backed up) */
+            keep_pending(c, buf->base, (size_t)nread);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    parse_more(c, buf->base, (size_t)nread);
+    idle_timer(c);
+}
+
+static void start_reading(cn__conn *c)
+{
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = true;
+}
+
+/* ---- accept and shutdown ---- */
+
+int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
+{
+    cn__conn *c = calloc(1, sizeof(*c));
+    int rc;
+
+    if (c == NULL)
+        return UV_ENOMEM;
+    c->srv = srv;
+    rc = uv_tcp_init(srv->loop, &c->tcp);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    uv_timer_init(srv->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->refs = 2;
+    cn__list_push(&srv->conns, &c->link);
+    srv->stats->connections_active++;
+    rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
+    if (rc < 0) {
+        conn_close(c);
+        return rc;
+    }
+    srv->stats->connections_accepted++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    llhttp_init(&c->parser, HTTP_REQUEST, &settings);
+    c->parser.data = c;
+    c->state = ST_IDLE;
+
+    if (srv->stats->connections_active > srv->cfg->max_connections || srv->draining) {
+        srv->stats->connections_rejected++;
+        reject(c, 503, "Too many connections");
+        conn_flush(c);
+        return 0;
+    }
+    /* a connection that sends nothing is closed after the header timeout */
+    timer_set(c, TIMER_IDLE, srv->cfg->header_timeout_ms);
+    start_reading(c);
+    return 0;
+}
+
+void cn__conn_drain_all(cn__server *srv)
+{
+    cn__list *it, *next;
+
+    srv->draining = true;
+    for (it = srv->conns.next; it != &srv->conns; it = next) {
+        cn__conn *c = CN__CONTAINER_OF(it, cn__conn, link);
+        next = it->next;
+        if (c->state == ST_IDLE && c->pending_len == c->pending_off && !c->writing &&
+            c->out.len == 0)
+            conn_close(c);
+        /* busy ones answer with Connection: close and then close */
+    }
+}
+
+void cn__conn_abort_all(cn__server *srv)
+{
+    cn__list *it, *next;
+
+    for (it = srv->conns.next; it != &srv->conns; it = next) {
+        cn__conn *c = CN__CONTAINER_OF(it, cn__conn, link);
+        next = it->next;
+        conn_close(c);
+    }
+}

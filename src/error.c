@@ -1,0 +1,131 @@
+/* error.c -- the error table (cn_strerror, cn_err_name), HTTP reasons, logging. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <uv.h>
+
+#include "canteen.h"
+#include "common.h"
+
+const char *cn_strerror(int err)
+{
+    switch (err) {
+#define CN__ERR_MSG(name, value, msg)                                                              \
+    case CN_E##name:                                                                               \
+        return msg;
+        CN_ERRNO_MAP(CN__ERR_MSG)
+#undef CN__ERR_MSG
+    case 0:
+        return "success";
+    default:
+        /* libuv's own codes (and any other -errno) */
+        return uv_strerror(err);
+    }
+}
+
+const char *cn_err_name(int err)
+{
+    switch (err) {
+#define CN__ERR_NAME(name, value, msg)                                                             \
+    case CN_E##name:                                                                               \
+        return "CN_E" #name;
+        CN_ERRNO_MAP(CN__ERR_NAME)
+#undef CN__ERR_NAME
+    case 0:
+        return "OK";
+    default:
+        return uv_err_name(err);
+    }
+}
+
+#define CN__STATUS_MAP(XX)                                                                         \
+    XX(100, "Continue")                                                                            \
+    XX(101, "Switching Protocols")                                                                 \
+    XX(200, "OK")                                                                                  \
+    XX(201, "Created")                                                                             \
+    XX(202, "Accepted")                                                                            \
+    XX(204, "No Content")                                                                          \
+    XX(206, "Partial Content")                                                                     \
+    XX(301, "Moved Permanently")                                                                   \
+    XX(302, "Found")                                                                               \
+    XX(303, "See Other")                                                                           \
+    XX(304, "Not Modified")                                                                        \
+    XX(307, "Temporary Redirect")                                                                  \
+    XX(308, "Permanent Redirect")                                                                  \
+    XX(400, "Bad Request")                                                                         \
+    XX(401, "Unauthorized")                                                                        \
+    XX(403, "Forbidden")                                                                           \
+    XX(404, "Not Found")                                                                           \
+    XX(405, "Method Not Allowed")                                                                  \
+    XX(406, "Not Acceptable")                                                                      \
+    XX(408, "Request Timeout")                                                                     \
+    XX(409, "Conflict")                                                                            \
+    XX(410, "Gone")                                                                                \
+    XX(411, "Length Required")                                                                     \
+    XX(413, "Content Too Large")                                                                   \
+    XX(414, "URI Too Long")                                                                        \
+    XX(415, "Unsupported Media Type")                                                              \
+    XX(417, "Expectation Failed")                                                                  \
+    XX(422, "Unprocessable Content")                                                               \
+    XX(429, "Too Many Requests")                                                                   \
+    XX(431, "Request Header Fields Too Large")                                                     \
+    XX(500, "Internal Server Error")                                                               \
+    XX(501, "Not Implemented")                                                                     \
+    XX(502, "Bad Gateway")                                                                         \
+    XX(503, "Service Unavailable")                                                                 \
+    XX(504, "Gateway Timeout")                                                                     \
+    XX(505, "HTTP Version Not Supported")
+
+const char *cn_status_reason(int status)
+{
+    switch (status) {
+#define CN__STATUS_CASE(code, text)                                                                \
+    case code:                                                                                     \
+        return text;
+        CN__STATUS_MAP(CN__STATUS_CASE)
+#undef CN__STATUS_CASE
+    default:
+        return "Unknown";
+    }
+}
+
+void cn__log(int level, const char *fmt, ...)
+{
+    static const char *const words[] = {"ERROR", "WARNING", "INFO"};
+    char stamp[32];
+    struct timespec ts;
+    struct tm tm;
+    char line[1024];
+    va_list ap;
+    int n;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    n = snprintf(line, sizeof line, "%s.%03ldZ canteen %s: ", stamp, ts.tv_nsec / 1000000L,
+                 words[level < 0 || level > 2 ? 0 : level]);
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    /* one write per line so that concurrent loggers do not interleave */
+    fprintf(stderr, "%s\n", line);
+}
+
+bool cn__ieq(const char *a, size_t alen, const char *b)
+{
+    size_t i;
+    for (i = 0; i < alen; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (y == 0)
+            return false;
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x + 32);
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y + 32);
+        if (x != y)
+            return false;
+    }
+    return b[alen] == 0;
+}

@@ -1,0 +1,97 @@
+/*
+ * req.h -- the request and response objects (internal side). The connection
+ * layer builds a request through these functions; handlers see it only
+ * through the cn_req_* / cn_res_* API in canteen.h.
+ */
+#ifndef CN_REQ_H
+#define CN_REQ_H
+
+#include <stdbool.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "canteen.h"
+#include "router.h"
+
+typedef struct cn__hdr {
+    const char *name;
+    size_t nlen;
+    const char *value;
+    size_t vlen;
+} cn__hdr;
+
+struct cn_res {
+    int status;
+    cn__hdr *headers;
+    unsigned nheaders, hcap;
+    const char *body;
+    size_t body_len;
+    const char *content_type;
+    bool body_set;
+};
+
+typedef struct cn__defer cn__defer;
+
+struct cn_req {
+    cn__arena arena;
+    cn_app *app;
+    void *owner; /* the connection (opaque here) */
+    int method;  /* CN__M_* or -1 for a method no route can have */
+    const char *method_name;
+    char *target; /* raw target, NUL-terminated */
+    size_t target_len;
+    char *path; /* decoded path */
+    const char *query;
+    size_t query_len;
+    cn__hdr *headers;
+    unsigned nheaders, hcap;
+    char *body;
+    size_t body_len, body_cap;
+    int http_major, http_minor;
+    cn__match match;
+    cJSON *json;
+    int json_err;
+    cn__defer *defers;
+    cn_res res;
+};
+
+/* A new request with its arena (one malloc for both). NULL on OOM. */
+cn_req *cn__req_new(cn_app *app, void *owner);
+/* Run the deferred cleanups, free the JSON tree and the arena, free req. */
+void cn__req_free(cn_req *req);
+
+/* Builders used while parsing. Each returns 0 or CN_ENOMEM. */
+/* Append to the raw target (it may arrive in pieces). */
+int cn__req_set_target(cn_req *req, const char *s, size_t n);
+/* Record a header whose NUL-terminated name and value already live in the
+ * request's arena (they are not copied). */
+int cn__req_add_header(cn_req *req, const char *name, size_t nlen, const char *value,
+                       size_t vlen);
+int cn__req_append_body(cn_req *req, const char *p, size_t n);
+/* Split target into path/query and decode the path: 0 or 400 status. */
+int cn__req_finish_head(cn_req *req);
+
+/*
+ * Serialise the response (status line, Server, Date, Content-Type,
+ * Content-Length, Connection, user headers, body unless HEAD) onto out.
+ * 0 or CN_ENOMEM.
+ */
+int cn__res_serialize(cn_req *req, cn__buf *out, bool keep_alive);
+
+/* Set a canned error response when the handler left none: 0 or CN_ENOMEM. */
+int cn__res_from_error(cn_res *res, int err);
+
+/* FastAPI's 422 body for a path parameter that is not an int. */
+int cn__res_param_error(cn_req *req, const char *name, const char *value);
+
+/*
+ * A complete standalone error response (for requests that never reached a
+ * handler: 400, 408, 413, 431, 503...), with Connection: close.
+ */
+int cn__res_write_simple(cn__buf *out, int status, const char *detail, bool close,
+                         const char *extra_headers);
+
+/* The cached IMF-fixdate for the current second ("Sun, 06 Nov 1994 08:49:37 GMT"). */
+const char *cn__http_date(void);
+
+#endif

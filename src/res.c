@@ -1,0 +1,321 @@
+/* res.c -- the response builder, error bodies and HTTP/1.1 serialisation. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common.h"
+#include "req.h"
+
+static int set_body(cn_res *res, int status, const char *body, size_t len, const char *ctype,
+                    cn__arena *arena)
+{
+    char *copy;
+
+    if (res->body_set)
+        return CN_ERESPONDED;
+    if (status < 100 || status > 999)
+        return CN_EINVAL;
+    copy = cn__arena_alloc(arena, len ? len : 1);
+    if (copy == NULL)
+        return CN_ENOMEM;
+    if (len)
+        memcpy(copy, body, len);
+    res->status = status;
+    res->body = copy;
+    res->body_len = len;
+    if (res->content_type == NULL)
+        res->content_type = ctype;
+    res->body_set = true;
+    return 0;
+}
+
+/* The response is embedded in its request; the arena is the request's. */
+static cn__arena *res_arena(cn_res *res)
+{
+    return &CN__CONTAINER_OF(res, cn_req, res)->arena;
+}
+
+static bool reserved_header(const char *name)
+{
+    static const char *const names[] = {"content-length", "date", "server", "connection",
+                                        "transfer-encoding"};
+    for (size_t i = 0; i < CN__ARRAY_SIZE(names); i++)
+        if (cn__ieq(name, strlen(name), names[i]))
+            return true;
+    return false;
+}
+
+static bool valid_token(const char *s)
+{
+    if (*s == 0)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 32 || c >= 127 || strchr("()<>@,;:\\\"/[]?={}", c))
+            return false;
+    }
+    return true;
+}
+
+static bool valid_value(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c < 32 && c != '\t') || c == 127)
+            return false;
+    }
+    return true;
+}
+
+int cn_res_header(cn_res *res, const char *name, const char *value)
+{
+    cn__arena *a = res_arena(res);
+    cn__hdr *h;
+
+    if (name == NULL || value == NULL)
+        return CN_EINVAL;
+    if (res->body_set)
+        return CN_ERESPONDED;
+    if (!valid_token(name) || !valid_value(value) || reserved_header(name))
+        return CN_EBADHEADER;
+    if (res->nheaders == res->hcap) {
+        unsigned cap = res->hcap ? res->hcap * 2 : 8;
+        h = cn__arena_realloc(a, res->headers, res->hcap * sizeof(*h), cap * sizeof(*h));
+        if (h == NULL)
+            return CN_ENOMEM;
+        res->headers = h;
+        res->hcap = cap;
+    }
+    h = &res->headers[res->nheaders];
+    h->nlen = strlen(name);
+    h->vlen = strlen(value);
+    h->name = cn__arena_strndup(a, name, h->nlen);
+    h->value = cn__arena_strndup(a, value, h->vlen);
+    if (h->name == NULL || h->value == NULL)
+        return CN_ENOMEM;
+    if (cn__ieq(name, h->nlen, "content-type"))
+        res->content_type = h->value;
+    res->nheaders++;
+    return 0;
+}
+
+int cn_res_text(cn_res *res, int status, const char *text)
+{
+    if (text == NULL)
+        return CN_EINVAL;
+    return set_body(res, status, text, strlen(text), "text/plain; charset=utf-8", res_arena(res));
+}
+
+int cn_res_bytes(cn_res *res, int status, const void *body, size_t len, const char *content_type)
+{
+    if (body == NULL && len)
+        return CN_EINVAL;
+    if (content_type && !valid_value(content_type))
+        return CN_EBADHEADER;
+    return set_body(res, status, body, len,
+                    content_type ? content_type : "application/octet-stream", res_arena(res));
+}
+
+int cn_res_json(cn_res *res, int status, cJSON *json)
+{
+    char *s;
+    int rc;
+
+    if (json == NULL)
+        return CN_EINVAL;
+    if (res->body_set) {
+        cJSON_Delete(json);
+        return CN_ERESPONDED;
+    }
+    s = cJSON_PrintUnformatted(json);
+    cJSON_Delete(json);
+    if (s == NULL)
+        return CN_ENOMEM;
+    rc = set_body(res, status, s, strlen(s), "application/json", res_arena(res));
+    cJSON_free(s);
+    return rc;
+}
+
+int cn_res_json_str(cn_res *res, int status, const char *json)
+{
+    if (json == NULL)
+        return CN_EINVAL;
+    return set_body(res, status, json, strlen(json), "application/json", res_arena(res));
+}
+
+/* Append a JSON string literal (quotes and escapes) to b. */
+static int json_quote(cn__buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    if (cn__buf_append(b, "\"", 1))
+        return -1;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        if (c == '"' || c == '\\') {
+            char two[2] = {'\\', (char)c};
+            if (cn__buf_append(b, two, 2))
+                return -1;
+        } else if (c < 0x20) {
+            if (cn__buf_append(b, esc, 6))
+                return -1;
+        } else if (cn__buf_append(b, s, 1)) {
+            return -1;
+        }
+    }
+    return cn__buf_append(b, "\"", 1);
+}
+
+int cn_res_error(cn_res *res, int status, const char *detail)
+{
+    cn__buf b = {0};
+    int rc;
+
+    if (detail == NULL)
+        detail = cn_status_reason(status);
+    if (cn__buf_puts(&b, "{\"detail\":") || json_quote(&b, detail) || cn__buf_puts(&b, "}")) {
+        cn__buf_free(&b);
+        return CN_ENOMEM;
+    }
+    rc = set_body(res, status, b.data, b.len, "application/json", res_arena(res));
+    cn__buf_free(&b);
+    return rc;
+}
+
+int cn_res_status(const cn_res *res)
+{
+    return res->status;
+}
+
+int cn__res_from_error(cn_res *res, int err)
+{
+    /* a fresh start: whatever the handler half-set is dropped */
+    res->body_set = false;
+    res->content_type = NULL;
+    res->nheaders = 0;
+    switch (err) {
+    case CN_EBADJSON:
+        return cn_res_error(res, 400, "JSON decode error");
+    case CN_EJSONDEPTH:
+        return cn_res_error(res, 400, "JSON nesting too deep");
+    default:
+        return cn_res_error(res, 500, NULL);
+    }
+}
+
+int cn__res_param_error(cn_req *req, const char *name, const char *value)
+{
+    cn__buf b = {0};
+    int rc = CN_ENOMEM;
+
+    if (cn__buf_puts(&b, "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"path\",") ||
+        json_quote(&b, name) ||
+        cn__buf_puts(&b, "],\"msg\":\"Input should be a valid integer, unable to parse string "
+                         "as an integer\",\"input\":") ||
+        json_quote(&b, value) || cn__buf_puts(&b, "}]}"))
+        goto out;
+    rc = set_body(&req->res, 422, b.data, b.len, "application/json", &req->arena);
+out:
+    cn__buf_free(&b);
+    return rc;
+}
+
+const char *cn__http_date(void)
+{
+    static _Thread_local char buf[32];
+    static _Thread_local time_t cached;
+    time_t now = time(NULL);
+
+    if (now != cached) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached = now;
+    }
+    return buf;
+}
+
+/* Status line for a code: "HTTP/1.1 404 Not Found\r\n". */
+static int put_status_line(cn__buf *out, int status)
+{
+    char line[96];
+    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, cn_status_reason(status));
+    return cn__buf_append(out, line, (size_t)n);
+}
+
+static int put_common(cn__buf *out, size_t clen, const char *ctype, bool keep_alive,
+                      bool close_explicit)
+{
+    char num[32];
+    int n = snprintf(num, sizeof num, "%zu", clen);
+
+    if (cn__buf_puts(out, "Server: canteen\r\nDate: ") || cn__buf_puts(out, cn__http_date()) ||
+        cn__buf_puts(out, "\r\nContent-Length: ") || cn__buf_append(out, num, (size_t)n) ||
+        cn__buf_puts(out, "\r\n"))
+        return -1;
+    if (ctype && (cn__buf_puts(out, "Content-Type: ") || cn__buf_puts(out, ctype) ||
+                  cn__buf_puts(out, "\r\n")))
+        return -1;
+    if (!keep_alive && close_explicit && cn__buf_puts(out, "Connection: close\r\n"))
+        return -1;
+    return 0;
+}
+
+int cn__res_serialize(cn_req *req, cn__buf *out, bool keep_alive)
+{
+    cn_res *res = &req->res;
+    size_t start = out->len;
+    bool head = req->method == CN__M_HEAD;
+    /* 1xx, 204 and 304 responses carry no body (RFC 9110 6.4.1) */
+    bool no_body = res->status < 200 || res->status == 204 || res->status == 304;
+
+    if (put_status_line(out, res->status) ||
+        put_common(out, no_body ? 0 : res->body_len, res->body_len ? res->content_type : NULL,
+                   keep_alive, true))
+        goto oom;
+    /* HTTP/1.0 clients only keep the connection when told so */
+    if (keep_alive && req->http_minor == 0 && cn__buf_puts(out, "Connection: keep-alive\r\n"))
+        goto oom;
+    for (unsigned i = 0; i < res->nheaders; i++) {
+        const cn__hdr *h = &res->headers[i];
+        if (cn__ieq(h->name, h->nlen, "content-type"))
+            continue; /* written above */
+        if (cn__buf_append(out, h->name, h->nlen) || cn__buf_append(out, ": ", 2) ||
+            cn__buf_append(out, h->value, h->vlen) || cn__buf_append(out, "\r\n", 2))
+            goto oom;
+    }
+    if (cn__buf_append(out, "\r\n", 2))
+        goto oom;
+    if (!head && !no_body && cn__buf_append(out, res->body, res->body_len))
+        goto oom;
+    return 0;
+oom:
+    out->len = start;
+    return CN_ENOMEM;
+}
+
+int cn__res_write_simple(cn__buf *out, int status, const char *detail, bool close,
+                         const char *extra_headers)
+{
+    cn__buf body = {0};
+    size_t start = out->len;
+    int rc = CN_ENOMEM;
+
+    if (detail == NULL)
+        detail = cn_status_reason(status);
+    if (cn__buf_puts(&body, "{\"detail\":") || json_quote(&body, detail) ||
+        cn__buf_puts(&body, "}"))
+        goto out;
+    if (put_status_line(out, status) ||
+        put_common(out, body.len, "application/json", !close, true) ||
+        (extra_headers && cn__buf_puts(out, extra_headers)) || cn__buf_append(out, "\r\n", 2) ||
+        cn__buf_append(out, body.data, body.len)) {
+        out->len = start;
+        goto out;
+    }
+    rc = 0;
+out:
+    cn__buf_free(&body);
+    return rc;
+}

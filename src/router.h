@@ -1,0 +1,78 @@
+/* router.h -- "GET /users/{id:int}" patterns in a segment trie; 404/405. */
+#ifndef CN_ROUTER_H
+#define CN_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "canteen.h"
+
+/* Methods a route can be registered for (bit positions of an Allow mask). */
+enum {
+    CN__M_GET,
+    CN__M_HEAD,
+    CN__M_POST,
+    CN__M_PUT,
+    CN__M_DELETE,
+    CN__M_PATCH,
+    CN__M_OPTIONS,
+    CN__M_COUNT
+};
+
+#define CN__MAX_PARAMS 16
+#define CN__MAX_SEGMENTS 128
+
+enum { CN__PARAM_STR, CN__PARAM_INT };
+
+typedef struct cn__route {
+    char *spec;    /* "GET /users/{id:int}", for logs */
+    char *pattern; /* "/users/{id:int}" */
+    int method;    /* CN__M_* */
+    cn_handler fn;
+    void *data;
+    cn_route_opts opts;
+    unsigned nparams;
+    char *param_names[CN__MAX_PARAMS];
+    int param_types[CN__MAX_PARAMS];
+} cn__route;
+
+typedef struct cn__router cn__router;
+
+/* One matched parameter: the route's name and the decoded value. */
+typedef struct cn__param {
+    const char *name;
+    const char *value;
+    size_t len;
+} cn__param;
+
+typedef struct cn__match {
+    const cn__route *route; /* set when status == 0 */
+    unsigned nparams;
+    cn__param params[CN__MAX_PARAMS];
+    unsigned allow; /* bitmask of CN__M_* on 405 */
+} cn__match;
+
+cn__router *cn__router_new(void);
+void cn__router_free(cn__router *r);
+
+/* Register; errors as cn_app_route. The route is copied. */
+int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
+                   const cn_route_opts *opts);
+
+/* CN__M_* for a method name, or -1. */
+int cn__method_index(const char *name, size_t len);
+const char *cn__method_name(int m);
+
+/*
+ * Match a raw (still percent-encoded) path. Decoded parameter values go in
+ * the arena. Returns 0 (m->route set), 404, 405 (m->allow set) or 400 (bad
+ * percent-encoding). HEAD falls back to GET.
+ */
+int cn__router_match(const cn__router *r, int method, const char *path, size_t len,
+                     cn__arena *arena, cn__match *m);
+
+/* Write "GET, HEAD, POST" for an allow mask into buf; returns length. */
+size_t cn__allow_header(unsigned allow, char *buf, size_t size);
+
+#endif
