@@ -138,6 +138,18 @@ typedef struct cn_res cn_res;
  *   handle_signals        0       if 1, cn_app_run stops gracefully on SIGINT
  *                                 and SIGTERM
  *   access_log            0       if 1, one line per request on stderr
+ *   pool_threads          40      worker threads for sync routes and
+ *                                 cn_to_thread (FastAPI's default): blocking
+ *                                 calls mostly wait, so threads are cheap;
+ *                                 the 41st concurrent blocking call queues
+ *   pool_nice             10      workers run this much nicer than the loop
+ *                                 thread, so CPU-bound jobs on a shared core
+ *                                 cannot starve the loop; negative: 0
+ *   slow_callback_ms      100     a coroutine step or loop callback longer
+ *                                 than this logs one warning naming the
+ *                                 route (asyncio's debug threshold);
+ *                                 negative: off
+ *   lag_interval_ms       100     period of the loop-lag probe timer
  */
 typedef struct cn_config {
     size_t max_header_bytes;
@@ -151,6 +163,10 @@ typedef struct cn_config {
     size_t stack_size;
     int handle_signals;
     int access_log;
+    unsigned pool_threads;
+    int pool_nice;
+    int slow_callback_ms;
+    unsigned lag_interval_ms;
 } cn_config;
 
 /*
@@ -248,6 +264,32 @@ typedef struct cn_stats {
     uint64_t responses_4xx;
     uint64_t responses_5xx;
 } cn_stats;
+
+/* The thread pool's figures (cn_app_pool_stats). */
+typedef struct cn_pool_stats {
+    unsigned threads;     /* workers */
+    unsigned busy;        /* workers running a job now */
+    uint64_t queue_depth; /* jobs waiting for a worker now */
+    uint64_t submitted, completed, cancelled; /* since start */
+    double wait_ms_avg;   /* time jobs waited in the queue before a worker */
+    double wait_ms_max;
+} cn_pool_stats;
+
+/* Copy the pool's figures into *out. Any thread. */
+CN_EXTERN void cn_app_pool_stats(const cn_app *app, cn_pool_stats *out);
+
+/* The event loop's health (cn_app_loop_stats). */
+typedef struct cn_loop_stats {
+    double lag_ms_last;  /* how late the lag probe timer fired, last time */
+    double lag_ms_max;   /* and the worst since start */
+    double lag_ms_avg;
+    uint64_t lag_samples;
+    uint64_t slow_steps; /* coroutine steps or callbacks over slow_callback_ms */
+    double slowest_ms;   /* the longest one seen */
+} cn_loop_stats;
+
+/* Copy the loop's figures into *out. Loop thread (or approximate). */
+CN_EXTERN void cn_app_loop_stats(const cn_app *app, cn_loop_stats *out);
 
 /*
  * Copy the app's counters into *out. Call it from the loop thread (a handler)
@@ -397,6 +439,101 @@ CN_EXTERN int cn_res_error(cn_res *res, int status, const char *detail);
 
 /* The status set so far (0 if none). */
 CN_EXTERN int cn_res_status(const cn_res *res);
+
+/* ------------------------------------------------------------------------ */
+/* Tasks: waiting without blocking anyone                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Awaitables. An async handler (the default route mode) runs in a coroutine
+ * on the event loop; when it calls one of these it parks, and the loop
+ * serves other requests until whatever it waits for is ready. They may only
+ * be called from inside such a coroutine (an async handler or a task it
+ * spawned). Called anywhere else -- a sync handler, a worker thread, a plain
+ * callback -- they return CN_ENOTCORO at once: never a crash, never a hang.
+ *
+ * Cancellation: when the client disconnects (or shutdown passes its
+ * deadline) the request is cancelled. The await it is parked in returns
+ * CN_ECANCELED, its timers are stopped and its child tasks cancelled; every
+ * later await returns CN_ECANCELED at once. The handler should return
+ * (returning the code is fine); its arena is then freed.
+ */
+
+/* Park for `ms` milliseconds (asyncio.sleep). 0, CN_ECANCELED, CN_ENOTCORO,
+ * CN_EINVAL (negative ms). */
+CN_EXTERN int cn_sleep(int64_t ms);
+
+/* Let every other ready task and the loop's I/O run once, then continue
+ * (asyncio.sleep(0)). 0, CN_ECANCELED, CN_ENOTCORO. */
+CN_EXTERN int cn_yield(void);
+
+/* A child task, created by cn_spawn and consumed by one await. */
+typedef struct cn_task cn_task;
+
+/* A task's body: runs in its own coroutine; its return value (0 or a
+ * negative CN_E*) is what awaiting it returns. Results go through `arg`. */
+typedef int (*cn_task_fn)(void *arg);
+
+/*
+ * Start fn(arg) as a child of the current task (asyncio.create_task). It
+ * starts running as soon as the current task parks or yields. The caller
+ * owns *out until it passes it to exactly one of cn_await, cn_gather or
+ * cn_wait_for, which free it. A task never awaited is cancelled when its
+ * request ends, and the log names the route that forgot it ("task spawned
+ * by GET /x was never awaited"). `arg` must stay valid until the task is
+ * awaited (request-arena memory is the natural place).
+ * Errors: CN_ENOTCORO, CN_ECANCELED (the current task is cancelled),
+ * CN_EAGAIN (no coroutine stack could be mapped), CN_ENOMEM, CN_EINVAL.
+ */
+CN_EXTERN int cn_spawn(cn_task_fn fn, void *arg, cn_task **out);
+
+/*
+ * Park until `t` has finished; return its result and free it. If the
+ * awaiting task is cancelled meanwhile, `t` is cancelled too, awaited to its
+ * end, freed, and CN_ECANCELED returned. CN_ENOTCORO outside a coroutine
+ * (then `t` is not freed); CN_EINVAL if t is NULL or not a child of the
+ * current task.
+ */
+CN_EXTERN int cn_await(cn_task *t);
+
+/*
+ * Await n tasks at once (asyncio.gather): park until ALL have finished --
+ * an error in one does not cancel the others, they are still awaited. Each
+ * result goes into results[i] (in the order given, whatever the finishing
+ * order; results may be NULL). Returns 0 if all succeeded, otherwise the
+ * first error in index order. Every task is freed. If the awaiting task is
+ * cancelled, all are cancelled, awaited, freed, and CN_ECANCELED returned.
+ * The total wait is the slowest task's, not the sum.
+ */
+CN_EXTERN int cn_gather(cn_task **tasks, size_t n, int *results);
+
+/*
+ * Await `t` for at most timeout_ms (asyncio.wait_for). On time, returns t's
+ * result. On timeout, t is cancelled and awaited to its end (its awaits
+ * return CN_ECANCELED), then CN_ETIMEDOUT is returned. Any awaitable can be
+ * given a timeout this way by running it in a spawned task. t is freed in
+ * every case but CN_ENOTCORO/CN_EINVAL.
+ */
+CN_EXTERN int cn_wait_for(cn_task *t, int64_t timeout_ms);
+
+/*
+ * Run fn(arg) on the thread pool and park until it returns
+ * (asyncio.to_thread): the way to call a blocking library from an async
+ * handler. Returns fn's result. If the request is cancelled while the job
+ * waits in the queue, the job is dropped and CN_ECANCELED returned; if it is
+ * already running it cannot be stopped: the task waits for it, then gets
+ * CN_ECANCELED. fn runs on another thread: it must not call awaitables
+ * (they return CN_ENOTCORO there) nor touch the request's response.
+ * Errors: CN_ENOTCORO, CN_ECANCELED, CN_EINVAL, CN_ESTATE (stopping).
+ */
+CN_EXTERN int cn_to_thread(cn_task_fn fn, void *arg);
+
+/* 1 if the current task has been cancelled, 0 if not, CN_ENOTCORO outside a
+ * coroutine. Lets long computations between awaits stop early. */
+CN_EXTERN int cn_cancelled(void);
+
+/* The request the current task serves (NULL outside a coroutine). */
+CN_EXTERN cn_req *cn_current_req(void);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,8 @@
 #include <uv.h>
 
 #include "conn.h"
+#include "metrics.h"
+#include "pool.h"
 #include "router.h"
 #include "scheduler.h"
 
@@ -22,6 +24,8 @@ struct cn_app {
     uv_loop_t loop;
     cn__router *router;
     cn__sched *sched;
+    cn__pool *pool;
+    cn__metrics *metrics;
     cn__server srv;
     cn_stats stats;
     uv_tcp_t **listeners;
@@ -48,7 +52,13 @@ static void fill_defaults(cn_config *c)
     DEF(shutdown_timeout_ms, 10000);
     DEF(backlog, 511);
     DEF(stack_size, 256 * 1024);
+    DEF(pool_threads, 40);
+    DEF(pool_nice, 10);
+    DEF(slow_callback_ms, 100);
+    DEF(lag_interval_ms, 100);
 #undef DEF
+    if (c->pool_nice < 0)
+        c->pool_nice = 0;
 }
 
 static void on_stop_async(uv_async_t *a);
@@ -68,22 +78,30 @@ cn_app *cn_app_new(const cn_config *cfg)
         return NULL;
     }
     app->router = cn__router_new();
-    app->sched = cn__sched_new(&app->loop, &app->cfg);
+    app->metrics = cn__metrics_new(&app->loop, &app->cfg);
+    app->sched = cn__sched_new(&app->loop, &app->cfg, app->metrics);
+    app->pool = cn__pool_new(&app->loop, app->cfg.pool_threads, app->cfg.pool_nice);
     app->srv.readbuf = malloc(READBUF_SIZE);
-    if (app->router == NULL || app->sched == NULL || app->srv.readbuf == NULL) {
-        cn__router_free(app->router);
+    if (app->router == NULL || app->metrics == NULL || app->sched == NULL || app->pool == NULL ||
+        app->srv.readbuf == NULL) {
+        cn__pool_free(app->pool);
         cn__sched_free(app->sched);
+        cn__metrics_free(app->metrics);
+        uv_run(&app->loop, UV_RUN_DEFAULT);
+        cn__router_free(app->router);
         free(app->srv.readbuf);
         uv_loop_close(&app->loop);
         free(app);
         return NULL;
     }
+    cn__sched_set_ext(app->sched, CN__EXT_POOL, app->pool);
     app->srv.readbuf_size = READBUF_SIZE;
     app->srv.loop = &app->loop;
     app->srv.app = app;
     app->srv.cfg = &app->cfg;
     app->srv.router = app->router;
     app->srv.sched = app->sched;
+    app->srv.pool = app->pool;
     app->srv.stats = &app->stats;
     app->srv.on_conn_freed = on_conn_freed;
     cn__list_init(&app->srv.conns);
@@ -111,6 +129,10 @@ void cn_app_free(cn_app *app)
     if (!uv_is_closing((uv_handle_t *)&app->stop_async))
         uv_close((uv_handle_t *)&app->stop_async, NULL);
     cn__conn_abort_all(&app->srv);
+    uv_run(&app->loop, UV_RUN_DEFAULT);
+    /* workers first (a job still running finishes), then what they report to */
+    cn__pool_free(app->pool);
+    cn__metrics_free(app->metrics);
     uv_run(&app->loop, UV_RUN_DEFAULT);
     free(app->listeners);
     cn__sched_free(app->sched);
@@ -332,6 +354,16 @@ int cn_app_run(cn_app *app, const char *host, int port)
     rc = uv_run(&app->loop, UV_RUN_DEFAULT);
     (void)rc;
     return 0;
+}
+
+void cn_app_pool_stats(const cn_app *app, cn_pool_stats *out)
+{
+    cn__pool_stats(app->pool, out);
+}
+
+void cn_app_loop_stats(const cn_app *app, cn_loop_stats *out)
+{
+    cn__metrics_loop_stats(app->metrics, out);
 }
 
 void cn_app_stats(const cn_app *app, cn_stats *out)

@@ -21,6 +21,7 @@
 #include <llhttp.h>
 
 #include "conn.h"
+#include "pool.h"
 #include "req.h"
 
 enum {
@@ -112,7 +113,10 @@ static void conn_close(cn__conn *c)
     /* a parked handler must not wait for a client that is gone */
     if (c->handler_running && !c->cancelled) {
         c->cancelled = true;
-        cn__sched_cancel(c->srv->sched, c->req);
+        if (c->req->match.route->opts.mode == CN_ROUTE_SYNC)
+            cn__pool_cancel_request(c->srv->pool, c->req);
+        else
+            cn__sched_cancel(c->srv->sched, c->req);
     }
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -405,7 +409,10 @@ static void dispatch(cn__conn *c)
     c->handler_running = true;
     c->refs++;
     srv->stats->requests_active++;
-    rc = cn__sched_start(srv->sched, req, req->match.route, on_handler_done, c);
+    if (req->match.route->opts.mode == CN_ROUTE_SYNC)
+        rc = cn__pool_start_request(srv->pool, req, req->match.route, on_handler_done, c);
+    else
+        rc = cn__sched_start(srv->sched, req, req->match.route, on_handler_done, c);
     if (rc < 0) {
         c->refs--;
         c->handler_running = false;

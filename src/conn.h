@@ -19,6 +19,7 @@ typedef struct cn__server {
     const cn_config *cfg;
     const cn__router *router;
     cn__sched *sched;
+    struct cn__pool *pool;
     cn_stats *stats;
     cn__list conns;  /* every open connection */
     char *readbuf;   /* shared read buffer: only one read callback runs at a time */

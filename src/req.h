@@ -49,6 +49,8 @@ struct cn_req {
     size_t body_len, body_cap;
     int http_major, http_minor;
     cn__match match;
+    struct cn_task *task; /* the root task while an async handler runs */
+    struct cn__job *job;  /* the pool job while a sync handler runs */
     cJSON *json;
     int json_err;
     cn__defer *defers;

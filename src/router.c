@@ -65,6 +65,7 @@ static void node_free(rnode *n)
         for (unsigned i = 0; i < r->nparams; i++)
             free(r->param_names[i]);
         free(r->spec);
+        free(r->label);
         free(r);
     }
     free(n->seg);
@@ -151,6 +152,28 @@ static bool valid_name(const char *s, size_t len)
     return true;
 }
 
+/* "GET /users/{id:int}" -> "GET /users/{id}": how people name a route */
+static char *make_label(const char *spec)
+{
+    char *out = malloc(strlen(spec) + 1), *o = out;
+    bool in_param = false, skipping = false;
+
+    if (out == NULL)
+        return NULL;
+    for (const char *p = spec; *p; p++) {
+        if (*p == '{')
+            in_param = true;
+        else if (*p == '}')
+            in_param = skipping = false;
+        else if (*p == ':' && in_param)
+            skipping = true;
+        if (!skipping)
+            *o++ = *p;
+    }
+    *o = 0;
+    return out;
+}
+
 int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
                    const cn_route_opts *opts)
 {
@@ -176,6 +199,9 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
     if (rt->spec == NULL)
         goto fail;
     rt->pattern = rt->spec + (path - spec);
+    rt->label = make_label(spec);
+    if (rt->label == NULL)
+        goto fail;
     rt->method = method;
     rt->fn = fn;
     rt->data = data;
@@ -240,6 +266,7 @@ fail:
     for (unsigned i = 0; i < rt->nparams; i++)
         free(rt->param_names[i]);
     free(rt->spec);
+    free(rt->label);
     free(rt);
     return err;
 }

@@ -26,7 +26,8 @@ enum {
 enum { CN__PARAM_STR, CN__PARAM_INT };
 
 typedef struct cn__route {
-    char *spec;    /* "GET /users/{id:int}", for logs */
+    char *spec;    /* "GET /users/{id:int}" */
+    char *label;   /* "GET /users/{id}", for logs */
     char *pattern; /* "/users/{id:int}" */
     int method;    /* CN__M_* */
     cn_handler fn;

@@ -1,11 +1,19 @@
 /*
- * scheduler.h -- how a handler runs: the running task, park and wake, cancel.
- * The connection layer hands a matched request here and is called back
- * when the handler has returned; it never knows whether the handler ran
- * inline, in a coroutine or on the thread pool.
+ * scheduler.h -- how a handler runs: tasks, the run queue, park and wake,
+ * cancellation. The connection layer hands a matched request here and is
+ * called back when the handler has returned; it never knows whether the
+ * handler ran in a coroutine or on the thread pool.
+ *
+ * A task is a coroutine plus its place in its request's task tree: the
+ * handler is the root; cn_spawn adds children. A task is complete when its
+ * function has returned AND all its children are complete; only then is
+ * its request answered (children may use request memory).
+ *
+ * Everything here runs on the loop thread. Coroutines are resumed only by
+ * the run queue's drain loop, which runs on the loop's own stack.
  */
-#ifndef CN_SCHED_H
-#define CN_SCHED_H
+#ifndef CN_SCHEDULER_H
+#define CN_SCHEDULER_H
 
 #include <uv.h>
 
@@ -13,30 +21,96 @@
 #include "router.h"
 
 typedef struct cn__sched cn__sched;
+typedef struct cn_task cn__task; /* the public cn_task */
 
-/* Called on the loop thread once the handler has returned with `rc`. */
+/* Called on the loop thread once the handler (and its children) finished. */
 typedef void (*cn__done_cb)(cn_req *req, int rc, void *arg);
 
-cn__sched *cn__sched_new(uv_loop_t *loop, const cn_config *cfg);
-/* All tasks must have finished. */
+struct cn__metrics;
+/* `metrics` (may be NULL) hears about every slow coroutine step. */
+cn__sched *cn__sched_new(uv_loop_t *loop, const cn_config *cfg, struct cn__metrics *metrics);
+
+/* Opaque slots for the layers beside task (the pool, fetch), so that an
+ * awaitable can find its machinery from the running task. */
+enum { CN__EXT_POOL, CN__EXT_FETCH, CN__EXT_COUNT };
+void cn__sched_set_ext(cn__sched *s, int slot, void *p);
+void *cn__task_ext(const cn__task *t, int slot);
+/* Every task must have completed. NULL is allowed. */
 void cn__sched_free(cn__sched *s);
 
 /*
  * Run route->fn(req, res) in the route's mode. `done` is called exactly once,
  * possibly before this returns (a handler that never waits). Returns 0, or
  * a negative code when the task could not be started (then `done` is not
- * called: CN_EAGAIN when no coroutine stack can be mapped, CN_ENOMEM).
+ * called): CN_EAGAIN when no coroutine stack can be mapped, CN_ENOMEM.
  */
 int cn__sched_start(cn__sched *s, cn_req *req, const cn__route *route, cn__done_cb done,
                     void *arg);
 
 /*
- * Cancel the request's task: whatever it is parked on returns CN_ECANCELED.
- * `done` is still called when the handler returns. No-op if not running.
+ * Cancel the request's task tree: whatever its tasks are parked on returns
+ * CN_ECANCELED. `done` is still called when the handler returns, from a
+ * later loop callback (never from inside this call). No-op if not running.
  */
 void cn__sched_cancel(cn__sched *s, cn_req *req);
 
 /* Coroutines created and not yet returned to the stack pool. */
 uint64_t cn__sched_live(const cn__sched *s);
+
+/* ---- for the awaitables (task.c, pool, fetch) ---- */
+
+/* The running task, or NULL outside a coroutine (the golden-rule check). */
+cn__task *cn__task_current(void);
+
+/* The loop, the request and the label ("GET /x") of a task. */
+uv_loop_t *cn__task_loop(const cn__task *t);
+cn_req *cn__task_req(const cn__task *t);
+const char *cn__task_label(const cn__task *t);
+int cn__task_is_cancelled(const cn__task *t);
+
+/*
+ * Called when a parked task is cancelled, before it is woken with
+ * CN_ECANCELED: stop whatever would wake it (a timer, a transfer).
+ */
+typedef void (*cn__cancel_fn)(cn__task *t, void *arg);
+
+/*
+ * Park the running task `t` until cn__task_wake. Returns the wake result,
+ * or CN_ECANCELED at once (without parking) if t is already cancelled; a
+ * cancel while parked calls on_cancel(t, arg) (may be NULL) and wakes t with
+ * CN_ECANCELED.
+ */
+int cn__task_park(cn__task *t, cn__cancel_fn on_cancel, void *arg);
+
+/* Park even if cancelled (a cancel merely wakes it with CN_ECANCELED):
+ * for waiting out work that cannot be stopped (a running pool job). */
+int cn__task_park_nocancel(cn__task *t);
+
+/* Make a parked task runnable with `result`. Loop thread only; the task runs
+ * from the run queue, never inside this call. No-op if t is not parked. */
+void cn__task_wake(cn__task *t, int result);
+
+/*
+ * A timer owned by the task (initialised on first use, closed when the task
+ * is freed). Its data field is the task.
+ */
+uv_timer_t *cn__task_timer(cn__task *t);
+
+/* Queue the running task behind everything ready and the next I/O poll, and
+ * park it there (cn_yield). Returns 0 or CN_ECANCELED. */
+int cn__task_yield(cn__task *t);
+
+/* Task tree (the public cn_spawn/cn_await/cn_gather/cn_wait_for). */
+int cn__task_spawn(cn__task *parent, cn_task_fn fn, void *arg, cn__task **out);
+/* Wait until every task in ts[0..n) (children of cur) has completed. A cancel
+ * of cur cancels them and goes on waiting. Returns CN_ECANCELED if cur was
+ * cancelled, else 0. */
+int cn__task_wait_children(cn__task *cur, cn__task **ts, size_t n);
+/* A completed child's result; frees it. */
+int cn__task_reap(cn__task *child);
+int cn__task_is_child_of(const cn__task *child, const cn__task *parent);
+int cn__task_is_complete(const cn__task *t);
+/* Cancel t and all its descendants. */
+void cn__task_cancel(cn__task *t);
 
 #endif

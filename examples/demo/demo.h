@@ -7,4 +7,12 @@
 /* Register every demo route on app. 0 or a negative CN_E* code. */
 int demo_register(cn_app *app);
 
+/* The traps (--with-traps): routes that misbehave on purpose to show what
+ * Canteen reports. GET /trap/blocking/{ms}: blocks the loop. */
+int demo_register_traps(cn_app *app);
+
+/* The sum of 0..n-1, computed for real (the loop is kept opaque to the
+ * optimiser so it is not turned into n*(n-1)/2). */
+uint64_t demo_sum(uint64_t n);
+
 #endif

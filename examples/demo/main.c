@@ -1,7 +1,10 @@
 /*
  * canteen-demo -- the async guide's service, runnable offline.
  *
- *   canteen-demo [--host 127.0.0.1] [--port 8000] [--access-log]
+ *   canteen-demo [--host 127.0.0.1] [--port 8000] [--access-log] [--with-traps]
+ *
+ * --with-traps adds routes that misbehave on purpose (a blocking call in an
+ * async route) so that the loop-block warning can be seen.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,13 +16,13 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: canteen-demo [--host HOST] [--port PORT] [--access-log]\n");
+    fprintf(f, "usage: canteen-demo [--host HOST] [--port PORT] [--access-log] [--with-traps]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
-    int port = 8000, rc;
+    int port = 8000, rc, with_traps = 0;
     cn_config cfg = {.handle_signals = 1};
     cn_app *app;
 
@@ -30,6 +33,8 @@ int main(int argc, char **argv)
             port = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--access-log") == 0) {
             cfg.access_log = 1;
+        } else if (strcmp(argv[i], "--with-traps") == 0) {
+            with_traps = 1;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
@@ -44,6 +49,8 @@ int main(int argc, char **argv)
         return 1;
     }
     rc = demo_register(app);
+    if (rc == 0 && with_traps)
+        rc = demo_register_traps(app);
     if (rc == 0)
         rc = cn_app_listen(app, host, port);
     if (rc < 0) {

@@ -1,4 +1,7 @@
 /* routes.c -- the demo's routes: the async guide's service. */
+#define _POSIX_C_SOURCE 200809L
+#include <time.h>
+
 #include <canteen.h>
 
 #include "demo.h"
@@ -52,13 +55,219 @@ static int echo(cn_req *req, cn_res *res)
     return cn_res_json(res, 200, cJSON_Duplicate(body, 1));
 }
 
+/* GET /async-data: the guide's async route, a 1 s wait that blocks no one */
+static int async_data(cn_req *req, cn_res *res)
+{
+    int rc = cn_sleep(1000);
+    (void)req;
+    if (rc < 0)
+        return rc;
+    return cn_res_json_str(res, 200, "{\"source\":\"async\",\"data\":[1,2,3]}");
+}
+
+/* GET /sleep/{ms:int}: an async wait of ms milliseconds */
+static int sleep_ms(cn_req *req, cn_res *res)
+{
+    int64_t ms;
+    int rc;
+    cJSON *o;
+
+    cn_req_param_int(req, "ms", &ms);
+    if (ms < 0 || ms > 60000)
+        return cn_res_error(res, 422, "ms must be between 0 and 60000");
+    rc = cn_sleep(ms);
+    if (rc < 0)
+        return rc;
+    o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "slept_ms", (double)ms);
+    return cn_res_json(res, 200, o);
+}
+
+/* The guide's three requests: each is a child task that waits its time. */
+typedef struct scenario_step {
+    const char *name;
+    int64_t ms;
+    uint64_t took_ms;
+} scenario_step;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int scenario_step_run(void *arg)
+{
+    scenario_step *st = arg;
+    uint64_t t0 = now_ms();
+    int rc = cn_sleep(st->ms);
+    st->took_ms = now_ms() - t0;
+    return rc;
+}
+
+/* GET /scenario: database 200 ms, compute 1 ms, external API 1000 ms, gathered */
+static int scenario(cn_req *req, cn_res *res)
+{
+    scenario_step *steps = cn_req_alloc(req, 3 * sizeof(*steps));
+    cn_task *tasks[3];
+    uint64_t t0 = now_ms();
+    cJSON *o, *arr;
+    int rc;
+
+    if (steps == NULL)
+        return CN_ENOMEM;
+    steps[0] = (scenario_step){"database", 200, 0};
+    steps[1] = (scenario_step){"compute", 1, 0};
+    steps[2] = (scenario_step){"external_api", 1000, 0};
+    for (int i = 0; i < 3; i++) {
+        rc = cn_spawn(scenario_step_run, &steps[i], &tasks[i]);
+        if (rc < 0) {
+            /* tasks already spawned are cancelled and reported at the end */
+            return rc;
+        }
+    }
+    rc = cn_gather(tasks, 3, NULL);
+    if (rc < 0)
+        return rc;
+    o = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(o, "steps");
+    for (int i = 0; i < 3; i++) {
+        cJSON *s = cJSON_CreateObject();
+        cJSON_AddStringToObject(s, "name", steps[i].name);
+        cJSON_AddNumberToObject(s, "wait_ms", (double)steps[i].ms);
+        cJSON_AddNumberToObject(s, "took_ms", (double)steps[i].took_ms);
+        cJSON_AddItemToArray(arr, s);
+    }
+    cJSON_AddNumberToObject(o, "total_ms", (double)(now_ms() - t0));
+    return cn_res_json(res, 200, o);
+}
+
+uint64_t demo_sum(uint64_t n)
+{
+    uint64_t s = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        s += i;
+        __asm__ volatile("" : "+r"(s)::"memory");
+    }
+    return s;
+}
+
+static int sum_json(cn_res *res, const char *source, uint64_t n, uint64_t sum)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "source", source);
+    cJSON_AddNumberToObject(o, "n", (double)n);
+    cJSON_AddNumberToObject(o, "result", (double)sum);
+    return cn_res_json(res, 200, o);
+}
+
+/* GET /sync-data: a def route: CPU work on the pool, the loop stays free */
+static int sync_data(cn_req *req, cn_res *res)
+{
+    (void)req;
+    return sum_json(res, "sync", 10000000, demo_sum(10000000));
+}
+
+/* GET /cpu/{n:int}: the sum of 0..n-1 on the pool */
+static int cpu(cn_req *req, cn_res *res)
+{
+    int64_t n;
+
+    cn_req_param_int(req, "n", &n);
+    if (n < 0 || n > 10000000000LL)
+        return cn_res_error(res, 422, "n must be between 0 and 10^10");
+    return sum_json(res, "sync", (uint64_t)n, demo_sum((uint64_t)n));
+}
+
+static int ms_param(cn_req *req, cn_res *res, int64_t *ms)
+{
+    cn_req_param_int(req, "ms", ms);
+    if (*ms < 0 || *ms > 60000) {
+        cn_res_error(res, 422, "ms must be between 0 and 60000");
+        return -1;
+    }
+    return 0;
+}
+
+/* A blocking sleep, like time.sleep: the calling thread does nothing else. */
+static void block_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static int slept_json(cn_res *res, int64_t ms)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "slept_ms", (double)ms);
+    return cn_res_json(res, 200, o);
+}
+
+/* GET /sync-sleep/{ms:int}: time.sleep in a def route: holds its worker */
+static int sync_sleep(cn_req *req, cn_res *res)
+{
+    int64_t ms;
+
+    if (ms_param(req, res, &ms) < 0)
+        return 0;
+    block_ms(ms);
+    return slept_json(res, ms);
+}
+
+static int blocking_sleep(void *arg)
+{
+    int64_t ms = *(int64_t *)arg;
+    block_ms(ms);
+    return 0;
+}
+
+/* GET /to-thread/{ms:int}: an async route hands a blocking call to the pool */
+static int to_thread(cn_req *req, cn_res *res)
+{
+    int64_t ms;
+    int rc;
+
+    if (ms_param(req, res, &ms) < 0)
+        return 0;
+    rc = cn_to_thread(blocking_sleep, &ms);
+    if (rc < 0)
+        return rc;
+    return slept_json(res, ms);
+}
+
+/* GET /trap/blocking/{ms:int}: trap 3, time.sleep inside async def */
+static int trap_blocking(cn_req *req, cn_res *res)
+{
+    int64_t ms;
+
+    if (ms_param(req, res, &ms) < 0)
+        return 0;
+    block_ms(ms); /* wrong on purpose: the loop stops */
+    return slept_json(res, ms);
+}
+
+int demo_register_traps(cn_app *app)
+{
+    return cn_app_route(app, "GET /trap/blocking/{ms:int}", trap_blocking, NULL);
+}
+
 int demo_register(cn_app *app)
 {
+    cn_route_opts sync = {.mode = CN_ROUTE_SYNC};
     int rc = 0;
     rc = rc ? rc : cn_app_route(app, "GET /health", health, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /plaintext", plaintext, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /json", json, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /users/{id:int}", user_by_id, NULL);
     rc = rc ? rc : cn_app_route(app, "POST /echo", echo, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /async-data", async_data, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /sleep/{ms:int}", sleep_ms, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /scenario", scenario, NULL);
+    rc = rc ? rc : cn_app_route_ex(app, "GET /sync-data", sync_data, NULL, &sync);
+    rc = rc ? rc : cn_app_route_ex(app, "GET /sync-sleep/{ms:int}", sync_sleep, NULL, &sync);
+    rc = rc ? rc : cn_app_route_ex(app, "GET /cpu/{n:int}", cpu, NULL, &sync);
+    rc = rc ? rc : cn_app_route(app, "GET /to-thread/{ms:int}", to_thread, NULL);
     return rc;
 }

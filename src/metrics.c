@@ -1,0 +1,135 @@
+/*
+ * metrics.c -- loop lag and blocked-loop warnings.
+ *
+ * Two views of one problem. The scheduler times every coroutine step and
+ * reports the slow ones here with the route's name: that is the useful
+ * warning ("GET /trap/blocking/{ms} blocked the event loop for 200 ms").
+ * Everything else that runs on the loop (parsing, writing, a user's plain
+ * callback) is caught per loop iteration: the time since the previous
+ * iteration minus the time spent waiting in epoll (libuv's idle-time
+ * metric) is the time the loop was busy; if that is over the threshold and
+ * no step was already reported for it, one warning says so without a name.
+ * The lag probe is a repeating timer: how late it fires is how long a
+ * request arriving at that moment would have waited.
+ */
+#include <stdlib.h>
+
+#include "common.h"
+#include "metrics.h"
+
+struct cn__metrics {
+    uv_loop_t *loop;
+    uv_timer_t probe;
+    uv_prepare_t prepare;
+    uint64_t threshold_ns; /* 0: off */
+    uint64_t interval_ms;
+    uint64_t expected_ms;      /* when the probe should fire (loop time) */
+    uint64_t iter_start_ns;    /* previous prepare */
+    uint64_t iter_idle_ns;     /* idle time at that point */
+    uint64_t reported_ns;      /* slow-step time already reported this iteration */
+    unsigned open_handles;
+    cn_loop_stats st;
+    double lag_sum;
+};
+
+static void on_probe(uv_timer_t *t)
+{
+    cn__metrics *m = t->data;
+    uint64_t now = uv_now(m->loop);
+    double lag = now > m->expected_ms ? (double)(now - m->expected_ms) : 0.0;
+
+    m->st.lag_ms_last = lag;
+    if (lag > m->st.lag_ms_max)
+        m->st.lag_ms_max = lag;
+    m->lag_sum += lag;
+    m->st.lag_samples++;
+    m->st.lag_ms_avg = m->lag_sum / (double)m->st.lag_samples;
+    m->expected_ms = now + m->interval_ms;
+}
+
+static void note_slow(cn__metrics *m, uint64_t ns)
+{
+    double ms = (double)ns / 1e6;
+
+    m->st.slow_steps++;
+    if (ms > m->st.slowest_ms)
+        m->st.slowest_ms = ms;
+}
+
+static void on_prepare(uv_prepare_t *p)
+{
+    cn__metrics *m = p->data;
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(m->loop);
+
+    if (m->iter_start_ns && m->threshold_ns) {
+        uint64_t wall = now - m->iter_start_ns, waited = idle - m->iter_idle_ns;
+        uint64_t busy = wall > waited ? wall - waited : 0;
+        if (busy > m->threshold_ns && busy > m->reported_ns + m->threshold_ns) {
+            note_slow(m, busy);
+            cn__log(CN__LOG_WARN,
+                    "the event loop was blocked for %.0f ms outside any handler (threshold %.0f "
+                    "ms): a loop callback is doing blocking work",
+                    (double)busy / 1e6, (double)m->threshold_ns / 1e6);
+        }
+    }
+    m->iter_start_ns = now;
+    m->iter_idle_ns = idle;
+    m->reported_ns = 0;
+}
+
+cn__metrics *cn__metrics_new(uv_loop_t *loop, const cn_config *cfg)
+{
+    cn__metrics *m = calloc(1, sizeof(*m));
+
+    if (m == NULL)
+        return NULL;
+    m->loop = loop;
+    m->threshold_ns = cfg->slow_callback_ms > 0 ? (uint64_t)cfg->slow_callback_ms * 1000000u : 0;
+    m->interval_ms = cfg->lag_interval_ms;
+    /* idle-time accounting must be on before the loop first runs */
+    uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
+    uv_timer_init(loop, &m->probe);
+    uv_prepare_init(loop, &m->prepare);
+    m->probe.data = m->prepare.data = m;
+    m->open_handles = 2;
+    m->expected_ms = uv_now(loop) + m->interval_ms;
+    uv_timer_start(&m->probe, on_probe, m->interval_ms, m->interval_ms);
+    uv_prepare_start(&m->prepare, on_prepare);
+    uv_unref((uv_handle_t *)&m->probe);
+    uv_unref((uv_handle_t *)&m->prepare);
+    return m;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    cn__metrics *m = h->data;
+
+    if (--m->open_handles == 0)
+        free(m);
+}
+
+void cn__metrics_free(cn__metrics *m)
+{
+    if (m == NULL)
+        return;
+    uv_close((uv_handle_t *)&m->probe, on_closed);
+    uv_close((uv_handle_t *)&m->prepare, on_closed);
+}
+
+void cn__metrics_step(cn__metrics *m, const char *label, uint64_t ns)
+{
+    if (m == NULL || m->threshold_ns == 0 || ns <= m->threshold_ns)
+        return;
+    note_slow(m, ns);
+    m->reported_ns += ns;
+    cn__log(CN__LOG_WARN,
+            "%s blocked the event loop for %.0f ms (threshold %.0f ms): use cn_sleep() "
+            "instead of sleep(), and cn_to_thread() or a sync route for blocking or CPU-heavy "
+            "work",
+            label ? label : "a task", (double)ns / 1e6, (double)m->threshold_ns / 1e6);
+}
+
+void cn__metrics_loop_stats(const cn__metrics *m, cn_loop_stats *out)
+{
+    *out = m->st;
+}

@@ -1,0 +1,346 @@
+/*
+ * pool.c -- a fixed set of worker threads over a FIFO job queue.
+ *
+ * Workers run at a lower scheduling priority than the loop thread (nice
+ * +10 by default): when the server is confined to one core, CPU-bound jobs
+ * then take the time the loop does not want instead of starving it.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pool.h"
+#include "req.h"
+
+enum { JOB_QUEUED = 1, JOB_RUNNING, JOB_DONE };
+
+struct cn__pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    cn__list queue; /* waiting jobs, FIFO */
+    cn__list done;  /* finished or dropped, for the loop */
+    uv_async_t wake;
+    pthread_t *threads;
+    unsigned nthreads;
+    int nice_delta;
+    bool stopping;
+    /* figures (under mu) */
+    unsigned busy;
+    uint64_t depth;
+    uint64_t queued, completed, cancelled;
+    uint64_t wait_ns_total, wait_ns_max;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *worker(void *arg)
+{
+    cn__pool *p = arg;
+
+    /* a per-thread nice value (Linux): below the loop thread */
+    if (p->nice_delta)
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+                    getpriority(PRIO_PROCESS, 0) + p->nice_delta);
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        cn__job *j;
+        uint64_t wait;
+
+        while (cn__list_empty(&p->queue) && !p->stopping)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->stopping)
+            break;
+        j = CN__CONTAINER_OF(p->queue.next, cn__job, link);
+        cn__list_remove(&j->link);
+        p->depth--;
+        j->state = JOB_RUNNING;
+        j->started_ns = now_ns();
+        wait = j->started_ns - j->queued_ns;
+        p->wait_ns_total += wait;
+        if (wait > p->wait_ns_max)
+            p->wait_ns_max = wait;
+        p->busy++;
+        pthread_mutex_unlock(&p->mu);
+
+        j->work(j);
+
+        pthread_mutex_lock(&p->mu);
+        p->busy--;
+        p->completed++;
+        j->state = JOB_DONE;
+        j->status = 0;
+        cn__list_push(&p->done, &j->link);
+        uv_async_send(&p->wake);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void on_wake(uv_async_t *a)
+{
+    cn__pool *p = a->data;
+    cn__list batch;
+
+    /* take everything finished so far in one go: sends coalesce */
+    cn__list_init(&batch);
+    pthread_mutex_lock(&p->mu);
+    if (!cn__list_empty(&p->done)) {
+        batch.next = p->done.next;
+        batch.prev = p->done.prev;
+        batch.next->prev = &batch;
+        batch.prev->next = &batch;
+        cn__list_init(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    while (!cn__list_empty(&batch)) {
+        cn__job *j = CN__CONTAINER_OF(batch.next, cn__job, link);
+        cn__list_remove(&j->link);
+        j->done(j, j->status);
+    }
+}
+
+cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta)
+{
+    cn__pool *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    p->threads = calloc(threads, sizeof(*p->threads));
+    if (p->threads == NULL) {
+        free(p);
+        return NULL;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    cn__list_init(&p->queue);
+    cn__list_init(&p->done);
+    p->nice_delta = nice_delta;
+    uv_async_init(loop, &p->wake, on_wake);
+    p->wake.data = p;
+    /* the pool alone must not keep the loop running */
+    uv_unref((uv_handle_t *)&p->wake);
+    for (unsigned i = 0; i < threads; i++) {
+        if (pthread_create(&p->threads[i], NULL, worker, p) != 0)
+            break;
+        p->nthreads++;
+    }
+    if (p->nthreads == 0) {
+        uv_close((uv_handle_t *)&p->wake, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        free(p->threads);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void free_after_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void cn__pool_free(cn__pool *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stopping = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < p->nthreads; i++)
+        pthread_join(p->threads[i], NULL);
+    free(p->threads);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    /* the app runs the loop once more to deliver this close */
+    uv_close((uv_handle_t *)&p->wake, free_after_close);
+}
+
+int cn__pool_submit(cn__pool *p, cn__job *j)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->mu);
+        return CN_ESTATE;
+    }
+    j->state = JOB_QUEUED;
+    j->queued_ns = now_ns();
+    j->started_ns = 0;
+    cn__list_push(&p->queue, &j->link);
+    p->depth++;
+    p->queued++;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int cn__pool_cancel(cn__pool *p, cn__job *j)
+{
+    int rc;
+
+    pthread_mutex_lock(&p->mu);
+    switch (j->state) {
+    case JOB_QUEUED:
+        cn__list_remove(&j->link);
+        p->depth--;
+        j->state = JOB_DONE;
+        j->status = CN_ECANCELED;
+        p->cancelled++;
+        /* its done callback runs from the loop, like any other */
+        cn__list_push(&p->done, &j->link);
+        uv_async_send(&p->wake);
+        rc = 0;
+        break;
+    case JOB_RUNNING:
+        rc = CN_EBUSY;
+        break;
+    default:
+        rc = CN_ENOENT;
+        break;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+void cn__pool_stats(cn__pool *p, cn_pool_stats *out)
+{
+    uint64_t started;
+
+    pthread_mutex_lock(&p->mu);
+    out->threads = p->nthreads;
+    out->busy = p->busy;
+    out->queue_depth = p->depth;
+    out->submitted = p->queued;
+    out->completed = p->completed;
+    out->cancelled = p->cancelled;
+    started = p->completed + p->busy;
+    out->wait_ms_avg = started ? (double)p->wait_ns_total / (double)started / 1e6 : 0.0;
+    out->wait_ms_max = (double)p->wait_ns_max / 1e6;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- sync routes ---- */
+
+typedef struct sync_job {
+    cn__job job;
+    cn_req *req;
+    const cn__route *route;
+    int rc;
+    cn__done_cb done;
+    void *arg;
+} sync_job;
+
+static void sync_work(cn__job *j)
+{
+    sync_job *sj = CN__CONTAINER_OF(j, sync_job, job);
+
+    /* the whole handler runs here and may block; the loop writes the answer */
+    sj->rc = sj->route->fn(sj->req, &sj->req->res);
+}
+
+static void sync_done(cn__job *j, int status)
+{
+    sync_job *sj = CN__CONTAINER_OF(j, sync_job, job);
+
+    sj->req->job = NULL;
+    sj->done(sj->req, status < 0 ? status : sj->rc, sj->arg);
+}
+
+int cn__pool_start_request(cn__pool *p, cn_req *req, const cn__route *route, cn__done_cb done,
+                           void *arg)
+{
+    sync_job *sj = cn_req_alloc(req, sizeof(*sj));
+    int rc;
+
+    if (sj == NULL)
+        return CN_ENOMEM;
+    sj->job.work = sync_work;
+    sj->job.done = sync_done;
+    sj->req = req;
+    sj->route = route;
+    sj->done = done;
+    sj->arg = arg;
+    req->job = &sj->job;
+    rc = cn__pool_submit(p, &sj->job);
+    if (rc < 0)
+        req->job = NULL;
+    return rc;
+}
+
+void cn__pool_cancel_request(cn__pool *p, cn_req *req)
+{
+    if (req->job)
+        cn__pool_cancel(p, req->job);
+}
+
+/* ---- cn_to_thread ---- */
+
+typedef struct thread_call {
+    cn__job job;
+    cn__task *task;
+    cn_task_fn fn;
+    void *arg;
+    int rc;
+    bool finished;
+} thread_call;
+
+static void call_work(cn__job *j)
+{
+    thread_call *tc = CN__CONTAINER_OF(j, thread_call, job);
+    tc->rc = tc->fn(tc->arg);
+}
+
+static void call_done(cn__job *j, int status)
+{
+    thread_call *tc = CN__CONTAINER_OF(j, thread_call, job);
+
+    tc->finished = true;
+    if (status < 0)
+        tc->rc = status;
+    cn__task_wake(tc->task, 0);
+}
+
+static void call_cancel(cn__task *t, void *arg)
+{
+    thread_call *tc = arg;
+
+    (void)t;
+    /* queued: dropped (call_done reports it); running: it ends first */
+    cn__pool_cancel(cn__task_ext(tc->task, CN__EXT_POOL), &tc->job);
+}
+
+int cn_to_thread(cn_task_fn fn, void *arg)
+{
+    cn__task *t = cn__task_current();
+    thread_call tc = {.fn = fn, .arg = arg};
+    cn__pool *p;
+    int rc;
+
+    if (t == NULL)
+        return CN_ENOTCORO;
+    if (fn == NULL)
+        return CN_EINVAL;
+    if (cn__task_is_cancelled(t))
+        return CN_ECANCELED;
+    p = cn__task_ext(t, CN__EXT_POOL);
+    tc.task = t;
+    tc.job.work = call_work;
+    tc.job.done = call_done;
+    rc = cn__pool_submit(p, &tc.job);
+    if (rc < 0)
+        return rc;
+    cn__task_park(t, call_cancel, &tc);
+    /* tc lives on this coroutine's stack: never leave before the job has */
+    while (!tc.finished)
+        cn__task_park_nocancel(t);
+    return cn__task_is_cancelled(t) ? CN_ECANCELED : tc.rc;
+}

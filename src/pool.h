@@ -1,0 +1,63 @@
+/*
+ * pool.h -- Canteen's own work-queue thread pool (not libuv's shared one):
+ * sync routes and cn_to_thread run here. Workers never touch loop objects:
+ * a finished job goes on a completion queue that the loop drains after a
+ * uv_async_send (which coalesces, so every wake-up drains everything).
+ */
+#ifndef CN_POOL_H
+#define CN_POOL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "canteen.h"
+#include "common.h"
+#include "router.h"
+#include "scheduler.h"
+
+typedef struct cn__pool cn__pool;
+typedef struct cn__job cn__job;
+
+struct cn__job {
+    cn__list link;
+    void (*work)(cn__job *j);           /* on a worker thread */
+    void (*done)(cn__job *j, int status); /* on the loop: 0, or CN_ECANCELED if dropped */
+    uint64_t queued_ns, started_ns;
+    int state; /* private to the pool */
+    int status;
+};
+
+/* Start `threads` workers. NULL on failure. Loop thread. */
+cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta);
+
+/* Stop the workers (after the jobs they are running) and free the pool.
+ * Queued jobs are dropped without their done callback. */
+void cn__pool_free(cn__pool *p);
+
+/* Queue a job (FIFO). 0, or CN_ESTATE when the pool is stopping. */
+int cn__pool_submit(cn__pool *p, cn__job *j);
+
+/*
+ * Drop a queued job: its done callback then runs with CN_ECANCELED from a
+ * later loop callback, and returns 0. CN_EBUSY if it is already running
+ * (it cannot be stopped: done follows when it ends); CN_ENOENT if done.
+ */
+int cn__pool_cancel(cn__pool *p, cn__job *j);
+
+void cn__pool_stats(cn__pool *p, cn_pool_stats *out);
+
+/* ---- what runs on it ---- */
+
+/*
+ * Run a sync route's handler on a worker; `done` follows on the loop thread
+ * (never inside this call). The request belongs to the worker until then.
+ * 0 or CN_ESTATE / CN_ENOMEM (then done is not called).
+ */
+int cn__pool_start_request(cn__pool *p, cn_req *req, const cn__route *route, cn__done_cb done,
+                           void *arg);
+
+/* The client went away: drop the job if it is still queued (done then
+ * reports CN_ECANCELED); a running one finishes first. */
+void cn__pool_cancel_request(cn__pool *p, cn_req *req);
+
+#endif
