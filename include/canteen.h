@@ -80,7 +80,10 @@ extern "C" {
     XX(STATE, -5004, "call not valid in the object's current state")                               \
     XX(RESPONDED, -5005, "a response was already set for this request")                            \
     XX(BADPATTERN, -5006, "malformed route pattern")                                               \
-    XX(BADHEADER, -5007, "invalid header name or value")
+    XX(BADHEADER, -5007, "invalid header name or value")                                           \
+    XX(DNS, -5008, "could not resolve host")                                                       \
+    XX(TOOBIG, -5009, "response body over the size limit")                                         \
+    XX(UPSTREAM, -5010, "upstream transfer failed")
 
 enum {
 #define CN__ERR_ENUM(name, value, msg) CN_E##name = (value),
@@ -150,6 +153,10 @@ typedef struct cn_res cn_res;
  *                                 route (asyncio's debug threshold);
  *                                 negative: off
  *   lag_interval_ms       100     period of the loop-lag probe timer
+ *   fetch_max_host_conns  16      outbound connections per upstream host;
+ *                                 more concurrent fetches queue for one
+ *   fetch_max_body_bytes  10 MiB  outbound response body limit (CN_ETOOBIG)
+ *   fetch_timeout_ms      30000   default outbound timeout (CN_ETIMEDOUT)
  */
 typedef struct cn_config {
     size_t max_header_bytes;
@@ -167,6 +174,9 @@ typedef struct cn_config {
     int pool_nice;
     int slow_callback_ms;
     unsigned lag_interval_ms;
+    unsigned fetch_max_host_conns;
+    size_t fetch_max_body_bytes;
+    unsigned fetch_timeout_ms;
 } cn_config;
 
 /*
@@ -248,8 +258,10 @@ CN_EXTERN int cn_app_run(cn_app *app, const char *host, int port);
  * Ask a running app to stop gracefully: stop accepting, close idle
  * connections, let in-flight requests finish until shutdown_timeout_ms, then
  * cancel the rest; cn_app_run then returns 0. Safe to call from any thread
- * (and from a handler); not async-signal-safe. Errors: CN_ESTATE if the app
- * is not running.
+ * (and from a handler); not async-signal-safe; not after cn_app_free. If
+ * called before cn_app_run, that run stops as soon as it starts (so a thread
+ * that runs the app cannot miss a stop). Errors: CN_ESTATE if the app has
+ * already stopped.
  */
 CN_EXTERN int cn_app_stop(cn_app *app);
 
@@ -263,6 +275,7 @@ typedef struct cn_stats {
     uint64_t coroutines_live;    /* coroutines not yet returned to the pool */
     uint64_t responses_4xx;
     uint64_t responses_5xx;
+    uint64_t fetch_connects; /* outbound connections opened by cn_fetch */
 } cn_stats;
 
 /* The thread pool's figures (cn_app_pool_stats). */
@@ -527,6 +540,79 @@ CN_EXTERN int cn_wait_for(cn_task *t, int64_t timeout_ms);
  * Errors: CN_ENOTCORO, CN_ECANCELED, CN_EINVAL, CN_ESTATE (stopping).
  */
 CN_EXTERN int cn_to_thread(cn_task_fn fn, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Outbound HTTP (httpx.AsyncClient)                                         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * One outbound request. Every field but url may be zero. Strings are read
+ * during the call only.
+ */
+typedef struct cn_fetch_opts {
+    const char *url;            /* "http://host:port/path?query" */
+    const char *method;         /* NULL: GET, or POST when there is a body */
+    const char *const *headers; /* NULL-terminated "Name: value" strings */
+    const void *body;
+    size_t body_len;
+    int64_t timeout_ms;    /* whole transfer; 0: cn_config.fetch_timeout_ms */
+    size_t max_body_bytes; /* 0: cn_config.fetch_max_body_bytes */
+} cn_fetch_opts;
+
+/*
+ * What came back. Everything it points to lives in the request's arena
+ * (until the response is done); never free it.
+ */
+typedef struct cn_fetch_result {
+    int error;  /* 0, or CN_ETIMEDOUT, CN_ECONNREFUSED, CN_EDNS, CN_ETOOBIG,
+                 * CN_ECANCELED, CN_EUPSTREAM (cn_strerror names it) */
+    int status; /* the HTTP status, 0 when no response arrived */
+    cn_str body;
+    size_t nheaders;
+    cn_str *header_names, *header_values; /* the final response's headers */
+    double elapsed_ms;
+} cn_fetch_result;
+
+/*
+ * Fetch one URL and park until the answer is in (an HTTP error status is
+ * not an error here: look at out->status). Connections and DNS answers are
+ * kept across requests and reused, like a long-lived httpx.AsyncClient;
+ * at most fetch_max_host_conns connections per host. Returns out->error.
+ * From a sync handler or a worker thread: CN_ENOTCORO (the golden rule),
+ * nothing is sent. CN_EINVAL without a url.
+ */
+CN_EXTERN int cn_fetch(const cn_fetch_opts *opts, cn_fetch_result *out);
+
+/*
+ * Fetch n URLs at once and park until all are done: every transfer is
+ * started before the task parks, so the wait is the slowest one, not the
+ * sum. out[i] answers opts[i]. Returns 0 when every transfer got a
+ * response, otherwise the first out[i].error in index order. On
+ * cancellation every transfer still running is removed (out[i].error =
+ * CN_ECANCELED) and CN_ECANCELED returned.
+ */
+CN_EXTERN int cn_fetch_all(const cn_fetch_opts *opts, size_t n, cn_fetch_result *out);
+
+/* A response header of a result (case-insensitive), NUL-terminated, or NULL. */
+CN_EXTERN const char *cn_fetch_header(const cn_fetch_result *r, const char *name);
+
+/*
+ * The result's body parsed as JSON. The tree is owned by the current
+ * request and freed with it (do not cJSON_Delete it; detach or duplicate
+ * what you keep). Errors: CN_EBADJSON, CN_EJSONDEPTH, CN_ENOTCORO (no
+ * current request), CN_ENOMEM.
+ */
+CN_EXTERN int cn_fetch_json(const cn_fetch_result *r, cJSON **out);
+
+/*
+ * Turn a failed upstream call into the error response the guide uses:
+ * upstream 404 -> 404 {"detail": not_found_detail} (NULL: "Not Found");
+ * timeout -> 504; any other failure or upstream status >= 400 -> 502.
+ * Returns what cn_res_error returns, or CN_EINVAL if `r` is a success
+ * (status < 400 and no error), in which case nothing is set.
+ */
+CN_EXTERN int cn_res_upstream_error(cn_res *res, const cn_fetch_result *r,
+                                    const char *not_found_detail);
 
 /* 1 if the current task has been cancelled, 0 if not, CN_ENOTCORO outside a
  * coroutine. Lets long computations between awaits stop early. */

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "conn.h"
+#include "fetch.h"
 #include "metrics.h"
 #include "pool.h"
 #include "router.h"
@@ -25,6 +26,7 @@ struct cn_app {
     cn__router *router;
     cn__sched *sched;
     cn__pool *pool;
+    cn__fetch *fetch;
     cn__metrics *metrics;
     cn__server srv;
     cn_stats stats;
@@ -56,6 +58,9 @@ static void fill_defaults(cn_config *c)
     DEF(pool_nice, 10);
     DEF(slow_callback_ms, 100);
     DEF(lag_interval_ms, 100);
+    DEF(fetch_max_host_conns, 16);
+    DEF(fetch_max_body_bytes, 10 * 1024 * 1024);
+    DEF(fetch_timeout_ms, 30000);
 #undef DEF
     if (c->pool_nice < 0)
         c->pool_nice = 0;
@@ -81,9 +86,11 @@ cn_app *cn_app_new(const cn_config *cfg)
     app->metrics = cn__metrics_new(&app->loop, &app->cfg);
     app->sched = cn__sched_new(&app->loop, &app->cfg, app->metrics);
     app->pool = cn__pool_new(&app->loop, app->cfg.pool_threads, app->cfg.pool_nice);
+    app->fetch = cn__fetch_new(&app->loop, &app->cfg);
     app->srv.readbuf = malloc(READBUF_SIZE);
     if (app->router == NULL || app->metrics == NULL || app->sched == NULL || app->pool == NULL ||
-        app->srv.readbuf == NULL) {
+        app->fetch == NULL || app->srv.readbuf == NULL) {
+        cn__fetch_free(app->fetch);
         cn__pool_free(app->pool);
         cn__sched_free(app->sched);
         cn__metrics_free(app->metrics);
@@ -95,6 +102,7 @@ cn_app *cn_app_new(const cn_config *cfg)
         return NULL;
     }
     cn__sched_set_ext(app->sched, CN__EXT_POOL, app->pool);
+    cn__sched_set_ext(app->sched, CN__EXT_FETCH, app->fetch);
     app->srv.readbuf_size = READBUF_SIZE;
     app->srv.loop = &app->loop;
     app->srv.app = app;
@@ -132,6 +140,7 @@ void cn_app_free(cn_app *app)
     uv_run(&app->loop, UV_RUN_DEFAULT);
     /* workers first (a job still running finishes), then what they report to */
     cn__pool_free(app->pool);
+    cn__fetch_free(app->fetch);
     cn__metrics_free(app->metrics);
     uv_run(&app->loop, UV_RUN_DEFAULT);
     free(app->listeners);
@@ -322,7 +331,9 @@ int cn_app_stop(cn_app *app)
     if (app == NULL)
         return CN_EINVAL;
     st = atomic_load(&app->state);
-    if (st != APP_RUNNING && st != APP_STOPPING)
+    /* before cn_app_run: the wake-up waits in the loop and is handled on
+     * its first turn, so a run started later returns promptly */
+    if (st == APP_STOPPED)
         return CN_ESTATE;
     /* thread-safe wake-up; the loop thread does the work */
     return uv_async_send(&app->stop_async);
@@ -370,4 +381,5 @@ void cn_app_stats(const cn_app *app, cn_stats *out)
 {
     *out = app->stats;
     out->coroutines_live = cn__sched_live(app->sched);
+    out->fetch_connects = cn__fetch_connects(app->fetch);
 }

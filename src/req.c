@@ -268,34 +268,36 @@ static int json_depth_ok(const char *s, size_t n, int limit)
     return 1;
 }
 
-int cn_req_json(cn_req *req, cJSON **out)
+int cn__json_parse(const char *s, size_t n, cJSON **out)
 {
     const char *end = NULL;
+    cJSON *j;
 
+    *out = NULL;
+    if (s == NULL || n == 0)
+        return CN_EBADJSON;
+    if (!json_depth_ok(s, n, CN_JSON_MAX_DEPTH))
+        return CN_EJSONDEPTH;
+    j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+    if (j == NULL)
+        return CN_EBADJSON;
+    /* trailing garbage after the value is malformed too */
+    while (end && end < s + n && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+        end++;
+    if (end != s + n) {
+        cJSON_Delete(j);
+        return CN_EBADJSON;
+    }
+    *out = j;
+    return 0;
+}
+
+int cn_req_json(cn_req *req, cJSON **out)
+{
     if (out)
         *out = NULL;
-    if (req->json == NULL && req->json_err == 0) {
-        if (req->body_len == 0)
-            req->json_err = CN_EBADJSON;
-        else if (!json_depth_ok(req->body, req->body_len, CN_JSON_MAX_DEPTH))
-            req->json_err = CN_EJSONDEPTH;
-        else {
-            req->json = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, 0);
-            if (req->json == NULL)
-                req->json_err = CN_EBADJSON;
-            else {
-                /* trailing garbage after the value is malformed too */
-                while (end && end < req->body + req->body_len &&
-                       (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-                    end++;
-                if (end && end != req->body + req->body_len) {
-                    cJSON_Delete(req->json);
-                    req->json = NULL;
-                    req->json_err = CN_EBADJSON;
-                }
-            }
-        }
-    }
+    if (req->json == NULL && req->json_err == 0)
+        req->json_err = cn__json_parse(req->body, req->body_len, &req->json);
     if (req->json_err)
         return req->json_err;
     if (out)

@@ -11,6 +11,12 @@ int demo_register(cn_app *app);
  * Canteen reports. GET /trap/blocking/{ms}: blocks the loop. */
 int demo_register_traps(cn_app *app);
 
+/* The outbound routes: GET /fetch-multiple, GET /users (local SQLite store
+ * gathered with the upstream's octocat), GET /github/{username}. The
+ * upstream is a GitHub-like API at `upstream_url` ("http://host:port"),
+ * which must outlive the app. */
+int demo_register_fetch(cn_app *app, const char *upstream_url);
+
 /* The sum of 0..n-1, computed for real (the loop is kept opaque to the
  * optimiser so it is not turned into n*(n-1)/2). */
 uint64_t demo_sum(uint64_t n);

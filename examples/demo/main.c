@@ -13,16 +13,21 @@
 #include <canteen.h>
 
 #include "demo.h"
+#include "store.h"
+#include "upstream.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: canteen-demo [--host HOST] [--port PORT] [--access-log] [--with-traps]\n");
+    fprintf(f, "usage: canteen-demo [--host HOST] [--port PORT] [--upstream URL] [--access-log]"
+               " [--with-traps]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
+    const char *upstream_arg = NULL, *upstream_base;
     int port = 8000, rc, with_traps = 0;
+    upstream *up = NULL;
     cn_config cfg = {.handle_signals = 1};
     cn_app *app;
 
@@ -33,6 +38,8 @@ int main(int argc, char **argv)
             port = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--access-log") == 0) {
             cfg.access_log = 1;
+        } else if (strcmp(argv[i], "--upstream") == 0 && i + 1 < argc) {
+            upstream_arg = argv[++i];
         } else if (strcmp(argv[i], "--with-traps") == 0) {
             with_traps = 1;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -43,25 +50,47 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* the guide's external API: a real one if named, else our own offline */
+    if (upstream_arg) {
+        upstream_base = upstream_arg;
+    } else {
+        up = upstream_start("127.0.0.1", 0, &rc);
+        if (up == NULL) {
+            fprintf(stderr, "canteen-demo: embedded upstream: %s\n", cn_strerror(rc));
+            return 1;
+        }
+        upstream_base = upstream_url(up);
+    }
     app = cn_app_new(&cfg);
     if (app == NULL) {
         fprintf(stderr, "canteen-demo: out of memory\n");
+        upstream_stop(up);
         return 1;
     }
     rc = demo_register(app);
     if (rc == 0 && with_traps)
         rc = demo_register_traps(app);
     if (rc == 0)
+        rc = demo_register_fetch(app, upstream_base);
+    if (rc == 0)
         rc = cn_app_listen(app, host, port);
     if (rc < 0) {
         fprintf(stderr, "canteen-demo: %s:%d: %s\n", host, port, cn_strerror(rc));
         cn_app_free(app);
+        upstream_stop(up);
         return 1;
     }
-    fprintf(stderr, "canteen-demo: serving on http://%s%s%s:%d (Ctrl-C to stop)\n",
-            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", cn_app_port(app));
+    fprintf(stderr, "canteen-demo: serving on http://%s%s%s:%d (Ctrl-C to stop); upstream %s%s\n",
+            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", cn_app_port(app),
+            upstream_base, up ? " (embedded)" : "");
     rc = cn_app_run(app, NULL, -1);
     cn_app_free(app);
+    if (up) {
+        fprintf(stderr, "canteen-demo: the embedded upstream accepted %llu connection(s)\n",
+                (unsigned long long)upstream_connections(up));
+        upstream_stop(up);
+    }
+    store_close();
     if (rc < 0) {
         fprintf(stderr, "canteen-demo: %s\n", cn_strerror(rc));
         return 1;

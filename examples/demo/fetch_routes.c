@@ -1,0 +1,164 @@
+/*
+ * fetch_routes.c -- the demo's outbound routes: several upstream calls at
+ * once, and the guide's practical example that gathers a local store and an
+ * upstream API. Each route's data is the upstream base URL.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <canteen.h>
+
+#include "demo.h"
+#include "store.h"
+
+static const char *upstream_of(cn_req *req)
+{
+    return cn_req_route_data(req);
+}
+
+static char *user_url(cn_req *req, const char *login, int64_t delay_ms)
+{
+    if (delay_ms > 0)
+        return cn_req_sprintf(req, "%s/users/%s?delay_ms=%lld", upstream_of(req), login,
+                              (long long)delay_ms);
+    return cn_req_sprintf(req, "%s/users/%s", upstream_of(req), login);
+}
+
+/* GET /fetch-multiple[?delay_a=ms&delay_b=ms]: two upstream users at once */
+static int fetch_multiple(cn_req *req, cn_res *res)
+{
+    int64_t da = 0, db = 0;
+    cn_fetch_opts o[2] = {{0}, {0}};
+    cn_fetch_result r[2];
+    cJSON *list, *j;
+    int rc;
+
+    cn_req_query_int(req, "delay_a", &da);
+    cn_req_query_int(req, "delay_b", &db);
+    o[0].url = user_url(req, "octocat", da);
+    o[1].url = user_url(req, "torvalds", db);
+    rc = cn_fetch_all(o, 2, r);
+    if (rc == CN_ECANCELED)
+        return rc;
+    list = cJSON_CreateArray();
+    for (int i = 0; i < 2; i++) {
+        if (r[i].error || r[i].status != 200) {
+            cJSON_Delete(list);
+            return cn_res_upstream_error(res, &r[i], "User not found");
+        }
+        if (cn_fetch_json(&r[i], &j) < 0) {
+            cJSON_Delete(list);
+            return cn_res_error(res, 502, "Upstream sent invalid JSON");
+        }
+        cJSON_AddItemToArray(list, cJSON_Duplicate(j, 1));
+    }
+    return cn_res_json(res, 200, list);
+}
+
+/* GET /github/{username}: one upstream call, its failures mapped */
+static int github_user(cn_req *req, cn_res *res)
+{
+    int64_t delay = 0;
+    cn_fetch_opts o = {0};
+    cn_fetch_result r;
+    cJSON *j;
+
+    cn_req_query_int(req, "delay_ms", &delay);
+    o.url = user_url(req, cn_req_param(req, "username"), delay);
+    o.timeout_ms = 5000;
+    if (cn_fetch(&o, &r) == CN_ECANCELED)
+        return CN_ECANCELED;
+    if (r.error || r.status != 200)
+        return cn_res_upstream_error(res, &r, "User not found");
+    if (cn_fetch_json(&r, &j) < 0)
+        return cn_res_error(res, 502, "Upstream sent invalid JSON");
+    return cn_res_json(res, 200, cJSON_Duplicate(j, 1));
+}
+
+/* The two halves of GET /users, run as tasks and gathered. */
+typedef struct users_job {
+    cn_req *req;
+    cJSON *local;       /* from SQLite, on the pool */
+    cn_fetch_result gh; /* from the upstream */
+} users_job;
+
+static int query_store(void *arg)
+{
+    /* runs on a worker thread: SQLite blocks */
+    return store_list_users(&((users_job *)arg)->local);
+}
+
+static int load_local(void *arg)
+{
+    return cn_to_thread(query_store, arg);
+}
+
+static int load_github(void *arg)
+{
+    users_job *u = arg;
+    cn_fetch_opts o = {.url = user_url(u->req, "octocat", 0), .timeout_ms = 5000};
+    int rc = cn_fetch(&o, &u->gh);
+    return rc < 0 ? rc : 0;
+}
+
+/* GET /users: the local users plus GitHub's octocat, fetched concurrently */
+static int users(cn_req *req, cn_res *res)
+{
+    users_job *u = cn_req_alloc(req, sizeof(*u));
+    cn_task *t[2];
+    int results[2], rc;
+    cJSON *gh, *out;
+
+    if (u == NULL)
+        return CN_ENOMEM;
+    memset(u, 0, sizeof(*u));
+    u->req = req;
+    rc = cn_spawn(load_local, u, &t[0]);
+    if (rc < 0)
+        return rc;
+    rc = cn_spawn(load_github, u, &t[1]);
+    if (rc < 0) {
+        cn_await(t[0]);
+        cJSON_Delete(u->local);
+        return rc;
+    }
+    rc = cn_gather(t, 2, results);
+    if (rc == CN_ECANCELED || results[0] < 0) {
+        cJSON_Delete(u->local);
+        return rc < 0 ? rc : results[0];
+    }
+    out = u->local;
+    if (u->gh.error || u->gh.status != 200) {
+        cJSON_Delete(out);
+        return cn_res_upstream_error(res, &u->gh, "User not found");
+    }
+    if (cn_fetch_json(&u->gh, &gh) < 0) {
+        cJSON_Delete(out);
+        return cn_res_error(res, 502, "Upstream sent invalid JSON");
+    }
+    cJSON *item = cJSON_CreateObject();
+    cJSON *v;
+    cJSON_AddNumberToObject(item, "id", (v = cJSON_GetObjectItem(gh, "id")) ? v->valuedouble : 0);
+    cJSON_AddStringToObject(item, "name",
+                            cJSON_GetStringValue(cJSON_GetObjectItem(gh, "name")) ?: "");
+    cJSON_AddStringToObject(item, "login",
+                            cJSON_GetStringValue(cJSON_GetObjectItem(gh, "login")) ?: "");
+    cJSON_AddStringToObject(item, "avatar_url",
+                            cJSON_GetStringValue(cJSON_GetObjectItem(gh, "avatar_url")) ?: "");
+    cJSON_AddBoolToObject(item, "is_github", 1);
+    cJSON_AddItemToArray(out, item);
+    return cn_res_json(res, 200, out);
+}
+
+int demo_register_fetch(cn_app *app, const char *upstream_url)
+{
+    void *u = (void *)(uintptr_t)upstream_url; /* read-only route data */
+    int rc = 0;
+
+    if (store_open() < 0)
+        return CN_EINVAL;
+    rc = rc ? rc : cn_app_route(app, "GET /fetch-multiple", fetch_multiple, u);
+    rc = rc ? rc : cn_app_route(app, "GET /users", users, u);
+    rc = rc ? rc : cn_app_route(app, "GET /github/{username}", github_user, u);
+    return rc;
+}

@@ -1,0 +1,21 @@
+/* fetch.h -- outbound HTTP: one curl multi handle per loop (the loop side). */
+#ifndef CN_FETCH_H
+#define CN_FETCH_H
+
+#include <uv.h>
+
+#include "canteen.h"
+
+typedef struct cn__fetch cn__fetch;
+
+/* The multi handle and its timer on `loop`. NULL on failure. */
+cn__fetch *cn__fetch_new(uv_loop_t *loop, const cn_config *cfg);
+
+/* No transfer may be running. Closes cached connections; the memory goes
+ * when the loop has run the close callbacks. NULL allowed. */
+void cn__fetch_free(cn__fetch *f);
+
+/* New connections opened so far (reuse shows as a small number). */
+uint64_t cn__fetch_connects(const cn__fetch *f);
+
+#endif
