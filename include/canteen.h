@@ -103,6 +103,19 @@ CN_EXTERN const char *cn_err_name(int err);
 /* The reason phrase of an HTTP status ("Not Found"); "Unknown" if unknown. */
 CN_EXTERN const char *cn_status_reason(int status);
 
+/* Log levels of Canteen's own messages. */
+enum { CN_LOG_ERROR = 0, CN_LOG_WARN = 1, CN_LOG_INFO = 2 };
+
+/*
+ * Where Canteen's log lines go (process-wide). By default each goes to
+ * stderr with a timestamp. `fn` gets the level and the message (no
+ * timestamp, no newline; valid during the call only) and may be called from
+ * any thread that logs, so it must be thread-safe. NULL restores stderr.
+ * Set it before starting apps: changing it while they log is a data race.
+ */
+typedef void (*cn_log_fn)(int level, const char *msg, void *data);
+CN_EXTERN void cn_log_set_handler(cn_log_fn fn, void *data);
+
 /* ------------------------------------------------------------------------ */
 /* Small value types                                                         */
 /* ------------------------------------------------------------------------ */

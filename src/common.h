@@ -39,7 +39,7 @@ static inline void cn__list_remove(cn__list *n)
 }
 
 /* Logging to stderr with a timestamp and a level word. */
-enum { CN__LOG_ERROR, CN__LOG_WARN, CN__LOG_INFO };
+enum { CN__LOG_ERROR = 0, CN__LOG_WARN = 1, CN__LOG_INFO = 2 };
 void cn__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ASCII case-insensitive comparison of a view against a NUL-terminated name. */

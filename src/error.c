@@ -91,6 +91,15 @@ const char *cn_status_reason(int status)
     }
 }
 
+static cn_log_fn log_fn;
+static void *log_data;
+
+void cn_log_set_handler(cn_log_fn fn, void *data)
+{
+    log_fn = fn;
+    log_data = data;
+}
+
 void cn__log(int level, const char *fmt, ...)
 {
     static const char *const words[] = {"ERROR", "WARNING", "INFO"};
@@ -101,6 +110,13 @@ void cn__log(int level, const char *fmt, ...)
     va_list ap;
     int n;
 
+    if (log_fn) {
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        log_fn(level, line, log_data);
+        return;
+    }
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
