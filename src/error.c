@@ -9,6 +9,38 @@
 #include "canteen.h"
 #include "common.h"
 
+/*
+ * libuv's own table, for codes Canteen's table does not name. uv_strerror and
+ * uv_err_name return a fresh strdup'd "Unknown system error N" for a code
+ * libuv does not know (a leak per call), so they are never called: an unknown
+ * code gets a static string.
+ */
+static const char *uv_message(int err)
+{
+    switch (err) {
+#define CN__UV_MSG(name, msg)                                                                      \
+    case UV_##name:                                                                                \
+        return msg;
+        UV_ERRNO_MAP(CN__UV_MSG)
+#undef CN__UV_MSG
+    default:
+        return "unknown error";
+    }
+}
+
+static const char *uv_name(int err)
+{
+    switch (err) {
+#define CN__UV_NAME(name, msg)                                                                     \
+    case UV_##name:                                                                                \
+        return #name;
+        UV_ERRNO_MAP(CN__UV_NAME)
+#undef CN__UV_NAME
+    default:
+        return "UNKNOWN";
+    }
+}
+
 const char *cn_strerror(int err)
 {
     switch (err) {
@@ -21,7 +53,7 @@ const char *cn_strerror(int err)
         return "success";
     default:
         /* libuv's own codes (and any other -errno) */
-        return uv_strerror(err);
+        return uv_message(err);
     }
 }
 
@@ -36,7 +68,7 @@ const char *cn_err_name(int err)
     case 0:
         return "OK";
     default:
-        return uv_err_name(err);
+        return uv_name(err);
     }
 }
 

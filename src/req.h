@@ -70,7 +70,8 @@ int cn__req_set_target(cn_req *req, const char *s, size_t n);
 int cn__req_add_header(cn_req *req, const char *name, size_t nlen, const char *value,
                        size_t vlen);
 int cn__req_append_body(cn_req *req, const char *p, size_t n);
-/* Split target into path/query and decode the path: 0 or 400 status. */
+/* Split target into path/query and decode the path: 0, or the status to
+ * answer with (400 for a malformed escape, 500 when out of memory). */
 int cn__req_finish_head(cn_req *req);
 
 /*

@@ -244,16 +244,21 @@ static int put_status_line(cn__buf *out, int status)
     return cn__buf_append(out, line, (size_t)n);
 }
 
-static int put_common(cn__buf *out, size_t clen, const char *ctype, bool keep_alive,
+/* Server, Date, Content-Length (unless clen is NULL), Content-Type, Connection. */
+static int put_common(cn__buf *out, const size_t *clen, const char *ctype, bool keep_alive,
                       bool close_explicit)
 {
     char num[32];
-    int n = snprintf(num, sizeof num, "%zu", clen);
 
     if (cn__buf_puts(out, "Server: canteen\r\nDate: ") || cn__buf_puts(out, cn__http_date()) ||
-        cn__buf_puts(out, "\r\nContent-Length: ") || cn__buf_append(out, num, (size_t)n) ||
         cn__buf_puts(out, "\r\n"))
         return -1;
+    if (clen) {
+        int n = snprintf(num, sizeof num, "%zu", *clen);
+        if (cn__buf_puts(out, "Content-Length: ") || cn__buf_append(out, num, (size_t)n) ||
+            cn__buf_puts(out, "\r\n"))
+            return -1;
+    }
     if (ctype && (cn__buf_puts(out, "Content-Type: ") || cn__buf_puts(out, ctype) ||
                   cn__buf_puts(out, "\r\n")))
         return -1;
@@ -267,12 +272,14 @@ int cn__res_serialize(cn_req *req, cn__buf *out, bool keep_alive)
     cn_res *res = &req->res;
     size_t start = out->len;
     bool head = req->method == CN__M_HEAD;
-    /* 1xx, 204 and 304 responses carry no body (RFC 9110 6.4.1) */
+    /* 1xx, 204 and 304 responses carry no body (RFC 9110 6.4.1), and no
+     * Content-Length either: 1xx/204 MUST NOT have one, and a 304's would
+     * have to be the 200's length, which is not known here (RFC 9110 8.6) */
     bool no_body = res->status < 200 || res->status == 204 || res->status == 304;
 
     if (put_status_line(out, res->status) ||
-        put_common(out, no_body ? 0 : res->body_len, res->body_len ? res->content_type : NULL,
-                   keep_alive, true))
+        put_common(out, no_body ? NULL : &res->body_len,
+                   !no_body ? res->content_type : NULL, keep_alive, true))
         goto oom;
     /* HTTP/1.0 clients only keep the connection when told so */
     if (keep_alive && req->http_minor == 0 && cn__buf_puts(out, "Connection: keep-alive\r\n"))
@@ -308,7 +315,7 @@ int cn__res_write_simple(cn__buf *out, int status, const char *detail, bool clos
         cn__buf_puts(&body, "}"))
         goto out;
     if (put_status_line(out, status) ||
-        put_common(out, body.len, "application/json", !close, true) ||
+        put_common(out, &body.len, "application/json", !close, true) ||
         (extra_headers && cn__buf_puts(out, extra_headers)) || cn__buf_append(out, "\r\n", 2) ||
         cn__buf_append(out, body.data, body.len)) {
         out->len = start;

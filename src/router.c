@@ -278,14 +278,6 @@ typedef struct seg {
     size_t len;
 } seg;
 
-static bool node_has_routes(const rnode *n)
-{
-    for (int m = 0; m < CN__M_COUNT; m++)
-        if (n->routes[m])
-            return true;
-    return false;
-}
-
 static const cn__route *node_route(const rnode *n, int method)
 {
     if (method < 0)
@@ -300,32 +292,32 @@ static const cn__route *node_route(const rnode *n, int method)
 /*
  * Depth-first search with literal-first preference. `vals` collects the
  * parameter segments along the current branch. Returns the matching node or
- * NULL; *path_node gets the first node whose path matched (for 405).
+ * NULL; *allow collects the methods of every node whose path matched, so that
+ * a 405 lists all of them (RFC 9110 15.5.6) -- when nothing matches, every
+ * branch has been visited.
  */
 static const rnode *walk(const rnode *n, const seg *segs, size_t i, size_t nsegs, int method,
-                         const seg **vals, unsigned nvals, unsigned *out_nvals,
-                         const rnode **path_node)
+                         const seg **vals, unsigned nvals, unsigned *out_nvals, unsigned *allow)
 {
     const rnode *k, *hit;
 
     if (i == nsegs) {
-        if (!node_has_routes(n))
-            return NULL;
         if (node_route(n, method)) {
             *out_nvals = nvals;
             return n;
         }
-        if (*path_node == NULL)
-            *path_node = n;
+        for (int m = 0; m < CN__M_COUNT; m++)
+            if (n->routes[m])
+                *allow |= 1u << m;
         return NULL;
     }
     k = find_kid(n, segs[i].dec, segs[i].len, NULL);
-    if (k && (hit = walk(k, segs, i + 1, nsegs, method, vals, nvals, out_nvals, path_node)))
+    if (k && (hit = walk(k, segs, i + 1, nsegs, method, vals, nvals, out_nvals, allow)))
         return hit;
     if (n->param && segs[i].len > 0 && nvals < CN__MAX_PARAMS) {
         vals[nvals] = &segs[i];
         if ((hit = walk(n->param, segs, i + 1, nsegs, method, vals, nvals + 1, out_nvals,
-                        path_node)))
+                        allow)))
             return hit;
     }
     return NULL;
@@ -338,8 +330,8 @@ int cn__router_match(const cn__router *r, int method, const char *path, size_t l
     const seg *vals[CN__MAX_PARAMS];
     size_t nsegs = 0, i;
     const char *p, *end = path + len;
-    const rnode *hit, *path_node = NULL;
-    unsigned nvals = 0;
+    const rnode *hit;
+    unsigned nvals = 0, allow = 0;
 
     m->route = NULL;
     m->nparams = 0;
@@ -367,15 +359,13 @@ int cn__router_match(const cn__router *r, int method, const char *path, size_t l
         p = slash + 1;
     }
 
-    hit = walk(&r->root, segs, 0, nsegs, method, vals, 0, &nvals, &path_node);
+    hit = walk(&r->root, segs, 0, nsegs, method, vals, 0, &nvals, &allow);
     if (hit == NULL) {
-        if (path_node == NULL)
+        if (allow == 0)
             return 404;
-        for (int k = 0; k < CN__M_COUNT; k++)
-            if (path_node->routes[k])
-                m->allow |= 1u << k;
-        if (m->allow & (1u << CN__M_GET))
-            m->allow |= 1u << CN__M_HEAD;
+        if (allow & (1u << CN__M_GET))
+            allow |= 1u << CN__M_HEAD;
+        m->allow = allow;
         return 405;
     }
     m->route = node_route(hit, method);

@@ -118,12 +118,18 @@ static void want_idle(cn__sched *s)
     }
 }
 
-static void enqueue(cn__task *t)
+static void push_runq(cn__task *t)
 {
     if (t->queued)
         return;
     t->queued = true;
     cn__list_push(&t->s->runq, &t->qlink);
+}
+
+/* Ready to run: the drain loop in progress picks it up, else the idle handle. */
+static void enqueue(cn__task *t)
+{
+    push_runq(t);
     if (!t->s->draining)
         want_idle(t->s);
 }
@@ -306,8 +312,9 @@ int cn__sched_start(cn__sched *s, cn_req *req, const cn__route *route, cn__done_
     t->done_arg = arg;
     cn__coro_set_label(t->coro, route->label);
     req->task = t;
-    /* run it now: a handler that never waits is answered before we return */
-    enqueue(t);
+    /* run it now: a handler that never waits is answered before we return
+     * (if a drain is already running further up the stack, it runs it) */
+    push_runq(t);
     drain(s);
     return 0;
 }
