@@ -400,6 +400,7 @@ static void header_name_and_value_are_copied(void **state)
               "Server: canteen\r\n"
               "Date: <date>\r\n"
               "Content-Length: 0\r\n"
+              "Content-Type: text/plain; charset=utf-8\r\n"
               "X-Copy: kept\r\n"
               "\r\n");
 }
