@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Install a Canteen build into a fresh prefix and build examples/consumer
+# against it, the three ways a user would:
+#   1. pkg-config, shared   (examples/consumer/Makefile, `make consumer`)
+#   2. pkg-config --static  (`make consumer-static`, libcanteen.a)
+#   3. CMake find_package   (examples/consumer/CMakeLists.txt: canteen::canteen
+#                            and canteen::canteen_static)
+# Each program must run and print the port it listened on.
+#
+# usage: run_install_test.sh BUILD_DIR [SOURCE_DIR]
+#   BUILD_DIR   a configured and built Canteen tree (has CMakeCache.txt)
+#   SOURCE_DIR  the Canteen sources (default: two levels above this script)
+# Environment: CANTEEN_KEEP_TMP=1 keeps the temporary directory for a look.
+#
+# The consumers are compiled with the compiler of BUILD_DIR and, when it was
+# configured with CANTEEN_SANITIZE=ON, with the same -fsanitize flags (an
+# instrumented libcanteen needs the sanitizer runtime in the program).
+set -euo pipefail
+
+me="install_consumer"
+say() { printf '%s: %s\n' "$me" "$*"; }
+die() {
+    printf '%s: FAIL: %s\n' "$me" "$*" >&2
+    exit 1
+}
+
+[[ $# -ge 1 && $# -le 2 ]] || die "usage: $0 BUILD_DIR [SOURCE_DIR]"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+builddir=$(cd "$1" && pwd) || die "no build directory $1"
+srcdir=$(cd "${2:-$here/../..}" && pwd) || die "no source directory ${2:-}"
+consumer_src="$srcdir/examples/consumer"
+cache="$builddir/CMakeCache.txt"
+[[ -f $cache ]] || die "$builddir is not a CMake build directory (no CMakeCache.txt)"
+[[ -f $consumer_src/main.c ]] || die "no $consumer_src/main.c"
+
+cache_get() { sed -n "/^$1:[A-Za-z]*=/{s///p;q}" "$cache"; }
+is_true() {
+    case "${1^^}" in
+    1 | ON | YES | TRUE | Y) return 0 ;;
+    *) return 1 ;;
+    esac
+}
+
+cc=$(cache_get CMAKE_C_COMPILER)
+cc=${cc:-cc}
+san=""
+if is_true "$(cache_get CANTEEN_SANITIZE)"; then
+    san="-fsanitize=address,undefined -fno-omit-frame-pointer"
+fi
+export PKG_CONFIG=${PKG_CONFIG:-pkg-config}
+command -v "$PKG_CONFIG" >/dev/null || die "pkg-config not found"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/canteen-install.XXXXXX")
+cleanup() {
+    if [[ ${CANTEEN_KEEP_TMP:-0} == 1 ]]; then
+        say "kept $tmp"
+    else
+        rm -rf "$tmp"
+    fi
+}
+trap cleanup EXIT
+
+# Run a command quietly; on failure show what it printed and stop.
+quiet() {
+    local what=$1 log
+    shift
+    log="$tmp/log.$RANDOM"
+    if ! "$@" >"$log" 2>&1; then
+        cat "$log" >&2
+        die "$what"
+    fi
+}
+
+# Run a consumer program and check its one line of output.
+check_run() {
+    local what=$1 out rc=0
+    shift
+    out=$(timeout 60 "$@" 2>&1) || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        printf '%s\n' "$out" >&2
+        die "$what exited with status $rc"
+    fi
+    if [[ ! $out =~ ^consumer:\ listening\ on\ 127\.0\.0\.1:([0-9]+)\ \(cJSON\ [0-9.]+\) ]]; then
+        printf '%s\n' "$out" >&2
+        die "$what: unexpected output"
+    fi
+    local port=${BASH_REMATCH[1]}
+    ((port > 0 && port < 65536)) || die "$what: bad port $port"
+    say "ok: $what (port $port)"
+}
+
+# The DT_NEEDED entries of a program, as " a b c " (captured first: with
+# pipefail, `... | grep -q` can fail when grep exits before the writer ends).
+needed() {
+    local list
+    list=$(readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\].*/\1/p') || die "readelf $1"
+    echo " ${list//$'\n'/ } "
+}
+uses_shared_canteen() { [[ $(needed "$1") == *" libcanteen.so.0 "* ]]; }
+
+# --- 1. install ---------------------------------------------------------------
+prefix="$tmp/prefix"
+quiet "cmake --install $builddir --prefix $prefix" cmake --install "$builddir" --prefix "$prefix"
+
+pc=$(find "$prefix" -name canteen.pc -path '*/pkgconfig/*' -print -quit)
+[[ -n $pc ]] || die "canteen.pc not installed"
+pcdir=$(dirname "$pc")
+libdir=$(dirname "$pcdir")
+cmakedir="$libdir/cmake/canteen"
+ldpath="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+for f in "$prefix/include/canteen.h" "$libdir/libcanteen.so" "$libdir/libcanteen.so.0" \
+    "$libdir/libcanteen.a" "$cmakedir/canteenConfig.cmake" \
+    "$cmakedir/canteenConfigVersion.cmake" "$cmakedir/canteenTargets.cmake"; do
+    [[ -e $f ]] || die "not installed: ${f#"$prefix"/}"
+done
+[[ -L $libdir/libcanteen.so && -L $libdir/libcanteen.so.0 ]] ||
+    die "libcanteen.so and libcanteen.so.0 should be symlinks to the versioned library"
+soname=$(readelf -d "$libdir/libcanteen.so" | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p')
+[[ $soname == libcanteen.so.0 ]] || die "SONAME is '$soname', expected libcanteen.so.0"
+if stray=$(find "$prefix" \( -name '*canteen_internal*' -o -name '*canteen_obj*' \
+    -o -name '*llhttp*' \) -print -quit) && [[ -n $stray ]]; then
+    die "build-tree helper installed: ${stray#"$prefix"/}"
+fi
+if grep -lE 'canteen_(obj|internal|llhttp)' "$cmakedir"/canteenTargets*.cmake >/dev/null; then
+    die "exported CMake targets mention a build-tree helper target"
+fi
+# Relocatable: nothing installed may point back into the build or source tree.
+if leak=$(grep -rlF -e "$builddir" -e "$srcdir" "$cmakedir" "$pc") && [[ -n $leak ]]; then
+    die "installed files refer to the build or source tree: $leak"
+fi
+# Only the public API is exported from the shared library.
+extra=$(nm -D --defined-only "$libdir/libcanteen.so" | awk '{print $NF}' |
+    grep -vE '^(cn_|_init$|_fini$|__odr_asan)' || true)
+# shellcheck disable=SC2086 # one line of names
+[[ -z $extra ]] || die "libcanteen.so exports non-cn_ symbols: $(printf "%s " $extra | head -c 300)"
+say "ok: installed into a fresh prefix (SONAME $soname, only cn_* exported)"
+
+# --- 2. pkg-config, shared -----------------------------------------------------------
+orig_pkg_config_path=${PKG_CONFIG_PATH:-}
+export PKG_CONFIG_PATH="$pcdir${orig_pkg_config_path:+:$orig_pkg_config_path}"
+pc_version=$("$PKG_CONFIG" --modversion canteen) || die "pkg-config cannot read canteen.pc"
+cm_version=$(sed -n 's/^set(PACKAGE_VERSION "\(.*\)")$/\1/p' "$cmakedir/canteenConfigVersion.cmake")
+[[ $pc_version == "$cm_version" ]] || die "canteen.pc says $pc_version, CMake package $cm_version"
+pc_prefix=$(cd "$("$PKG_CONFIG" --variable=prefix canteen)" && pwd -P)
+[[ $pc_prefix == "$(cd "$prefix" && pwd -P)" ]] || die "canteen.pc prefix is $pc_prefix"
+libs=" $("$PKG_CONFIG" --libs canteen) "
+for l in -lcanteen -lcjson; do
+    [[ $libs == *" $l "* ]] || die "pkg-config --libs canteen lacks $l: $libs"
+done
+static_libs=" $("$PKG_CONFIG" --static --libs canteen) "
+for l in -lcanteen -lcjson -luv -lcurl -lpthread; do
+    [[ $static_libs == *" $l "* ]] || die "pkg-config --static --libs canteen lacks $l: $static_libs"
+done
+
+mk="$tmp/make"
+mkdir -p "$mk"
+cp "$consumer_src/main.c" "$consumer_src/Makefile" "$mk/"
+quiet "make consumer (pkg-config)" make -C "$mk" consumer CC="$cc" \
+    CFLAGS="-O1 -g -Wall -Wextra -Werror $san" LDFLAGS="$san"
+uses_shared_canteen "$mk/consumer" || die "consumer does not use libcanteen.so.0"
+resolved=$(LD_LIBRARY_PATH="$ldpath" ldd "$mk/consumer") || die "ldd consumer failed"
+[[ $resolved == *"libcanteen.so.0 => $libdir/libcanteen.so.0 "* ]] ||
+    die "consumer does not resolve libcanteen.so.0 from the fresh prefix: $resolved"
+check_run "pkg-config shared consumer" env LD_LIBRARY_PATH="$ldpath" "$mk/consumer"
+
+# --- 3. pkg-config --static ----------------------------------------------------------
+# libcurl's own Libs.private names every library curl was built with
+# (nghttp2, rtmp, ssh2, psl, gssapi_krb5, ldap, zstd, ...). libcurl is linked
+# as a shared library here, so those are not needed; but where their -dev
+# packages are absent (Debian 12 does not pull them in) -l<name> cannot be
+# found and the link fails on a problem that is libcurl's, not ours. Drop
+# exactly those flags, and only those: any other missing library fails.
+lib_found() {
+    local name=$1 ext p d
+    for d in "${search_dirs[@]}"; do
+        [[ -e $d/lib$name.so || -e $d/lib$name.a ]] && return 0
+    done
+    for ext in so a; do
+        p=$("$cc" -print-file-name="lib$name.$ext")
+        [[ $p == /* ]] && return 0
+    done
+    return 1
+}
+curl_private=" $("$PKG_CONFIG" --static --libs-only-l libcurl) "
+curl_public=" $("$PKG_CONFIG" --libs-only-l libcurl) "
+search_dirs=("$libdir")
+for flag in $static_libs; do
+    [[ $flag == -L* ]] && search_dirs+=("${flag#-L}")
+done
+static_flags=()
+dropped=()
+for flag in $static_libs; do
+    if [[ $flag == -lcanteen ]]; then
+        static_flags+=("-l:libcanteen.a")
+        continue
+    fi
+    if [[ $flag == -l* ]] && ! lib_found "${flag#-l}"; then
+        if [[ $curl_private == *" $flag "* && $curl_public != *" $flag "* ]]; then
+            dropped+=("$flag")
+            continue
+        fi
+        die "pkg-config --static --libs canteen needs $flag, which is not installed"
+    fi
+    static_flags+=("$flag")
+done
+make_static=(make -C "$mk" consumer-static CC="$cc" CFLAGS="-O1 -g -Wall -Wextra -Werror $san"
+    LDFLAGS="$san")
+if [[ ${#dropped[@]} -gt 0 ]]; then
+    say "note: libcurl.pc lists libraries with no development files here; not needed with" \
+        "a shared libcurl, left out: ${dropped[*]}"
+    make_static+=("CANTEEN_STATIC_LIBS=${static_flags[*]}")
+fi
+quiet "make consumer-static (pkg-config --static)" "${make_static[@]}"
+if [[ $(needed "$mk/consumer-static") == *" libcanteen"* ]]; then
+    die "consumer-static still needs a shared libcanteen"
+fi
+check_run "pkg-config --static consumer" "$mk/consumer-static"
+
+# --- 4. CMake find_package -------------------------------------------------------------
+cmb="$tmp/cmake-build"
+quiet "cmake configure of examples/consumer (find_package)" \
+    env PKG_CONFIG_PATH="$orig_pkg_config_path" cmake -S "$consumer_src" -B "$cmb" \
+    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_C_FLAGS="-Wall -Wextra -Werror $san" -DCMAKE_EXE_LINKER_FLAGS="$san"
+found_dir=$(sed -n 's/^canteen_DIR:[A-Z]*=//p' "$cmb/CMakeCache.txt")
+[[ $(cd "$found_dir" && pwd -P) == "$(cd "$cmakedir" && pwd -P)" ]] ||
+    die "find_package(canteen) found $found_dir, not the fresh prefix"
+quiet "cmake build of examples/consumer" cmake --build "$cmb"
+uses_shared_canteen "$cmb/consumer" || die "CMake consumer does not use libcanteen.so.0"
+check_run "find_package consumer (canteen::canteen)" env LD_LIBRARY_PATH="$ldpath" "$cmb/consumer"
+if [[ $(needed "$cmb/consumer_static") == *" libcanteen"* ]]; then
+    die "consumer_static still needs a shared libcanteen"
+fi
+check_run "find_package consumer (canteen::canteen_static)" "$cmb/consumer_static"
+
+say "PASS${san:+ (with $san)}"
