@@ -41,6 +41,10 @@ else()
     set_target_properties(canteen_llhttp PROPERTIES C_VISIBILITY_PRESET hidden
                           POSITION_INDEPENDENT_CODE ON)
     target_compile_options(canteen_llhttp PRIVATE -w)
+    # Strict mode (DESIGN: "keep it on"): CRLF required after chunk data,
+    # LF after CR, token-only header names, no 8-bit bytes in the target.
+    # Built without it, llhttp skips the two bytes after chunk data unchecked.
+    target_compile_definitions(canteen_llhttp PRIVATE LLHTTP_STRICT_MODE=1)
   else()
     message(FATAL_ERROR "llhttp not found: install Debian's node-llhttp (script/bootstrap does)")
   endif()

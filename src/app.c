@@ -3,6 +3,7 @@
  * shutdown. One app is one libuv loop run on the thread that calls
  * cn_app_run.
  */
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,6 +340,25 @@ int cn_app_stop(cn_app *app)
     return uv_async_send(&app->stop_async);
 }
 
+/*
+ * A write to a connection the peer has reset raises SIGPIPE, whose default
+ * action kills the process; libuv writes with write(2)/writev(2), so the
+ * error must come back as EPIPE instead. Only the default disposition is
+ * changed: an application's own handler (or SIG_IGN) is left alone.
+ */
+static void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+        !(sa.sa_flags & SA_SIGINFO)) {
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
 int cn_app_run(cn_app *app, const char *host, int port)
 {
     int rc, expected = APP_NEW;
@@ -354,6 +374,7 @@ int cn_app_run(cn_app *app, const char *host, int port)
         return CN_EINVAL;
     if (!atomic_compare_exchange_strong(&app->state, &expected, APP_RUNNING))
         return CN_ESTATE;
+    ignore_sigpipe();
     if (app->cfg.handle_signals) {
         uv_signal_init(&app->loop, &app->sig_int);
         uv_signal_init(&app->loop, &app->sig_term);

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/ioctl.h>
+
 #include <llhttp.h>
 
 #include "conn.h"
@@ -33,7 +35,7 @@ enum {
     ST_CLOSED,   /* uv_close called */
 };
 
-enum { TIMER_NONE, TIMER_HEAD, TIMER_IDLE, TIMER_LINGER };
+enum { TIMER_NONE, TIMER_HEAD, TIMER_IDLE, TIMER_LINGER, TIMER_WRITE };
 
 /* Unparsed bytes kept while a handler runs; past this, reading pauses. */
 #define PENDING_MAX (64 * 1024)
@@ -61,6 +63,7 @@ typedef struct cn__conn {
     bool in_execute;   /* inside llhttp_execute (no re-entry) */
     bool shutdown_sent;
     bool cancelled;    /* client went away while a handler ran */
+    size_t write_mark; /* unsent_bytes() when TIMER_WRITE was last armed */
     /* header accumulation in the request arena: "name\0value\0" */
     char *acc;
     size_t acc_len, field_len;
@@ -123,6 +126,26 @@ static void conn_close(cn__conn *c)
 }
 
 static void reject(cn__conn *c, int status, const char *detail);
+static void timer_set(cn__conn *c, int mode, uint64_t ms);
+
+/*
+ * Output not yet taken by the peer: libuv's queue plus the kernel's send
+ * queue. The kernel queue matters: libuv only sees progress when the kernel
+ * frees a large part of its buffer, which for a slow reader can take longer
+ * than the timeout while bytes are in fact moving.
+ */
+static size_t unsent_bytes(cn__conn *c)
+{
+    size_t n = c->tcp.write_queue_size;
+#ifdef TIOCOUTQ
+    uv_os_fd_t fd;
+    int q = 0;
+
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, TIOCOUTQ, &q) == 0 && q > 0)
+        n += (size_t)q;
+#endif
+    return n;
+}
 
 /* ---- timers ---- */
 
@@ -136,6 +159,15 @@ static void on_timer(uv_timer_t *t)
          * in time */
         reject(c, 408, NULL);
         conn_flush(c);
+        break;
+    case TIMER_WRITE:
+        /* an answer is still going out: fine while the client reads it */
+        if (c->writing && unsent_bytes(c) < c->write_mark) {
+            c->write_mark = unsent_bytes(c);
+            timer_set(c, TIMER_WRITE, c->srv->cfg->keepalive_timeout_ms);
+            break;
+        }
+        conn_close(c);
         break;
     case TIMER_IDLE:
     case TIMER_LINGER:
@@ -194,6 +226,9 @@ static void on_write(uv_write_t *wr, int status)
     if (status < 0) {
         conn_close(c);
     } else if (c->state != ST_CLOSED) {
+        /* progress: the write timeout starts again (or becomes the idle one) */
+        if (c->timer_mode == TIMER_WRITE)
+            timer_set(c, TIMER_NONE, 0);
         conn_flush(c);
         /* a parser paused on a full output buffer goes on */
         if (c->state == ST_IDLE)
@@ -375,9 +410,13 @@ static void dispatch(cn__conn *c)
 
     srv->stats->requests_total++;
     st = cn__req_finish_head(req);
-    if (st == 0)
-        st = cn__router_match(srv->router, req->method, req->path, strlen(req->path),
-                              &req->arena, &req->match);
+    if (st == 0) {
+        /* the router decodes each segment itself: give it the raw path, or
+         * "%2541" would be decoded twice (to "A" instead of "%41") */
+        size_t rawlen = req->query ? (size_t)(req->query - 1 - req->target) : req->target_len;
+        st = cn__router_match(srv->router, req->method, req->target, rawlen, &req->arena,
+                              &req->match);
+    }
     if (st == 0) {
         const cn__route *rt = req->match.route;
         for (unsigned i = 0; i < req->match.nparams; i++) {
@@ -505,6 +544,12 @@ static int on_header_field_complete(llhttp_t *p)
     cn__conn *c = conn_of(p);
 
     c->field_len = c->acc_len;
+    if (c->field_len == 0) {
+        /* ": value": a field name is a token, at least one character */
+        c->error_status = 400;
+        c->error_detail = "Invalid header name";
+        return HPE_USER;
+    }
     if (c->req->nheaders >= c->srv->cfg->max_headers) {
         c->error_status = 431;
         c->error_detail = "Too many request headers";
@@ -533,6 +578,9 @@ static int on_header_value_complete(llhttp_t *p)
     if (acc_append(c, "", 0, true))
         return HPE_USER;
     vlen = c->acc_len - vstart - 1;
+    /* llhttp drops the whitespace before a value, not after it (RFC 9110 5.5) */
+    while (vlen > 0 && (c->acc[vstart + vlen - 1] == ' ' || c->acc[vstart + vlen - 1] == '\t'))
+        c->acc[vstart + --vlen] = 0;
     if (cn__req_add_header(c->req, c->acc, c->field_len, c->acc + vstart, vlen) < 0) {
         c->error_status = 503;
         return HPE_USER;
@@ -714,8 +762,18 @@ static void parse_more(cn__conn *c, const char *data, size_t len)
 /* Between requests the idle timer runs (a request in progress has its head timer). */
 static void idle_timer(cn__conn *c)
 {
-    if (c->state == ST_IDLE && c->timer_mode != TIMER_IDLE)
+    if (c->state != ST_IDLE)
+        return;
+    if (c->writing || c->out.len > 0) {
+        /* not idle while answers are going out (a slow reader): time out
+         * only when the output stops moving */
+        if (c->timer_mode != TIMER_WRITE) {
+            c->write_mark = unsent_bytes(c);
+            timer_set(c, TIMER_WRITE, c->srv->cfg->keepalive_timeout_ms);
+        }
+    } else if (c->timer_mode != TIMER_IDLE) {
         timer_set(c, TIMER_IDLE, c->srv->cfg->keepalive_timeout_ms);
+    }
 }
 
 /* A handler finished or output drained: parse what arrived meanwhile. */
@@ -773,23 +831,27 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     case ST_LINGER:
         return; /* discard */
     case ST_HANDLING:
+    case ST_IDLE:
+        if (c->state == ST_IDLE && c->pending_len == c->pending_off)
+            break; /* nothing kept: parse directly */
+        /* older bytes first (a handler runs, or output was backed up) */
         keep_pending(c, buf->base, (size_t)nread);
-        if (c->pending_len - c->pending_off >= PENDING_MAX) {
+        if (c->state == ST_IDLE)
+            resume_parsing(c);
+        /* bounded: a client that sends without reading answers is stopped */
+        if (c->state != ST_CLOSED && c->reading && c->pending_len - c->pending_off >= PENDING_MAX) {
             uv_read_stop(s);
             c->reading = false;
         }
         return;
-    case ST_IDLE:
-        if (c->pending_len > c->pending_off) {
-            /* older bytes first (output was backed up) */
-            keep_pending(c, buf->base, (size_t)nread);
-            return;
-        }
-        break;
     default:
         break;
     }
     parse_more(c, buf->base, (size_t)nread);
+    /* the parser may have paused on output that uv_try_write then took at
+     * once: no write callback will come to resume it, so resume here */
+    if (c->state == ST_IDLE && c->pending_len > c->pending_off)
+        resume_parsing(c);
     idle_timer(c);
 }
 
@@ -834,6 +896,10 @@ int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
         srv->stats->connections_rejected++;
         reject(c, 503, "Too many connections");
         conn_flush(c);
+        /* read (and discard) so that the client's EOF frees the slot at
+         * once, rather than after the lingering close's timer */
+        if (c->state != ST_CLOSED)
+            start_reading(c);
         return 0;
     }
     /* a connection that sends nothing is closed after the header timeout */

@@ -1,0 +1,315 @@
+/*
+ * harness.h -- integration tests: a real Canteen app on 127.0.0.1 (or ::1)
+ * port 0 in a background thread, raw-socket HTTP/1.1 helpers and libcurl
+ * helpers.
+ *
+ * Rules every helper keeps: each read has a deadline (poll), each loop is
+ * bounded in count and time, traffic only goes to 127.0.0.1 / ::1. Failures
+ * are cmocka assertions, so the helpers are only called from a test (or a
+ * cmocka setup/teardown), never from the server thread.
+ *
+ * Typical test:
+ *
+ *     static void test_x(void **state) {
+ *         h_server *s = h_start(NULL, NULL, NULL, NULL);
+ *         *state = s;                       // teardown h_stop()s it
+ *         h_conn *c = h_open(s);
+ *         h_sendf(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+ *         h_response r;
+ *         assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
+ *         assert_int_equal(r.status, 200);
+ *         h_response_free(&r);
+ *     }
+ */
+#ifndef CANTEEN_TEST_HARNESS_H
+#define CANTEEN_TEST_HARNESS_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* cmocka needs these before its header */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include <canteen.h>
+
+/* Default deadline of one read (ms). Generous for sanitizer builds. */
+#define H_TIMEOUT_MS 5000
+
+/* ------------------------------------------------------------------------ */
+/* Server                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Called before the app runs, to register test-specific routes. */
+typedef int (*h_setup_fn)(cn_app *app, void *arg);
+
+typedef struct h_conn h_conn;
+
+typedef struct h_server {
+    cn_app *app;
+    pthread_t thread;
+    bool thread_started;
+    int port;
+    char host[64]; /* "127.0.0.1" or "::1" */
+    int run_rc;    /* what cn_app_run returned (valid after h_stop/h_join) */
+    bool stopped;
+    h_conn *conns; /* every h_conn opened on this server and not yet closed */
+} h_server;
+
+/*
+ * A config with short limits so that timeouts are fast in tests:
+ * header_timeout_ms = keepalive_timeout_ms = 300, shutdown_timeout_ms = 2000.
+ */
+cn_config h_fast_config(void);
+
+/*
+ * Create an app with `cfg` (NULL: h_fast_config()), register the demo routes
+ * and then setup(app, arg) if given, listen on host (NULL: "127.0.0.1") port
+ * 0 and run it in a new thread. Returns once GET /health answers 200 (so
+ * the loop runs and cn_app_stop works). Fails the test on any error.
+ */
+h_server *h_start(const cn_config *cfg, const char *host, h_setup_fn setup, void *arg);
+
+/*
+ * Close every h_conn still open on s, cn_app_stop, join (bounded), assert
+ * cn_app_run returned 0, cn_app_free. NULL is allowed. Frees s.
+ */
+void h_stop(h_server *s);
+
+/* As h_stop but without cn_app_stop: the app was already asked to stop. */
+void h_join_and_free(h_server *s);
+
+/*
+ * Wait (bounded) for the server thread to end; returns cn_app_run's code,
+ * or INT32_MIN if it did not end within timeout_ms. Idempotent.
+ */
+int h_join(h_server *s, int timeout_ms);
+
+/* cmocka teardown: h_stop(*state). */
+int h_teardown(void **state);
+
+/*
+ * Poll cn_app_stats (read from the test thread: cn_app_stats allows it and
+ * gives approximate figures, which is enough to wait for a value) until
+ * connections_active == want. Returns true if it got there in time.
+ */
+bool h_wait_active(h_server *s, uint64_t want, int timeout_ms);
+
+/* A snapshot of the counters (approximate while running). */
+cn_stats h_stats(h_server *s);
+
+/* GET /health on a fresh connection must answer 200 {"status":"ok"}. */
+void h_assert_healthy(h_server *s);
+
+/* ------------------------------------------------------------------------ */
+/* Raw sockets                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Results of read helpers. */
+enum {
+    H_OK = 0,
+    H_TIMEOUT = -1, /* deadline passed */
+    H_EOF = -2,     /* connection closed (FIN or RST) before the end */
+    H_BAD = -3,     /* malformed response */
+    H_DATA = -4,    /* h_expect_eof: bytes arrived instead of EOF */
+};
+
+struct h_conn {
+    int fd;
+    h_server *srv;
+    h_conn *next; /* in srv->conns */
+    char *buf;    /* received, not yet consumed */
+    size_t len, cap;
+    bool eof;   /* FIN (or RST) seen */
+    bool reset; /* it was a RST */
+};
+
+/* Connect to the server (same family as its host). Fails the test on error. */
+h_conn *h_open(h_server *s);
+
+/* As h_open with SO_RCVBUF set before connect (a slow reader). */
+h_conn *h_open_rcvbuf(h_server *s, int rcvbuf);
+
+/* Close and free (NULL allowed). */
+void h_close(h_conn *c);
+
+/* A plain connected socket to host:port (no h_conn), or -errno. */
+int h_connect_fd(const char *host, int port);
+
+/* Send all bytes (bounded: fails the test if the peer stops reading for
+ * H_TIMEOUT_MS). */
+void h_send(h_conn *c, const void *data, size_t len);
+void h_sends(h_conn *c, const char *s);
+void h_sendf(h_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Send without failing the test: 0, or -errno (EPIPE, ECONNRESET...). */
+int h_try_send(h_conn *c, const void *data, size_t len);
+
+/*
+ * Wait up to timeout_ms for more bytes and append them to c->buf. Returns
+ * the count read (> 0), H_EOF or H_TIMEOUT.
+ */
+ssize_t h_recv_more(h_conn *c, int timeout_ms);
+
+/* Drop the first n buffered bytes. */
+void h_consume(h_conn *c, size_t n);
+
+/* One parsed response. */
+typedef struct h_header {
+    char *name;
+    char *value;
+} h_header;
+
+typedef struct h_response {
+    int minor; /* HTTP/1.x */
+    int status;
+    char reason[64];
+    h_header *headers;
+    size_t nheaders;
+    char *body; /* NUL-terminated (malloc'd), body_len bytes */
+    size_t body_len;
+    bool has_content_length;
+    long long content_length;
+    bool chunked;
+} h_response;
+
+/*
+ * Read one full response from c (status line, headers, and a body framed by
+ * Content-Length or chunked). `head_request`: the request was HEAD, so no
+ * body follows whatever the headers say. 1xx, 204 and 304 have no body.
+ * H_OK, H_TIMEOUT, H_EOF or H_BAD. The deadline covers the whole response.
+ */
+int h_read_response_ex(h_conn *c, h_response *r, int timeout_ms, bool head_request);
+int h_read_response(h_conn *c, h_response *r, int timeout_ms);
+void h_response_free(h_response *r);
+
+/* First header `name` (case-insensitive), or NULL. Count of such headers. */
+const char *h_header_get(const h_response *r, const char *name);
+size_t h_header_count(const h_response *r, const char *name);
+
+/* Connection header contains the token (case-insensitive). */
+bool h_connection_has(const h_response *r, const char *token);
+
+/*
+ * Assert what every Canteen response carries: Server: canteen, a valid
+ * IMF-fixdate Date within a few seconds of now, and Content-Length (except
+ * 1xx / 204) matching the body read.
+ */
+void h_assert_standard_headers(const h_response *r, bool head_request);
+
+/*
+ * Expect the peer to close within timeout_ms with no further bytes.
+ * H_OK (EOF, no data), H_TIMEOUT, or H_DATA (bytes arrived: they stay in
+ * c->buf).
+ */
+int h_expect_eof(h_conn *c, int timeout_ms);
+
+/*
+ * Expect nothing at all (no data, no EOF) for quiet_ms: H_TIMEOUT is the
+ * good answer, otherwise H_DATA or H_EOF.
+ */
+int h_expect_quiet(h_conn *c, int quiet_ms);
+
+/*
+ * Read up to `max` responses (each within the overall deadline); returns
+ * how many complete responses were read. With `out` non-NULL the first
+ * min(max, n) are stored there (caller frees each).
+ */
+int h_read_responses(h_conn *c, int max, int timeout_ms, h_response *out);
+
+/*
+ * One request on a fresh connection: send `raw`, read one response into r
+ * (H_OK asserted), close. Convenient for routing checks.
+ */
+void h_roundtrip(h_server *s, const char *raw, h_response *r);
+
+/*
+ * A framing/parsing attack: on a fresh connection send `raw` (which carries a
+ * smuggled request after the bad one), expect exactly one response with
+ * `status` and Connection: close, then EOF with no second response; then a
+ * fresh connection must still be served.
+ */
+void h_expect_rejected(h_server *s, const char *raw, size_t len, int status);
+
+/*
+ * As h_expect_rejected without failing: 0 if all held, else 1 with the
+ * reason in why. The health check afterwards is still asserted.
+ */
+int h_probe_rejected(h_server *s, const char *raw, size_t len, int status, char *why,
+                     size_t whylen);
+
+/* Milliseconds on a monotonic clock. */
+int64_t h_now_ms(void);
+
+/* ------------------------------------------------------------------------ */
+/* libcurl                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct h_http {
+    long status;
+    char *body; /* NUL-terminated, malloc'd */
+    size_t body_len;
+    char *headers; /* raw header block(s) as received */
+    size_t headers_len;
+    long num_connects; /* new connections made by this transfer */
+    long local_port;
+} h_http;
+
+/* A curl easy handle set up for s (timeouts, no proxy, no signals). */
+CURL *h_curl_new(void);
+
+/* GET/POST http://host:port<path> on `easy` (reused across calls so
+ * keep-alive can reuse the connection). Returns the CURLcode. */
+int h_curl_get(CURL *easy, h_server *s, const char *path, h_http *out);
+int h_curl_post(CURL *easy, h_server *s, const char *path, const char *body,
+                const char *content_type, h_http *out);
+void h_http_free(h_http *h);
+
+/* ------------------------------------------------------------------------ */
+/* Shared test routes                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Size of GET /t/big's body; byte i is 'a' + i % 26. */
+#define H_BIG_SIZE (4u * 1024 * 1024)
+
+/*
+ * An h_setup_fn registering routes several files use:
+ *   GET  /t/big            H_BIG_SIZE bytes of text (backpressure, disconnects)
+ *   GET  /t/param/{name}   cn_req_param(name) as text/plain
+ *   GET  /t/path/{rest}    {"path":cn_req_path,"target":cn_req_target}
+ *   GET  /t/query          {"name","flag","missing","x"} from cn_req_query
+ *                          (null when NULL) and "n" from cn_req_query_int
+ *   GET  /t/header         {"lower","upper","mixed","count","first"}: the
+ *                          X-Custom-Header looked up three ways, the number of
+ *                          headers, the first X-Dup value
+ *   GET  /t/nocontent      204 (a body is set but must not be sent)
+ *   GET  /t/fail           returns CN_EINVAL without a response (500)
+ *   GET  /t/none           returns 0 without a response
+ *   POST /t/raw            the raw body back (application/octet-stream) with
+ *                          X-Body-Length
+ */
+int h_test_routes(cn_app *app, void *arg);
+
+/* Check a /t/big body. */
+bool h_big_body_ok(const char *body, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Misc                                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* malloc'd printf. */
+char *h_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Is the IPv6 loopback usable here? */
+bool h_ipv6_available(void);
+
+#endif
