@@ -64,20 +64,20 @@ CN__NO_ASAN void *cn__ctx_make(void *lo, size_t size, cn__ctx_entry entry, void 
     /* 8 slots; after popping them rsp == top, 16-byte aligned for the call
      * in cn__ctx_boot. */
     uint64_t *f = (uint64_t *)(top - 8 * sizeof(uint64_t));
-    f[0] = cn__ctx_fpctl();          /* MXCSR, x87 control word */
-    f[1] = 0;                        /* r15 */
-    f[2] = 0;                        /* r14 */
-    f[3] = (uintptr_t)arg;           /* r13: the entry's argument */
-    f[4] = (uintptr_t)entry;         /* r12: the entry */
-    f[5] = 0;                        /* rbx */
-    f[6] = 0;                        /* rbp: ends frame-pointer chains */
-    f[7] = (uintptr_t)cn__ctx_boot;  /* resume address */
+    f[0] = cn__ctx_fpctl();         /* MXCSR, x87 control word */
+    f[1] = 0;                       /* r15 */
+    f[2] = 0;                       /* r14 */
+    f[3] = (uintptr_t)arg;          /* r13: the entry's argument */
+    f[4] = (uintptr_t)entry;        /* r12: the entry */
+    f[5] = 0;                       /* rbx */
+    f[6] = 0;                       /* rbp: ends frame-pointer chains */
+    f[7] = (uintptr_t)cn__ctx_boot; /* resume address */
 #elif defined(__aarch64__)
     /* 22 slots (176 bytes); after the switch sp == top. */
     uint64_t *f = (uint64_t *)(top - 22 * sizeof(uint64_t));
-    f[0] = (uintptr_t)entry;         /* x19: the entry */
-    f[1] = (uintptr_t)arg;           /* x20: its argument */
-    f[2] = 0;                        /* x21 .. x28 */
+    f[0] = (uintptr_t)entry; /* x19: the entry */
+    f[1] = (uintptr_t)arg;   /* x20: its argument */
+    f[2] = 0;                /* x21 .. x28 */
     f[3] = 0;
     f[4] = 0;
     f[5] = 0;
@@ -95,7 +95,7 @@ CN__NO_ASAN void *cn__ctx_make(void *lo, size_t size, cn__ctx_entry entry, void 
     f[17] = 0;
     f[18] = 0;
     f[19] = 0;
-    f[20] = cn__ctx_fpctl();         /* FPCR */
+    f[20] = cn__ctx_fpctl(); /* FPCR */
     f[21] = 0;
 #else
 #error "CANTEEN_CORO_ASM=1 needs x86-64 or AArch64; configure with CANTEEN_CORO_BACKEND=ucontext"
@@ -141,16 +141,16 @@ const char *cn__coro_backend(void)
 /* ------------------------------------------------------------------------ */
 
 struct cn__coro {
-    coro_ctx ctx;             /* saved context while not running */
+    coro_ctx ctx; /* saved context while not running */
     cn__coro_fn fn;
     void *arg;
     const char *label;
     cn__stack_pool *pool;
-    cn__coro *next;       /* free-list link while pooled */
+    cn__coro *next; /* free-list link while pooled */
     cn__stack stack;
     int state;
 #ifdef CN__ASAN
-    void *asan_fake;      /* ASan's fake stack of this coroutine while suspended */
+    void *asan_fake; /* ASan's fake stack of this coroutine while suspended */
 #endif
 };
 
@@ -168,14 +168,14 @@ struct cn__stack_pool {
 };
 
 typedef struct thread_state {
-    coro_ctx main;           /* the thread's main context while a coroutine runs */
-    cn__coro *current;   /* the running coroutine, NULL on the main stack */
-    int ready;           /* handler installed, alternate signal stack set */
+    coro_ctx main;     /* the thread's main context while a coroutine runs */
+    cn__coro *current; /* the running coroutine, NULL on the main stack */
+    int ready;         /* handler installed, alternate signal stack set */
 #ifdef CN__ASAN
-    void *main_fake;     /* ASan's fake stack of the main context */
+    void *main_fake;         /* ASan's fake stack of the main context */
     const void *main_bottom; /* bounds of the main stack, learnt on the first switch */
     size_t main_size;
-    coro_ctx *reap_back;     /* where the ASan reaper switches back to */
+    coro_ctx *reap_back; /* where the ASan reaper switches back to */
 #endif
 } thread_state;
 
@@ -222,8 +222,10 @@ static int is_overflow(const cn__coro *c, const siginfo_t *si, const void *uctx)
     uintptr_t lo = (uintptr_t)c->stack.lo;
     if (addr >= guard_lo && addr < lo)
         return 1;
-    /* A frame larger than the guard may jump over it; if it faulted below,
-     * the stack pointer itself is below the stack. */
+    /* A frame larger than the guard may jump over it: if both the fault and
+     * the stack pointer lie just below the stack, it overflowed too. (If the
+     * jump lands in another mapping there is no fault at all: build with
+     * -fstack-clash-protection to make large frames probe page by page.) */
     uintptr_t sp = 0;
     const ucontext_t *uc = uctx;
 #if defined(__x86_64__)
@@ -233,7 +235,8 @@ static int is_overflow(const cn__coro *c, const siginfo_t *si, const void *uctx)
 #else
     (void)uc;
 #endif
-    return sp != 0 && sp < lo && sp + 65536 >= guard_lo;
+    const uintptr_t window = 64 * 1024;
+    return sp < lo && sp + window >= guard_lo && addr < lo && addr + window >= guard_lo;
 }
 
 static void segv_handler(int sig, siginfo_t *si, void *uctx)
@@ -383,13 +386,13 @@ static inline void switch_into(cn__coro *c)
 #endif
 }
 
-/* c -> main context. `final`: c has finished, its ASan fake stack dies. */
-static inline void switch_out(cn__coro *c, int final)
+/* c -> main context. `last`: c has finished, its ASan fake stack dies. */
+static inline void switch_out(cn__coro *c, int last)
 {
 #ifdef CN__ASAN
-    asan_start(final ? NULL : &c->asan_fake, tls.main_bottom, tls.main_size);
+    asan_start(last ? NULL : &c->asan_fake, tls.main_bottom, tls.main_size);
 #else
-    (void)final;
+    (void)last;
 #endif
     ctx_switch(&c->ctx, &tls.main);
 #ifdef CN__ASAN

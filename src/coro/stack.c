@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "canteen.h"
+#include "common.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define CN__STACK_ASAN 1
@@ -77,11 +78,11 @@ void cn__stack_log_map_failure(int err)
             cur[strcspn(cur, "\n")] = '\0';
         fclose(f);
     }
-    fprintf(stderr,
-            "canteen: cannot map a coroutine stack (%s): the kernel refused more memory mappings; "
+    cn__log(CN__LOG_ERROR,
+            "cannot map a coroutine stack (%s): the kernel refused more memory mappings; "
             "each coroutine stack uses one or two of the sysctl vm.max_map_count (now %s): raise "
             "it, e.g. `sysctl -w vm.max_map_count=262144` (persist it in /etc/sysctl.d/), or "
-            "lower max_connections; also check RLIMIT_AS (ulimit -v)\n",
+            "lower max_connections; also check RLIMIT_AS (ulimit -v)",
             strerror(err), cur);
 }
 
