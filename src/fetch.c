@@ -282,13 +282,12 @@ static void finish_xfer(xfer *x, int err)
 
     r->error = err;
     if (x->easy) {
+        long conns = 0;
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME, &secs);
-        if (err == 0) {
-            long conns = 0;
-            curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns);
-            x->call->f->connects += (uint64_t)conns;
-        }
+        /* a transfer that failed or was cancelled may have opened one too */
+        curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns);
+        x->call->f->connects += (uint64_t)conns;
     }
     r->status = err == 0 ? (int)status : 0;
     r->elapsed_ms = secs * 1000.0;

@@ -24,9 +24,13 @@ struct cn__metrics {
     uint64_t threshold_ns; /* 0: off */
     uint64_t interval_ms;
     uint64_t expected_ms;      /* when the probe should fire (loop time) */
+    bool loop_started;         /* the loop has reached its first prepare */
     uint64_t iter_start_ns;    /* previous prepare */
     uint64_t iter_idle_ns;     /* idle time at that point */
     uint64_t reported_ns;      /* slow-step time already reported this iteration */
+    uint64_t steps_ns;         /* all coroutine-step time this iteration */
+    uint64_t top_ns;           /* the longest unreported step this iteration... */
+    const char *top_label;     /* ...and its route (router-owned, lives with the app) */
     unsigned open_handles;
     cn_loop_stats st;
     double lag_sum;
@@ -38,6 +42,13 @@ static void on_probe(uv_timer_t *t)
     uint64_t now = uv_now(m->loop);
     double lag = now > m->expected_ms ? (double)(now - m->expected_ms) : 0.0;
 
+    /* The probe is armed in cn_app_new. If the app spent time before
+     * cn_app_run (routes, a database, a model...), it fires overdue in the
+     * loop's first turn, before anything ran on the loop: not a stall. */
+    if (!m->loop_started) {
+        m->expected_ms = now + m->interval_ms;
+        return;
+    }
     m->st.lag_ms_last = lag;
     if (lag > m->st.lag_ms_max)
         m->st.lag_ms_max = lag;
@@ -61,20 +72,35 @@ static void on_prepare(uv_prepare_t *p)
     cn__metrics *m = p->data;
     uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(m->loop);
 
+    m->loop_started = true;
     if (m->iter_start_ns && m->threshold_ns) {
         uint64_t wall = now - m->iter_start_ns, waited = idle - m->iter_idle_ns;
         uint64_t busy = wall > waited ? wall - waited : 0;
         if (busy > m->threshold_ns && busy > m->reported_ns + m->threshold_ns) {
+            uint64_t outside = busy > m->steps_ns ? busy - m->steps_ns : 0;
             note_slow(m, busy);
-            cn__log(CN__LOG_WARN,
-                    "the event loop was blocked for %.0f ms outside any handler (threshold %.0f "
-                    "ms): a loop callback is doing blocking work",
-                    (double)busy / 1e6, (double)m->threshold_ns / 1e6);
+            if (outside <= m->threshold_ns && m->top_label != NULL)
+                /* handler steps, each under the threshold, added up */
+                cn__log(CN__LOG_WARN,
+                        "%s and other handler steps blocked the event loop for %.0f ms in one "
+                        "loop turn (threshold %.0f ms, longest step %.0f ms): use cn_sleep() "
+                        "instead of sleep(), and cn_to_thread() or a sync route for blocking "
+                        "or CPU-heavy work",
+                        m->top_label, (double)busy / 1e6, (double)m->threshold_ns / 1e6,
+                        (double)m->top_ns / 1e6);
+            else
+                cn__log(CN__LOG_WARN,
+                        "the event loop was blocked for %.0f ms outside any handler (threshold "
+                        "%.0f ms): a loop callback is doing blocking work",
+                        (double)outside / 1e6, (double)m->threshold_ns / 1e6);
         }
     }
     m->iter_start_ns = now;
     m->iter_idle_ns = idle;
     m->reported_ns = 0;
+    m->steps_ns = 0;
+    m->top_ns = 0;
+    m->top_label = NULL;
 }
 
 cn__metrics *cn__metrics_new(uv_loop_t *loop, const cn_config *cfg)
@@ -118,8 +144,16 @@ void cn__metrics_free(cn__metrics *m)
 
 void cn__metrics_step(cn__metrics *m, const char *label, uint64_t ns)
 {
-    if (m == NULL || m->threshold_ns == 0 || ns <= m->threshold_ns)
+    if (m == NULL || m->threshold_ns == 0)
         return;
+    m->steps_ns += ns;
+    if (ns <= m->threshold_ns) {
+        if (ns > m->top_ns) {
+            m->top_ns = ns;
+            m->top_label = label;
+        }
+        return;
+    }
     note_slow(m, ns);
     m->reported_ns += ns;
     cn__log(CN__LOG_WARN,

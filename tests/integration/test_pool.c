@@ -1,0 +1,891 @@
+/*
+ * test_pool.c -- sync routes and cn_to_thread on Canteen's thread pool, over
+ * real sockets: where handlers run, the pool's bound, to_thread results and
+ * golden-rule errors on a worker, cancellation while queued and while
+ * running, the pool's figures, and the loop-block detector (the warning that
+ * names the route, its threshold, the lag probe, and the damage a blocked
+ * loop does to requests in flight).
+ *
+ * Handlers record what they saw in test-global state (atomics or a mutex);
+ * the test thread polls it with bounded deadlines. Nothing sleeps to
+ * synchronise.
+ */
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "demo.h"
+#include "harness.h"
+
+/* ------------------------------------------------------------------------ */
+/* Local helpers                                                             */
+/* ------------------------------------------------------------------------ */
+
+#define NOT_YET INT_MIN
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {0, (long)ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+#define WAIT_UNTIL(cond, ms)                                                                       \
+    __extension__({                                                                                \
+        int64_t wu_deadline_ = h_now_ms() + (ms);                                                  \
+        bool wu_ok_;                                                                               \
+        while (!(wu_ok_ = (cond)) && h_now_ms() < wu_deadline_)                                    \
+            nap_ms(1);                                                                             \
+        wu_ok_;                                                                                    \
+    })
+
+/* A blocking sleep (the thread does nothing else). */
+static void block_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+#define LOG_MAX 256
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *log_lines[LOG_MAX];
+static int log_levels[LOG_MAX];
+static int log_n;
+
+static void capture_log(int level, const char *msg, void *data)
+{
+    (void)data;
+    pthread_mutex_lock(&log_mu);
+    if (log_n < LOG_MAX) {
+        log_lines[log_n] = strdup(msg);
+        log_levels[log_n] = level;
+        log_n++;
+    }
+    pthread_mutex_unlock(&log_mu);
+    fprintf(stderr, "[canteen log %d] %s\n", level, msg);
+}
+
+static void log_reset(void)
+{
+    pthread_mutex_lock(&log_mu);
+    for (int i = 0; i < log_n; i++)
+        free(log_lines[i]);
+    log_n = 0;
+    pthread_mutex_unlock(&log_mu);
+}
+
+/* Lines at `level` containing every non-NULL needle (level < 0: any). */
+static int log_count(int level, const char *a, const char *b)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&log_mu);
+    for (int i = 0; i < log_n; i++)
+        if ((level < 0 || log_levels[i] == level) && (a == NULL || strstr(log_lines[i], a)) &&
+            (b == NULL || strstr(log_lines[i], b)))
+            n++;
+    pthread_mutex_unlock(&log_mu);
+    return n;
+}
+
+/* The first captured line containing `a`, copied into buf ("" if none). */
+static void log_find(const char *a, char *buf, size_t size)
+{
+    buf[0] = 0;
+    pthread_mutex_lock(&log_mu);
+    for (int i = 0; i < log_n; i++)
+        if (strstr(log_lines[i], a)) {
+            snprintf(buf, size, "%s", log_lines[i]);
+            break;
+        }
+    pthread_mutex_unlock(&log_mu);
+}
+
+static h_conn *send_get(h_server *s, const char *path)
+{
+    h_conn *c = h_open(s);
+    h_sendf(c, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    return c;
+}
+
+static cJSON *read_json(h_conn *c, int status)
+{
+    h_response r;
+    cJSON *j;
+    int rc = h_read_response(c, &r, H_TIMEOUT_MS);
+
+    if (rc != H_OK)
+        fail_msg("no response (%d)", rc);
+    if (r.status != status)
+        fail_msg("status %d, expected %d; body %s", r.status, status, r.body);
+    j = cJSON_Parse(r.body);
+    if (j == NULL)
+        fail_msg("body is not JSON: %s", r.body);
+    h_response_free(&r);
+    return j;
+}
+
+static cJSON *get_json(h_server *s, const char *path, int status)
+{
+    h_conn *c = send_get(s, path);
+    cJSON *j = read_json(c, status);
+    h_close(c);
+    return j;
+}
+
+static int64_t jint(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v))
+        fail_msg("no number \"%s\" in the answer", key);
+    return (int64_t)v->valuedouble;
+}
+
+static void assert_code(const cJSON *o, const char *key, int want)
+{
+    int got = (int)jint(o, key);
+    if (got != want)
+        fail_msg("%s: got %s (%d), expected %s (%d)", key, cn_err_name(got), got,
+                 cn_err_name(want), want);
+}
+
+static cn_pool_stats pool_stats(h_server *s)
+{
+    cn_pool_stats ps;
+    cn_app_pool_stats(s->app, &ps);
+    return ps;
+}
+
+static cn_loop_stats loop_stats(h_server *s)
+{
+    cn_loop_stats ls;
+    cn_app_loop_stats(s->app, &ls);
+    return ls;
+}
+
+static void assert_settles(h_server *s)
+{
+    bool ok = WAIT_UNTIL(h_stats(s).coroutines_live == 0 && h_stats(s).requests_active == 0,
+                         3000);
+    if (!ok) {
+        cn_stats st = h_stats(s);
+        fail_msg("server did not settle: coroutines_live=%llu requests_active=%llu",
+                 (unsigned long long)st.coroutines_live,
+                 (unsigned long long)st.requests_active);
+    }
+}
+
+/* Send the same GET on n fresh connections at once, then read them all;
+ * returns the wall time from the first send to the last answer. */
+static int64_t concurrent_gets(h_server *s, const char *path, int n)
+{
+    h_conn *c[64];
+    int64_t t0;
+
+    assert_true(n <= 64);
+    for (int i = 0; i < n; i++)
+        c[i] = h_open(s);
+    t0 = h_now_ms();
+    for (int i = 0; i < n; i++)
+        h_sendf(c[i], "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    for (int i = 0; i < n; i++) {
+        h_response r;
+        int rc = h_read_response(c[i], &r, H_TIMEOUT_MS);
+        if (rc != H_OK)
+            fail_msg("%s #%d: no response (%d)", path, i, rc);
+        assert_int_equal(r.status, 200);
+        h_response_free(&r);
+    }
+    t0 = h_now_ms() - t0;
+    for (int i = 0; i < n; i++)
+        h_close(c[i]);
+    return t0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Test routes                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* ---- which thread ---- */
+
+static pthread_mutex_t tid_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t loop_tid, sync_tid, job_tid;
+static int have_loop_tid, have_sync_tid, have_job_tid;
+
+static void record_tid(pthread_t *where, int *flag)
+{
+    pthread_mutex_lock(&tid_mu);
+    *where = pthread_self();
+    *flag = 1;
+    pthread_mutex_unlock(&tid_mu);
+}
+
+/* GET /t/where-async */
+static int rt_where_async(cn_req *req, cn_res *res)
+{
+    (void)req;
+    record_tid(&loop_tid, &have_loop_tid);
+    return cn_res_text(res, 200, "async");
+}
+
+/* GET /t/where-sync (SYNC) */
+static int rt_where_sync(cn_req *req, cn_res *res)
+{
+    (void)req;
+    record_tid(&sync_tid, &have_sync_tid);
+    return cn_res_text(res, 200, "sync");
+}
+
+/* ---- to_thread ---- */
+
+typedef struct tt_arg {
+    int in;
+    int out;
+    int ret;
+} tt_arg;
+
+static int tt_double(void *arg)
+{
+    tt_arg *a = arg;
+    record_tid(&job_tid, &have_job_tid);
+    a->out = a->in * 2;
+    return a->ret;
+}
+
+static int noop_fn(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* What awaitables say on a worker thread (the golden rule). */
+typedef struct golden {
+    int sleep, yield, spawn, await, gather, wait_for, to_thread, fetch, fetch_all, cancelled;
+    int current_req_null;
+} golden;
+
+static int on_worker_golden(void *arg)
+{
+    golden *g = arg;
+    cn_fetch_opts fo = {.url = "http://127.0.0.1:1/never"};
+    cn_fetch_result fr;
+    cn_task *t = NULL;
+
+    g->sleep = cn_sleep(1);
+    g->yield = cn_yield();
+    g->spawn = cn_spawn(noop_fn, NULL, &t);
+    g->await = cn_await(NULL);
+    g->gather = cn_gather(NULL, 0, NULL);
+    g->wait_for = cn_wait_for(NULL, 1);
+    g->to_thread = cn_to_thread(noop_fn, NULL);
+    g->fetch = cn_fetch(&fo, &fr);
+    g->fetch_all = cn_fetch_all(&fo, 1, &fr);
+    g->cancelled = cn_cancelled();
+    g->current_req_null = cn_current_req() == NULL;
+    return 0;
+}
+
+/* GET /t/to-thread */
+static int rt_to_thread(cn_req *req, cn_res *res)
+{
+    tt_arg *a = cn_req_alloc(req, sizeof(*a));
+    golden *g = cn_req_alloc(req, sizeof(*g));
+    cJSON *o = cJSON_CreateObject();
+
+    record_tid(&loop_tid, &have_loop_tid);
+    *a = (tt_arg){21, 0, 0};
+    cJSON_AddNumberToObject(o, "rc_ok", cn_to_thread(tt_double, a));
+    cJSON_AddNumberToObject(o, "out", a->out);
+    *a = (tt_arg){5, 0, CN_ERANGE};
+    cJSON_AddNumberToObject(o, "rc_err", cn_to_thread(tt_double, a));
+    cJSON_AddNumberToObject(o, "out_err", a->out);
+    cJSON_AddNumberToObject(o, "rc_null", cn_to_thread(NULL, NULL));
+    memset(g, 0, sizeof(*g));
+    cJSON_AddNumberToObject(o, "rc_golden", cn_to_thread(on_worker_golden, g));
+    cJSON_AddNumberToObject(o, "g_sleep", g->sleep);
+    cJSON_AddNumberToObject(o, "g_yield", g->yield);
+    cJSON_AddNumberToObject(o, "g_spawn", g->spawn);
+    cJSON_AddNumberToObject(o, "g_await", g->await);
+    cJSON_AddNumberToObject(o, "g_gather", g->gather);
+    cJSON_AddNumberToObject(o, "g_wait_for", g->wait_for);
+    cJSON_AddNumberToObject(o, "g_to_thread", g->to_thread);
+    cJSON_AddNumberToObject(o, "g_fetch", g->fetch);
+    cJSON_AddNumberToObject(o, "g_fetch_all", g->fetch_all);
+    cJSON_AddNumberToObject(o, "g_cancelled", g->cancelled);
+    cJSON_AddNumberToObject(o, "g_current_req_null", g->current_req_null);
+    return cn_res_json(res, 200, o);
+}
+
+/* ---- cancellation around to_thread ---- */
+
+#define SLOTS 4
+/* Per request slot: timestamps (ms, monotonic) and what the handler saw. */
+static atomic_llong job_start[SLOTS], job_end[SLOTS], handler_ret[SLOTS];
+static atomic_int handler_rc[SLOTS], handler_entered[SLOTS];
+
+static void slots_reset(void)
+{
+    for (int i = 0; i < SLOTS; i++) {
+        atomic_store(&job_start[i], 0);
+        atomic_store(&job_end[i], 0);
+        atomic_store(&handler_ret[i], 0);
+        atomic_store(&handler_rc[i], NOT_YET);
+        atomic_store(&handler_entered[i], 0);
+    }
+}
+
+typedef struct block_job {
+    int slot;
+    int64_t ms;
+} block_job;
+
+static int block_job_fn(void *arg)
+{
+    block_job *b = arg;
+    atomic_store(&job_start[b->slot], h_now_ms());
+    block_ms(b->ms);
+    atomic_store(&job_end[b->slot], h_now_ms());
+    return 0;
+}
+
+/* GET /t/block/{slot:int}/{ms:int}: to_thread(block ms), recording times */
+static int rt_block(cn_req *req, cn_res *res)
+{
+    block_job *b = cn_req_alloc(req, sizeof(*b));
+    int64_t slot;
+    int rc;
+
+    cn_req_param_int(req, "slot", &slot);
+    cn_req_param_int(req, "ms", &b->ms);
+    if (slot < 0 || slot >= SLOTS)
+        return cn_res_error(res, 422, "slot");
+    b->slot = (int)slot;
+    atomic_store(&handler_entered[slot], 1);
+    rc = cn_to_thread(block_job_fn, b);
+    atomic_store(&handler_ret[slot], h_now_ms());
+    atomic_store(&handler_rc[slot], rc);
+    if (rc < 0)
+        return rc;
+    return cn_res_text(res, 200, "done");
+}
+
+static int pool_routes(cn_app *app, void *arg)
+{
+    cn_route_opts sync = {.mode = CN_ROUTE_SYNC};
+    int rc = 0;
+
+    rc = rc ? rc : cn_app_route(app, "GET /t/where-async", rt_where_async, NULL);
+    rc = rc ? rc : cn_app_route_ex(app, "GET /t/where-sync", rt_where_sync, NULL, &sync);
+    rc = rc ? rc : cn_app_route(app, "GET /t/to-thread", rt_to_thread, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /t/block/{slot:int}/{ms:int}", rt_block, NULL);
+    if (rc == 0 && arg != NULL) /* the traps */
+        rc = demo_register_traps(app);
+    return rc;
+}
+
+static h_server *start(void **state, const cn_config *cfg, bool traps)
+{
+    h_server *s;
+
+    log_reset();
+    slots_reset();
+    pthread_mutex_lock(&tid_mu);
+    have_loop_tid = have_sync_tid = have_job_tid = 0;
+    pthread_mutex_unlock(&tid_mu);
+    s = h_start(cfg, NULL, pool_routes, traps ? (void *)1 : NULL);
+    *state = s;
+    return s;
+}
+
+static cn_config pool_config(unsigned threads)
+{
+    cn_config c = h_fast_config();
+    c.pool_threads = threads;
+    return c;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tests                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* A sync route runs on a worker; an async one on the loop thread. */
+static void test_sync_route_runs_on_worker(void **state)
+{
+    h_server *s = start(state, NULL, false);
+    h_response r;
+
+    h_roundtrip(s, "GET /t/where-async HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_string_equal(r.body, "async");
+    h_response_free(&r);
+    h_roundtrip(s, "GET /t/where-sync HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "sync");
+    h_assert_standard_headers(&r, false);
+    h_response_free(&r);
+    pthread_mutex_lock(&tid_mu);
+    assert_true(have_loop_tid && have_sync_tid);
+    assert_true(pthread_equal(loop_tid, s->thread));
+    assert_false(pthread_equal(sync_tid, s->thread));
+    assert_false(pthread_equal(sync_tid, pthread_self()));
+    pthread_mutex_unlock(&tid_mu);
+    assert_settles(s);
+}
+
+/* pool_threads = 4: 4 x /sync-sleep/300 take ~0.3 s; 8 take two rounds. */
+static void test_pool_is_bounded(void **state)
+{
+    cn_config cfg = pool_config(4);
+    h_server *s = start(state, &cfg, false);
+    h_conn *c[8];
+    cn_pool_stats ps;
+    int64_t four, t0, eight;
+
+    ps = pool_stats(s);
+    assert_int_equal(ps.threads, 4);
+    assert_int_equal(ps.busy, 0);
+    assert_int_equal(ps.queue_depth, 0);
+
+    four = concurrent_gets(s, "/sync-sleep/300", 4);
+    print_message("4 x /sync-sleep/300: %lld ms\n", (long long)four);
+    assert_true(four >= 299);
+    assert_true(four < 550);
+
+    /* 8 at once: while the first 4 hold the workers, 4 wait in the queue */
+    for (int i = 0; i < 8; i++)
+        c[i] = h_open(s);
+    t0 = h_now_ms();
+    for (int i = 0; i < 8; i++)
+        h_sends(c[i], "GET /sync-sleep/300 HTTP/1.1\r\nHost: t\r\n\r\n");
+    if (!WAIT_UNTIL(pool_stats(s).busy == 4 && pool_stats(s).queue_depth == 4, 2000)) {
+        ps = pool_stats(s);
+        fail_msg("saturated pool: busy=%u queue_depth=%llu", ps.busy,
+                 (unsigned long long)ps.queue_depth);
+    }
+    for (int i = 0; i < 8; i++) {
+        h_response r;
+        assert_int_equal(h_read_response(c[i], &r, H_TIMEOUT_MS), H_OK);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, "{\"slept_ms\":300}");
+        h_response_free(&r);
+    }
+    eight = h_now_ms() - t0;
+    print_message("8 x /sync-sleep/300: %lld ms\n", (long long)eight);
+    assert_true(eight >= 600);
+    assert_true(eight < 1200);
+    for (int i = 0; i < 8; i++)
+        h_close(c[i]);
+
+    ps = pool_stats(s);
+    assert_int_equal(ps.threads, 4);
+    assert_int_equal(ps.busy, 0);
+    assert_int_equal(ps.queue_depth, 0);
+    assert_int_equal(ps.submitted, 12);
+    assert_int_equal(ps.completed, 12);
+    assert_int_equal(ps.cancelled, 0);
+    /* the second four waited about one job's time for a worker */
+    assert_true(ps.wait_ms_max >= 250);
+    assert_true(ps.wait_ms_avg > 0 && ps.wait_ms_avg <= ps.wait_ms_max);
+    assert_settles(s);
+}
+
+/* The async loop keeps serving while every worker is blocked. */
+static void test_loop_free_while_pool_saturated(void **state)
+{
+    cn_config cfg = pool_config(2);
+    h_server *s = start(state, &cfg, false);
+    h_conn *c[3];
+    int64_t t0;
+
+    for (int i = 0; i < 3; i++)
+        c[i] = send_get(s, "/sync-sleep/500");
+    assert_true(WAIT_UNTIL(pool_stats(s).busy == 2 && pool_stats(s).queue_depth == 1, 2000));
+    t0 = h_now_ms();
+    h_assert_healthy(s);
+    {
+        cJSON *o = get_json(s, "/sleep/20", 200);
+        cJSON_Delete(o);
+    }
+    assert_true(h_now_ms() - t0 < 300);
+    for (int i = 0; i < 3; i++) {
+        h_response r;
+        assert_int_equal(h_read_response(c[i], &r, H_TIMEOUT_MS), H_OK);
+        assert_int_equal(r.status, 200);
+        h_response_free(&r);
+        h_close(c[i]);
+    }
+    assert_settles(s);
+}
+
+/* cn_to_thread returns fn's result, runs fn on a worker; awaitables there
+ * are golden-rule errors. */
+static void test_to_thread_result_and_golden_rule(void **state)
+{
+    h_server *s = start(state, NULL, false);
+    cJSON *o = get_json(s, "/t/to-thread", 200);
+    static const char *const golden_keys[] = {"g_sleep",  "g_yield",     "g_spawn",
+                                              "g_await",  "g_gather",    "g_wait_for",
+                                              "g_to_thread", "g_fetch",  "g_fetch_all",
+                                              "g_cancelled"};
+
+    assert_code(o, "rc_ok", 0);
+    assert_int_equal(jint(o, "out"), 42);
+    assert_code(o, "rc_err", CN_ERANGE);
+    assert_int_equal(jint(o, "out_err"), 10);
+    assert_code(o, "rc_null", CN_EINVAL);
+    assert_code(o, "rc_golden", 0);
+    for (size_t i = 0; i < sizeof golden_keys / sizeof golden_keys[0]; i++)
+        assert_code(o, golden_keys[i], CN_ENOTCORO);
+    assert_int_equal(jint(o, "g_current_req_null"), 1);
+    cJSON_Delete(o);
+    pthread_mutex_lock(&tid_mu);
+    assert_true(have_loop_tid && have_job_tid);
+    assert_true(pthread_equal(loop_tid, s->thread));
+    assert_false(pthread_equal(job_tid, s->thread));
+    pthread_mutex_unlock(&tid_mu);
+    /* the demo's route too */
+    o = get_json(s, "/to-thread/20", 200);
+    assert_int_equal(jint(o, "slept_ms"), 20);
+    cJSON_Delete(o);
+    assert_int_equal(pool_stats(s).completed, 4);
+    assert_settles(s);
+}
+
+/* pool_threads = 1: B's job waits behind A's; B's client leaves; the queued
+ * job is dropped and B's handler sees CN_ECANCELED at once. */
+static void test_cancel_while_queued(void **state)
+{
+    cn_config cfg = pool_config(1);
+    h_server *s = start(state, &cfg, false);
+    h_conn *a, *b;
+    cn_pool_stats ps;
+    int64_t closed_at;
+
+    a = send_get(s, "/t/block/0/400");
+    assert_true(WAIT_UNTIL(atomic_load(&job_start[0]) != 0, 3000));
+    b = send_get(s, "/t/block/1/400");
+    assert_true(WAIT_UNTIL(pool_stats(s).queue_depth == 1, 3000));
+    assert_int_equal(pool_stats(s).busy, 1);
+    closed_at = h_now_ms();
+    h_close(b);
+    assert_true(WAIT_UNTIL(atomic_load(&handler_rc[1]) != NOT_YET, 3000));
+    assert_int_equal(atomic_load(&handler_rc[1]), CN_ECANCELED);
+    /* promptly: before A's job, which holds the only worker, ended */
+    assert_int_equal(atomic_load(&job_end[0]), 0);
+    assert_true(atomic_load(&handler_ret[1]) - closed_at < 300);
+    ps = pool_stats(s);
+    assert_int_equal(ps.cancelled, 1);
+    assert_int_equal(ps.queue_depth, 0);
+    /* A is answered normally; B's job never ran */
+    {
+        h_response r;
+        assert_int_equal(h_read_response(a, &r, H_TIMEOUT_MS), H_OK);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, "done");
+        h_response_free(&r);
+    }
+    assert_int_equal(atomic_load(&handler_rc[0]), 0);
+    assert_int_equal(atomic_load(&job_start[1]), 0);
+    h_close(a);
+    ps = pool_stats(s);
+    assert_int_equal(ps.submitted, 2);
+    assert_int_equal(ps.completed, 1);
+    assert_int_equal(ps.cancelled, 1);
+    assert_settles(s);
+    /* the worker is free for the next one */
+    {
+        cJSON *o = get_json(s, "/to-thread/10", 200);
+        cJSON_Delete(o);
+    }
+    assert_int_equal(atomic_load(&job_start[1]), 0);
+    assert_settles(s);
+}
+
+/* A's client leaves while its job runs: the job cannot be stopped; the
+ * handler sees CN_ECANCELED only after the job finished. */
+static void test_cancel_while_running(void **state)
+{
+    cn_config cfg = pool_config(1);
+    h_server *s = start(state, &cfg, false);
+    h_conn *a = send_get(s, "/t/block/0/400");
+    cn_pool_stats ps;
+    int64_t closed_at;
+
+    assert_true(WAIT_UNTIL(atomic_load(&job_start[0]) != 0, 3000));
+    closed_at = h_now_ms();
+    h_close(a);
+    assert_true(WAIT_UNTIL(atomic_load(&handler_rc[0]) != NOT_YET, 3000));
+    assert_int_equal(atomic_load(&handler_rc[0]), CN_ECANCELED);
+    assert_true(atomic_load(&job_end[0]) != 0);
+    assert_true(atomic_load(&job_end[0]) - atomic_load(&job_start[0]) >= 399);
+    assert_true(atomic_load(&handler_ret[0]) >= atomic_load(&job_end[0]));
+    /* the close happened while it ran, and was noticed at its end */
+    assert_true(closed_at < atomic_load(&job_end[0]));
+    ps = pool_stats(s);
+    assert_int_equal(ps.completed, 1);
+    assert_int_equal(ps.cancelled, 0);
+    assert_int_equal(ps.busy, 0);
+    assert_settles(s);
+    h_assert_healthy(s);
+}
+
+/* A sync route whose client left while it was queued is dropped; one that
+ * is running finishes and its answer goes nowhere. */
+static void test_sync_route_cancel_queued(void **state)
+{
+    cn_config cfg = pool_config(1);
+    h_server *s = start(state, &cfg, false);
+    h_conn *a, *b;
+    cn_pool_stats ps;
+
+    a = send_get(s, "/sync-sleep/300");
+    assert_true(WAIT_UNTIL(pool_stats(s).busy == 1, 3000));
+    b = send_get(s, "/sync-sleep/300");
+    assert_true(WAIT_UNTIL(pool_stats(s).queue_depth == 1, 3000));
+    h_close(b);
+    assert_true(WAIT_UNTIL(pool_stats(s).cancelled == 1, 3000));
+    assert_int_equal(pool_stats(s).queue_depth, 0);
+    /* B's request is over before A's job has ended */
+    assert_true(WAIT_UNTIL(h_stats(s).requests_active == 1, 3000));
+    assert_int_equal(pool_stats(s).busy, 1);
+    h_close(a);
+    assert_true(WAIT_UNTIL(h_stats(s).requests_active == 0, 3000));
+    ps = pool_stats(s);
+    assert_int_equal(ps.submitted, 2);
+    assert_int_equal(ps.completed, 1);
+    assert_int_equal(ps.cancelled, 1);
+    assert_int_equal(h_stats(s).connections_active, 0);
+    h_assert_healthy(s);
+}
+
+/* /trap/blocking/50 is under the threshold: no warning. /trap/blocking/200
+ * logs exactly one, naming the route; the lag probe sees the stall. */
+static void test_loop_block_detector(void **state)
+{
+    cn_config cfg = h_fast_config();
+    h_server *s;
+    h_response r;
+    cn_loop_stats ls;
+    char line[1024];
+
+    cfg.lag_interval_ms = 10; /* the probe fires within 10 ms of any block */
+    s = start(state, &cfg, true);
+
+    /* before any block, the probe has seen no stall */
+    assert_true(WAIT_UNTIL(loop_stats(s).lag_samples >= 2, 2000));
+    assert_true(loop_stats(s).lag_ms_max < 150);
+
+    h_roundtrip(s, "GET /trap/blocking/50 HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    h_response_free(&r);
+    h_assert_healthy(s); /* one more loop turn: nothing reported late */
+    assert_int_equal(log_count(-1, "blocked", NULL), 0);
+    assert_int_equal(loop_stats(s).slow_steps, 0);
+
+    h_roundtrip(s, "GET /trap/blocking/200 HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"slept_ms\":200}");
+    h_response_free(&r);
+    h_assert_healthy(s);
+    h_assert_healthy(s);
+    assert_int_equal(log_count(CN_LOG_WARN, "GET /trap/blocking/{ms}", "blocked the event loop"),
+                     1);
+    /* and nothing else about it: no second, anonymous warning for the same stall */
+    assert_int_equal(log_count(-1, "blocked", NULL), 1);
+    log_find("blocked the event loop", line, sizeof line);
+    print_message("warning: %s\n", line);
+    {
+        /* "... for N ms": about 200 */
+        const char *p = strstr(line, " for ");
+        assert_non_null(p);
+        long ms = strtol(p + 5, NULL, 10);
+        assert_true(ms >= 195 && ms < 1000);
+    }
+    assert_non_null(strstr(line, "cn_to_thread"));
+    assert_true(WAIT_UNTIL(loop_stats(s).lag_ms_max >= 150, 2000));
+    ls = loop_stats(s);
+    print_message("slow_steps=%llu slowest=%.1f ms lag max=%.1f ms samples=%llu\n",
+                  (unsigned long long)ls.slow_steps, ls.slowest_ms, ls.lag_ms_max,
+                  (unsigned long long)ls.lag_samples);
+    assert_int_equal(ls.slow_steps, 1);
+    assert_true(ls.slowest_ms >= 195);
+    assert_true(ls.lag_samples > 0);
+    assert_settles(s);
+}
+
+/* Three pipelined /trap/blocking/60 run back to back in one loop turn:
+ * each step is under the threshold, together they block the loop for
+ * 180 ms. The one warning must blame the handler, not "a loop callback
+ * outside any handler". */
+static void test_detector_blames_handler_steps_that_add_up(void **state)
+{
+    h_server *s = start(state, NULL, true);
+    h_conn *c = h_open(s);
+    char line[1024];
+
+    h_sends(c, "GET /trap/blocking/60 HTTP/1.1\r\nHost: t\r\n\r\n"
+               "GET /trap/blocking/60 HTTP/1.1\r\nHost: t\r\n\r\n"
+               "GET /trap/blocking/60 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(h_read_responses(c, 3, H_TIMEOUT_MS, NULL), 3);
+    /* a later loop turn has run (the per-turn check happens there) */
+    h_sends(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(h_read_responses(c, 1, H_TIMEOUT_MS, NULL), 1);
+    h_close(c);
+    h_assert_healthy(s);
+    log_find("blocked", line, sizeof line);
+    print_message("warning: %s\n", line);
+    assert_true(WAIT_UNTIL(loop_stats(s).slow_steps == 1, 1000));
+    assert_int_equal(log_count(-1, "blocked", NULL), 1);
+    assert_int_equal(log_count(-1, "outside any handler", NULL), 0);
+    assert_int_equal(log_count(CN_LOG_WARN, "GET /trap/blocking/{ms}", "blocked the event loop"),
+                     1);
+}
+
+/* slow_callback_ms < 0 switches the detector off. */
+static void test_loop_block_detector_off(void **state)
+{
+    cn_config cfg = h_fast_config();
+    h_server *s;
+    h_response r;
+
+    cfg.slow_callback_ms = -1;
+    s = start(state, &cfg, true);
+    h_roundtrip(s, "GET /trap/blocking/150 HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    h_response_free(&r);
+    h_assert_healthy(s);
+    assert_int_equal(log_count(-1, "blocked", NULL), 0);
+    assert_int_equal(loop_stats(s).slow_steps, 0);
+}
+
+/* A /sleep/100 in flight when /trap/blocking/300 arrives is held up by it. */
+static void test_blocking_delays_requests_in_flight(void **state)
+{
+    h_server *s = start(state, NULL, true);
+    h_conn *sl, *tr;
+    int64_t t0, latency;
+    cJSON *o;
+
+    /* control: alone, /sleep/100 is quick */
+    t0 = h_now_ms();
+    o = get_json(s, "/sleep/100", 200);
+    cJSON_Delete(o);
+    latency = h_now_ms() - t0;
+    assert_true(latency < 290);
+
+    t0 = h_now_ms();
+    sl = send_get(s, "/sleep/100");
+    assert_true(WAIT_UNTIL(h_stats(s).requests_active == 1, 2000));
+    tr = send_get(s, "/trap/blocking/300");
+    o = read_json(sl, 200);
+    latency = h_now_ms() - t0;
+    cJSON_Delete(o);
+    print_message("/sleep/100 behind a 300 ms block: %lld ms\n", (long long)latency);
+    assert_true(latency >= 300);
+    o = read_json(tr, 200);
+    cJSON_Delete(o);
+    h_close(sl);
+    h_close(tr);
+    assert_int_equal(log_count(CN_LOG_WARN, "GET /trap/blocking/{ms}", "blocked the event loop"),
+                     1);
+    assert_settles(s);
+}
+
+/* Shutdown passes its deadline with one to_thread job running and one
+ * queued: the queued one is dropped at once, the running one is waited
+ * for; both handlers see CN_ECANCELED and the app stops cleanly. */
+static void test_shutdown_with_jobs_running_and_queued(void **state)
+{
+    cn_config cfg = pool_config(1);
+    h_server *s;
+    int fa, fb, rc;
+    static const char ra[] = "GET /t/block/0/400 HTTP/1.1\r\nHost: t\r\n\r\n";
+    static const char rb[] = "GET /t/block/1/400 HTTP/1.1\r\nHost: t\r\n\r\n";
+    int64_t stop_at;
+
+    cfg.shutdown_timeout_ms = 100;
+    s = start(state, &cfg, false);
+    /* plain sockets: h_stop would close tracked connections first */
+    fa = h_connect_fd(s->host, s->port);
+    fb = h_connect_fd(s->host, s->port);
+    assert_true(fa >= 0 && fb >= 0);
+    assert_int_equal(send(fa, ra, sizeof ra - 1, MSG_NOSIGNAL), (ssize_t)(sizeof ra - 1));
+    assert_true(WAIT_UNTIL(atomic_load(&job_start[0]) != 0, 3000));
+    assert_int_equal(send(fb, rb, sizeof rb - 1, MSG_NOSIGNAL), (ssize_t)(sizeof rb - 1));
+    assert_true(WAIT_UNTIL(pool_stats(s).queue_depth == 1, 3000));
+    stop_at = h_now_ms();
+    assert_int_equal(cn_app_stop(s->app), 0);
+    assert_true(WAIT_UNTIL(atomic_load(&handler_rc[1]) != NOT_YET, 3000));
+    assert_int_equal(atomic_load(&handler_rc[1]), CN_ECANCELED);
+    assert_int_equal(atomic_load(&job_end[0]), 0); /* B went before A's job ended */
+    rc = h_join(s, 5000);
+    assert_int_equal(rc, 0);
+    print_message("stopped %lld ms after cn_app_stop\n", (long long)(h_now_ms() - stop_at));
+    assert_int_equal(atomic_load(&handler_rc[0]), CN_ECANCELED);
+    assert_true(atomic_load(&handler_ret[0]) >= atomic_load(&job_end[0]));
+    assert_int_equal(atomic_load(&job_start[1]), 0);
+    assert_int_equal(pool_stats(s).cancelled, 1);
+    assert_int_equal(h_stats(s).coroutines_live, 0);
+    assert_int_equal(h_stats(s).requests_active, 0);
+    close(fa);
+    close(fb);
+}
+
+/* Setup that takes a while between cn_app_new and cn_app_run, as a real
+ * service does (opening a database, loading a model). */
+static int slow_setup(cn_app *app, void *arg)
+{
+    block_ms(300);
+    return pool_routes(app, arg);
+}
+
+/* The lag probe measures the loop, not the time before it ran: a slow
+ * startup is not a 300 ms stall of the event loop. */
+static void test_lag_probe_ignores_startup(void **state)
+{
+    cn_config cfg = h_fast_config();
+    h_server *s;
+    cn_loop_stats ls;
+
+    cfg.lag_interval_ms = 10;
+    log_reset();
+    s = h_start(&cfg, NULL, slow_setup, NULL);
+    *state = s;
+    assert_true(WAIT_UNTIL(loop_stats(s).lag_samples >= 5, 2000));
+    ls = loop_stats(s);
+    print_message("after a 300 ms setup: lag max=%.1f ms samples=%llu\n", ls.lag_ms_max,
+                  (unsigned long long)ls.lag_samples);
+    /* nothing ever blocked this loop */
+    assert_int_equal(ls.slow_steps, 0);
+    assert_int_equal(log_count(-1, "blocked", NULL), 0);
+    assert_true(ls.lag_ms_max < 150);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_sync_route_runs_on_worker, h_teardown),
+        cmocka_unit_test_teardown(test_pool_is_bounded, h_teardown),
+        cmocka_unit_test_teardown(test_loop_free_while_pool_saturated, h_teardown),
+        cmocka_unit_test_teardown(test_to_thread_result_and_golden_rule, h_teardown),
+        cmocka_unit_test_teardown(test_cancel_while_queued, h_teardown),
+        cmocka_unit_test_teardown(test_cancel_while_running, h_teardown),
+        cmocka_unit_test_teardown(test_sync_route_cancel_queued, h_teardown),
+        cmocka_unit_test_teardown(test_loop_block_detector, h_teardown),
+        cmocka_unit_test_teardown(test_detector_blames_handler_steps_that_add_up, h_teardown),
+        cmocka_unit_test_teardown(test_loop_block_detector_off, h_teardown),
+        cmocka_unit_test_teardown(test_blocking_delays_requests_in_flight, h_teardown),
+        cmocka_unit_test_teardown(test_shutdown_with_jobs_running_and_queued, h_teardown),
+        cmocka_unit_test_teardown(test_lag_probe_ignores_startup, h_teardown),
+    };
+    int rc;
+
+    cn_log_set_handler(capture_log, NULL);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    cn_log_set_handler(NULL, NULL);
+    log_reset();
+    return rc;
+}

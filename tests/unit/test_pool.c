@@ -1,0 +1,446 @@
+/*
+ * test_pool.c -- the work-queue thread pool (src/pool.h) on a plain libuv
+ * loop: FIFO order, done callbacks on the loop thread (never inside submit
+ * or cancel, never on a worker), one wake-up draining every completion,
+ * cancelling queued and running jobs, the figures, the workers' nice value,
+ * and freeing a pool with jobs still queued.
+ *
+ * Jobs that must stay "running" wait on a gate the test opens. Nothing
+ * sleeps to synchronise: the test polls the pool's figures or runs the loop
+ * until a condition holds, always with a deadline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "pool.h"
+
+#define NOT_YET INT_MIN
+#define DEADLINE_MS 5000
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {0, (long)ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Poll `cond` (without running the loop) until it holds or `ms` pass. */
+#define WAIT_UNTIL(cond, ms)                                                                       \
+    __extension__({                                                                                \
+        int64_t wu_deadline_ = now_ms() + (ms);                                                    \
+        bool wu_ok_;                                                                               \
+        while (!(wu_ok_ = (cond)) && now_ms() < wu_deadline_)                                      \
+            nap_ms(1);                                                                             \
+        wu_ok_;                                                                                    \
+    })
+
+/* ---- the gate: jobs that must stay running wait here ---- */
+
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+static atomic_int gate_waiting;
+
+static void gate_close(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_open = false;
+    pthread_mutex_unlock(&gate_mu);
+    atomic_store(&gate_waiting, 0);
+}
+
+static void gate_release(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_open = true;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_pass(void)
+{
+    struct timespec ts;
+
+    atomic_fetch_add(&gate_waiting, 1);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10; /* bounded even if a test forgets to open it */
+    pthread_mutex_lock(&gate_mu);
+    while (!gate_open)
+        if (pthread_cond_timedwait(&gate_cv, &gate_mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&gate_mu);
+}
+
+/* ---- test jobs ---- */
+
+typedef struct tjob {
+    cn__job job;
+    int idx;
+    bool gated;
+    atomic_int ran;        /* work ran (worker side) */
+    pthread_t work_tid;
+    int work_nice;
+    int done_status;       /* NOT_YET until done ran */
+    bool done_on_loop;
+    int done_pos;          /* its place in the order of done callbacks */
+} tjob;
+
+static pthread_t main_tid;
+static atomic_int exec_seq; /* order in which work ran */
+static int exec_order[256];
+static int done_count;      /* loop thread only */
+
+static void tjob_work(cn__job *j)
+{
+    tjob *t = CN__CONTAINER_OF(j, tjob, job);
+
+    if (t->gated)
+        gate_pass();
+    t->work_tid = pthread_self();
+    t->work_nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    exec_order[atomic_fetch_add(&exec_seq, 1) & 255] = t->idx;
+    atomic_store(&t->ran, 1);
+}
+
+static void tjob_done(cn__job *j, int status)
+{
+    tjob *t = CN__CONTAINER_OF(j, tjob, job);
+
+    t->done_status = status;
+    t->done_on_loop = pthread_equal(pthread_self(), main_tid);
+    t->done_pos = done_count++;
+}
+
+static void tjob_init(tjob *t, int idx, bool gated)
+{
+    memset(t, 0, sizeof(*t));
+    t->idx = idx;
+    t->gated = gated;
+    t->done_status = NOT_YET;
+    t->done_pos = -1;
+    t->job.work = tjob_work;
+    t->job.done = tjob_done;
+}
+
+/* ---- fixture: a loop, a keep-alive timer, a pool ---- */
+
+typedef struct fixture {
+    uv_loop_t loop;
+    uv_timer_t tick; /* keeps uv_run(ONCE) from blocking forever */
+    cn__pool *pool;
+} fixture;
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static fixture *fixture_new(unsigned threads, int nice_delta)
+{
+    fixture *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &f->tick);
+    uv_timer_start(&f->tick, on_tick, 2, 2);
+    f->pool = cn__pool_new(&f->loop, threads, nice_delta);
+    assert_non_null(f->pool);
+    main_tid = pthread_self();
+    atomic_store(&exec_seq, 0);
+    done_count = 0;
+    gate_close();
+    return f;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+
+    if (f == NULL)
+        return 0;
+    gate_release();
+    if (f->pool)
+        cn__pool_free(f->pool);
+    uv_close((uv_handle_t *)&f->tick, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+    return 0;
+}
+
+/* Run the loop until `cond` holds (bounded). */
+#define RUN_UNTIL(f, cond)                                                                         \
+    __extension__({                                                                                \
+        int64_t ru_deadline_ = now_ms() + DEADLINE_MS;                                             \
+        bool ru_ok_;                                                                               \
+        while (!(ru_ok_ = (cond)) && now_ms() < ru_deadline_)                                      \
+            uv_run(&(f)->loop, UV_RUN_ONCE);                                                       \
+        ru_ok_;                                                                                    \
+    })
+
+static cn_pool_stats stats(fixture *f)
+{
+    cn_pool_stats s;
+    cn__pool_stats(f->pool, &s);
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* One worker: jobs run, and complete, in the order they were submitted. */
+static void test_fifo_one_worker(void **state)
+{
+    enum { N = 20 };
+    fixture *f = fixture_new(1, 0);
+    tjob gate, jobs[N];
+    cn_pool_stats s;
+
+    *state = f;
+    /* hold the only worker so that every job is really queued */
+    tjob_init(&gate, -1, true);
+    assert_int_equal(cn__pool_submit(f->pool, &gate.job), 0);
+    assert_true(WAIT_UNTIL(atomic_load(&gate_waiting) == 1, DEADLINE_MS));
+    for (int i = 0; i < N; i++) {
+        tjob_init(&jobs[i], i, false);
+        assert_int_equal(cn__pool_submit(f->pool, &jobs[i].job), 0);
+    }
+    s = stats(f);
+    assert_int_equal(s.threads, 1);
+    assert_int_equal(s.busy, 1);
+    assert_int_equal(s.queue_depth, N);
+    assert_int_equal(s.submitted, N + 1);
+    gate_release();
+    assert_true(RUN_UNTIL(f, done_count == N + 1));
+    assert_int_equal(atomic_load(&exec_seq), N + 1);
+    assert_int_equal(exec_order[0], -1);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(exec_order[i + 1], i);
+        assert_int_equal(jobs[i].done_status, 0);
+        assert_int_equal(jobs[i].done_pos, i + 1);
+        assert_true(jobs[i].done_on_loop);
+        assert_true(pthread_equal(jobs[i].work_tid, gate.work_tid));
+    }
+    assert_false(pthread_equal(gate.work_tid, main_tid));
+    s = stats(f);
+    assert_int_equal(s.busy, 0);
+    assert_int_equal(s.queue_depth, 0);
+    assert_int_equal(s.completed, N + 1);
+    assert_int_equal(s.cancelled, 0);
+}
+
+/* Done callbacks run only on the loop thread, from the loop: never inside
+ * submit, never on a worker; one wake-up drains every finished job. */
+static void test_done_on_loop_thread_and_drained_at_once(void **state)
+{
+    enum { N = 100 };
+    fixture *f = fixture_new(4, 0);
+    tjob *jobs = calloc(N, sizeof(*jobs));
+    int runs = 0;
+
+    *state = f;
+    assert_non_null(jobs);
+    for (int i = 0; i < N; i++) {
+        tjob_init(&jobs[i], i, false);
+        assert_int_equal(cn__pool_submit(f->pool, &jobs[i].job), 0);
+    }
+    /* every job finishes on the workers while the loop is not running... */
+    assert_true(WAIT_UNTIL(stats(f).completed == N, DEADLINE_MS));
+    assert_int_equal(done_count, 0);
+    /* ...and the first loop turn that notices delivers them all (the async
+     * wake-ups coalesced into one) */
+    while (done_count == 0 && runs++ < 1000)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(done_count, N);
+    for (int i = 0; i < N; i++) {
+        assert_true(jobs[i].done_on_loop);
+        assert_int_equal(jobs[i].done_status, 0);
+        assert_false(pthread_equal(jobs[i].work_tid, main_tid));
+    }
+    free(jobs);
+}
+
+/* A queued job can be dropped (done with CN_ECANCELED, from the loop); a
+ * running one cannot (CN_EBUSY); a finished one is gone (CN_ENOENT). */
+static void test_cancel_queued_and_running(void **state)
+{
+    fixture *f = fixture_new(1, 0);
+    tjob a, b;
+    cn_pool_stats s;
+
+    *state = f;
+    tjob_init(&a, 0, true);
+    tjob_init(&b, 1, false);
+    assert_int_equal(cn__pool_submit(f->pool, &a.job), 0);
+    assert_true(WAIT_UNTIL(atomic_load(&gate_waiting) == 1, DEADLINE_MS));
+    assert_int_equal(cn__pool_submit(f->pool, &b.job), 0);
+    assert_int_equal(stats(f).queue_depth, 1);
+
+    assert_int_equal(cn__pool_cancel(f->pool, &b.job), 0);
+    assert_int_equal(b.done_status, NOT_YET); /* not from inside the cancel */
+    s = stats(f);
+    assert_int_equal(s.queue_depth, 0);
+    assert_int_equal(s.cancelled, 1);
+    assert_int_equal(cn__pool_cancel(f->pool, &b.job), CN_ENOENT);
+    assert_int_equal(cn__pool_cancel(f->pool, &a.job), CN_EBUSY);
+
+    assert_true(RUN_UNTIL(f, b.done_status != NOT_YET));
+    assert_int_equal(b.done_status, CN_ECANCELED);
+    assert_true(b.done_on_loop);
+    assert_int_equal(a.done_status, NOT_YET); /* still held at the gate */
+
+    gate_release();
+    assert_true(RUN_UNTIL(f, a.done_status != NOT_YET));
+    assert_int_equal(a.done_status, 0);
+    assert_int_equal(atomic_load(&a.ran), 1);
+    assert_int_equal(atomic_load(&b.ran), 0);
+    assert_int_equal(cn__pool_cancel(f->pool, &a.job), CN_ENOENT);
+    s = stats(f);
+    assert_int_equal(s.submitted, 2);
+    assert_int_equal(s.completed, 1);
+    assert_int_equal(s.cancelled, 1);
+    assert_int_equal(s.busy, 0);
+    assert_int_equal(s.queue_depth, 0);
+}
+
+/* busy, queue_depth and wait times while four workers are held. */
+static void test_stats(void **state)
+{
+    fixture *f = fixture_new(4, 0);
+    tjob jobs[6];
+    cn_pool_stats s;
+    int64_t t0;
+
+    *state = f;
+    s = stats(f);
+    assert_int_equal(s.threads, 4);
+    assert_int_equal(s.busy, 0);
+    assert_int_equal(s.queue_depth, 0);
+    assert_int_equal(s.submitted, 0);
+    assert_true(s.wait_ms_avg == 0.0 && s.wait_ms_max == 0.0);
+
+    for (int i = 0; i < 6; i++) {
+        tjob_init(&jobs[i], i, true);
+        assert_int_equal(cn__pool_submit(f->pool, &jobs[i].job), 0);
+    }
+    t0 = now_ms();
+    assert_true(WAIT_UNTIL(atomic_load(&gate_waiting) == 4, DEADLINE_MS));
+    s = stats(f);
+    assert_int_equal(s.busy, 4);
+    assert_int_equal(s.queue_depth, 2);
+    assert_int_equal(s.submitted, 6);
+    assert_int_equal(s.completed, 0);
+    /* hold them long enough for the two queued jobs to have waited 50 ms */
+    while (now_ms() - t0 < 60)
+        nap_ms(5);
+    gate_release();
+    assert_true(RUN_UNTIL(f, done_count == 6));
+    s = stats(f);
+    assert_int_equal(s.busy, 0);
+    assert_int_equal(s.queue_depth, 0);
+    assert_int_equal(s.completed, 6);
+    assert_true(s.wait_ms_max >= 50.0);
+    assert_true(s.wait_ms_avg > 0.0 && s.wait_ms_avg <= s.wait_ms_max);
+}
+
+/* Workers run nicer than the thread that made the pool (capped at 19). */
+static void test_worker_nice(void **state)
+{
+    int base = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    int want = base + 5 > 19 ? 19 : base + 5;
+    fixture *f = fixture_new(1, 5);
+    tjob j;
+
+    *state = f;
+    tjob_init(&j, 0, false);
+    assert_int_equal(cn__pool_submit(f->pool, &j.job), 0);
+    assert_true(RUN_UNTIL(f, j.done_status != NOT_YET));
+    assert_int_equal(j.work_nice, want);
+    /* the loop thread's own priority is untouched */
+    assert_int_equal(getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)), base);
+}
+
+/* Freeing a pool waits for the running job, drops the queued ones without
+ * their done callback, and refuses new submissions meanwhile. */
+static void *free_pool_thread(void *arg)
+{
+    cn__pool_free(arg);
+    return NULL;
+}
+
+static void test_free_drops_queued(void **state)
+{
+    enum { PROBES = 5000 };
+    fixture *f = fixture_new(1, 0);
+    tjob a, b, *probes = calloc(PROBES, sizeof(tjob));
+    pthread_t th;
+    int rc = 0, i;
+
+    *state = f;
+    assert_non_null(probes);
+    tjob_init(&a, 0, true);
+    tjob_init(&b, 1, false);
+    assert_int_equal(cn__pool_submit(f->pool, &a.job), 0);
+    assert_true(WAIT_UNTIL(atomic_load(&gate_waiting) == 1, DEADLINE_MS));
+    assert_int_equal(cn__pool_submit(f->pool, &b.job), 0);
+    /* free from another thread: it blocks on the running job */
+    assert_int_equal(pthread_create(&th, NULL, free_pool_thread, f->pool), 0);
+    /* once it has started stopping, new jobs are refused */
+    for (i = 0; i < PROBES; i++) {
+        tjob_init(&probes[i], 2 + i, false);
+        rc = cn__pool_submit(f->pool, &probes[i].job);
+        if (rc == CN_ESTATE)
+            break;
+        nap_ms(1);
+    }
+    assert_int_equal(rc, CN_ESTATE);
+    gate_release();
+    assert_int_equal(pthread_join(th, NULL), 0);
+    f->pool = NULL;
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(atomic_load(&a.ran), 1);
+    assert_int_equal(atomic_load(&b.ran), 0);
+    assert_int_equal(b.done_status, NOT_YET);
+    /* the probes accepted before the stop began were dropped as well */
+    for (int k = 0; k <= i && k < PROBES; k++) {
+        assert_int_equal(atomic_load(&probes[k].ran), 0);
+        assert_int_equal(probes[k].done_status, NOT_YET);
+    }
+    free(probes);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_fifo_one_worker, teardown),
+        cmocka_unit_test_teardown(test_done_on_loop_thread_and_drained_at_once, teardown),
+        cmocka_unit_test_teardown(test_cancel_queued_and_running, teardown),
+        cmocka_unit_test_teardown(test_stats, teardown),
+        cmocka_unit_test_teardown(test_worker_nice, teardown),
+        cmocka_unit_test_teardown(test_free_drops_queued, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
