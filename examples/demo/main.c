@@ -18,8 +18,8 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: canteen-demo [--host HOST] [--port PORT] [--upstream URL] [--access-log]"
-               " [--with-traps]\n");
+    fprintf(f, "usage: canteen-demo [--host HOST] [--port PORT] [--upstream URL] [--access-log]\n"
+               "                    [--pool-threads N] [--pool-nice N] [--with-traps]\n");
 }
 
 int main(int argc, char **argv)
@@ -40,6 +40,11 @@ int main(int argc, char **argv)
             cfg.access_log = 1;
         } else if (strcmp(argv[i], "--upstream") == 0 && i + 1 < argc) {
             upstream_arg = argv[++i];
+        } else if (strcmp(argv[i], "--pool-threads") == 0 && i + 1 < argc) {
+            cfg.pool_threads = (unsigned)atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--pool-nice") == 0 && i + 1 < argc) {
+            /* 0 keeps the default (+10); -1 runs workers at the loop's priority */
+            cfg.pool_nice = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--with-traps") == 0) {
             with_traps = 1;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
