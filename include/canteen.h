@@ -249,7 +249,7 @@ CN_EXTERN int cn_app_route_ex(cn_app *app, const char *spec, cn_handler fn, void
 
 /*
  * Bind and listen on host:port (IPv4 or IPv6 literal, or a name resolved
- * once). Port 0 picks a free port: read it back with cn_app_port(). May be
+ * once; NULL means 127.0.0.1). Port 0 picks a free port: read it back with cn_app_port(). May be
  * called more than once to listen on several addresses. Errors: libuv codes
  * such as CN_EADDRINUSE, CN_EINVAL for a bad host.
  */
@@ -578,7 +578,8 @@ typedef struct cn_fetch_opts {
  */
 typedef struct cn_fetch_result {
     int error;  /* 0, or CN_ETIMEDOUT, CN_ECONNREFUSED, CN_EDNS, CN_ETOOBIG,
-                 * CN_ECANCELED, CN_EUPSTREAM (cn_strerror names it) */
+                 * CN_ECANCELED, CN_EUPSTREAM, CN_EINVAL (a URL curl refuses),
+                 * CN_ENOMEM (cn_strerror names it) */
     int status; /* the HTTP status, 0 when no response arrived */
     cn_str body;
     size_t nheaders;

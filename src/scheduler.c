@@ -48,6 +48,7 @@ struct cn_task {
     cn__done_cb done;
     void *done_arg;
     const char *label;
+    size_t stack_size; /* of this task's coroutine; children get the same */
     int rc;          /* the function's result */
     int wake_result; /* what park returns */
     unsigned waiting_for; /* children of an await/gather not complete yet */
@@ -224,6 +225,7 @@ static int task_new(cn__sched *s, cn__task *parent, size_t stack_size, cn__task 
         return rc;
     }
     t->s = s;
+    t->stack_size = stack_size;
     cn__list_init(&t->children);
     cn__list_init(&t->sibling);
     cn__list_init(&t->qlink);
@@ -455,8 +457,8 @@ int cn__task_spawn(cn__task *parent, cn_task_fn fn, void *arg, cn__task **out)
 
     if (parent->cancelled)
         return CN_ECANCELED;
-    rc = task_new(parent->s, parent,
-                  parent->route ? parent->route->opts.stack_size : parent->s->cfg->stack_size, &t);
+    /* a route's stack size applies to its whole task tree */
+    rc = task_new(parent->s, parent, parent->stack_size, &t);
     if (rc < 0)
         return rc;
     t->fn = fn;

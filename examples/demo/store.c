@@ -1,6 +1,7 @@
 /* store.c -- the demo's SQLite user store (see store.h). */
 #include <sqlite3.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include <canteen.h>
 
@@ -12,8 +13,14 @@ int store_open(void)
 {
     char *err = NULL;
 
+    static int registered;
+
     if (db)
         return 0;
+    /* the store lives as long as the process; close it on the way out so
+     * memory checkers see every byte returned */
+    if (!registered && atexit(store_close) == 0)
+        registered = 1;
     /* serialized mode: one connection shared safely by the pool's workers */
     if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
         SQLITE_OK)

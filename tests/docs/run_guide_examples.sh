@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# run_guide_examples.sh -- run the guide's programs and check what the guide
+# says about them (the figures are checked with generous bounds, so that a
+# loaded machine or a sanitizer build does not fail them).
+#
+# usage: tests/docs/run_guide_examples.sh <build-dir>
+#
+# Each program is started on 127.0.0.1 port 0; the port is read back from its
+# "serving on http://127.0.0.1:PORT" line. Needs curl(1). Exits 1 with one
+# line per failed check, 77 (skipped) when the programs were not built.
+set -uo pipefail
+
+if [[ $# -ne 1 ]]; then
+    echo "usage: $0 <build-dir>" >&2
+    exit 2
+fi
+bin=$1/examples/guide
+if [[ ! -x $bin/04_tasks ]]; then
+    echo "run_guide_examples: $bin/04_tasks not built; skipping" >&2
+    exit 77
+fi
+command -v curl >/dev/null || {
+    echo "run_guide_examples: curl(1) not found" >&2
+    exit 1
+}
+
+tmp=$(mktemp -d)
+srv=
+failed=0
+cleanup() {
+    [[ -n $srv ]] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "run_guide_examples: $name: $*" >&2
+    failed=1
+}
+
+# start NAME: run the program on port 0 and set $port.
+start() {
+    name=$1
+    log=$tmp/$name.log
+    : >"$log"
+    "$bin/$name" 0 >>"$log" 2>&1 &
+    srv=$!
+    port=
+    for _ in $(seq 100); do
+        port=$(sed -n 's|^serving on http://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$log")
+        [[ -n $port ]] && return 0
+        kill -0 "$srv" 2>/dev/null || break
+        sleep 0.05
+    done
+    fail "did not start: $(cat "$log")"
+    return 1
+}
+
+# stop: SIGTERM, which the programs handle with a graceful shutdown (exit 0).
+stop() {
+    local rc=0
+    kill "$srv" 2>/dev/null
+    wait "$srv" || rc=$?
+    srv=
+    [[ $rc -eq 0 ]] || fail "exited with status $rc after SIGTERM; log: $(cat "$log")"
+}
+
+get() { curl -s --max-time 10 "http://127.0.0.1:$port$1"; }
+# seconds (float) a request took
+took() { curl -s --max-time 10 -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port$1"; }
+# lt A B: A < B for decimal numbers
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
+expect_body() {
+    local got
+    got=$(get "$1")
+    [[ $got == "$2" ]] || fail "GET $1: expected '$2', got '$got'"
+}
+expect_log() {
+    grep -qF -- "$1" "$log" || fail "log has no line with '$1'; log: $(cat "$log")"
+}
+
+# 1: twenty async orders wait together
+if start 01_canteen; then
+    t0=$(date +%s.%N)
+    pids=()
+    for _ in $(seq 20); do
+        get /order/async >/dev/null &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    t=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+    lt "$t" 3.0 || fail "20 concurrent 1 s async orders took ${t}s (expected about 1 s)"
+    expect_body /order/sync "served (sync)"
+    stop
+fi
+
+# 2: handlers interleave on one thread
+if start 02_event_loop; then
+    get '/order/alice?cook_ms=300' >/dev/null &
+    a=$!
+    get '/order/bob?cook_ms=100' >/dev/null
+    wait $a
+    first=$(grep -m1 -o 'bob   served\|alice served' "$log")
+    [[ $first == "bob   served" ]] || fail "bob (100 ms) was not served before alice (300 ms): $(cat "$log")"
+    body=$(get /count/3000000)
+    [[ $body == "sum=4499998500000 yields=3" ]] || fail "GET /count/3000000: got '$body'"
+    stop
+fi
+
+# 3: the blocking sleep is reported, the nap is not
+if start 03_sleep_vs_block; then
+    expect_body /nap/150 "napped"
+    expect_body /block/150 "blocked"
+    expect_log "GET /block/{ms} blocked the event loop for"
+    grep -qF "GET /nap/{ms}" "$log" && fail "the nap was reported as blocking: $(cat "$log")"
+    body=$(get /loop)
+    n=$(sed -n 's/.*"slow_steps":\([0-9]*\),.*/\1/p' <<<"$body")
+    [[ -n $n && $n -ge 1 ]] || fail "GET /loop: expected slow_steps >= 1, got '$body'"
+    stop
+fi
+
+# 4: gather takes the slowest, wait_for times out
+if start 04_tasks; then
+    body=$(get /scenario)
+    total=$(sed -n 's/.*"total_ms":\([0-9]*\)}$/\1/p' <<<"$body")
+    if [[ -z $total ]] || ! lt "$total" 1150 || lt "$total" 995; then
+        fail "GET /scenario: total_ms should be about 1000, got '$body'"
+    fi
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/timeout")
+    [[ $code == 504 ]] || fail "GET /timeout: expected 504, got $code"
+    stop
+fi
+
+# 5: the golden rules' errors and warnings
+if start 05_golden_rules; then
+    body=$(get /rule1)
+    [[ $body == *'"name":"CN_ENOTCORO"'* ]] || fail "GET /rule1: expected CN_ENOTCORO, got '$body'"
+    get /rule2 >/dev/null
+    expect_log "task spawned by GET /rule2 was never awaited; cancelling it"
+    expect_log "the forgotten task's cn_sleep returned CN_ECANCELED"
+    get /rule4/alice >"$tmp/alice" &
+    a=$!
+    b=$(get /rule4/bob)
+    wait $a
+    [[ $(cat "$tmp/alice") == "Hello, alice!" && $b == "Hello, bob!" ]] ||
+        fail "GET /rule4: got '$(cat "$tmp/alice")' and '$b'"
+    stop
+fi
+
+# 6: SQLite through cn_to_thread, the loop stays free
+if start 06_to_thread; then
+    body=$(get /count/1000)
+    [[ $body == "count=1000 in "*" ms on a pool thread" ]] || fail "GET /count/1000: got '$body'"
+    expect_body /ping "pong"
+    stop
+fi
+
+# 7: the same handler, sync and async
+if start 07_route_modes; then
+    expect_body /cpu/1000 "sum=499500"
+    expect_body /cpu-in-async/1000 "sum=499500"
+    expect_body /io "io done"
+    body=$(get /pool)
+    [[ $body == *'"threads":40,'* ]] || fail "GET /pool: got '$body'"
+    stop
+fi
+
+# 8: fetch_all waits for the slowest; upstream errors are mapped
+if start 08_fetch; then
+    t=$(took '/both?a=300&b=500')
+    lt "$t" 0.75 || fail "GET /both?a=300&b=500 took ${t}s (expected about 0.5 s)"
+    t=$(took '/one-by-one?a=300&b=500')
+    lt 0.79 "$t" || fail "GET /one-by-one?a=300&b=500 took ${t}s (expected about 0.8 s)"
+    for pair in ok:200 404:404 500:502 timeout:504 refused:502; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/mapped/${pair%%:*}")
+        [[ $code == "${pair##*:}" ]] || fail "GET /mapped/${pair%%:*}: expected ${pair##*:}, got $code"
+    done
+    for _ in $(seq 10); do get '/both?a=0&b=0' >/dev/null; done
+    body=$(get /connects)
+    n=$(sed -n 's/.*"fetch_connects":\([0-9]*\)}$/\1/p' <<<"$body")
+    if [[ -z $n ]] || ! lt "$n" 5; then
+        fail "expected a few reused outbound connections, got '$body'"
+    fi
+    stop
+fi
+
+# 9: the traps and their signs
+if start 09_traps; then
+    get /forget >/dev/null
+    expect_log "task spawned by GET /forget was never awaited; cancelling it"
+    s=$(get /serial/5)
+    g=$(get /gather/5)
+    st=$(sed -n 's/.*"total_ms":\([0-9]*\)}$/\1/p' <<<"$s")
+    gt=$(sed -n 's/.*"total_ms":\([0-9]*\)}$/\1/p' <<<"$g")
+    { [[ -n $st && -n $gt ]] && lt 495 "$st" && lt "$gt" 300; } ||
+        fail "serial/5 should take about 500 ms and gather/5 about 100 ms: '$s' '$g'"
+    get /greet-global/alice >"$tmp/alice" &
+    a=$!
+    sleep 0.02
+    b=$(get /greet-global/bob)
+    wait $a
+    [[ $(cat "$tmp/alice") == "Hello, bob!" && $b == "Hello, bob!" ]] ||
+        fail "the global-state trap did not show: '$(cat "$tmp/alice")' '$b'"
+    get /greet/alice >"$tmp/alice" &
+    a=$!
+    sleep 0.02
+    b=$(get /greet/bob)
+    wait $a
+    [[ $(cat "$tmp/alice") == "Hello, alice!" && $b == "Hello, bob!" ]] ||
+        fail "GET /greet: got '$(cat "$tmp/alice")' and '$b'"
+    stop
+fi
+
+# 10: metrics, a bigger stack, the JSON depth limit
+if start 10_observe; then
+    body=$(get /metrics)
+    [[ $body == *"canteen_pool_threads 64"* ]] || fail "GET /metrics: got '$body'"
+    expect_body /deeper/1000 "reached depth 1000"
+    deep=$(printf '[%.0s' $(seq 200))$(printf ']%.0s' $(seq 200))
+    body=$(curl -s -X POST --data "$deep" "http://127.0.0.1:$port/echo")
+    [[ $body == '{"detail":"JSON nesting too deep"}' ]] || fail "POST /echo (depth 200): got '$body'"
+    stop
+fi
+
+if [[ $failed -ne 0 ]]; then
+    echo "run_guide_examples: FAILED" >&2
+    exit 1
+fi
+echo "run_guide_examples: ok: 10 programs run and checked"
