@@ -88,7 +88,11 @@ static void test_pipeline_100(void **state)
  */
 static void test_pipeline_large_responses(void **state)
 {
-    h_server *s = start(state, NULL);
+    /* keep-alive (and write-progress) timeout well above a slow reader's
+     * pauses, also under valgrind, where threads run one at a time */
+    cn_config cfg = h_fast_config();
+    cfg.keepalive_timeout_ms = 5000;
+    h_server *s = start(state, &cfg);
 
     for (int round = 0; round < 5; round++) {
         h_conn *c = h_open_rcvbuf(s, round == 0 ? 0 : 4 * 1024 * 1024);
