@@ -161,10 +161,10 @@ typedef struct cn_res cn_res;
  *   pool_nice             10      workers run this much nicer than the loop
  *                                 thread, so CPU-bound jobs on a shared core
  *                                 cannot starve the loop; negative: 0
- *   slow_callback_ms      100     a coroutine step or loop callback longer
- *                                 than this logs one warning naming the
- *                                 route (asyncio's debug threshold);
- *                                 negative: off
+ *   slow_callback_ms      100     a coroutine step (handler code between two
+ *                                 awaits) longer than this logs one warning
+ *                                 naming the route (asyncio's debug
+ *                                 threshold); negative: off
  *   lag_interval_ms       100     period of the loop-lag probe timer
  *   fetch_max_host_conns  16      outbound connections per upstream host;
  *                                 more concurrent fetches queue for one
@@ -310,8 +310,11 @@ typedef struct cn_loop_stats {
     double lag_ms_max;   /* and the worst since start */
     double lag_ms_avg;
     uint64_t lag_samples;
-    uint64_t slow_steps; /* coroutine steps or callbacks over slow_callback_ms */
+    uint64_t slow_steps; /* coroutine steps over slow_callback_ms (each logged) */
     double slowest_ms;   /* the longest one seen */
+    uint64_t busy_turns; /* loop turns busier than slow_callback_ms in all
+                          * (many short steps under load: counted, not logged) */
+    double busiest_turn_ms;
 } cn_loop_stats;
 
 /* Copy the loop's figures into *out. Loop thread (or approximate). */

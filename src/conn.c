@@ -147,12 +147,32 @@ static size_t unsent_bytes(cn__conn *c)
     return n;
 }
 
+/*
+ * Bytes the client sent that we have not read yet. libuv runs expired timers
+ * before it polls for I/O, so after the loop was held up (a handler blocked
+ * it) a timer can fire while the client's next bytes already sit in the
+ * socket: those are not an idle or a slow client.
+ */
+static bool unread_input(cn__conn *c)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+
+    return c->reading && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
+           ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 /* ---- timers ---- */
 
 static void on_timer(uv_timer_t *t)
 {
     cn__conn *c = t->data;
 
+    /* let this turn's poll read them; the deadline is checked again next turn */
+    if ((c->timer_mode == TIMER_HEAD || c->timer_mode == TIMER_IDLE) && unread_input(c)) {
+        timer_set(c, c->timer_mode, 1);
+        return;
+    }
     switch (c->timer_mode) {
     case TIMER_HEAD:
         /* slowloris: a request began but its head (or body) did not arrive

@@ -246,6 +246,18 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
+/* Called for every socket curl opens for a connection, whatever becomes of
+ * the transfer (CURLINFO_NUM_CONNECTS misses those cut short). */
+static int on_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    xfer *x = arg;
+
+    (void)fd;
+    if (purpose == CURLSOCKTYPE_IPCXN)
+        x->call->f->connects++;
+    return CURL_SOCKOPT_OK;
+}
+
 static int map_error(CURLcode cc, const xfer *x)
 {
     switch (cc) {
@@ -282,12 +294,8 @@ static void finish_xfer(xfer *x, int err)
 
     r->error = err;
     if (x->easy) {
-        long conns = 0;
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME, &secs);
-        /* a transfer that failed or was cancelled may have opened one too */
-        curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns);
-        x->call->f->connects += (uint64_t)conns;
     }
     r->status = err == 0 ? (int)status : 0;
     r->elapsed_ms = secs * 1000.0;
@@ -369,6 +377,8 @@ static int setup_xfer(cn__fetch *f, xfer *x, const cn_fetch_opts *o)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, x);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);

@@ -34,20 +34,32 @@ static int remaining(int64_t deadline)
     return r < 0 ? 0 : (int)r;
 }
 
-char *h_strf(const char *fmt, ...)
+/* malloc'd vprintf; its length in *len. */
+static char *vstrf(size_t *len, const char *fmt, va_list ap)
 {
-    va_list ap;
+    va_list ap2;
     int n;
     char *p;
 
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
+    va_copy(ap2, ap);
+    n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
     assert_true(n >= 0);
     p = malloc((size_t)n + 1);
     assert_non_null(p);
-    va_start(ap, fmt);
     vsnprintf(p, (size_t)n + 1, fmt, ap);
+    *len = (size_t)n;
+    return p;
+}
+
+char *h_strf(const char *fmt, ...)
+{
+    va_list ap;
+    size_t n;
+    char *p;
+
+    va_start(ap, fmt);
+    p = vstrf(&n, fmt, ap);
     va_end(ap);
     return p;
 }
@@ -131,14 +143,19 @@ int h_join(h_server *s, int timeout_ms)
     return s->run_rc;
 }
 
+static void close_conns(h_server *s)
+{
+    while (s->conns)
+        h_close(s->conns);
+}
+
 void h_join_and_free(h_server *s)
 {
     int rc;
 
     if (s == NULL)
         return;
-    while (s->conns)
-        h_close(s->conns);
+    close_conns(s);
     rc = h_join(s, H_JOIN_MS);
     if (rc == INT32_MIN)
         fail_msg("server thread did not end within %d ms after cn_app_stop", H_JOIN_MS);
@@ -153,14 +170,32 @@ void h_stop(h_server *s)
 
     if (s == NULL)
         return;
-    while (s->conns)
-        h_close(s->conns);
+    close_conns(s);
     if (s->thread_started) {
         rc = cn_app_stop(s->app);
         /* CN_ESTATE: a test already stopped it and it is winding down */
         assert_true(rc == 0 || rc == CN_ESTATE);
     }
     h_join_and_free(s);
+}
+
+void h_assert_run_ended(void **state, h_server *s)
+{
+    assert_int_equal(h_join(s, H_TIMEOUT_MS), 0);
+    *state = NULL;
+    h_join_and_free(s);
+}
+
+void h_stop_expect_dropped(void **state, h_server *s, h_conn *c, int64_t min_ms, int64_t max_ms)
+{
+    int64_t t0 = h_now_ms(), dt;
+
+    assert_int_equal(cn_app_stop(s->app), 0);
+    assert_int_equal(h_expect_eof(c, H_TIMEOUT_MS), H_OK);
+    dt = h_now_ms() - t0;
+    assert_true(dt >= min_ms);
+    assert_true(dt < max_ms);
+    h_assert_run_ended(state, s);
 }
 
 int h_teardown(void **state)
@@ -353,19 +388,13 @@ void h_sends(h_conn *c, const char *s)
 void h_sendf(h_conn *c, const char *fmt, ...)
 {
     va_list ap;
+    size_t n;
     char *p;
-    int n;
 
     va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
+    p = vstrf(&n, fmt, ap);
     va_end(ap);
-    assert_true(n >= 0);
-    p = malloc((size_t)n + 1);
-    assert_non_null(p);
-    va_start(ap, fmt);
-    vsnprintf(p, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    h_send(c, p, (size_t)n);
+    h_send(c, p, n);
     free(p);
 }
 
@@ -1098,4 +1127,153 @@ int h_test_routes(cn_app *app, void *arg)
     rc = rc ? rc : cn_app_route(app, "GET /t/none", rt_none, NULL);
     rc = rc ? rc : cn_app_route(app, "POST /t/raw", rt_raw, NULL);
     return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Polling test-global state                                                 */
+/* ------------------------------------------------------------------------ */
+
+void h_nap_ms(int ms)
+{
+    struct timespec ts = {0, (long)ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+void h_assert_settles(h_server *s)
+{
+    bool ok = H_WAIT_UNTIL(h_stats(s).coroutines_live == 0 && h_stats(s).requests_active == 0,
+                           3000);
+    if (!ok) {
+        cn_stats st = h_stats(s);
+        fail_msg("server did not settle: coroutines_live=%llu requests_active=%llu",
+                 (unsigned long long)st.coroutines_live,
+                 (unsigned long long)st.requests_active);
+    }
+}
+
+int h_noop(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Captured log lines                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* The hook is process-wide and may run on any thread. */
+#define H_LOG_MAX 256
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *log_lines[H_LOG_MAX];
+static int log_levels[H_LOG_MAX];
+static int log_n;
+
+static void capture_log(int level, const char *msg, void *data)
+{
+    (void)data;
+    pthread_mutex_lock(&log_mu);
+    if (log_n < H_LOG_MAX) {
+        log_lines[log_n] = strdup(msg);
+        log_levels[log_n] = level;
+        log_n++;
+    }
+    pthread_mutex_unlock(&log_mu);
+    fprintf(stderr, "[canteen log %d] %s\n", level, msg);
+}
+
+void h_log_capture_start(void)
+{
+    cn_log_set_handler(capture_log, NULL);
+}
+
+void h_log_capture_stop(void)
+{
+    cn_log_set_handler(NULL, NULL);
+    h_log_reset();
+}
+
+void h_log_reset(void)
+{
+    pthread_mutex_lock(&log_mu);
+    for (int i = 0; i < log_n; i++)
+        free(log_lines[i]);
+    log_n = 0;
+    pthread_mutex_unlock(&log_mu);
+}
+
+int h_log_count(int level, const char *a, const char *b)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&log_mu);
+    for (int i = 0; i < log_n; i++)
+        if ((level < 0 || log_levels[i] == level) && (a == NULL || strstr(log_lines[i], a)) &&
+            (b == NULL || strstr(log_lines[i], b)))
+            n++;
+    pthread_mutex_unlock(&log_mu);
+    return n;
+}
+
+void h_log_find(const char *a, char *buf, size_t size)
+{
+    buf[0] = 0;
+    pthread_mutex_lock(&log_mu);
+    for (int i = 0; i < log_n; i++)
+        if (strstr(log_lines[i], a)) {
+            snprintf(buf, size, "%s", log_lines[i]);
+            break;
+        }
+    pthread_mutex_unlock(&log_mu);
+}
+
+/* ------------------------------------------------------------------------ */
+/* JSON over raw sockets                                                     */
+/* ------------------------------------------------------------------------ */
+
+h_conn *h_send_get(h_server *s, const char *path)
+{
+    h_conn *c = h_open(s);
+    h_sendf(c, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    return c;
+}
+
+cJSON *h_read_json(h_conn *c, int status)
+{
+    h_response r;
+    cJSON *j;
+    int rc = h_read_response(c, &r, H_TIMEOUT_MS);
+
+    if (rc != H_OK)
+        fail_msg("no response (%d)", rc);
+    if (r.status != status)
+        fail_msg("status %d, expected %d; body %s", r.status, status, r.body);
+    j = cJSON_Parse(r.body);
+    if (j == NULL)
+        fail_msg("body is not JSON: %s", r.body);
+    h_response_free(&r);
+    return j;
+}
+
+cJSON *h_get_json(h_server *s, const char *path, int status)
+{
+    h_conn *c = h_send_get(s, path);
+    cJSON *j = h_read_json(c, status);
+    h_close(c);
+    return j;
+}
+
+int64_t h_jint(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v))
+        fail_msg("no number \"%s\" in the answer", key);
+    return (int64_t)v->valuedouble;
+}
+
+void h_assert_code(const cJSON *o, const char *key, int want)
+{
+    int got = (int)h_jint(o, key);
+    if (got != want)
+        fail_msg("%s: got %s (%d), expected %s (%d)", key, cn_err_name(got), got,
+                 cn_err_name(want), want);
 }

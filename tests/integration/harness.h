@@ -24,6 +24,7 @@
 #ifndef CANTEEN_TEST_HARNESS_H
 #define CANTEEN_TEST_HARNESS_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -93,6 +94,20 @@ void h_join_and_free(h_server *s);
  * or INT32_MIN if it did not end within timeout_ms. Idempotent.
  */
 int h_join(h_server *s, int timeout_ms);
+
+/*
+ * The app was asked to stop: cn_app_run must return 0 within H_TIMEOUT_MS
+ * (h_conns still open are closed only afterwards), then h_join_and_free(s);
+ * *state is cleared so the teardown has nothing left to do.
+ */
+void h_assert_run_ended(void **state, h_server *s);
+
+/*
+ * cn_app_stop(s) past a short shutdown_timeout_ms with c's request still in
+ * flight: c must be closed (EOF, no answer) between min_ms and max_ms after
+ * the stop, then h_assert_run_ended(state, s).
+ */
+void h_stop_expect_dropped(void **state, h_server *s, h_conn *c, int64_t min_ms, int64_t max_ms);
 
 /* cmocka teardown: h_stop(*state). */
 int h_teardown(void **state);
@@ -301,6 +316,72 @@ int h_test_routes(cn_app *app, void *arg);
 
 /* Check a /t/big body. */
 bool h_big_body_ok(const char *body, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Polling test-global state                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* "The handler has not recorded this yet": the reset value of a result slot. */
+#define H_NOT_YET INT_MIN
+
+/* Sleep `ms` milliseconds (a nap between looks in a bounded poll). */
+void h_nap_ms(int ms);
+
+/* Poll `cond` every millisecond until it holds or `ms` pass; its last value. */
+#define H_WAIT_UNTIL(cond, ms)                                                                     \
+    __extension__({                                                                                \
+        int64_t wu_deadline_ = h_now_ms() + (ms);                                                  \
+        bool wu_ok_;                                                                               \
+        while (!(wu_ok_ = (cond)) && h_now_ms() < wu_deadline_)                                    \
+            h_nap_ms(1);                                                                           \
+        wu_ok_;                                                                                    \
+    })
+
+/* Within 3 s the server must be at rest (no request, no coroutine live). */
+void h_assert_settles(h_server *s);
+
+/* A cn_spawn / cn_to_thread function that does nothing and returns 0. */
+int h_noop(void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Captured log lines                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Install the capturing log hook (call before any app starts: it is read
+ * without a lock). Captured lines are also echoed to stderr. */
+void h_log_capture_start(void);
+
+/* Remove the hook (after the last app is freed) and drop what was captured. */
+void h_log_capture_stop(void);
+
+/* Drop every captured line. */
+void h_log_reset(void);
+
+/* Captured lines at `level` (< 0: any level) containing every non-NULL needle. */
+int h_log_count(int level, const char *a, const char *b);
+
+/* The first captured line containing `a`, copied into buf ("" if none). */
+void h_log_find(const char *a, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* JSON over raw sockets                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Open a fresh connection to s and send GET `path` on it (not read). */
+h_conn *h_send_get(h_server *s, const char *path);
+
+/* Read one response from c, assert its status, return its body parsed as
+ * JSON (caller deletes). */
+cJSON *h_read_json(h_conn *c, int status);
+
+/* GET path on a fresh connection; the JSON body of a `status` answer. */
+cJSON *h_get_json(h_server *s, const char *path, int status);
+
+/* The number at `key` in o (fails the test if there is none). */
+int64_t h_jint(const cJSON *o, const char *key);
+
+/* Assert the error code at `key` is `want`, naming both on failure. */
+void h_assert_code(const cJSON *o, const char *key, int want);
 
 /* ------------------------------------------------------------------------ */
 /* Misc                                                                      */

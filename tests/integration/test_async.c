@@ -190,9 +190,7 @@ static void test_shutdown_waits_for_inflight(void **state)
     assert_int_equal(h_expect_eof(c, H_TIMEOUT_MS), H_OK);
     h_close(c);
     h_close(idle);
-    assert_int_equal(h_join(s, H_TIMEOUT_MS), 0);
-    *state = NULL;
-    h_join_and_free(s);
+    h_assert_run_ended(state, s);
 }
 
 /* Past shutdown_timeout_ms a parked handler is cancelled; run returns 0. */
@@ -201,22 +199,13 @@ static void test_shutdown_deadline_cancels_inflight(void **state)
     cn_config cfg = h_fast_config();
     h_server *s;
     h_conn *c;
-    int64_t t0, dt;
 
     cfg.shutdown_timeout_ms = 300;
     s = start(state, &cfg);
     c = h_open(s);
     h_sends(c, "GET /sleep/10000 HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_true(wait_requests_active(s, 1, H_TIMEOUT_MS));
-    t0 = h_now_ms();
-    assert_int_equal(cn_app_stop(s->app), 0);
-    assert_int_equal(h_expect_eof(c, H_TIMEOUT_MS), H_OK);
-    dt = h_now_ms() - t0;
-    assert_true(dt >= 250);
-    assert_true(dt < 3000);
-    assert_int_equal(h_join(s, H_TIMEOUT_MS), 0);
-    *state = NULL;
-    h_join_and_free(s);
+    h_stop_expect_dropped(state, s, c, 250, 3000);
 }
 
 int main(void)

@@ -17,14 +17,12 @@
  * and the golden rule from a sync route.
  */
 #include <arpa/inet.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "demo.h"
@@ -35,78 +33,12 @@
 /* Local helpers                                                             */
 /* ------------------------------------------------------------------------ */
 
-#define NOT_YET INT_MIN
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = {0, (long)ms * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-#define WAIT_UNTIL(cond, ms)                                                                       \
-    __extension__({                                                                                \
-        int64_t wu_deadline_ = h_now_ms() + (ms);                                                  \
-        bool wu_ok_;                                                                               \
-        while (!(wu_ok_ = (cond)) && h_now_ms() < wu_deadline_)                                    \
-            nap_ms(1);                                                                             \
-        wu_ok_;                                                                                    \
-    })
-
-static h_conn *send_get(h_server *s, const char *path)
-{
-    h_conn *c = h_open(s);
-    h_sendf(c, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
-    return c;
-}
-
-/* One response from c with `status`; its body as JSON (caller deletes). */
-static cJSON *read_json(h_conn *c, int status)
-{
-    h_response r;
-    cJSON *j;
-    int rc = h_read_response(c, &r, H_TIMEOUT_MS);
-
-    if (rc != H_OK)
-        fail_msg("no response (%d)", rc);
-    if (r.status != status)
-        fail_msg("status %d, expected %d; body %s", r.status, status, r.body);
-    j = cJSON_Parse(r.body);
-    if (j == NULL)
-        fail_msg("body is not JSON: %s", r.body);
-    h_response_free(&r);
-    return j;
-}
-
-static cJSON *get_json(h_server *s, const char *path, int status)
-{
-    h_conn *c = send_get(s, path);
-    cJSON *j = read_json(c, status);
-    h_close(c);
-    return j;
-}
-
-static int64_t jint(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v))
-        fail_msg("no number \"%s\" in the answer", key);
-    return (int64_t)v->valuedouble;
-}
-
 static const char *jstr(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsString(v))
         fail_msg("no string \"%s\" in the answer", key);
     return v->valuestring;
-}
-
-static void assert_code(const cJSON *o, const char *key, int want)
-{
-    int got = (int)jint(o, key);
-    if (got != want)
-        fail_msg("%s: got %s (%d), expected %s (%d)", key, cn_err_name(got), got,
-                 cn_err_name(want), want);
 }
 
 /* Percent-encode a path for the ?path= query parameter. */
@@ -124,26 +56,28 @@ static char *qenc(const char *s)
     return out;
 }
 
-/* GET /f/one?path=<enc(path)><extra> on the front, as JSON. */
-static cJSON *fetch_one(h_server *front, const char *path, const char *extra, int status)
+/* GET <route>?path=<enc(path)><extra> on the front, as JSON. */
+static cJSON *fetch_via(h_server *front, const char *route, const char *path, const char *extra,
+                        int status)
 {
     char *e = qenc(path);
-    char *p = h_strf("/f/one?path=%s%s", e, extra ? extra : "");
-    cJSON *o = get_json(front, p, status);
+    char *p = h_strf("%s?path=%s%s", route, e, extra ? extra : "");
+    cJSON *o = h_get_json(front, p, status);
     free(e);
     free(p);
     return o;
 }
 
+/* GET /f/one?path=<enc(path)><extra> on the front, as JSON. */
+static cJSON *fetch_one(h_server *front, const char *path, const char *extra, int status)
+{
+    return fetch_via(front, "/f/one", path, extra, status);
+}
+
 /* The mapped variant: the front's answer (status and JSON body). */
 static cJSON *fetch_mapped(h_server *front, const char *path, const char *extra, int status)
 {
-    char *e = qenc(path);
-    char *p = h_strf("/f/mapped?path=%s%s", e, extra ? extra : "");
-    cJSON *o = get_json(front, p, status);
-    free(e);
-    free(p);
-    return o;
+    return fetch_via(front, "/f/mapped", path, extra, status);
 }
 
 /* A port on 127.0.0.1 where nothing listens (bound, read, closed). */
@@ -583,10 +517,10 @@ static atomic_int f_started, f_rc, f_err[3], f_status0;
 static void cancel_reset(void)
 {
     atomic_store(&f_started, 0);
-    atomic_store(&f_rc, NOT_YET);
-    atomic_store(&f_status0, NOT_YET);
+    atomic_store(&f_rc, H_NOT_YET);
+    atomic_store(&f_status0, H_NOT_YET);
     for (int i = 0; i < 3; i++)
-        atomic_store(&f_err[i], NOT_YET);
+        atomic_store(&f_err[i], H_NOT_YET);
 }
 
 /* GET /f/cancel: one fetch that waits 2 s upstream */
@@ -708,21 +642,9 @@ static int teardown(void **state)
     return 0;
 }
 
-static void assert_settles(h_server *s)
-{
-    bool ok = WAIT_UNTIL(h_stats(s).coroutines_live == 0 && h_stats(s).requests_active == 0,
-                         3000);
-    if (!ok) {
-        cn_stats st = h_stats(s);
-        fail_msg("server did not settle: coroutines_live=%llu requests_active=%llu",
-                 (unsigned long long)st.coroutines_live,
-                 (unsigned long long)st.requests_active);
-    }
-}
-
 static void assert_up_settles(up_server *u)
 {
-    bool ok = WAIT_UNTIL(up_stats(u).coroutines_live == 0 && up_stats(u).requests_active == 0,
+    bool ok = H_WAIT_UNTIL(up_stats(u).coroutines_live == 0 && up_stats(u).requests_active == 0,
                          3000);
     if (!ok)
         fail_msg("upstream did not settle: coroutines_live=%llu requests_active=%llu",
@@ -740,38 +662,38 @@ static void test_fetch_success(void **state)
     fixture *f = start(state, NULL);
     cJSON *o = fetch_one(f->front, "/users/octocat", NULL, 200);
 
-    assert_code(o, "rc", 0);
-    assert_code(o, "error", 0);
-    assert_int_equal(jint(o, "status"), 200);
-    assert_true(jint(o, "len") > 0);
-    assert_true(jint(o, "nheaders") >= 3);
+    h_assert_code(o, "rc", 0);
+    h_assert_code(o, "error", 0);
+    assert_int_equal(h_jint(o, "status"), 200);
+    assert_true(h_jint(o, "len") > 0);
+    assert_true(h_jint(o, "nheaders") >= 3);
     assert_string_equal(jstr(o, "ctype"), "application/json");
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "missing_header")));
-    assert_code(o, "json_rc", 0);
+    h_assert_code(o, "json_rc", 0);
     assert_string_equal(jstr(o, "login"), "octocat");
-    assert_code(o, "map_success", CN_EINVAL);
+    h_assert_code(o, "map_success", CN_EINVAL);
     cJSON_Delete(o);
 
     /* a custom response header; the request's own header reached upstream */
     o = fetch_one(f->front, "/u/header", NULL, 200);
-    assert_int_equal(jint(o, "status"), 200);
+    assert_int_equal(h_jint(o, "status"), 200);
     assert_string_equal(jstr(o, "x_upstream_test"), "hello");
     assert_string_equal(jstr(o, "x_req"), "abc");
     cJSON_Delete(o);
 
     /* a body that is not JSON */
     o = fetch_one(f->front, "/u/big/10", NULL, 200);
-    assert_int_equal(jint(o, "len"), 10);
+    assert_int_equal(h_jint(o, "len"), 10);
     assert_string_equal(jstr(o, "body"), "abcdefghij");
-    assert_code(o, "json_rc", CN_EBADJSON);
+    h_assert_code(o, "json_rc", CN_EBADJSON);
     cJSON_Delete(o);
 
     /* the demo's route: one upstream user as JSON */
-    o = get_json(f->front, "/github/octocat", 200);
+    o = h_get_json(f->front, "/github/octocat", 200);
     assert_string_equal(jstr(o, "login"), "octocat");
-    assert_int_equal(jint(o, "id"), 583231);
+    assert_int_equal(h_jint(o, "id"), 583231);
     cJSON_Delete(o);
-    assert_settles(f->front);
+    h_assert_settles(f->front);
 }
 
 /* POST with a body (method defaults to POST) and request headers. */
@@ -780,15 +702,15 @@ static void test_fetch_post_with_headers(void **state)
     fixture *f = start(state, NULL);
     cJSON *o = fetch_one(f->front, "/u/echo", "&body=hello", 200);
 
-    assert_code(o, "rc", 0);
-    assert_int_equal(jint(o, "status"), 200);
+    h_assert_code(o, "rc", 0);
+    assert_int_equal(h_jint(o, "status"), 200);
     assert_string_equal(jstr(o, "body"), "hello");
     assert_string_equal(jstr(o, "x_method"), "POST");
     assert_string_equal(jstr(o, "x_req_echo"), "abc");
     cJSON_Delete(o);
     /* an explicit method */
     o = fetch_one(f->front, "/u/status/418", "&method=GET", 200);
-    assert_int_equal(jint(o, "status"), 418);
+    assert_int_equal(h_jint(o, "status"), 418);
     cJSON_Delete(o);
 }
 
@@ -799,11 +721,11 @@ static void test_fetch_timeout(void **state)
     int64_t t0 = h_now_ms();
     cJSON *o = fetch_one(f->front, "/users/octocat?delay_ms=2000", "&timeout_ms=100", 200);
 
-    assert_code(o, "rc", CN_ETIMEDOUT);
-    assert_code(o, "error", CN_ETIMEDOUT);
-    assert_int_equal(jint(o, "status"), 0);
-    assert_true(jint(o, "wall_ms") >= 90);
-    assert_true(jint(o, "wall_ms") < 1000);
+    h_assert_code(o, "rc", CN_ETIMEDOUT);
+    h_assert_code(o, "error", CN_ETIMEDOUT);
+    assert_int_equal(h_jint(o, "status"), 0);
+    assert_true(h_jint(o, "wall_ms") >= 90);
+    assert_true(h_jint(o, "wall_ms") < 1000);
     assert_true(h_now_ms() - t0 < 1500);
     cJSON_Delete(o);
 
@@ -812,7 +734,7 @@ static void test_fetch_timeout(void **state)
     cJSON_Delete(o);
     /* the upstream's abandoned requests were cancelled when curl hung up */
     assert_up_settles(f->up);
-    assert_settles(f->front);
+    h_assert_settles(f->front);
 }
 
 /* fetch_connects counts the outbound connections cn_fetch opened, whatever
@@ -826,15 +748,15 @@ static void test_fetch_connects_counts_failed_transfers(void **state)
     cJSON *o;
 
     o = fetch_one(f->front, "/users/octocat?delay_ms=2000", "&timeout_ms=100", 200);
-    assert_code(o, "rc", CN_ETIMEDOUT);
+    h_assert_code(o, "rc", CN_ETIMEDOUT);
     cJSON_Delete(o);
-    c = send_get(f->front, "/f/cancel");
-    assert_true(WAIT_UNTIL(up_stats(f->up).requests_active == 1, 3000));
+    c = h_send_get(f->front, "/f/cancel");
+    assert_true(H_WAIT_UNTIL(up_stats(f->up).requests_active == 1, 3000));
     h_close(c);
-    assert_settles(f->front);
+    h_assert_settles(f->front);
     assert_up_settles(f->up);
     o = fetch_one(f->front, "/users/octocat", NULL, 200);
-    assert_code(o, "rc", 0);
+    h_assert_code(o, "rc", 0);
     cJSON_Delete(o);
     print_message("fetch_connects=%llu upstream accepted=%llu\n",
                   (unsigned long long)h_stats(f->front).fetch_connects,
@@ -851,15 +773,15 @@ static void test_fetch_connection_refused(void **state)
     char *extra = h_strf("&url=http://127.0.0.1:%d/users/octocat", port);
     cJSON *o = fetch_one(f->front, "/", extra, 200);
 
-    assert_code(o, "rc", CN_ECONNREFUSED);
-    assert_int_equal(jint(o, "status"), 0);
-    assert_int_equal(jint(o, "len"), 0);
+    h_assert_code(o, "rc", CN_ECONNREFUSED);
+    assert_int_equal(h_jint(o, "status"), 0);
+    assert_int_equal(h_jint(o, "len"), 0);
     cJSON_Delete(o);
     o = fetch_mapped(f->front, "/", extra, 502);
     assert_non_null(strstr(jstr(o, "detail"), cn_strerror(CN_ECONNREFUSED)));
     cJSON_Delete(o);
     free(extra);
-    assert_settles(f->front);
+    h_assert_settles(f->front);
 }
 
 /* Upstream 404 -> 404 {"detail":"User not found"} through /github/{username}. */
@@ -875,8 +797,8 @@ static void test_upstream_404(void **state)
     h_response_free(&r);
     /* a 404 is a response, not an error of the fetch itself */
     o = fetch_one(f->front, "/users/nobody-here", NULL, 200);
-    assert_code(o, "rc", 0);
-    assert_int_equal(jint(o, "status"), 404);
+    h_assert_code(o, "rc", 0);
+    assert_int_equal(h_jint(o, "status"), 404);
     cJSON_Delete(o);
 }
 
@@ -886,8 +808,8 @@ static void test_upstream_500(void **state)
     fixture *f = start(state, NULL);
     cJSON *o = fetch_one(f->front, "/u/status/500", NULL, 200);
 
-    assert_code(o, "rc", 0);
-    assert_int_equal(jint(o, "status"), 500);
+    h_assert_code(o, "rc", 0);
+    assert_int_equal(h_jint(o, "status"), 500);
     assert_non_null(strstr(jstr(o, "body"), "upstream says no"));
     cJSON_Delete(o);
     o = fetch_mapped(f->front, "/u/status/500", NULL, 502);
@@ -908,29 +830,29 @@ static void test_body_over_limit(void **state)
     cfg.fetch_max_body_bytes = 1024 * 1024;
     f = start(state, &cfg);
     o = fetch_one(f->front, "/u/big/2097152", NULL, 200);
-    assert_code(o, "rc", CN_ETOOBIG);
-    assert_int_equal(jint(o, "status"), 0);
-    assert_int_equal(jint(o, "len"), 0);
+    h_assert_code(o, "rc", CN_ETOOBIG);
+    assert_int_equal(h_jint(o, "status"), 0);
+    assert_int_equal(h_jint(o, "len"), 0);
     cJSON_Delete(o);
     o = fetch_mapped(f->front, "/u/big/2097152", NULL, 502);
     cJSON_Delete(o);
 
     o = fetch_one(f->front, "/u/big/1048576", NULL, 200);
-    assert_code(o, "rc", 0);
-    assert_int_equal(jint(o, "len"), 1048576);
+    h_assert_code(o, "rc", 0);
+    assert_int_equal(h_jint(o, "len"), 1048576);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "pattern_ok")));
     cJSON_Delete(o);
 
     o = fetch_one(f->front, "/u/big/2097152", "&max_body=4194304", 200);
-    assert_code(o, "rc", 0);
-    assert_int_equal(jint(o, "len"), 2097152);
+    h_assert_code(o, "rc", 0);
+    assert_int_equal(h_jint(o, "len"), 2097152);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "pattern_ok")));
     cJSON_Delete(o);
 
     o = fetch_one(f->front, "/u/big/2097152", "&max_body=1000", 200);
-    assert_code(o, "rc", CN_ETOOBIG);
+    h_assert_code(o, "rc", CN_ETOOBIG);
     cJSON_Delete(o);
-    assert_settles(f->front);
+    h_assert_settles(f->front);
 }
 
 /* The client leaves while its handler waits on a 2 s upstream: the handler
@@ -939,29 +861,29 @@ static void test_body_over_limit(void **state)
 static void test_cancel_mid_transfer(void **state)
 {
     fixture *f = start(state, NULL);
-    h_conn *c = send_get(f->front, "/f/cancel");
+    h_conn *c = h_send_get(f->front, "/f/cancel");
     h_conn *other;
     int64_t closed_at;
     cJSON *o;
 
-    assert_true(WAIT_UNTIL(up_stats(f->up).requests_active == 1, 3000));
+    assert_true(H_WAIT_UNTIL(up_stats(f->up).requests_active == 1, 3000));
     assert_int_equal(atomic_load(&f_started), 1);
     assert_int_equal(h_stats(f->front).coroutines_live, 1);
     /* another request's transfer is in flight at the same time */
-    other = send_get(f->front, "/github/torvalds?delay_ms=300");
-    assert_true(WAIT_UNTIL(up_stats(f->up).requests_active == 2, 3000));
+    other = h_send_get(f->front, "/github/torvalds?delay_ms=300");
+    assert_true(H_WAIT_UNTIL(up_stats(f->up).requests_active == 2, 3000));
     closed_at = h_now_ms();
     h_close(c);
-    assert_true(WAIT_UNTIL(atomic_load(&f_rc) != NOT_YET, 3000));
+    assert_true(H_WAIT_UNTIL(atomic_load(&f_rc) != H_NOT_YET, 3000));
     assert_int_equal(atomic_load(&f_rc), CN_ECANCELED);
     assert_int_equal(atomic_load(&f_err[0]), CN_ECANCELED);
     assert_true(h_now_ms() - closed_at < 1500);
     /* it is untouched by the cancel */
-    o = read_json(other, 200);
+    o = h_read_json(other, 200);
     assert_string_equal(jstr(o, "login"), "torvalds");
     cJSON_Delete(o);
     h_close(other);
-    assert_settles(f->front);
+    h_assert_settles(f->front);
     assert_up_settles(f->up);
     assert_true(h_now_ms() - closed_at < 1900); /* before the upstream would have answered */
     /* the front still fetches */
@@ -984,7 +906,7 @@ static void test_shutdown_mid_transfer(void **state)
     fd = h_connect_fd(f->front->host, f->front->port); /* untracked: h_stop keeps it */
     assert_true(fd >= 0);
     assert_int_equal(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
-    assert_true(WAIT_UNTIL(up_stats(f->up).requests_active == 1, 3000));
+    assert_true(H_WAIT_UNTIL(up_stats(f->up).requests_active == 1, 3000));
     assert_int_equal(cn_app_stop(f->front->app), 0);
     assert_int_equal(h_join(f->front, 5000), 0);
     assert_int_equal(atomic_load(&f_rc), CN_ECANCELED);
@@ -1000,20 +922,20 @@ static void test_shutdown_mid_transfer(void **state)
 static void test_cancel_fetch_all_partial(void **state)
 {
     fixture *f = start(state, NULL);
-    h_conn *c = send_get(f->front, "/f/cancel-all");
+    h_conn *c = h_send_get(f->front, "/f/cancel-all");
 
     /* the quick one is done (its connection counted), the two slow ones wait */
-    assert_true(WAIT_UNTIL(h_stats(f->front).fetch_connects >= 1 &&
+    assert_true(H_WAIT_UNTIL(h_stats(f->front).fetch_connects >= 1 &&
                                up_stats(f->up).requests_active == 2,
                            3000));
     h_close(c);
-    assert_true(WAIT_UNTIL(atomic_load(&f_rc) != NOT_YET, 3000));
+    assert_true(H_WAIT_UNTIL(atomic_load(&f_rc) != H_NOT_YET, 3000));
     assert_int_equal(atomic_load(&f_rc), CN_ECANCELED);
     assert_int_equal(atomic_load(&f_err[0]), 0);
     assert_int_equal(atomic_load(&f_status0), 200);
     assert_int_equal(atomic_load(&f_err[1]), CN_ECANCELED);
     assert_int_equal(atomic_load(&f_err[2]), CN_ECANCELED);
-    assert_settles(f->front);
+    h_assert_settles(f->front);
     assert_up_settles(f->up);
 }
 
@@ -1030,12 +952,12 @@ static void test_fetch_all_100(void **state)
     cfg.fetch_max_host_conns = 100;
     f = start(state, &cfg);
     up0 = up_stats(f->up).connections_accepted;
-    o = get_json(f->front, "/f/many?n=100&delay=200", 200);
-    print_message("100 x 200 ms gathered: %lld ms\n", (long long)jint(o, "wall_ms"));
-    assert_code(o, "rc", 0);
-    assert_int_equal(jint(o, "ok"), 100);
-    assert_true(jint(o, "wall_ms") >= 199);
-    assert_true(jint(o, "wall_ms") < 1000);
+    o = h_get_json(f->front, "/f/many?n=100&delay=200", 200);
+    print_message("100 x 200 ms gathered: %lld ms\n", (long long)h_jint(o, "wall_ms"));
+    h_assert_code(o, "rc", 0);
+    assert_int_equal(h_jint(o, "ok"), 100);
+    assert_true(h_jint(o, "wall_ms") >= 199);
+    assert_true(h_jint(o, "wall_ms") < 1000);
     cJSON_Delete(o);
     st = h_stats(f->front);
     print_message("fetch_connects=%llu upstream accepted=%llu\n",
@@ -1044,11 +966,11 @@ static void test_fetch_all_100(void **state)
     assert_true(st.fetch_connects >= 1 && st.fetch_connects <= 100 + 4);
     assert_true(up_stats(f->up).connections_accepted - up0 <= 100 + 4);
     /* a second round reuses those connections */
-    o = get_json(f->front, "/f/many?n=100&delay=0", 200);
-    assert_int_equal(jint(o, "ok"), 100);
+    o = h_get_json(f->front, "/f/many?n=100&delay=0", 200);
+    assert_int_equal(h_jint(o, "ok"), 100);
     cJSON_Delete(o);
     assert_true(h_stats(f->front).fetch_connects <= 100 + 4);
-    assert_settles(f->front);
+    h_assert_settles(f->front);
 }
 
 /* With the default cap (16 per host) 100 gathered fetches queue for
@@ -1058,16 +980,16 @@ static void test_fetch_all_capped(void **state)
     fixture *f = start(state, NULL);
     unsigned cap = cn_app_config(f->front->app)->fetch_max_host_conns;
     uint64_t up0 = up_stats(f->up).connections_accepted;
-    cJSON *o = get_json(f->front, "/f/many?n=100&delay=50", 200);
+    cJSON *o = h_get_json(f->front, "/f/many?n=100&delay=50", 200);
     cn_stats st = h_stats(f->front);
 
     print_message("100 x 50 ms over %u connections: %lld ms, fetch_connects=%llu\n", cap,
-                  (long long)jint(o, "wall_ms"), (unsigned long long)st.fetch_connects);
+                  (long long)h_jint(o, "wall_ms"), (unsigned long long)st.fetch_connects);
     assert_int_equal(cap, 16);
-    assert_code(o, "rc", 0);
-    assert_int_equal(jint(o, "ok"), 100);
+    h_assert_code(o, "rc", 0);
+    assert_int_equal(h_jint(o, "ok"), 100);
     /* ceil(100 / 16) = 7 rounds of 50 ms */
-    assert_true(jint(o, "wall_ms") >= 300);
+    assert_true(h_jint(o, "wall_ms") >= 300);
     assert_true(st.fetch_connects >= 1 && st.fetch_connects <= cap + 4);
     assert_true(up_stats(f->up).connections_accepted - up0 <= cap + 4);
     cJSON_Delete(o);
@@ -1078,7 +1000,7 @@ static void test_fetch_multiple_overlaps(void **state)
 {
     fixture *f = start(state, NULL);
     int64_t t0 = h_now_ms(), took;
-    cJSON *o = get_json(f->front, "/fetch-multiple?delay_a=300&delay_b=500", 200);
+    cJSON *o = h_get_json(f->front, "/fetch-multiple?delay_a=300&delay_b=500", 200);
 
     took = h_now_ms() - t0;
     print_message("/fetch-multiple 300+500: %lld ms\n", (long long)took);
@@ -1091,14 +1013,14 @@ static void test_fetch_multiple_overlaps(void **state)
     cJSON_Delete(o);
 
     /* and the guide's /users: SQLite through to_thread gathered with a fetch */
-    o = get_json(f->front, "/users", 200);
+    o = h_get_json(f->front, "/users", 200);
     assert_true(cJSON_IsArray(o));
     assert_int_equal(cJSON_GetArraySize(o), 3);
     assert_string_equal(jstr(cJSON_GetArrayItem(o, 0), "name"), "Alice");
     assert_string_equal(jstr(cJSON_GetArrayItem(o, 2), "login"), "octocat");
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(o, 2), "is_github")));
     cJSON_Delete(o);
-    assert_settles(f->front);
+    h_assert_settles(f->front);
 }
 
 /* 20 sequential fetches reuse one connection (1 or 2, not 20). */
@@ -1125,8 +1047,8 @@ static void test_connection_reuse(void **state)
     assert_true(h_stats(f->front).fetch_connects - fc0 <= 2);
 
     /* 20 fetches in one handler, one after the other */
-    o = get_json(f->front, "/f/seq?n=20", 200);
-    assert_int_equal(jint(o, "ok"), 20);
+    o = h_get_json(f->front, "/f/seq?n=20", 200);
+    assert_int_equal(h_jint(o, "ok"), 20);
     cJSON_Delete(o);
     assert_true(up_stats(f->up).connections_accepted - up0 <= 2);
     assert_true(h_stats(f->front).fetch_connects - fc0 <= 2);
@@ -1138,13 +1060,13 @@ static void test_fetch_from_sync_route(void **state)
     fixture *f = start(state, NULL);
     uint64_t acc0 = up_stats(f->up).connections_accepted;
     uint64_t req0 = up_stats(f->up).requests_total;
-    cJSON *o = get_json(f->front, "/f/sync", 200);
+    cJSON *o = h_get_json(f->front, "/f/sync", 200);
 
-    assert_code(o, "fetch", CN_ENOTCORO);
-    assert_code(o, "fetch_all", CN_ENOTCORO);
+    h_assert_code(o, "fetch", CN_ENOTCORO);
+    h_assert_code(o, "fetch_all", CN_ENOTCORO);
     cJSON_Delete(o);
     /* prove the upstream is reachable, then that the sync call sent nothing */
-    o = get_json(f->front, "/github/octocat", 200);
+    o = h_get_json(f->front, "/github/octocat", 200);
     cJSON_Delete(o);
     assert_int_equal(up_stats(f->up).requests_total, req0 + 1);
     assert_int_equal(up_stats(f->up).connections_accepted, acc0 + 1);
@@ -1155,14 +1077,14 @@ static void test_fetch_from_sync_route(void **state)
 static void test_fetch_arguments(void **state)
 {
     fixture *f = start(state, NULL);
-    cJSON *o = get_json(f->front, "/f/args", 200);
+    cJSON *o = h_get_json(f->front, "/f/args", 200);
 
-    assert_code(o, "no_url", CN_EINVAL);
-    assert_code(o, "null_opts", CN_EINVAL);
-    assert_code(o, "null_out", CN_EINVAL);
-    assert_code(o, "all_zero", 0);
-    assert_code(o, "json_empty", CN_EBADJSON);
-    assert_code(o, "map_null", CN_EINVAL);
+    h_assert_code(o, "no_url", CN_EINVAL);
+    h_assert_code(o, "null_opts", CN_EINVAL);
+    h_assert_code(o, "null_out", CN_EINVAL);
+    h_assert_code(o, "all_zero", 0);
+    h_assert_code(o, "json_empty", CN_EBADJSON);
+    h_assert_code(o, "map_null", CN_EINVAL);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "header_null")));
     cJSON_Delete(o);
 }
@@ -1173,19 +1095,19 @@ static void test_fetch_all_mixed_results(void **state)
 {
     fixture *f = start(state, NULL);
     char *path = h_strf("/f/mixed?dead=%d", dead_port());
-    cJSON *o = get_json(f->front, path, 200);
+    cJSON *o = h_get_json(f->front, path, 200);
     const cJSON *errs = cJSON_GetObjectItem(o, "errors"), *sts = cJSON_GetObjectItem(o, "statuses");
     static const int want_err[4] = {0, CN_ECONNREFUSED, 0, CN_ETIMEDOUT};
     static const int want_status[4] = {200, 0, 404, 0};
 
-    assert_code(o, "rc", CN_ECONNREFUSED);
+    h_assert_code(o, "rc", CN_ECONNREFUSED);
     for (int i = 0; i < 4; i++) {
         assert_int_equal((int)cJSON_GetArrayItem(errs, i)->valuedouble, want_err[i]);
         assert_int_equal((int)cJSON_GetArrayItem(sts, i)->valuedouble, want_status[i]);
     }
     cJSON_Delete(o);
     free(path);
-    assert_settles(f->front);
+    h_assert_settles(f->front);
     assert_up_settles(f->up);
 }
 
@@ -1199,12 +1121,12 @@ static void test_fetch_timeout_from_config(void **state)
     cfg.fetch_timeout_ms = 150;
     f = start(state, &cfg);
     o = fetch_one(f->front, "/users/octocat?delay_ms=2000", NULL, 200);
-    assert_code(o, "rc", CN_ETIMEDOUT);
-    assert_true(jint(o, "wall_ms") >= 140 && jint(o, "wall_ms") < 1000);
+    h_assert_code(o, "rc", CN_ETIMEDOUT);
+    assert_true(h_jint(o, "wall_ms") >= 140 && h_jint(o, "wall_ms") < 1000);
     cJSON_Delete(o);
     /* a per-call timeout overrides it */
     o = fetch_one(f->front, "/users/octocat?delay_ms=300", "&timeout_ms=3000", 200);
-    assert_code(o, "rc", 0);
+    h_assert_code(o, "rc", 0);
     assert_string_equal(jstr(o, "login"), "octocat");
     cJSON_Delete(o);
     assert_up_settles(f->up);
@@ -1218,16 +1140,16 @@ static void test_upstream_truncated_response(void **state)
     char *extra = h_strf("&url=http://127.0.0.1:%d/x", r->port);
     cJSON *o = fetch_one(f->front, "/", extra, 200);
 
-    assert_code(o, "rc", CN_EUPSTREAM);
-    assert_int_equal(jint(o, "status"), 0);
-    assert_int_equal(jint(o, "len"), 0);
+    h_assert_code(o, "rc", CN_EUPSTREAM);
+    assert_int_equal(h_jint(o, "status"), 0);
+    assert_int_equal(h_jint(o, "len"), 0);
     cJSON_Delete(o);
     o = fetch_mapped(f->front, "/", extra, 502);
     assert_non_null(strstr(jstr(o, "detail"), "Upstream unavailable"));
     cJSON_Delete(o);
     free(extra);
     raw_stop(r);
-    assert_settles(f->front);
+    h_assert_settles(f->front);
 }
 
 /* The client leaves while the body is arriving (half of it is in): the
@@ -1237,12 +1159,12 @@ static void test_cancel_mid_body(void **state)
     fixture *f = start(state, NULL);
     raw_server *r = raw_start(RAW_STALL_BODY, 1);
     char *path = h_strf("/f/one?path=/&url=http://127.0.0.1:%d/x", r->port);
-    h_conn *c = send_get(f->front, path);
+    h_conn *c = h_send_get(f->front, path);
 
-    assert_true(WAIT_UNTIL(atomic_load(&r->body_sent) == 1, 3000));
+    assert_true(H_WAIT_UNTIL(atomic_load(&r->body_sent) == 1, 3000));
     h_close(c);
-    assert_true(WAIT_UNTIL(atomic_load(&r->peer_closed) == 1, 3000));
-    assert_settles(f->front);
+    assert_true(H_WAIT_UNTIL(atomic_load(&r->peer_closed) == 1, 3000));
+    h_assert_settles(f->front);
     assert_int_equal(h_stats(f->front).connections_active, 0);
     free(path);
     raw_stop(r);
@@ -1262,20 +1184,20 @@ static void test_stale_connection_reconnects(void **state)
     f->up = up_start_ka(100);
     f->front = h_start(NULL, NULL, front_routes, f->up->url);
     o = fetch_one(f->front, "/users/octocat", NULL, 200);
-    assert_code(o, "rc", 0);
+    h_assert_code(o, "rc", 0);
     cJSON_Delete(o);
     assert_int_equal(h_stats(f->front).fetch_connects, 1);
     /* the upstream hangs up on the idle connection the front keeps */
-    assert_true(WAIT_UNTIL(up_stats(f->up).connections_active == 0, 3000));
+    assert_true(H_WAIT_UNTIL(up_stats(f->up).connections_active == 0, 3000));
     for (int i = 0; i < 3; i++) {
         o = fetch_one(f->front, "/users/torvalds", NULL, 200);
-        assert_code(o, "rc", 0);
-        assert_int_equal(jint(o, "status"), 200);
+        h_assert_code(o, "rc", 0);
+        assert_int_equal(h_jint(o, "status"), 200);
         cJSON_Delete(o);
-        assert_true(WAIT_UNTIL(up_stats(f->up).connections_active == 0, 3000));
+        assert_true(H_WAIT_UNTIL(up_stats(f->up).connections_active == 0, 3000));
     }
     assert_int_equal(h_stats(f->front).fetch_connects, 4);
-    assert_settles(f->front);
+    h_assert_settles(f->front);
 }
 
 int main(void)

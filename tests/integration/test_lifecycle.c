@@ -276,9 +276,7 @@ static void test_graceful_shutdown_partial_request(void **state)
     assert_int_equal(h_expect_eof(busy, H_TIMEOUT_MS), H_OK);
     h_close(busy);
     h_close(idle);
-    assert_int_equal(h_join(s, H_TIMEOUT_MS), 0);
-    *state = NULL;
-    h_join_and_free(s);
+    h_assert_run_ended(state, s);
 }
 
 /* A request still incomplete at the shutdown deadline is dropped; run returns 0. */
@@ -288,7 +286,6 @@ static void test_shutdown_deadline(void **state)
     h_server *s;
     h_conn *c;
     h_response r;
-    int64_t t0, dt;
 
     cfg.header_timeout_ms = 10000;
     cfg.shutdown_timeout_ms = 300;
@@ -297,15 +294,7 @@ static void test_shutdown_deadline(void **state)
     h_sends(c, "GET /users/2 HTTP/1.1\r\nHost: t\r\n\r\nGET /users/3 HTTP/1.1\r\nHost: t\r\n");
     assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
     h_response_free(&r);
-    t0 = h_now_ms();
-    assert_int_equal(cn_app_stop(s->app), 0);
-    assert_int_equal(h_expect_eof(c, H_TIMEOUT_MS), H_OK);
-    dt = h_now_ms() - t0;
-    assert_true(dt >= 250);
-    assert_true(dt < 3000);
-    assert_int_equal(h_join(s, H_TIMEOUT_MS), 0);
-    *state = NULL;
-    h_join_and_free(s);
+    h_stop_expect_dropped(state, s, c, 250, 3000);
 }
 
 /* Stopping an app with no connections returns promptly. */
@@ -342,9 +331,7 @@ static void test_stop_from_handler(void **state)
     h_response_free(&r);
     assert_int_equal(h_expect_eof(c, H_TIMEOUT_MS), H_OK);
     h_close(c);
-    assert_int_equal(h_join(s, H_TIMEOUT_MS), 0);
-    *state = NULL;
-    h_join_and_free(s);
+    h_assert_run_ended(state, s);
 }
 
 /* ---- listeners ---- */

@@ -9,129 +9,15 @@
  * thread polls them (and cn_app_stats) with bounded deadlines. Nothing here
  * sleeps to synchronise.
  */
-#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "harness.h"
 
 /* ------------------------------------------------------------------------ */
 /* Local helpers                                                             */
 /* ------------------------------------------------------------------------ */
-
-#define NOT_YET INT_MIN /* "the handler has not recorded this yet" */
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = {0, (long)ms * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Poll `cond` every millisecond until it holds or `ms` pass. */
-#define WAIT_UNTIL(cond, ms)                                                                       \
-    __extension__({                                                                                \
-        int64_t wu_deadline_ = h_now_ms() + (ms);                                                  \
-        bool wu_ok_;                                                                               \
-        while (!(wu_ok_ = (cond)) && h_now_ms() < wu_deadline_)                                    \
-            nap_ms(1);                                                                             \
-        wu_ok_;                                                                                    \
-    })
-
-/* Captured log lines (the hook is process-wide and may run on any thread). */
-#define LOG_MAX 256
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char *log_lines[LOG_MAX];
-static int log_levels[LOG_MAX];
-static int log_n;
-
-static void capture_log(int level, const char *msg, void *data)
-{
-    (void)data;
-    pthread_mutex_lock(&log_mu);
-    if (log_n < LOG_MAX) {
-        log_lines[log_n] = strdup(msg);
-        log_levels[log_n] = level;
-        log_n++;
-    }
-    pthread_mutex_unlock(&log_mu);
-    fprintf(stderr, "[canteen log %d] %s\n", level, msg);
-}
-
-static void log_reset(void)
-{
-    pthread_mutex_lock(&log_mu);
-    for (int i = 0; i < log_n; i++)
-        free(log_lines[i]);
-    log_n = 0;
-    pthread_mutex_unlock(&log_mu);
-}
-
-/* Lines at `level` containing every non-NULL needle. */
-static int log_count(int level, const char *a, const char *b)
-{
-    int n = 0;
-
-    pthread_mutex_lock(&log_mu);
-    for (int i = 0; i < log_n; i++)
-        if (log_levels[i] == level && (a == NULL || strstr(log_lines[i], a)) &&
-            (b == NULL || strstr(log_lines[i], b)))
-            n++;
-    pthread_mutex_unlock(&log_mu);
-    return n;
-}
-
-static h_conn *send_get(h_server *s, const char *path)
-{
-    h_conn *c = h_open(s);
-    h_sendf(c, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
-    return c;
-}
-
-/* Read one response from c; assert its status; return its body as JSON. */
-static cJSON *read_json(h_conn *c, int status)
-{
-    h_response r;
-    cJSON *j;
-    int rc = h_read_response(c, &r, H_TIMEOUT_MS);
-
-    if (rc != H_OK)
-        fail_msg("no response (%d)", rc);
-    if (r.status != status)
-        fail_msg("status %d, expected %d; body %s", r.status, status, r.body);
-    j = cJSON_Parse(r.body);
-    if (j == NULL)
-        fail_msg("body is not JSON: %s", r.body);
-    h_response_free(&r);
-    return j;
-}
-
-/* GET path on a fresh connection; the JSON body of a `status` answer. */
-static cJSON *get_json(h_server *s, const char *path, int status)
-{
-    h_conn *c = send_get(s, path);
-    cJSON *j = read_json(c, status);
-    h_close(c);
-    return j;
-}
-
-static int64_t jint(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v))
-        fail_msg("no number \"%s\" in the answer", key);
-    return (int64_t)v->valuedouble;
-}
-
-/* Assert the error code at key, naming both sides on failure. */
-static void assert_code(const cJSON *o, const char *key, int want)
-{
-    int got = (int)jint(o, key);
-    if (got != want)
-        fail_msg("%s: got %s (%d), expected %s (%d)", key, cn_err_name(got), got,
-                 cn_err_name(want), want);
-}
 
 static cJSON *new_obj(void)
 {
@@ -141,24 +27,6 @@ static cJSON *new_obj(void)
 static void put(cJSON *o, const char *k, double v)
 {
     cJSON_AddNumberToObject(o, k, v);
-}
-
-static int64_t mono_ms(void)
-{
-    return h_now_ms();
-}
-
-/* Wait for the server to be back at rest: no request, no coroutine. */
-static void assert_settles(h_server *s)
-{
-    bool ok = WAIT_UNTIL(h_stats(s).coroutines_live == 0 && h_stats(s).requests_active == 0,
-                         3000);
-    if (!ok) {
-        cn_stats st = h_stats(s);
-        fail_msg("server did not settle: coroutines_live=%llu requests_active=%llu",
-                 (unsigned long long)st.coroutines_live,
-                 (unsigned long long)st.requests_active);
-    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -222,7 +90,7 @@ static int rt_spawn_await(cn_req *req, cn_res *res)
 
     v[0] = v[1] = v[2] = 0;
     n->grand_value = 0;
-    n->grand_rc = NOT_YET;
+    n->grand_rc = H_NOT_YET;
     /* a result through arg, after the child waited */
     rc = cn_spawn(child_set42, &v[0], &t);
     put(o, "spawn_rc", rc);
@@ -295,13 +163,13 @@ static int run_gather(cn_req *req, cn_res *res, const int64_t *ms, const int *re
     int *results = cn_req_alloc(req, n * sizeof(int));
     int *seq = cn_req_alloc(req, sizeof(int));
     int pos[8], vals[8], sleeps[8];
-    int64_t t0 = mono_ms();
+    int64_t t0 = h_now_ms();
     cJSON *o = new_obj();
     int rc;
 
     *seq = 0;
     for (size_t i = 0; i < n; i++) {
-        g[i] = (gstep){ms[i], ret[i], seq, -1, NOT_YET, 0};
+        g[i] = (gstep){ms[i], ret[i], seq, -1, H_NOT_YET, 0};
         results[i] = 12345;
         rc = cn_spawn(gather_child, &g[i], &t[i]);
         if (rc < 0)
@@ -309,7 +177,7 @@ static int run_gather(cn_req *req, cn_res *res, const int64_t *ms, const int *re
     }
     rc = cn_gather(t, n, results);
     put(o, "rc", rc);
-    put(o, "elapsed_ms", (double)(mono_ms() - t0));
+    put(o, "elapsed_ms", (double)(h_now_ms() - t0));
     for (size_t i = 0; i < n; i++) {
         pos[i] = g[i].finish_pos;
         vals[i] = g[i].value;
@@ -412,14 +280,14 @@ static int rt_await_nonchild(cn_req *req, cn_res *res)
     int rc;
 
     memset(f, 0, sizeof(*f));
-    f->sibling_rc = f->grand_await_rc = NOT_YET;
+    f->sibling_rc = f->grand_await_rc = H_NOT_YET;
     cn_spawn(child_awaits_sibling, f, &t[0]);
     cn_spawn(child_with_grandchild, f, &t[1]);
     f->sibling = t[1]; /* before anything runs: children start when we park */
     for (int i = 0; i < 10000 && f->grandchild == NULL; i++)
         cn_yield();
     put(o, "grandchild_seen", f->grandchild != NULL);
-    rc = f->grandchild ? cn_await(f->grandchild) : NOT_YET;
+    rc = f->grandchild ? cn_await(f->grandchild) : H_NOT_YET;
     put(o, "root_awaits_grandchild", rc);
     f->root_tried = 1;
     put(o, "gather", cn_gather(t, 2, results));
@@ -459,23 +327,23 @@ static int rt_wait_for(cn_req *req, cn_res *res)
     cn_req_param_int(req, "timeout", &timeout);
     cn_req_query_int(req, "ret", &ret);
     w->ret = (int)ret;
-    w->sleep_rc = NOT_YET;
+    w->sleep_rc = H_NOT_YET;
     w->finished = 0;
     rc = cn_spawn(wf_child, w, &t);
     if (rc < 0)
         return rc;
     /* a negative timeout is refused and t stays ours */
     put(o, "negative_timeout", cn_wait_for(t, -1));
-    t0 = mono_ms();
+    t0 = h_now_ms();
     rc = cn_wait_for(t, timeout);
     put(o, "rc", rc);
-    put(o, "elapsed_ms", (double)(mono_ms() - t0));
+    put(o, "elapsed_ms", (double)(h_now_ms() - t0));
     put(o, "child_sleep_rc", w->sleep_rc);
     put(o, "child_finished", w->finished);
     /* the timer wait_for borrowed works for a plain sleep afterwards */
-    t0 = mono_ms();
+    t0 = h_now_ms();
     put(o, "after_sleep_rc", cn_sleep(20));
-    put(o, "after_sleep_ms", (double)(mono_ms() - t0));
+    put(o, "after_sleep_ms", (double)(h_now_ms() - t0));
     return cn_res_json(res, 200, o);
 }
 
@@ -488,12 +356,12 @@ static atomic_int yield_rc;
 /* GET /t/yield-spin: yield until /t/yield-flag has run (bounded by 3 s) */
 static int rt_yield_spin(cn_req *req, cn_res *res)
 {
-    int64_t t0 = mono_ms();
+    int64_t t0 = h_now_ms();
     int rc = 0, n = 0;
     cJSON *o = new_obj();
 
     (void)req;
-    while (!atomic_load(&yield_flag) && mono_ms() - t0 < 3000) {
+    while (!atomic_load(&yield_flag) && h_now_ms() - t0 < 3000) {
         rc = cn_yield();
         if (rc < 0)
             break;
@@ -532,7 +400,7 @@ static void cancel_reset(void)
                          &c_after_spawn,    &c_after_yield,     &c_after_cancelled,
                          &c_after_to_thread, &c_after_fetch,    &c_after_wait_for};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        atomic_store(all[i], NOT_YET);
+        atomic_store(all[i], H_NOT_YET);
     atomic_store(&c_root_returned_ms, 0);
 }
 
@@ -575,16 +443,10 @@ static int rt_nested(cn_req *req, cn_res *res)
     rc = cn_sleep(10000);
     atomic_store(&c_root_sleep, rc);
     atomic_store(&c_root_await, cn_await(t));
-    atomic_store(&c_root_returned_ms, mono_ms());
+    atomic_store(&c_root_returned_ms, h_now_ms());
     if (rc < 0)
         return rc;
     return cn_res_text(res, 200, "slept");
-}
-
-static int noop_fn(void *arg)
-{
-    (void)arg;
-    return 0;
 }
 
 static int child_sleeps_long(void *arg)
@@ -608,7 +470,7 @@ static int rt_wait_for_cancel(cn_req *req, cn_res *res)
     atomic_fetch_add(&c_started, 1);
     rc = cn_wait_for(t, 5000);
     atomic_store(&c_after_wait_for, rc);
-    atomic_store(&c_root_returned_ms, mono_ms());
+    atomic_store(&c_root_returned_ms, h_now_ms());
     if (rc < 0)
         return rc;
     return cn_res_text(res, 200, "waited");
@@ -628,14 +490,14 @@ static int rt_sleep_observe(cn_req *req, cn_res *res)
     if (rc == CN_ECANCELED) {
         /* every later await returns CN_ECANCELED at once */
         atomic_store(&c_after_sleep, cn_sleep(5000));
-        atomic_store(&c_after_spawn, cn_spawn(noop_fn, NULL, &t));
+        atomic_store(&c_after_spawn, cn_spawn(h_noop, NULL, &t));
         atomic_store(&c_after_yield, cn_yield());
         atomic_store(&c_after_cancelled, cn_cancelled());
-        atomic_store(&c_after_to_thread, cn_to_thread(noop_fn, NULL));
+        atomic_store(&c_after_to_thread, cn_to_thread(h_noop, NULL));
         atomic_store(&c_after_fetch, cn_fetch(&fo, &fr));
     }
     atomic_store(&c_root_sleep, rc);
-    atomic_store(&c_root_returned_ms, mono_ms());
+    atomic_store(&c_root_returned_ms, h_now_ms());
     if (rc < 0)
         return rc;
     return cn_res_text(res, 200, "slept");
@@ -718,9 +580,9 @@ static void assert_golden(const cJSON *o)
                                        "await",    "gather", "wait_for",  "to_thread",
                                        "fetch",    "fetch_all", "fetch_json", "cancelled"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        assert_code(o, keys[i], CN_ENOTCORO);
-    assert_int_equal(jint(o, "spawn_out_untouched"), 1);
-    assert_int_equal(jint(o, "current_req_null"), 1);
+        h_assert_code(o, keys[i], CN_ENOTCORO);
+    assert_int_equal(h_jint(o, "spawn_out_untouched"), 1);
+    assert_int_equal(h_jint(o, "current_req_null"), 1);
 }
 
 /* GET /t/golden-sync (a SYNC route: runs on a worker thread) */
@@ -778,7 +640,7 @@ static h_server *start(void **state, const cn_config *cfg)
 {
     h_server *s;
 
-    log_reset();
+    h_log_reset();
     cancel_reset();
     s = h_start(cfg, NULL, task_routes, NULL);
     *state = s;
@@ -793,31 +655,31 @@ static h_server *start(void **state, const cn_config *cfg)
 static void test_spawn_await(void **state)
 {
     h_server *s = start(state, NULL);
-    cJSON *o = get_json(s, "/t/spawn-await", 200);
+    cJSON *o = h_get_json(s, "/t/spawn-await", 200);
 
-    assert_code(o, "spawn_rc", 0);
-    assert_code(o, "await_rc", 0);
-    assert_int_equal(jint(o, "value"), 42);
-    assert_code(o, "await_err", CN_ERANGE);
-    assert_code(o, "sleep_rc", 0);
-    assert_int_equal(jint(o, "quick_value_before_await"), 1);
-    assert_code(o, "await_done", 0);
-    assert_code(o, "await_nesting", 0);
-    assert_int_equal(jint(o, "grand_value"), 7);
-    assert_code(o, "grand_rc", CN_ENOENT);
-    assert_int_equal(jint(o, "not_started_before_park"), 1);
-    assert_code(o, "yield_rc", 0);
-    assert_int_equal(jint(o, "started_after_yield"), 1);
-    assert_code(o, "await_started", 0);
-    assert_code(o, "sleep_negative", CN_EINVAL);
-    assert_code(o, "spawn_null_fn", CN_EINVAL);
-    assert_code(o, "spawn_null_out", CN_EINVAL);
-    assert_code(o, "await_null", CN_EINVAL);
-    assert_int_equal(jint(o, "current_req_ok"), 1);
-    assert_int_equal(jint(o, "cancelled"), 0);
+    h_assert_code(o, "spawn_rc", 0);
+    h_assert_code(o, "await_rc", 0);
+    assert_int_equal(h_jint(o, "value"), 42);
+    h_assert_code(o, "await_err", CN_ERANGE);
+    h_assert_code(o, "sleep_rc", 0);
+    assert_int_equal(h_jint(o, "quick_value_before_await"), 1);
+    h_assert_code(o, "await_done", 0);
+    h_assert_code(o, "await_nesting", 0);
+    assert_int_equal(h_jint(o, "grand_value"), 7);
+    h_assert_code(o, "grand_rc", CN_ENOENT);
+    assert_int_equal(h_jint(o, "not_started_before_park"), 1);
+    h_assert_code(o, "yield_rc", 0);
+    assert_int_equal(h_jint(o, "started_after_yield"), 1);
+    h_assert_code(o, "await_started", 0);
+    h_assert_code(o, "sleep_negative", CN_EINVAL);
+    h_assert_code(o, "spawn_null_fn", CN_EINVAL);
+    h_assert_code(o, "spawn_null_out", CN_EINVAL);
+    h_assert_code(o, "await_null", CN_EINVAL);
+    assert_int_equal(h_jint(o, "current_req_ok"), 1);
+    assert_int_equal(h_jint(o, "cancelled"), 0);
     cJSON_Delete(o);
-    assert_settles(s);
-    assert_int_equal(log_count(CN_LOG_WARN, "never awaited", NULL), 0);
+    h_assert_settles(s);
+    assert_int_equal(h_log_count(CN_LOG_WARN, "never awaited", NULL), 0);
 }
 
 static void assert_int_array(const cJSON *o, const char *key, const int *want, int n)
@@ -837,74 +699,74 @@ static void assert_int_array(const cJSON *o, const char *key, const int *want, i
 static void test_gather_order(void **state)
 {
     h_server *s = start(state, NULL);
-    cJSON *o = get_json(s, "/t/gather-order", 200);
+    cJSON *o = h_get_json(s, "/t/gather-order", 200);
     static const int results[3] = {0, 0, 0};
     static const int finish[3] = {2, 0, 1};
     static const int values[3] = {300, 100, 200};
 
-    assert_code(o, "rc", 0);
+    h_assert_code(o, "rc", 0);
     assert_int_array(o, "results", results, 3);
     assert_int_array(o, "finish_pos", finish, 3);
     assert_int_array(o, "values", values, 3);
     assert_int_array(o, "sleep_rcs", results, 3);
     /* the slowest child's time, not the sum (60 ms) */
-    assert_true(jint(o, "elapsed_ms") >= 29);
-    assert_true(jint(o, "elapsed_ms") < 1000);
+    assert_true(h_jint(o, "elapsed_ms") >= 29);
+    assert_true(h_jint(o, "elapsed_ms") < 1000);
     cJSON_Delete(o);
-    assert_settles(s);
+    h_assert_settles(s);
 }
 
 /* One child fails: the others still complete; the first error in index order wins. */
 static void test_gather_error(void **state)
 {
     h_server *s = start(state, NULL);
-    cJSON *o = get_json(s, "/t/gather-error", 200);
+    cJSON *o = h_get_json(s, "/t/gather-error", 200);
     static const int results[5] = {0, CN_ERANGE, CN_ENOENT, 0, 0};
     static const int finish[5] = {2, 3, 0, 4, 1};
     static const int sleeps[5] = {0, 0, 0, 0, 0};
 
-    assert_code(o, "rc", CN_ERANGE);
+    h_assert_code(o, "rc", CN_ERANGE);
     assert_int_array(o, "results", results, 5);
     /* nobody was cancelled: every child slept its full time, in time order */
     assert_int_array(o, "finish_pos", finish, 5);
     assert_int_array(o, "sleep_rcs", sleeps, 5);
-    assert_true(jint(o, "elapsed_ms") >= 59);
+    assert_true(h_jint(o, "elapsed_ms") >= 59);
     cJSON_Delete(o);
-    assert_settles(s);
+    h_assert_settles(s);
 }
 
 static void test_gather_edge_cases(void **state)
 {
     h_server *s = start(state, NULL);
-    cJSON *o = get_json(s, "/t/gather-edge", 200);
+    cJSON *o = h_get_json(s, "/t/gather-edge", 200);
 
-    assert_code(o, "empty", 0);
-    assert_code(o, "duplicate", CN_EINVAL);
-    assert_code(o, "null_array", CN_EINVAL);
-    assert_code(o, "null_results", 0);
-    assert_int_equal(jint(o, "v0"), 1);
-    assert_int_equal(jint(o, "v1"), 1);
+    h_assert_code(o, "empty", 0);
+    h_assert_code(o, "duplicate", CN_EINVAL);
+    h_assert_code(o, "null_array", CN_EINVAL);
+    h_assert_code(o, "null_results", 0);
+    assert_int_equal(h_jint(o, "v0"), 1);
+    assert_int_equal(h_jint(o, "v1"), 1);
     cJSON_Delete(o);
-    assert_settles(s);
-    assert_int_equal(log_count(CN_LOG_WARN, "never awaited", NULL), 0);
+    h_assert_settles(s);
+    assert_int_equal(h_log_count(CN_LOG_WARN, "never awaited", NULL), 0);
 }
 
 /* cn_await of a sibling or a grandchild is CN_EINVAL and frees nothing. */
 static void test_await_non_child(void **state)
 {
     h_server *s = start(state, NULL);
-    cJSON *o = get_json(s, "/t/await-nonchild", 200);
+    cJSON *o = h_get_json(s, "/t/await-nonchild", 200);
 
-    assert_int_equal(jint(o, "grandchild_seen"), 1);
-    assert_code(o, "root_awaits_grandchild", CN_EINVAL);
-    assert_code(o, "sibling_rc", CN_EINVAL);
+    assert_int_equal(h_jint(o, "grandchild_seen"), 1);
+    h_assert_code(o, "root_awaits_grandchild", CN_EINVAL);
+    h_assert_code(o, "sibling_rc", CN_EINVAL);
     /* the refused tasks were still there for their real parents */
-    assert_code(o, "grand_await_rc", 0);
-    assert_int_equal(jint(o, "grand_done"), 1);
-    assert_code(o, "gather", 0);
+    h_assert_code(o, "grand_await_rc", 0);
+    assert_int_equal(h_jint(o, "grand_done"), 1);
+    h_assert_code(o, "gather", 0);
     cJSON_Delete(o);
-    assert_settles(s);
-    assert_int_equal(log_count(CN_LOG_WARN, "never awaited", NULL), 0);
+    h_assert_settles(s);
+    assert_int_equal(h_log_count(CN_LOG_WARN, "never awaited", NULL), 0);
 }
 
 /* wait_for: a child sleeping 1000 ms given 50 ms is cancelled and awaited. */
@@ -912,42 +774,42 @@ static void test_wait_for_timeout(void **state)
 {
     h_server *s = start(state, NULL);
     int64_t t0 = h_now_ms();
-    cJSON *o = get_json(s, "/t/wait-for/1000/50", 200);
+    cJSON *o = h_get_json(s, "/t/wait-for/1000/50", 200);
 
-    assert_code(o, "negative_timeout", CN_EINVAL);
-    assert_code(o, "rc", CN_ETIMEDOUT);
-    assert_code(o, "child_sleep_rc", CN_ECANCELED);
-    assert_int_equal(jint(o, "child_finished"), 1);
-    assert_true(jint(o, "elapsed_ms") >= 49);
-    assert_true(jint(o, "elapsed_ms") < 800);
-    assert_code(o, "after_sleep_rc", 0);
-    assert_true(jint(o, "after_sleep_ms") >= 19);
+    h_assert_code(o, "negative_timeout", CN_EINVAL);
+    h_assert_code(o, "rc", CN_ETIMEDOUT);
+    h_assert_code(o, "child_sleep_rc", CN_ECANCELED);
+    assert_int_equal(h_jint(o, "child_finished"), 1);
+    assert_true(h_jint(o, "elapsed_ms") >= 49);
+    assert_true(h_jint(o, "elapsed_ms") < 800);
+    h_assert_code(o, "after_sleep_rc", 0);
+    assert_true(h_jint(o, "after_sleep_ms") >= 19);
     assert_true(h_now_ms() - t0 < 900);
     cJSON_Delete(o);
-    assert_settles(s);
+    h_assert_settles(s);
 }
 
 /* wait_for in time: the child's result comes back, nothing is cancelled. */
 static void test_wait_for_in_time(void **state)
 {
     h_server *s = start(state, NULL);
-    cJSON *o = get_json(s, "/t/wait-for/10/2000", 200);
+    cJSON *o = h_get_json(s, "/t/wait-for/10/2000", 200);
     char path[64];
 
-    assert_code(o, "rc", 0);
-    assert_code(o, "child_sleep_rc", 0);
-    assert_int_equal(jint(o, "child_finished"), 1);
-    assert_true(jint(o, "elapsed_ms") >= 9);
-    assert_true(jint(o, "elapsed_ms") < 1500);
-    assert_code(o, "after_sleep_rc", 0);
+    h_assert_code(o, "rc", 0);
+    h_assert_code(o, "child_sleep_rc", 0);
+    assert_int_equal(h_jint(o, "child_finished"), 1);
+    assert_true(h_jint(o, "elapsed_ms") >= 9);
+    assert_true(h_jint(o, "elapsed_ms") < 1500);
+    h_assert_code(o, "after_sleep_rc", 0);
     cJSON_Delete(o);
     /* an error returned in time is passed through, not turned into a timeout */
     snprintf(path, sizeof path, "/t/wait-for/5/2000?ret=%d", CN_ERANGE);
-    o = get_json(s, path, 200);
-    assert_code(o, "rc", CN_ERANGE);
-    assert_code(o, "child_sleep_rc", 0);
+    o = h_get_json(s, path, 200);
+    h_assert_code(o, "rc", CN_ERANGE);
+    h_assert_code(o, "child_sleep_rc", 0);
     cJSON_Delete(o);
-    assert_settles(s);
+    h_assert_settles(s);
 }
 
 /* A handler that yields in a loop lets other requests run meanwhile. */
@@ -960,37 +822,37 @@ static void test_yield_lets_others_progress(void **state)
 
     atomic_store(&yield_flag, 0);
     atomic_store(&yield_spins, 0);
-    spin = send_get(s, "/t/yield-spin");
-    assert_true(WAIT_UNTIL(atomic_load(&yield_spins) > 0, 3000));
+    spin = h_send_get(s, "/t/yield-spin");
+    assert_true(H_WAIT_UNTIL(atomic_load(&yield_spins) > 0, 3000));
     /* the loop still serves: a health check and the request that ends the spin */
     h_assert_healthy(s);
-    flag = send_get(s, "/t/yield-flag");
+    flag = h_send_get(s, "/t/yield-flag");
     assert_int_equal(h_read_response(flag, &r, H_TIMEOUT_MS), H_OK);
     assert_int_equal(r.status, 200);
     h_response_free(&r);
-    o = read_json(spin, 200);
-    assert_int_equal(jint(o, "seen"), 1);
-    assert_code(o, "rc", 0);
-    assert_true(jint(o, "yields") >= 1);
+    o = h_read_json(spin, 200);
+    assert_int_equal(h_jint(o, "seen"), 1);
+    h_assert_code(o, "rc", 0);
+    assert_true(h_jint(o, "yields") >= 1);
     cJSON_Delete(o);
     h_close(spin);
     h_close(flag);
-    assert_settles(s);
+    h_assert_settles(s);
 }
 
 /* A client disconnect cancels root, child and grandchild; all memory returns. */
 static void test_nested_cancellation(void **state)
 {
     h_server *s = start(state, NULL);
-    h_conn *c = send_get(s, "/t/nested");
+    h_conn *c = h_send_get(s, "/t/nested");
     int64_t closed_at;
 
-    assert_true(WAIT_UNTIL(atomic_load(&c_started) == 3, 3000));
+    assert_true(H_WAIT_UNTIL(atomic_load(&c_started) == 3, 3000));
     assert_int_equal(h_stats(s).coroutines_live, 3);
     assert_int_equal(h_stats(s).requests_active, 1);
     closed_at = h_now_ms();
     h_close(c);
-    assert_true(WAIT_UNTIL(atomic_load(&c_root_await) != NOT_YET, 3000));
+    assert_true(H_WAIT_UNTIL(atomic_load(&c_root_await) != H_NOT_YET, 3000));
     assert_int_equal(atomic_load(&c_root_sleep), CN_ECANCELED);
     assert_int_equal(atomic_load(&c_child_sleep), CN_ECANCELED);
     assert_int_equal(atomic_load(&c_grand_sleep), CN_ECANCELED);
@@ -998,8 +860,8 @@ static void test_nested_cancellation(void **state)
     assert_int_equal(atomic_load(&c_root_await), CN_ECANCELED);
     /* promptly, not after the 10 s sleeps */
     assert_true(atomic_load(&c_root_returned_ms) - closed_at < 2000);
-    assert_settles(s);
-    assert_int_equal(log_count(CN_LOG_WARN, "never awaited", NULL), 0);
+    h_assert_settles(s);
+    assert_int_equal(h_log_count(CN_LOG_WARN, "never awaited", NULL), 0);
     h_assert_healthy(s);
 }
 
@@ -1011,7 +873,7 @@ static void test_never_awaited_reported(void **state)
     cJSON *o;
     h_response r;
 
-    atomic_store(&forgot_child_rc, NOT_YET);
+    atomic_store(&forgot_child_rc, H_NOT_YET);
     t0 = h_now_ms();
     h_roundtrip(s, "GET /forgot HTTP/1.1\r\nHost: t\r\n\r\n", &r);
     assert_int_equal(r.status, 200);
@@ -1019,35 +881,35 @@ static void test_never_awaited_reported(void **state)
     h_response_free(&r);
     /* the forgotten child was cancelled, not waited for for 5 s */
     assert_true(h_now_ms() - t0 < 2000);
-    assert_true(WAIT_UNTIL(atomic_load(&forgot_child_rc) != NOT_YET, 3000));
+    assert_true(H_WAIT_UNTIL(atomic_load(&forgot_child_rc) != H_NOT_YET, 3000));
     assert_int_equal(atomic_load(&forgot_child_rc), CN_ECANCELED);
-    assert_settles(s);
-    assert_int_equal(log_count(CN_LOG_WARN, "never awaited", NULL), 1);
-    assert_int_equal(log_count(CN_LOG_WARN, "never awaited", "GET /forgot"), 1);
+    h_assert_settles(s);
+    assert_int_equal(h_log_count(CN_LOG_WARN, "never awaited", NULL), 1);
+    assert_int_equal(h_log_count(CN_LOG_WARN, "never awaited", "GET /forgot"), 1);
 
     /* a forgotten task that had already finished is reported too */
     h_roundtrip(s, "GET /forgot-done HTTP/1.1\r\nHost: t\r\n\r\n", &r);
     assert_int_equal(r.status, 200);
     h_response_free(&r);
-    assert_settles(s);
-    assert_int_equal(log_count(CN_LOG_WARN, "never awaited", "GET /forgot-done"), 1);
-    assert_int_equal(log_count(CN_LOG_WARN, "never awaited", NULL), 2);
+    h_assert_settles(s);
+    assert_int_equal(h_log_count(CN_LOG_WARN, "never awaited", "GET /forgot-done"), 1);
+    assert_int_equal(h_log_count(CN_LOG_WARN, "never awaited", NULL), 2);
 
     /* and a route that awaits everything is never reported */
-    o = get_json(s, "/t/spawn-await", 200);
+    o = h_get_json(s, "/t/spawn-await", 200);
     cJSON_Delete(o);
-    assert_int_equal(log_count(CN_LOG_WARN, "never awaited", NULL), 2);
+    assert_int_equal(h_log_count(CN_LOG_WARN, "never awaited", NULL), 2);
 }
 
 /* The golden rule from a sync route (worker thread). */
 static void test_golden_rule_sync_route(void **state)
 {
     h_server *s = start(state, NULL);
-    cJSON *o = get_json(s, "/t/golden-sync", 200);
+    cJSON *o = h_get_json(s, "/t/golden-sync", 200);
 
     assert_golden(o);
     cJSON_Delete(o);
-    assert_settles(s);
+    h_assert_settles(s);
 }
 
 /* The golden rule from a plain loop callback (a deferred cleanup) and from a
@@ -1063,7 +925,7 @@ static void test_golden_rule_loop_callback_and_foreign_thread(void **state)
     h_roundtrip(s, "GET /t/golden-defer HTTP/1.1\r\nHost: t\r\n\r\n", &r);
     assert_int_equal(r.status, 200);
     h_response_free(&r);
-    assert_true(WAIT_UNTIL(atomic_load(&golden_defer_json) != NULL, 3000));
+    assert_true(H_WAIT_UNTIL(atomic_load(&golden_defer_json) != NULL, 3000));
     text = atomic_exchange(&golden_defer_json, NULL);
     o = cJSON_Parse(text);
     assert_non_null(o);
@@ -1075,7 +937,7 @@ static void test_golden_rule_loop_callback_and_foreign_thread(void **state)
     assert_golden(o);
     cJSON_Delete(o);
     h_assert_healthy(s);
-    assert_settles(s);
+    h_assert_settles(s);
 }
 
 /* Three sleeps of 200, 1 and 1000 ms overlap: about 1.0 s in all, not 1.2 s. */
@@ -1088,14 +950,14 @@ static void test_three_sleeps_overlap(void **state)
     int64_t t0 = h_now_ms(), at[3];
 
     for (int i = 0; i < 3; i++)
-        c[i] = send_get(s, paths[i]);
+        c[i] = h_send_get(s, paths[i]);
     /* read in the order they should finish */
     static const int order[3] = {1, 0, 2};
     for (int k = 0; k < 3; k++) {
         int i = order[k];
-        cJSON *o = read_json(c[i], 200);
+        cJSON *o = h_read_json(c[i], 200);
         at[i] = h_now_ms() - t0;
-        assert_int_equal(jint(o, "slept_ms"), slept[i]);
+        assert_int_equal(h_jint(o, "slept_ms"), slept[i]);
         cJSON_Delete(o);
     }
     print_message("sleeps answered at 1:%lld 200:%lld 1000:%lld ms\n", (long long)at[1],
@@ -1106,29 +968,29 @@ static void test_three_sleeps_overlap(void **state)
     assert_true(at[2] < 1150); /* not 1.2 s: the waits overlapped */
     for (int i = 0; i < 3; i++)
         h_close(c[i]);
-    assert_settles(s);
+    h_assert_settles(s);
 }
 
 /* /scenario: three gathered steps, the total is the slowest (1000 ms). */
 static void test_scenario_total(void **state)
 {
     h_server *s = start(state, NULL);
-    cJSON *o = get_json(s, "/scenario", 200);
+    cJSON *o = h_get_json(s, "/scenario", 200);
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(o, "steps");
-    int64_t total = jint(o, "total_ms");
+    int64_t total = h_jint(o, "total_ms");
 
     print_message("scenario total_ms=%lld\n", (long long)total);
     assert_true(total >= 990 && total <= 1150);
     assert_int_equal(cJSON_GetArraySize(steps), 3);
     for (int i = 0; i < 3; i++) {
         const cJSON *st = cJSON_GetArrayItem(steps, i);
-        int64_t wait = jint(st, "wait_ms"), took = jint(st, "took_ms");
+        int64_t wait = h_jint(st, "wait_ms"), took = h_jint(st, "took_ms");
         assert_true(took >= wait - 10);
         assert_true(took <= total);
     }
     assert_string_equal(cJSON_GetArrayItem(steps, 2)->child->valuestring, "external_api");
     cJSON_Delete(o);
-    assert_settles(s);
+    h_assert_settles(s);
 }
 
 /* 200 keep-alive connections each parked in /sleep/300 at once: ~0.3 s in all. */
@@ -1168,23 +1030,23 @@ static void test_200_concurrent_sleeps(void **state)
     }
     for (int i = 0; i < N; i++)
         h_close(c[i]);
-    assert_settles(s);
+    h_assert_settles(s);
 }
 
 /* A client that leaves while its handler sleeps: CN_ECANCELED, memory returned. */
 static void test_disconnect_while_sleeping(void **state)
 {
     h_server *s = start(state, NULL);
-    h_conn *c = send_get(s, "/t/sleep-observe");
+    h_conn *c = h_send_get(s, "/t/sleep-observe");
     h_conn *d;
     int64_t closed_at;
 
-    assert_true(WAIT_UNTIL(atomic_load(&c_started) == 1, 3000));
+    assert_true(H_WAIT_UNTIL(atomic_load(&c_started) == 1, 3000));
     assert_int_equal(h_stats(s).coroutines_live, 1);
     assert_int_equal(h_stats(s).requests_active, 1);
     closed_at = h_now_ms();
     h_close(c);
-    assert_true(WAIT_UNTIL(atomic_load(&c_root_sleep) != NOT_YET, 3000));
+    assert_true(H_WAIT_UNTIL(atomic_load(&c_root_sleep) != H_NOT_YET, 3000));
     assert_int_equal(atomic_load(&c_root_sleep), CN_ECANCELED);
     assert_true(atomic_load(&c_root_returned_ms) - closed_at < 2000);
     /* every later awaitable refuses at once */
@@ -1194,15 +1056,15 @@ static void test_disconnect_while_sleeping(void **state)
     assert_int_equal(atomic_load(&c_after_cancelled), 1);
     assert_int_equal(atomic_load(&c_after_to_thread), CN_ECANCELED);
     assert_int_equal(atomic_load(&c_after_fetch), CN_ECANCELED);
-    assert_settles(s);
+    h_assert_settles(s);
 
     /* the demo's own /sleep route, several at once, some on one connection */
-    d = send_get(s, "/sleep/10000");
-    c = send_get(s, "/sleep/10000");
-    assert_true(WAIT_UNTIL(h_stats(s).coroutines_live == 2, 3000));
+    d = h_send_get(s, "/sleep/10000");
+    c = h_send_get(s, "/sleep/10000");
+    assert_true(H_WAIT_UNTIL(h_stats(s).coroutines_live == 2, 3000));
     h_close(d);
     h_close(c);
-    assert_settles(s);
+    h_assert_settles(s);
     assert_int_equal(h_stats(s).connections_active, 0);
     h_assert_healthy(s);
 }
@@ -1218,36 +1080,36 @@ static void test_cancel_in_yield_gather_wait_for(void **state)
     /* yield: the spin never sees its flag */
     atomic_store(&yield_flag, 0);
     atomic_store(&yield_spins, 0);
-    atomic_store(&yield_rc, NOT_YET);
-    c = send_get(s, "/t/yield-spin");
-    assert_true(WAIT_UNTIL(atomic_load(&yield_spins) > 0, 3000));
+    atomic_store(&yield_rc, H_NOT_YET);
+    c = h_send_get(s, "/t/yield-spin");
+    assert_true(H_WAIT_UNTIL(atomic_load(&yield_spins) > 0, 3000));
     closed_at = h_now_ms();
     h_close(c);
-    assert_true(WAIT_UNTIL(atomic_load(&yield_rc) != NOT_YET, 3000));
+    assert_true(H_WAIT_UNTIL(atomic_load(&yield_rc) != H_NOT_YET, 3000));
     assert_int_equal(atomic_load(&yield_rc), CN_ECANCELED);
     assert_true(h_now_ms() - closed_at < 2000);
-    assert_settles(s);
+    h_assert_settles(s);
 
     /* gather: the demo's /scenario, parked in cn_gather (the root and at
      * least its 1000 ms child are live; the 1 ms one may be gone) */
     sent_at = h_now_ms();
-    c = send_get(s, "/scenario");
-    assert_true(WAIT_UNTIL(h_stats(s).coroutines_live >= 2, 3000));
+    c = h_send_get(s, "/scenario");
+    assert_true(H_WAIT_UNTIL(h_stats(s).coroutines_live >= 2, 3000));
     h_close(c);
-    assert_settles(s);
+    h_assert_settles(s);
     assert_true(h_now_ms() - sent_at < 900); /* not after its 1 s step */
 
     /* wait_for: the parent's own cancel, not the timeout */
-    c = send_get(s, "/t/wait-for-cancel");
-    assert_true(WAIT_UNTIL(atomic_load(&c_started) == 2, 3000));
+    c = h_send_get(s, "/t/wait-for-cancel");
+    assert_true(H_WAIT_UNTIL(atomic_load(&c_started) == 2, 3000));
     closed_at = h_now_ms();
     h_close(c);
-    assert_true(WAIT_UNTIL(atomic_load(&c_after_wait_for) != NOT_YET, 3000));
+    assert_true(H_WAIT_UNTIL(atomic_load(&c_after_wait_for) != H_NOT_YET, 3000));
     assert_int_equal(atomic_load(&c_after_wait_for), CN_ECANCELED);
     assert_int_equal(atomic_load(&c_child_sleep), CN_ECANCELED);
     assert_true(atomic_load(&c_root_returned_ms) - closed_at < 2000);
-    assert_settles(s);
-    assert_int_equal(log_count(CN_LOG_WARN, "never awaited", NULL), 0);
+    h_assert_settles(s);
+    assert_int_equal(h_log_count(CN_LOG_WARN, "never awaited", NULL), 0);
     h_assert_healthy(s);
 }
 
@@ -1276,9 +1138,8 @@ int main(void)
     int rc;
 
     /* before any app starts: the hook is read without a lock */
-    cn_log_set_handler(capture_log, NULL);
+    h_log_capture_start();
     rc = cmocka_run_group_tests(tests, NULL, NULL);
-    cn_log_set_handler(NULL, NULL);
-    log_reset();
+    h_log_capture_stop();
     return rc;
 }
