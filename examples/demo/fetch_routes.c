@@ -101,6 +101,12 @@ static int load_github(void *arg)
     return rc < 0 ? rc : 0;
 }
 
+static const char *str_or_empty(const cJSON *o, const char *key)
+{
+    const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
+    return v ? v : "";
+}
+
 /* GET /users: the local users plus GitHub's octocat, fetched concurrently */
 static int users(cn_req *req, cn_res *res)
 {
@@ -137,14 +143,11 @@ static int users(cn_req *req, cn_res *res)
         return cn_res_error(res, 502, "Upstream sent invalid JSON");
     }
     cJSON *item = cJSON_CreateObject();
-    cJSON *v;
-    cJSON_AddNumberToObject(item, "id", (v = cJSON_GetObjectItem(gh, "id")) ? v->valuedouble : 0);
-    cJSON_AddStringToObject(item, "name",
-                            cJSON_GetStringValue(cJSON_GetObjectItem(gh, "name")) ?: "");
-    cJSON_AddStringToObject(item, "login",
-                            cJSON_GetStringValue(cJSON_GetObjectItem(gh, "login")) ?: "");
-    cJSON_AddStringToObject(item, "avatar_url",
-                            cJSON_GetStringValue(cJSON_GetObjectItem(gh, "avatar_url")) ?: "");
+    cJSON *id = cJSON_GetObjectItem(gh, "id");
+    cJSON_AddNumberToObject(item, "id", cJSON_IsNumber(id) ? id->valuedouble : 0);
+    cJSON_AddStringToObject(item, "name", str_or_empty(gh, "name"));
+    cJSON_AddStringToObject(item, "login", str_or_empty(gh, "login"));
+    cJSON_AddStringToObject(item, "avatar_url", str_or_empty(gh, "avatar_url"));
     cJSON_AddBoolToObject(item, "is_github", 1);
     cJSON_AddItemToArray(out, item);
     return cn_res_json(res, 200, out);
