@@ -143,9 +143,12 @@ typedef struct cn_res cn_res;
  *   max_headers           100     header count; beyond it 431
  *   max_body_bytes        1 MiB   body (declared or chunked); beyond it 413,
  *                                 sent before the body is read, then close
- *   header_timeout_ms     10000   time to receive a whole request head;
- *                                 beyond it 408 and close (slowloris)
- *   keepalive_timeout_ms  5000    idle time between requests; then close
+ *   header_timeout_ms     10000   time from a request's first byte to the
+ *                                 end of its head and body; beyond it 408
+ *                                 and close (slowloris)
+ *   keepalive_timeout_ms  5000    idle time between requests, and the longest
+ *                                 a response may go without the client
+ *                                 reading any of it; then close
  *   max_connections       10000   further connections get 503 and close
  *   shutdown_timeout_ms   10000   graceful shutdown deadline for in-flight
  *                                 requests; after it they are cancelled
