@@ -116,8 +116,8 @@ static void conn_close(cn__conn *c)
     /* a parked handler must not wait for a client that is gone */
     if (c->handler_running && !c->cancelled) {
         c->cancelled = true;
-        if (c->req->match.route->opts.mode == CN_ROUTE_SYNC)
-            cn__pool_cancel_request(c->srv->pool, c->req);
+        if (c->req->job)
+            cn__pool_cancel(c->srv->pool, c->req->job); /* dropped if still queued */
         else
             cn__sched_cancel(c->srv->sched, c->req);
     }
@@ -421,6 +421,51 @@ static bool valid_host(const char *h, size_t n)
     return true;
 }
 
+/*
+ * A sync route: the whole handler runs on a pool worker and may block; the
+ * request belongs to that worker until the job is done, and the answer is
+ * written here, on the loop thread.
+ */
+typedef struct sync_job {
+    cn__job job;
+    cn__conn *c;
+    cn_req *req;
+    int rc;
+} sync_job;
+
+static void sync_work(cn__job *j)
+{
+    sync_job *sj = CN__CONTAINER_OF(j, sync_job, job);
+
+    sj->rc = sj->req->match.route->fn(sj->req, &sj->req->res);
+}
+
+static void sync_done(cn__job *j, int status)
+{
+    sync_job *sj = CN__CONTAINER_OF(j, sync_job, job);
+
+    sj->req->job = NULL;
+    on_handler_done(sj->req, status < 0 ? status : sj->rc, sj->c);
+}
+
+static int start_sync(cn__conn *c, cn_req *req)
+{
+    sync_job *sj = cn_req_alloc(req, sizeof(*sj));
+    int rc;
+
+    if (sj == NULL)
+        return CN_ENOMEM;
+    sj->job.work = sync_work;
+    sj->job.done = sync_done;
+    sj->c = c;
+    sj->req = req;
+    req->job = &sj->job;
+    rc = cn__pool_submit(c->srv->pool, &sj->job);
+    if (rc < 0)
+        req->job = NULL;
+    return rc;
+}
+
 /* Route the completed request and start its handler. */
 static void dispatch(cn__conn *c)
 {
@@ -469,7 +514,7 @@ static void dispatch(cn__conn *c)
     c->refs++;
     srv->stats->requests_active++;
     if (req->match.route->opts.mode == CN_ROUTE_SYNC)
-        rc = cn__pool_start_request(srv->pool, req, req->match.route, on_handler_done, c);
+        rc = start_sync(c, req);
     else
         rc = cn__sched_start(srv->sched, req, req->match.route, on_handler_done, c);
     if (rc < 0) {

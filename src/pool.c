@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "pool.h"
-#include "req.h"
+#include "scheduler.h"
 
 enum { JOB_QUEUED = 1, JOB_RUNNING, JOB_DONE };
 
@@ -226,60 +226,6 @@ void cn__pool_stats(cn__pool *p, cn_pool_stats *out)
     out->wait_ms_avg = started ? (double)p->wait_ns_total / (double)started / 1e6 : 0.0;
     out->wait_ms_max = (double)p->wait_ns_max / 1e6;
     pthread_mutex_unlock(&p->mu);
-}
-
-/* ---- sync routes ---- */
-
-typedef struct sync_job {
-    cn__job job;
-    cn_req *req;
-    const cn__route *route;
-    int rc;
-    cn__done_cb done;
-    void *arg;
-} sync_job;
-
-static void sync_work(cn__job *j)
-{
-    sync_job *sj = CN__CONTAINER_OF(j, sync_job, job);
-
-    /* the whole handler runs here and may block; the loop writes the answer */
-    sj->rc = sj->route->fn(sj->req, &sj->req->res);
-}
-
-static void sync_done(cn__job *j, int status)
-{
-    sync_job *sj = CN__CONTAINER_OF(j, sync_job, job);
-
-    sj->req->job = NULL;
-    sj->done(sj->req, status < 0 ? status : sj->rc, sj->arg);
-}
-
-int cn__pool_start_request(cn__pool *p, cn_req *req, const cn__route *route, cn__done_cb done,
-                           void *arg)
-{
-    sync_job *sj = cn_req_alloc(req, sizeof(*sj));
-    int rc;
-
-    if (sj == NULL)
-        return CN_ENOMEM;
-    sj->job.work = sync_work;
-    sj->job.done = sync_done;
-    sj->req = req;
-    sj->route = route;
-    sj->done = done;
-    sj->arg = arg;
-    req->job = &sj->job;
-    rc = cn__pool_submit(p, &sj->job);
-    if (rc < 0)
-        req->job = NULL;
-    return rc;
-}
-
-void cn__pool_cancel_request(cn__pool *p, cn_req *req)
-{
-    if (req->job)
-        cn__pool_cancel(p, req->job);
 }
 
 /* ---- cn_to_thread ---- */

@@ -12,8 +12,6 @@
 
 #include "canteen.h"
 #include "common.h"
-#include "router.h"
-#include "scheduler.h"
 
 typedef struct cn__pool cn__pool;
 typedef struct cn__job cn__job;
@@ -45,19 +43,5 @@ int cn__pool_submit(cn__pool *p, cn__job *j);
 int cn__pool_cancel(cn__pool *p, cn__job *j);
 
 void cn__pool_stats(cn__pool *p, cn_pool_stats *out);
-
-/* ---- what runs on it ---- */
-
-/*
- * Run a sync route's handler on a worker; `done` follows on the loop thread
- * (never inside this call). The request belongs to the worker until then.
- * 0 or CN_ESTATE / CN_ENOMEM (then done is not called).
- */
-int cn__pool_start_request(cn__pool *p, cn_req *req, const cn__route *route, cn__done_cb done,
-                           void *arg);
-
-/* The client went away: drop the job if it is still queued (done then
- * reports CN_ECANCELED); a running one finishes first. */
-void cn__pool_cancel_request(cn__pool *p, cn_req *req);
 
 #endif

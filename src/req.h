@@ -50,7 +50,7 @@ struct cn_req {
     int http_major, http_minor;
     cn__match match;
     struct cn_task *task; /* the root task while an async handler runs */
-    struct cn__job *job;  /* the pool job while a sync handler runs */
+    struct cn__job *job;  /* the pool job while a sync handler runs (conn's) */
     cJSON *json;
     int json_err;
     cn__defer *defers;
