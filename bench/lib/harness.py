@@ -83,7 +83,7 @@ WORKLOADS = [
     # figure at 2,517 req/s, below issue 4's 2,530.
     W("sleep-under-cpu", "GET /sleep/100, 256 conns, while 16 clients load GET /cpu/100000",
       "/sleep/100", 256, kind="mixed", ideal=2560, bg_path="/cpu/100000", bg_conns=16,
-      group="mixed", min_duration=10),
+      group="mixed", min_duration=20),
     W("fetch-multiple", "GET /fetch-multiple (2 upstream calls gathered), 64 conns, "
       "shared bench upstream", "/fetch-multiple", 64, group="fetch"),
     W("fetch-embedded", "GET /fetch-multiple, 64 conns, the demo's embedded upstream "

@@ -191,7 +191,7 @@ def write_md(records, env, path, plots):
              "(one thread) to CPU 1. Runs are measured for %s s%s, each after a warm-up run "
              "of %s s of the same workload (%s)." % (
                  " --quick" if quick else "", env.get("date", "?"), env.get("duration_s", "?"),
-                 "" if quick else " (the blocking-in-async run: 10 s)", env.get("warmup_s", "?"),
+                 "" if quick else " (the /cpu-saturation run: 20 s; the blocking-in-async run: 10 s)", env.get("warmup_s", "?"),
                  "quick mode warms up only the plaintext/json and /sleep workloads; the "
                  "blocking-in-async run never has one" if quick else
                  "except the blocking-in-async run, which comes last and has none"))
