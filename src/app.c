@@ -70,6 +70,24 @@ static void fill_defaults(cn_config *c)
 static void on_stop_async(uv_async_t *a);
 static void on_conn_freed(cn__server *srv);
 
+/*
+ * Free what cn_app_new built (any part may be NULL): workers first (a job
+ * still running finishes), then what they report to; the loop runs once
+ * more to deliver the close callbacks.
+ */
+static void free_parts(cn_app *app)
+{
+    cn__pool_free(app->pool);
+    cn__fetch_free(app->fetch);
+    cn__metrics_free(app->metrics);
+    uv_run(&app->loop, UV_RUN_DEFAULT);
+    cn__sched_free(app->sched);
+    cn__router_free(app->router);
+    free(app->srv.readbuf);
+    uv_loop_close(&app->loop);
+    free(app);
+}
+
 cn_app *cn_app_new(const cn_config *cfg)
 {
     cn_app *app = calloc(1, sizeof(*app));
@@ -91,15 +109,7 @@ cn_app *cn_app_new(const cn_config *cfg)
     app->srv.readbuf = malloc(READBUF_SIZE);
     if (app->router == NULL || app->metrics == NULL || app->sched == NULL || app->pool == NULL ||
         app->fetch == NULL || app->srv.readbuf == NULL) {
-        cn__fetch_free(app->fetch);
-        cn__pool_free(app->pool);
-        cn__sched_free(app->sched);
-        cn__metrics_free(app->metrics);
-        uv_run(&app->loop, UV_RUN_DEFAULT);
-        cn__router_free(app->router);
-        free(app->srv.readbuf);
-        uv_loop_close(&app->loop);
-        free(app);
+        free_parts(app);
         return NULL;
     }
     cn__sched_set_ext(app->sched, CN__EXT_POOL, app->pool);
@@ -139,17 +149,8 @@ void cn_app_free(cn_app *app)
         uv_close((uv_handle_t *)&app->stop_async, NULL);
     cn__conn_abort_all(&app->srv);
     uv_run(&app->loop, UV_RUN_DEFAULT);
-    /* workers first (a job still running finishes), then what they report to */
-    cn__pool_free(app->pool);
-    cn__fetch_free(app->fetch);
-    cn__metrics_free(app->metrics);
-    uv_run(&app->loop, UV_RUN_DEFAULT);
     free(app->listeners);
-    cn__sched_free(app->sched);
-    cn__router_free(app->router);
-    free(app->srv.readbuf);
-    uv_loop_close(&app->loop);
-    free(app);
+    free_parts(app);
 }
 
 const cn_config *cn_app_config(const cn_app *app)

@@ -134,17 +134,20 @@ static void timer_set(cn__conn *c, int mode, uint64_t ms);
  * frees a large part of its buffer, which for a slow reader can take longer
  * than the timeout while bytes are in fact moving.
  */
+/* A byte count the kernel keeps for the socket (TIOCOUTQ, FIONREAD); 0 if unknown. */
+static size_t socket_queue(cn__conn *c, unsigned long request)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0 || ioctl(fd, request, &n) < 0 || n < 0)
+        return 0;
+    return (size_t)n;
+}
+
 static size_t unsent_bytes(cn__conn *c)
 {
-    size_t n = c->tcp.write_queue_size;
-#ifdef TIOCOUTQ
-    uv_os_fd_t fd;
-    int q = 0;
-
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, TIOCOUTQ, &q) == 0 && q > 0)
-        n += (size_t)q;
-#endif
-    return n;
+    return c->tcp.write_queue_size + socket_queue(c, TIOCOUTQ);
 }
 
 /*
@@ -155,11 +158,7 @@ static size_t unsent_bytes(cn__conn *c)
  */
 static bool unread_input(cn__conn *c)
 {
-    uv_os_fd_t fd;
-    int n = 0;
-
-    return c->reading && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
-           ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+    return c->reading && socket_queue(c, FIONREAD) > 0;
 }
 
 /* ---- timers ---- */
@@ -180,15 +179,17 @@ static void on_timer(uv_timer_t *t)
         reject(c, 408, NULL);
         conn_flush(c);
         break;
-    case TIMER_WRITE:
+    case TIMER_WRITE: {
         /* an answer is still going out: fine while the client reads it */
-        if (c->writing && unsent_bytes(c) < c->write_mark) {
-            c->write_mark = unsent_bytes(c);
+        size_t unsent = unsent_bytes(c);
+        if (c->writing && unsent < c->write_mark) {
+            c->write_mark = unsent;
             timer_set(c, TIMER_WRITE, c->srv->cfg->keepalive_timeout_ms);
             break;
         }
         conn_close(c);
         break;
+    }
     case TIMER_IDLE:
     case TIMER_LINGER:
         conn_close(c);

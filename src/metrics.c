@@ -23,8 +23,7 @@ struct cn__metrics {
     uint64_t threshold_ns; /* 0: off */
     uint64_t interval_ms;
     uint64_t expected_ms;      /* when the probe should fire (loop time) */
-    bool loop_started;         /* the loop has reached its first prepare */
-    uint64_t iter_start_ns;    /* previous prepare */
+    uint64_t iter_start_ns;    /* previous prepare (0: the loop has not turned yet) */
     uint64_t iter_idle_ns;     /* idle time at that point */
     unsigned open_handles;
     cn_loop_stats st;
@@ -40,7 +39,7 @@ static void on_probe(uv_timer_t *t)
     /* The probe is armed in cn_app_new. If the app spent time before
      * cn_app_run (routes, a database, a model...), it fires overdue in the
      * loop's first turn, before anything ran on the loop: not a stall. */
-    if (!m->loop_started) {
+    if (m->iter_start_ns == 0) {
         m->expected_ms = now + m->interval_ms;
         return;
     }
@@ -67,7 +66,6 @@ static void on_prepare(uv_prepare_t *p)
     cn__metrics *m = p->data;
     uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(m->loop);
 
-    m->loop_started = true;
     if (m->iter_start_ns && m->threshold_ns) {
         uint64_t wall = now - m->iter_start_ns, waited = idle - m->iter_idle_ns;
         uint64_t busy = wall > waited ? wall - waited : 0;

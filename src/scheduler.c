@@ -474,11 +474,6 @@ int cn__task_is_child_of(const cn__task *child, const cn__task *parent)
     return child != NULL && child->parent == parent && !child->consumed;
 }
 
-int cn__task_is_complete(const cn__task *t)
-{
-    return t->complete;
-}
-
 int cn__task_wait_children(cn__task *cur, cn__task **ts, size_t n)
 {
     bool cancelled_them = false;

@@ -109,7 +109,6 @@ int cn__task_wait_children(cn__task *cur, cn__task **ts, size_t n);
 /* A completed child's result; frees it. */
 int cn__task_reap(cn__task *child);
 int cn__task_is_child_of(const cn__task *child, const cn__task *parent);
-int cn__task_is_complete(const cn__task *t);
 /* Cancel t and all its descendants. */
 void cn__task_cancel(cn__task *t);
 

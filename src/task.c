@@ -82,14 +82,15 @@ int cn_gather(cn_task **tasks, size_t n, int *results)
 int cn_await(cn_task *t)
 {
     cn__task *cur = cn__task_current();
-    int rc;
+    int rc, r;
 
     if (cur == NULL)
         return CN_ENOTCORO;
     if (!cn__task_is_child_of(t, cur))
         return CN_EINVAL;
     rc = cn__task_wait_children(cur, &t, 1);
-    return rc < 0 ? (cn__task_reap(t), rc) : cn__task_reap(t);
+    r = cn__task_reap(t);
+    return rc < 0 ? rc : r;
 }
 
 /* wait_for borrows the awaiting task's timer; its data points here meanwhile */
