@@ -6,6 +6,10 @@
  * A round trip (main -> coroutine -> main) is 2 switches; figures are ns per
  * switch. Each figure is the median of several runs (min in brackets).
  *
+ * On x86-64 it also times the one instruction every switch must run to save
+ * the MXCSR (stmxcsr): on some cores (AMD Zen 4) it is serialising and costs
+ * more than the rest of the switch, which sets the floor of the figure.
+ *
  *     bench_switch [round_trips]
  */
 #ifndef _GNU_SOURCE
@@ -59,6 +63,20 @@ static double bench_call(long n)
         empty_fn(NULL);
     return (now_ns() - t0) / (double)n;
 }
+
+/* ---- the MXCSR read alone (x86-64) -------------------------------------- */
+
+#if defined(__x86_64__)
+static double bench_stmxcsr(long n)
+{
+    unsigned m;
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        __asm__ volatile("stmxcsr %0" : "=m"(m));
+    (void)m;
+    return (now_ns() - t0) / (double)n;
+}
+#endif
 
 /* ---- assembly switch ---------------------------------------------------- */
 
@@ -137,11 +155,17 @@ int main(int argc, char **argv)
         return 1;
     cn__stack_pool *p = cn__stack_pool_new(4);
     double call[RUNS], uc[RUNS], co[RUNS];
+#if defined(__x86_64__)
+    double st[RUNS];
+#endif
 #if CANTEEN_CORO_ASM
     double as[RUNS];
 #endif
     for (int r = 0; r < RUNS; r++) {
         call[r] = bench_call(n);
+#if defined(__x86_64__)
+        st[r] = bench_stmxcsr(n);
+#endif
 #if CANTEEN_CORO_ASM
         as[r] = bench_asm(&s, n);
 #endif
@@ -156,6 +180,11 @@ int main(int argc, char **argv)
            "[min]\n",
            RUNS);
     printf("  baseline: indirect call         %6.2f ns  [%.2f]\n", rc.median, rc.min);
+#if defined(__x86_64__)
+    struct result rs = summarize(st);
+    printf("  floor: one stmxcsr (MXCSR save) %6.2f ns  [%.2f]   serialising on some cores\n",
+           rs.median, rs.min);
+#endif
 #if CANTEEN_CORO_ASM
     printf("  asm switch (cn__ctx_switch)     %6.2f ns  [%.2f]   %ld round trips\n", ra.median,
            ra.min, n);

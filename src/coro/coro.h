@@ -22,7 +22,7 @@
  *   exception masks, FTZ/DAZ: MXCSR and the x87 control word on x86-64, FPCR
  *   on AArch64) the creating thread had in cn__coro_new; after that each
  *   context keeps its own across switches.
- * - Stack overflow hits a guard page. Outside AddressSanitizer builds a SIGSEGV
+ * - Stack overflow hits the guard (stack.h). Outside AddressSanitizer builds a SIGSEGV
  *   handler then prints "canteen: stack overflow in coroutine of route <label>
  *   ..." and aborts; faults elsewhere go to the previous handler (or the
  *   default action). Under ASan, ASan's own handler reports the overflow.
@@ -114,7 +114,7 @@ void *cn__coro_arg(const cn__coro *c);
 int cn__coro_finished(const cn__coro *c);
 
 /* Addition: the usable stack of c: its lowest byte and its size in bytes
- * (the guard page lies just below *lo). Either pointer may be NULL. */
+ * (the guard lies just below *lo). Either pointer may be NULL. */
 void cn__coro_stack(const cn__coro *c, void **lo, size_t *size);
 
 /*

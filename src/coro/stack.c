@@ -53,6 +53,12 @@ size_t cn__stack_page_size(void)
     return pg;
 }
 
+size_t cn__stack_guard_size(void)
+{
+    size_t pg = cn__stack_page_size();
+    return (CN__STACK_GUARD_SIZE + pg - 1) & ~(pg - 1);
+}
+
 int cn__stack_round(size_t req, size_t *out)
 {
     size_t pg = cn__stack_page_size();
@@ -107,7 +113,7 @@ static int install_guard(cn__stack *s, size_t guard)
 
 int cn__stack_map(cn__stack *s, size_t size)
 {
-    size_t guard = cn__stack_page_size() * CN__STACK_GUARD_PAGES;
+    size_t guard = cn__stack_guard_size();
     memset(s, 0, sizeof *s);
     void *m = mmap(NULL, guard + size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);

@@ -1,9 +1,14 @@
 /*
- * stack.h -- coroutine stacks: one anonymous mapping each, a guard page below.
+ * stack.h -- coroutine stacks: one anonymous mapping each, a guard zone below.
  *
  * A stack is mmap'ed with MAP_NORESERVE | MAP_STACK, so only the pages a
- * coroutine touches cost memory. The lowest page is a guard: touching it
- * faults (SIGSEGV) instead of silently running into the mapping below. The
+ * coroutine touches cost memory. The lowest 64 KiB are a guard: touching them
+ * faults (SIGSEGV) instead of silently running into the mapping below. One
+ * page would do for small frames, but a function with a large local array
+ * (char buf[16384]) moves the stack pointer past a single page in one step
+ * and writes wherever it lands; 64 KiB catches frames up to that size at the
+ * cost of address space only (no memory, no extra mapping). Code built with
+ * -fstack-clash-protection probes every page and cannot jump any guard. The
  * guard is installed with madvise(MADV_GUARD_INSTALL) where the kernel has it
  * (Linux 6.13+: page-table markers, the mapping stays one VMA) and with
  * mprotect(PROT_NONE) elsewhere (the mapping is split in two VMAs).
@@ -22,13 +27,13 @@
 #define CN__STACK_DEFAULT_SIZE ((size_t)256 * 1024) /* stack_size 0 */
 #define CN__STACK_MIN_SIZE ((size_t)16 * 1024)      /* smaller requests are raised */
 #define CN__STACK_MAX_SIZE ((size_t)1 << 30)        /* larger requests: CN_EINVAL */
-#define CN__STACK_GUARD_PAGES 1
+#define CN__STACK_GUARD_SIZE ((size_t)64 * 1024) /* rounded up to whole pages */
 
-/* How the guard page of a stack was made. */
+/* How the guard of a stack was made. */
 enum { CN__GUARD_MADVISE = 1, CN__GUARD_MPROTECT = 2 };
 
 typedef struct cn__stack {
-    char *map;           /* start of the mapping: the guard page */
+    char *map;           /* start of the mapping: the guard */
     size_t map_size;     /* guard + usable bytes */
     char *lo;            /* lowest usable byte, just above the guard */
     size_t size;         /* usable bytes: the stack grows down from lo + size */
@@ -38,6 +43,9 @@ typedef struct cn__stack {
 
 /* The system page size (cached). */
 size_t cn__stack_page_size(void);
+
+/* The guard below every stack: CN__STACK_GUARD_SIZE rounded up to pages. */
+size_t cn__stack_guard_size(void);
 
 /*
  * The usable size a request of `req` bytes gets: 0 means the 256 KiB default,

@@ -749,9 +749,11 @@ static void test_stack_guard_and_lazy_commit(void **state)
     (void)state;
     size_t pg = cn__stack_page_size();
     cn__stack s;
+    size_t guard = cn__stack_guard_size();
+    assert_true(guard >= 64 * 1024 && guard % pg == 0);
     assert_int_equal(cn__stack_map(&s, 256 * 1024), 0);
-    assert_ptr_equal(s.lo, s.map + pg);
-    assert_int_equal(s.map_size, 256 * 1024 + pg);
+    assert_ptr_equal(s.lo, s.map + guard);
+    assert_int_equal(s.map_size, 256 * 1024 + guard);
     char perms[5] = "";
     int n = count_vmas((uintptr_t)s.map, (uintptr_t)s.map + s.map_size, perms);
     if (s.guard == CN__GUARD_MADVISE) {
@@ -893,6 +895,82 @@ static void test_overflow_message(void **state)
     assert_non_null(strstr(ch.out, "canteen: stack overflow in coroutine of route GET /deep "
                                    "(stack 65536 bytes)"));
     assert_non_null(strstr(ch.out, "stack_size"));
+}
+
+/*
+ * A frame far larger than a page (a 24 KiB local array) moves the stack
+ * pointer past a one-page guard in one step. With the mapping right below the
+ * stack writable, such an overflow would scribble on it silently; the 64 KiB
+ * guard must catch it instead. The "mapping below" is a shared file mapping
+ * placed just under the guard, so that the parent can check it afterwards.
+ */
+static int below_fd = -1;
+
+static uint64_t big_frames(uint64_t n)
+{
+    char buf[24 * 1024]; /* on a 64 KiB stack, frame 3 starts 8 KiB below it */
+    memset_fn(buf, (int)(n | 1), sizeof buf);
+    if (n == opaque(UINT64_MAX))
+        return 0;
+    return big_frames(n + 1) + (uint64_t)opaque((uint64_t)buf[n % sizeof buf]);
+}
+
+static void big_frames_fn(void *arg)
+{
+    (void)arg;
+    big_frames(0);
+}
+
+static void big_frame_child(void)
+{
+    cn__stack_pool *p = cn__stack_pool_new(0);
+    size_t below = 64 * 1024;
+    /* Rarely the address under a new stack is taken: try a few stacks. */
+    for (int i = 0; i < 16; i++) {
+        cn__coro *c;
+        if (cn__coro_new(p, 64 * 1024, big_frames_fn, NULL, &c) != 0)
+            _exit(3);
+        void *lo;
+        cn__coro_stack(c, &lo, NULL);
+        char *map = (char *)lo - cn__stack_guard_size();
+        void *m = mmap(map - below, below, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_FIXED_NOREPLACE, below_fd, 0);
+        if (m == map - below) {
+            cn__coro_set_label(c, "GET /big");
+            cn__coro_resume(c);
+            _exit(4); /* not reached */
+        }
+        if (m != MAP_FAILED)
+            munmap(m, below); /* an old kernel ignored the hint */
+    }
+    _exit(5);
+}
+
+static void test_overflow_big_frame(void **state)
+{
+    (void)state;
+    /* Under ASan the arrays live on its fake stack, not on ours; Valgrind
+     * follows its own rules for stack jumps. */
+    if (have_asan || under_valgrind())
+        skip();
+    char path[] = "/tmp/canteen-test-below-XXXXXX";
+    below_fd = mkstemp(path);
+    assert_true(below_fd >= 0);
+    unlink(path);
+    assert_int_equal(ftruncate(below_fd, 64 * 1024), 0);
+    struct child ch;
+    run_child(big_frame_child, &ch);
+    assert_true(WIFSIGNALED(ch.status));
+    assert_int_equal(WTERMSIG(ch.status), SIGABRT);
+    assert_non_null(strstr(ch.out, "canteen: stack overflow in coroutine of route GET /big"));
+    /* Not one byte of the mapping below was written. */
+    static char below[64 * 1024];
+    assert_int_equal(pread(below_fd, below, sizeof below, 0), (ssize_t)sizeof below);
+    for (size_t i = 0; i < sizeof below; i++)
+        if (below[i] != 0)
+            fail_msg("byte %zu below the guard was written", i);
+    close(below_fd);
+    below_fd = -1;
 }
 
 static void null_fn(void *arg)
@@ -1326,6 +1404,7 @@ int main(void)
         cmocka_unit_test(test_deep_recursion),
         cmocka_unit_test(test_stack_guard_and_lazy_commit),
         cmocka_unit_test(test_overflow_message),
+        cmocka_unit_test(test_overflow_big_frame),
         cmocka_unit_test(test_other_faults_not_ours),
         cmocka_unit_test(test_eagain_when_map_count_exhausted),
         cmocka_unit_test(test_eagain_when_address_space_exhausted),
