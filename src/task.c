@@ -18,6 +18,19 @@ static void stop_timer(cn__task *t, void *arg)
     uv_timer_stop(cn__task_timer(t));
 }
 
+/*
+ * Start t's timer `ms` from now. libuv counts from the loop's time, read once
+ * when the turn of the loop began; a coroutine resumed late in a long turn
+ * would then wake before `ms` had passed. So read the clock again first.
+ */
+static void timer_start(cn__task *t, uv_timer_cb cb, int64_t ms)
+{
+    uv_timer_t *timer = cn__task_timer(t);
+
+    uv_update_time(timer->loop);
+    uv_timer_start(timer, cb, (uint64_t)ms, 0);
+}
+
 int cn_sleep(int64_t ms)
 {
     cn__task *t = cn__task_current();
@@ -28,7 +41,7 @@ int cn_sleep(int64_t ms)
         return CN_EINVAL;
     if (cn__task_is_cancelled(t))
         return CN_ECANCELED;
-    uv_timer_start(cn__task_timer(t), on_sleep_timer, (uint64_t)ms, 0);
+    timer_start(t, on_sleep_timer, ms);
     return cn__task_park(t, stop_timer, NULL);
 }
 
@@ -120,7 +133,7 @@ int cn_wait_for(cn_task *t, int64_t timeout_ms)
         return CN_EINVAL;
     timer = cn__task_timer(cur);
     timer->data = &w;
-    uv_timer_start(timer, on_wait_timeout, (uint64_t)timeout_ms, 0);
+    timer_start(cur, on_wait_timeout, timeout_ms);
     rc = cn__task_wait_children(cur, &t, 1);
     uv_timer_stop(timer);
     timer->data = cur;

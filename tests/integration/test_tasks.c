@@ -347,6 +347,37 @@ static int rt_wait_for(cn_req *req, cn_res *res)
     return cn_res_json(res, 200, o);
 }
 
+/*
+ * GET /t/late-sleep: 30 ms of work in the same turn of the loop, then
+ * sleep(50) and wait_for(sleep 1000, 50). Each must take its full 50 ms from
+ * when it was called, not from when the turn began.
+ */
+static int rt_late_sleep(cn_req *req, cn_res *res)
+{
+    wf_arg *w = cn_req_alloc(req, sizeof(*w));
+    cJSON *o = new_obj();
+    cn_task *t;
+    int64_t t0 = h_now_ms();
+    int rc;
+
+    (void)req;
+    while (h_now_ms() - t0 < 30)
+        ; /* busy: no yield, the loop's clock stands still */
+    t0 = h_now_ms();
+    put(o, "sleep_rc", cn_sleep(50));
+    put(o, "sleep_ms", (double)(h_now_ms() - t0));
+    while (h_now_ms() - t0 < 80)
+        ;
+    *w = (wf_arg){.ms = 1000, .sleep_rc = H_NOT_YET};
+    rc = cn_spawn(wf_child, w, &t);
+    if (rc < 0)
+        return rc;
+    t0 = h_now_ms();
+    put(o, "wait_for_rc", cn_wait_for(t, 50));
+    put(o, "wait_for_ms", (double)(h_now_ms() - t0));
+    return cn_res_json(res, 200, o);
+}
+
 /* ---- yield ---- */
 
 static atomic_int yield_flag;
@@ -624,6 +655,7 @@ static int task_routes(cn_app *app, void *arg)
     rc = rc ? rc : cn_app_route(app, "GET /t/gather-edge", rt_gather_edge, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/await-nonchild", rt_await_nonchild, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/wait-for/{ms:int}/{timeout:int}", rt_wait_for, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /t/late-sleep", rt_late_sleep, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/yield-spin", rt_yield_spin, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/yield-flag", rt_yield_flag, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/nested", rt_nested, NULL);
@@ -785,6 +817,20 @@ static void test_wait_for_timeout(void **state)
     h_assert_code(o, "after_sleep_rc", 0);
     assert_true(h_jint(o, "after_sleep_ms") >= 19);
     assert_true(h_now_ms() - t0 < 900);
+    cJSON_Delete(o);
+    h_assert_settles(s);
+}
+
+/* Timers count from the call, even late in a long turn of the loop. */
+static void test_sleep_late_in_turn(void **state)
+{
+    h_server *s = start(state, NULL);
+    cJSON *o = h_get_json(s, "/t/late-sleep", 200);
+
+    h_assert_code(o, "sleep_rc", 0);
+    assert_true(h_jint(o, "sleep_ms") >= 49);
+    h_assert_code(o, "wait_for_rc", CN_ETIMEDOUT);
+    assert_true(h_jint(o, "wait_for_ms") >= 49);
     cJSON_Delete(o);
     h_assert_settles(s);
 }
@@ -1123,6 +1169,7 @@ int main(void)
         cmocka_unit_test_teardown(test_await_non_child, h_teardown),
         cmocka_unit_test_teardown(test_wait_for_timeout, h_teardown),
         cmocka_unit_test_teardown(test_wait_for_in_time, h_teardown),
+        cmocka_unit_test_teardown(test_sleep_late_in_turn, h_teardown),
         cmocka_unit_test_teardown(test_yield_lets_others_progress, h_teardown),
         cmocka_unit_test_teardown(test_nested_cancellation, h_teardown),
         cmocka_unit_test_teardown(test_never_awaited_reported, h_teardown),
