@@ -281,7 +281,13 @@ CN_EXTERN int cn_app_run(cn_app *app, const char *host, int port);
  */
 CN_EXTERN int cn_app_stop(cn_app *app);
 
-/* Live counters, for tests and metrics. Filled by cn_app_stats(). */
+/*
+ * Live counters, for tests and metrics. Filled by cn_app_stats().
+ * responses_Nxx count the responses sent, by status class (every status
+ * from 500 up counts as 5xx), including those given before a request
+ * reached the router (400, 408, 413, 431, and 503 at max_connections);
+ * a request whose client went away gets none and counts in none.
+ */
 typedef struct cn_stats {
     uint64_t connections_accepted;
     uint64_t connections_active;
@@ -289,9 +295,15 @@ typedef struct cn_stats {
     uint64_t requests_total;
     uint64_t requests_active;    /* handlers running or parked */
     uint64_t coroutines_live;    /* coroutines not yet returned to the pool */
+    uint64_t responses_1xx;
+    uint64_t responses_2xx;
+    uint64_t responses_3xx;
     uint64_t responses_4xx;
     uint64_t responses_5xx;
     uint64_t fetch_connects; /* outbound connections opened by cn_fetch */
+    uint64_t fetch_requests; /* outbound transfers finished, whatever the outcome */
+    uint64_t fetch_failures; /* of those, the ones that got no response
+                              * (cn_fetch_result.error set) */
 } cn_stats;
 
 /* The thread pool's figures (cn_app_pool_stats). */
@@ -300,8 +312,10 @@ typedef struct cn_pool_stats {
     unsigned busy;        /* workers running a job now */
     uint64_t queue_depth; /* jobs waiting for a worker now */
     uint64_t submitted, completed, cancelled; /* since start */
+    uint64_t started;     /* jobs a worker took: completed + busy */
     double wait_ms_avg;   /* time jobs waited in the queue before a worker */
     double wait_ms_max;
+    double wait_ms_sum;   /* the waits of all `started` jobs, added up */
 } cn_pool_stats;
 
 /* Copy the pool's figures into *out. Any thread. */
@@ -312,6 +326,7 @@ typedef struct cn_loop_stats {
     double lag_ms_last;  /* how late the lag probe timer fired, last time */
     double lag_ms_max;   /* and the worst since start */
     double lag_ms_avg;
+    double lag_ms_sum;   /* every sample added up: lag_ms_avg * lag_samples */
     uint64_t lag_samples;
     uint64_t slow_steps; /* coroutine steps over slow_callback_ms (each logged) */
     double slowest_ms;   /* the longest one seen */

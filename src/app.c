@@ -403,5 +403,5 @@ void cn_app_stats(const cn_app *app, cn_stats *out)
 {
     *out = app->stats;
     out->coroutines_live = cn__sched_live(app->sched);
-    out->fetch_connects = cn__fetch_connects(app->fetch);
+    cn__fetch_stats(app->fetch, out);
 }
