@@ -344,6 +344,46 @@ CN_EXTERN void cn_app_loop_stats(const cn_app *app, cn_loop_stats *out);
  */
 CN_EXTERN void cn_app_stats(const cn_app *app, cn_stats *out);
 
+/*
+ * Prometheus metrics. The figures of cn_app_stats, cn_app_pool_stats and
+ * cn_app_loop_stats in Prometheus' text exposition format (version 0.0.4):
+ * every metric named canteen_*, with its # HELP and # TYPE lines, times in
+ * seconds. Rendering reads counters in memory and never waits; from the
+ * loop thread the figures are exact, from another thread approximate.
+ */
+#define CN_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/*
+ * Register `GET <path>` (NULL: "/metrics") answering with the metrics text
+ * (cn_res_metrics): what a Prometheus server scrapes. The route is async,
+ * so it runs on the loop where the figures are exact. `path` is copied.
+ * Errors: those of cn_app_route (CN_EBADPATTERN for a path not starting with
+ * '/', CN_EEXIST if the path is taken, CN_ESTATE once the app runs,
+ * CN_ENOMEM), CN_EINVAL for app NULL.
+ */
+CN_EXTERN int cn_app_metrics_route(cn_app *app, const char *path);
+
+/*
+ * Answer 200 with the metrics text of the request's app and Content-Type
+ * CN_METRICS_CONTENT_TYPE. It has a handler's shape: mount it yourself,
+ * `cn_app_route(app, "GET /internal/metrics", cn_res_metrics, NULL)`, or
+ * end your own handler with it (after an access check, say). The text is
+ * built in the request's arena. Errors: CN_EINVAL (NULL), CN_ENOMEM,
+ * CN_ERESPONDED (a response was already set).
+ */
+CN_EXTERN int cn_res_metrics(cn_req *req, cn_res *res);
+
+/*
+ * The metrics text into a buffer of yours (to write it to a file, or push it
+ * somewhere): at most `size` bytes, NUL included, go into `buf` (NULL with
+ * size 0 only measures). Returns the length of the whole text, as snprintf
+ * does: a result >= size means the text was cut short; the pool's figures
+ * move on other threads, so a second call may need a few bytes more than a
+ * first one measured. Errors: CN_EINVAL (app NULL, or buf NULL with
+ * size > 0), CN_ERANGE (the length does not fit an int).
+ */
+CN_EXTERN int cn_app_metrics_render(const cn_app *app, char *buf, size_t size);
+
 /* ------------------------------------------------------------------------ */
 /* The request                                                               */
 /* ------------------------------------------------------------------------ */
