@@ -281,7 +281,13 @@ CN_EXTERN int cn_app_run(cn_app *app, const char *host, int port);
  */
 CN_EXTERN int cn_app_stop(cn_app *app);
 
-/* Live counters, for tests and metrics. Filled by cn_app_stats(). */
+/*
+ * Live counters, for tests and metrics. Filled by cn_app_stats().
+ * responses_Nxx count the responses sent, by status class (every status
+ * from 500 up counts as 5xx), including those given before a request
+ * reached the router (400, 408, 413, 431, and 503 at max_connections);
+ * a request whose client went away gets none and counts in none.
+ */
 typedef struct cn_stats {
     uint64_t connections_accepted;
     uint64_t connections_active;
@@ -289,9 +295,15 @@ typedef struct cn_stats {
     uint64_t requests_total;
     uint64_t requests_active;    /* handlers running or parked */
     uint64_t coroutines_live;    /* coroutines not yet returned to the pool */
+    uint64_t responses_1xx;
+    uint64_t responses_2xx;
+    uint64_t responses_3xx;
     uint64_t responses_4xx;
     uint64_t responses_5xx;
     uint64_t fetch_connects; /* outbound connections opened by cn_fetch */
+    uint64_t fetch_requests; /* outbound transfers finished, whatever the outcome */
+    uint64_t fetch_failures; /* of those, the ones that got no response
+                              * (cn_fetch_result.error set) */
 } cn_stats;
 
 /* The thread pool's figures (cn_app_pool_stats). */
@@ -300,8 +312,10 @@ typedef struct cn_pool_stats {
     unsigned busy;        /* workers running a job now */
     uint64_t queue_depth; /* jobs waiting for a worker now */
     uint64_t submitted, completed, cancelled; /* since start */
+    uint64_t started;     /* jobs a worker took: completed + busy */
     double wait_ms_avg;   /* time jobs waited in the queue before a worker */
     double wait_ms_max;
+    double wait_ms_sum;   /* the waits of all `started` jobs, added up */
 } cn_pool_stats;
 
 /* Copy the pool's figures into *out. Any thread. */
@@ -312,6 +326,7 @@ typedef struct cn_loop_stats {
     double lag_ms_last;  /* how late the lag probe timer fired, last time */
     double lag_ms_max;   /* and the worst since start */
     double lag_ms_avg;
+    double lag_ms_sum;   /* every sample added up: lag_ms_avg * lag_samples */
     uint64_t lag_samples;
     uint64_t slow_steps; /* coroutine steps over slow_callback_ms (each logged) */
     double slowest_ms;   /* the longest one seen */
@@ -328,6 +343,46 @@ CN_EXTERN void cn_app_loop_stats(const cn_app *app, cn_loop_stats *out);
  * or while the app is not running; any thread gets approximate figures.
  */
 CN_EXTERN void cn_app_stats(const cn_app *app, cn_stats *out);
+
+/*
+ * Prometheus metrics. The figures of cn_app_stats, cn_app_pool_stats and
+ * cn_app_loop_stats in Prometheus' text exposition format (version 0.0.4):
+ * every metric named canteen_*, with its # HELP and # TYPE lines, times in
+ * seconds. Rendering reads counters in memory and never waits; from the
+ * loop thread the figures are exact, from another thread approximate.
+ */
+#define CN_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/*
+ * Register `GET <path>` (NULL: "/metrics") answering with the metrics text
+ * (cn_res_metrics): what a Prometheus server scrapes. The route is async,
+ * so it runs on the loop where the figures are exact. `path` is copied.
+ * Errors: those of cn_app_route (CN_EBADPATTERN for a path not starting with
+ * '/', CN_EEXIST if the path is taken, CN_ESTATE once the app runs,
+ * CN_ENOMEM), CN_EINVAL for app NULL.
+ */
+CN_EXTERN int cn_app_metrics_route(cn_app *app, const char *path);
+
+/*
+ * Answer 200 with the metrics text of the request's app and Content-Type
+ * CN_METRICS_CONTENT_TYPE. It has a handler's shape: mount it yourself,
+ * `cn_app_route(app, "GET /internal/metrics", cn_res_metrics, NULL)`, or
+ * end your own handler with it (after an access check, say). The text is
+ * built in the request's arena. Errors: CN_EINVAL (NULL), CN_ENOMEM,
+ * CN_ERESPONDED (a response was already set).
+ */
+CN_EXTERN int cn_res_metrics(cn_req *req, cn_res *res);
+
+/*
+ * The metrics text into a buffer of yours (to write it to a file, or push it
+ * somewhere): at most `size` bytes, NUL included, go into `buf` (NULL with
+ * size 0 only measures). Returns the length of the whole text, as snprintf
+ * does: a result >= size means the text was cut short; the pool's figures
+ * move on other threads, so a second call may need a few bytes more than a
+ * first one measured. Errors: CN_EINVAL (app NULL, or buf NULL with
+ * size > 0), CN_ERANGE (the length does not fit an int).
+ */
+CN_EXTERN int cn_app_metrics_render(const cn_app *app, char *buf, size_t size);
 
 /* ------------------------------------------------------------------------ */
 /* The request                                                               */

@@ -3,6 +3,7 @@
  * shutdown. One app is one libuv loop run on the thread that calls
  * cn_app_run.
  */
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "fetch.h"
 #include "metrics.h"
 #include "pool.h"
+#include "prom.h"
 #include "router.h"
 #include "scheduler.h"
 
@@ -403,5 +405,63 @@ void cn_app_stats(const cn_app *app, cn_stats *out)
 {
     *out = app->stats;
     out->coroutines_live = cn__sched_live(app->sched);
-    out->fetch_connects = cn__fetch_connects(app->fetch);
+    cn__fetch_stats(app->fetch, out);
+}
+
+/* ---- Prometheus metrics ---- */
+
+static void metrics_snapshot(const cn_app *app, cn__prom_figures *f)
+{
+    cn_app_stats(app, &f->app);
+    cn_app_pool_stats(app, &f->pool);
+    cn_app_loop_stats(app, &f->loop);
+}
+
+int cn_app_metrics_render(const cn_app *app, char *buf, size_t size)
+{
+    cn__prom_figures f;
+    size_t n;
+
+    if (app == NULL || (buf == NULL && size > 0))
+        return CN_EINVAL;
+    metrics_snapshot(app, &f);
+    n = cn__prom_render(&f, buf, size);
+    return n > INT_MAX ? CN_ERANGE : (int)n;
+}
+
+int cn_res_metrics(cn_req *req, cn_res *res)
+{
+    cn__prom_figures f;
+    size_t n;
+    char *text;
+
+    if (req == NULL || res == NULL)
+        return CN_EINVAL;
+    /* one snapshot, measured then written: the two passes cannot disagree */
+    metrics_snapshot(cn_req_app(req), &f);
+    n = cn__prom_render(&f, NULL, 0);
+    text = cn_req_alloc(req, n + 1);
+    if (text == NULL)
+        return CN_ENOMEM;
+    cn__prom_render(&f, text, n + 1);
+    return cn_res_bytes(res, 200, text, n, CN_METRICS_CONTENT_TYPE);
+}
+
+int cn_app_metrics_route(cn_app *app, const char *path)
+{
+    char *spec;
+    int rc;
+
+    if (app == NULL)
+        return CN_EINVAL;
+    if (path == NULL)
+        path = "/metrics";
+    spec = malloc(strlen(path) + sizeof "GET ");
+    if (spec == NULL)
+        return CN_ENOMEM;
+    strcpy(spec, "GET ");
+    strcat(spec, path);
+    rc = cn_app_route(app, spec, cn_res_metrics, NULL);
+    free(spec);
+    return rc;
 }

@@ -304,6 +304,23 @@ static void enter_linger(cn__conn *c)
     timer_set(c, TIMER_LINGER, c->srv->cfg->header_timeout_ms);
 }
 
+/* A response was queued: count it by status class (600 and up count as 5xx). */
+static void count_response(cn__server *srv, int status)
+{
+    cn_stats *st = srv->stats;
+
+    if (status >= 500)
+        st->responses_5xx++;
+    else if (status >= 400)
+        st->responses_4xx++;
+    else if (status >= 300)
+        st->responses_3xx++;
+    else if (status >= 200)
+        st->responses_2xx++;
+    else
+        st->responses_1xx++;
+}
+
 /* Answer a request that never reached a handler, and close. */
 static void reject(cn__conn *c, int status, const char *detail)
 {
@@ -312,10 +329,7 @@ static void reject(cn__conn *c, int status, const char *detail)
         c->req = NULL;
     }
     cn__res_write_simple(&c->out, status, detail, true, NULL);
-    if (status >= 500)
-        c->srv->stats->responses_5xx++;
-    else
-        c->srv->stats->responses_4xx++;
+    count_response(c->srv, status);
     enter_linger(c);
 }
 
@@ -332,15 +346,14 @@ static void complete_response(cn__conn *c, cn_req *req)
 {
     cn__server *srv = c->srv;
     bool keep = c->keep_alive && !srv->draining;
+    int status = req->res.status;
 
     if (cn__res_serialize(req, &c->out, keep) < 0) {
         keep = false;
-        cn__res_write_simple(&c->out, 500, NULL, true, NULL);
+        status = 500;
+        cn__res_write_simple(&c->out, status, NULL, true, NULL);
     }
-    if (req->res.status >= 500)
-        srv->stats->responses_5xx++;
-    else if (req->res.status >= 400)
-        srv->stats->responses_4xx++;
+    count_response(srv, status);
     access_log(c, req);
     cn__req_free(req);
     c->req = NULL;

@@ -31,7 +31,10 @@ struct cn__fetch {
     uv_timer_t timer;
     unsigned open_handles; /* the timer + socket polls being closed */
     bool closing;
-    uint64_t connects; /* new connections opened (for tests and figures) */
+    /* figures (for tests and metrics) */
+    uint64_t connects; /* new connections opened */
+    uint64_t requests; /* transfers finished, whatever the outcome */
+    uint64_t failures; /* of those, the ones that got no response */
 };
 
 /* One socket curl wants watched. */
@@ -200,9 +203,11 @@ void cn__fetch_free(cn__fetch *f)
     uv_close((uv_handle_t *)&f->timer, on_timer_closed);
 }
 
-uint64_t cn__fetch_connects(const cn__fetch *f)
+void cn__fetch_stats(const cn__fetch *f, cn_stats *out)
 {
-    return f->connects;
+    out->fetch_connects = f->connects;
+    out->fetch_requests = f->requests;
+    out->fetch_failures = f->failures;
 }
 
 /* ---- transfers ---- */
@@ -336,6 +341,9 @@ static void finish_xfer(xfer *x, int err)
         x->easy = NULL;
     }
     x->done = true;
+    x->call->f->requests++;
+    if (r->error)
+        x->call->f->failures++;
 }
 
 static void check_done(cn__fetch *f)

@@ -15,7 +15,8 @@ cn__fetch *cn__fetch_new(uv_loop_t *loop, const cn_config *cfg);
  * when the loop has run the close callbacks. NULL allowed. */
 void cn__fetch_free(cn__fetch *f);
 
-/* New connections opened so far (reuse shows as a small number). */
-uint64_t cn__fetch_connects(const cn__fetch *f);
+/* Fill out's fetch_* counters: new connections opened so far (reuse shows
+ * as a small number), transfers finished, and those that got no response. */
+void cn__fetch_stats(const cn__fetch *f, cn_stats *out);
 
 #endif

@@ -27,7 +27,6 @@ struct cn__metrics {
     uint64_t iter_idle_ns;     /* idle time at that point */
     unsigned open_handles;
     cn_loop_stats st;
-    double lag_sum;
 };
 
 static void on_probe(uv_timer_t *t)
@@ -46,9 +45,9 @@ static void on_probe(uv_timer_t *t)
     m->st.lag_ms_last = lag;
     if (lag > m->st.lag_ms_max)
         m->st.lag_ms_max = lag;
-    m->lag_sum += lag;
+    m->st.lag_ms_sum += lag;
     m->st.lag_samples++;
-    m->st.lag_ms_avg = m->lag_sum / (double)m->st.lag_samples;
+    m->st.lag_ms_avg = m->st.lag_ms_sum / (double)m->st.lag_samples;
     m->expected_ms = now + m->interval_ms;
 }
 

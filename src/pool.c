@@ -213,8 +213,6 @@ int cn__pool_cancel(cn__pool *p, cn__job *j)
 
 void cn__pool_stats(cn__pool *p, cn_pool_stats *out)
 {
-    uint64_t started;
-
     pthread_mutex_lock(&p->mu);
     out->threads = p->nthreads;
     out->busy = p->busy;
@@ -222,8 +220,9 @@ void cn__pool_stats(cn__pool *p, cn_pool_stats *out)
     out->submitted = p->queued;
     out->completed = p->completed;
     out->cancelled = p->cancelled;
-    started = p->completed + p->busy;
-    out->wait_ms_avg = started ? (double)p->wait_ns_total / (double)started / 1e6 : 0.0;
+    out->started = p->completed + p->busy; /* every started job's wait is in the sum */
+    out->wait_ms_sum = (double)p->wait_ns_total / 1e6;
+    out->wait_ms_avg = out->started ? out->wait_ms_sum / (double)out->started : 0.0;
     out->wait_ms_max = (double)p->wait_ns_max / 1e6;
     pthread_mutex_unlock(&p->mu);
 }

@@ -269,5 +269,7 @@ int demo_register(cn_app *app)
     rc = rc ? rc : cn_app_route_ex(app, "GET /sync-sleep/{ms:int}", sync_sleep, NULL, &sync);
     rc = rc ? rc : cn_app_route_ex(app, "GET /cpu/{n:int}", cpu, NULL, &sync);
     rc = rc ? rc : cn_app_route(app, "GET /to-thread/{ms:int}", to_thread, NULL);
+    /* GET /metrics: the app's, the pool's and the loop's figures, for Prometheus */
+    rc = rc ? rc : cn_app_metrics_route(app, NULL);
     return rc;
 }

@@ -2,7 +2,8 @@
  * 10_observe.c -- chapter 10: settings that matter, and the figures to watch.
  *
  *   GET /metrics           the app's, the loop's and the pool's figures, in
- *                          Prometheus' text format
+ *                          Prometheus' text format (cn_app_metrics_route)
+ *   GET /private/metrics   the same behind a bearer token (METRICS_TOKEN)
  *   GET /deep/{n:int}      recursion n levels deep, about 1 KiB a level, on
  *                          the default 256 KiB coroutine stack
  *   GET /deeper/{n:int}    the same on a route given a 2 MiB stack
@@ -14,37 +15,14 @@
 
 #include <canteen.h>
 
-static int metrics(cn_req *req, cn_res *res)
+/* The metrics for a scraper that must show a token (cn_res_metrics). */
+static int private_metrics(cn_req *req, cn_res *res)
 {
-    cn_app *app = cn_req_app(req);
-    cn_stats s;
-    cn_loop_stats l;
-    cn_pool_stats p;
-    char *text;
+    const char *want = getenv("METRICS_TOKEN"), *got = cn_req_header(req, "authorization");
 
-    cn_app_stats(app, &s);
-    cn_app_loop_stats(app, &l);
-    cn_app_pool_stats(app, &p);
-    text = cn_req_sprintf(
-        req,
-        "canteen_requests_total %llu\n"
-        "canteen_requests_active %llu\n"
-        "canteen_connections_active %llu\n"
-        "canteen_coroutines_live %llu\n"
-        "canteen_loop_lag_ms_last %.1f\n"
-        "canteen_loop_lag_ms_max %.1f\n"
-        "canteen_loop_slow_steps_total %llu\n"
-        "canteen_pool_threads %u\n"
-        "canteen_pool_busy %u\n"
-        "canteen_pool_queue_depth %llu\n"
-        "canteen_pool_wait_ms_max %.1f\n",
-        (unsigned long long)s.requests_total, (unsigned long long)s.requests_active,
-        (unsigned long long)s.connections_active, (unsigned long long)s.coroutines_live,
-        l.lag_ms_last, l.lag_ms_max, (unsigned long long)l.slow_steps, p.threads, p.busy,
-        (unsigned long long)p.queue_depth, p.wait_ms_max);
-    if (text == NULL)
-        return CN_ENOMEM;
-    return cn_res_bytes(res, 200, text, strlen(text), "text/plain; version=0.0.4");
+    if (want == NULL || got == NULL || strncmp(got, "Bearer ", 7) != 0 || strcmp(got + 7, want))
+        return cn_res_error(res, 401, "Unauthorized");
+    return cn_res_metrics(req, res);
 }
 
 /* About 1 KiB of stack per level; returns the depth reached. */
@@ -92,7 +70,9 @@ int main(int argc, char **argv)
 
     if (app == NULL)
         return 1;
-    rc = cn_app_route(app, "GET /metrics", metrics, NULL);
+    rc = cn_app_metrics_route(app, NULL); /* GET /metrics, for Prometheus */
+    if (rc == 0)
+        rc = cn_app_route(app, "GET /private/metrics", private_metrics, NULL);
     if (rc == 0)
         rc = cn_app_route(app, "GET /deep/{n:int}", deep, NULL);
     if (rc == 0)

@@ -393,4 +393,11 @@ char *h_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Is the IPv6 loopback usable here? */
 bool h_ipv6_available(void);
 
+/* A port on 127.0.0.1 where nothing listens (bound, read, closed). */
+int h_dead_port(void);
+
+/* A blocking sleep: the calling thread does nothing else for `ms` (what a
+ * handler that holds its thread does). */
+void h_block_ms(int64_t ms);
+
 #endif

@@ -80,22 +80,6 @@ static cJSON *fetch_mapped(h_server *front, const char *path, const char *extra,
     return fetch_via(front, "/f/mapped", path, extra, status);
 }
 
-/* A port on 127.0.0.1 where nothing listens (bound, read, closed). */
-static int dead_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_true(fd >= 0);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 /* ------------------------------------------------------------------------ */
 /* A raw upstream: answers badly on purpose                                  */
 /* ------------------------------------------------------------------------ */
@@ -769,7 +753,7 @@ static void test_fetch_connects_counts_failed_transfers(void **state)
 static void test_fetch_connection_refused(void **state)
 {
     fixture *f = start(state, NULL);
-    int port = dead_port();
+    int port = h_dead_port();
     char *extra = h_strf("&url=http://127.0.0.1:%d/users/octocat", port);
     cJSON *o = fetch_one(f->front, "/", extra, 200);
 
@@ -1094,7 +1078,7 @@ static void test_fetch_arguments(void **state)
 static void test_fetch_all_mixed_results(void **state)
 {
     fixture *f = start(state, NULL);
-    char *path = h_strf("/f/mixed?dead=%d", dead_port());
+    char *path = h_strf("/f/mixed?dead=%d", h_dead_port());
     cJSON *o = h_get_json(f->front, path, 200);
     const cJSON *errs = cJSON_GetObjectItem(o, "errors"), *sts = cJSON_GetObjectItem(o, "statuses");
     static const int want_err[4] = {0, CN_ECONNREFUSED, 0, CN_ETIMEDOUT};

@@ -24,14 +24,6 @@
 /* Local helpers                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* A blocking sleep (the thread does nothing else). */
-static void block_ms(int64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 static cn_pool_stats pool_stats(h_server *s)
 {
     cn_pool_stats ps;
@@ -208,7 +200,7 @@ static int block_job_fn(void *arg)
 {
     block_job *b = arg;
     atomic_store(&job_start[b->slot], h_now_ms());
-    block_ms(b->ms);
+    h_block_ms(b->ms);
     atomic_store(&job_end[b->slot], h_now_ms());
     return 0;
 }
@@ -729,7 +721,7 @@ static void test_shutdown_with_jobs_running_and_queued(void **state)
  * service does (opening a database, loading a model). */
 static int slow_setup(cn_app *app, void *arg)
 {
-    block_ms(300);
+    h_block_ms(300);
     return pool_routes(app, arg);
 }
 

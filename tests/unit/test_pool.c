@@ -340,7 +340,8 @@ static void test_stats(void **state)
     assert_int_equal(s.busy, 0);
     assert_int_equal(s.queue_depth, 0);
     assert_int_equal(s.submitted, 0);
-    assert_true(s.wait_ms_avg == 0.0 && s.wait_ms_max == 0.0);
+    assert_true(s.wait_ms_avg == 0.0 && s.wait_ms_max == 0.0 && s.wait_ms_sum == 0.0);
+    assert_int_equal(s.started, 0);
 
     for (int i = 0; i < 6; i++) {
         tjob_init(&jobs[i], i, true);
@@ -353,6 +354,7 @@ static void test_stats(void **state)
     assert_int_equal(s.queue_depth, 2);
     assert_int_equal(s.submitted, 6);
     assert_int_equal(s.completed, 0);
+    assert_int_equal(s.started, 4); /* the running ones, not the queued ones */
     /* hold them long enough for the two queued jobs to have waited 50 ms */
     while (now_ms() - t0 < 60)
         nap_ms(5);
@@ -364,6 +366,10 @@ static void test_stats(void **state)
     assert_int_equal(s.completed, 6);
     assert_true(s.wait_ms_max >= 50.0);
     assert_true(s.wait_ms_avg > 0.0 && s.wait_ms_avg <= s.wait_ms_max);
+    /* the sum behind the average: two jobs waited at least 50 ms each */
+    assert_int_equal(s.started, 6);
+    assert_true(s.wait_ms_sum >= 100.0 && s.wait_ms_sum >= s.wait_ms_max);
+    assert_true(s.wait_ms_sum / 6.0 == s.wait_ms_avg);
 }
 
 /* Workers run nicer than the thread that made the pool (capped at 19). */

@@ -1,0 +1,221 @@
+/*
+ * prom.c -- Prometheus' text exposition format, version 0.0.4.
+ *
+ * One table lists every sample: the metric's name, type and help, the
+ * sample's labels if any, and where its value sits in the snapshot. Rows
+ * of one name in a row are one metric (a counter split by a label, a
+ * summary's _sum and _count): its # HELP and # TYPE lines come once,
+ * before its first sample. Names follow Prometheus' conventions: the
+ * canteen_ prefix, base units in the name (_seconds), _total on counters
+ * and only there, and no two metrics that a client library would read as
+ * one (a gauge x beside a counter x_total).
+ *
+ * Numbers are written without printf's %g, which follows LC_NUMERIC: an
+ * application that sets a locale with a decimal comma would otherwise
+ * break every scraper. Every time Canteen keeps is in milliseconds with at
+ * most nanosecond precision, so it is shown as whole seconds and nine
+ * decimals, trailing zeros dropped.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "prom.h"
+
+enum {
+    V_U64,  /* a uint64_t */
+    V_UINT, /* an unsigned */
+    V_MS,   /* a double, milliseconds, shown in seconds */
+    V_ONE,  /* no figure: the value is 1 (an info metric, all in its labels) */
+};
+
+typedef struct sample {
+    const char *name;
+    const char *type;
+    const char *help;
+    const char *labels; /* `class="2xx"`, or NULL */
+    int kind;
+    size_t off;         /* of the value in cn__prom_figures */
+    const char *suffix; /* a summary's "_sum" or "_count", or NULL */
+} sample;
+
+/* Where a sample's value is, and how to show it */
+#define U64(field) V_U64, offsetof(cn__prom_figures, field), NULL
+#define UINT(field) V_UINT, offsetof(cn__prom_figures, field), NULL
+#define MS(field) V_MS, offsetof(cn__prom_figures, field), NULL
+#define SUM_MS(field) V_MS, offsetof(cn__prom_figures, field), "_sum"
+#define COUNT(field) V_U64, offsetof(cn__prom_figures, field), "_count"
+/* canteen_responses_total, one sample per status class */
+#define RESPONSES_HELP                                                                             \
+    "Responses sent, by status class (600 and up count as 5xx), including those given before a "   \
+    "request was routed (400, 408, 413, 431, and 503 at max_connections)."
+#define RESPONSES(cls, field)                                                                      \
+    {                                                                                              \
+        "canteen_responses_total", "counter", RESPONSES_HELP, "class=\"" cls "\"", U64(app.field)  \
+    }
+
+/* Summaries without quantiles: rate(_sum) / rate(_count) is the mean over a window. */
+#define WAIT_HELP                                                                                  \
+    "How long the jobs a worker took had waited in the queue (the count is the jobs started)."
+#define LAG_HELP "How late each lag probe fired."
+
+static const sample samples[] = {
+    {"canteen_build_info", "gauge", "Canteen's version, as a label; the value is always 1.",
+     "version=\"" CN_VERSION_STRING "\"", V_ONE, 0, NULL},
+
+    /* connections and requests */
+    {"canteen_connections_accepted_total", "counter", "TCP connections accepted.", NULL,
+     U64(app.connections_accepted)},
+    {"canteen_connections_rejected_total", "counter",
+     "Connections answered 503 and closed at once: max_connections reached, or shutting down.",
+     NULL, U64(app.connections_rejected)},
+    {"canteen_connections_open", "gauge", "TCP connections open now.", NULL,
+     U64(app.connections_active)},
+    {"canteen_requests_total", "counter",
+     "Requests read in full and routed, including those answered 404, 405 or 422 before a "
+     "handler ran.",
+     NULL, U64(app.requests_total)},
+    {"canteen_requests_in_flight", "gauge",
+     "Requests whose handler is running or parked now (a scrape counts itself).", NULL,
+     U64(app.requests_active)},
+    RESPONSES("1xx", responses_1xx),
+    RESPONSES("2xx", responses_2xx),
+    RESPONSES("3xx", responses_3xx),
+    RESPONSES("4xx", responses_4xx),
+    RESPONSES("5xx", responses_5xx),
+    {"canteen_coroutines_live", "gauge",
+     "Coroutines not yet returned to the stack pool (back to 0 when idle, unless one leaked).",
+     NULL, U64(app.coroutines_live)},
+
+    /* the thread pool */
+    {"canteen_pool_threads", "gauge", "Worker threads for sync routes and cn_to_thread.", NULL,
+     UINT(pool.threads)},
+    {"canteen_pool_threads_busy", "gauge", "Workers running a job now.", NULL, UINT(pool.busy)},
+    {"canteen_pool_jobs_queued", "gauge", "Jobs waiting for a worker now.", NULL,
+     U64(pool.queue_depth)},
+    {"canteen_pool_jobs_submitted_total", "counter", "Jobs submitted to the pool.", NULL,
+     U64(pool.submitted)},
+    {"canteen_pool_jobs_completed_total", "counter", "Jobs that ran to their end.", NULL,
+     U64(pool.completed)},
+    {"canteen_pool_jobs_cancelled_total", "counter",
+     "Queued jobs dropped before a worker took them (their request went away).", NULL,
+     U64(pool.cancelled)},
+    {"canteen_pool_queue_wait_seconds", "summary", WAIT_HELP, NULL, SUM_MS(pool.wait_ms_sum)},
+    {"canteen_pool_queue_wait_seconds", "summary", WAIT_HELP, NULL, COUNT(pool.started)},
+    {"canteen_pool_queue_wait_max_seconds", "gauge",
+     "The longest a job waited in the queue since start.", NULL, MS(pool.wait_ms_max)},
+
+    /* the event loop */
+    {"canteen_loop_lag_seconds", "gauge",
+     "How late the lag probe timer fired last time: how long a request arriving then waited "
+     "before the loop looked at it.",
+     NULL, MS(loop.lag_ms_last)},
+    {"canteen_loop_lag_max_seconds", "gauge", "The worst loop lag since start.", NULL,
+     MS(loop.lag_ms_max)},
+    {"canteen_loop_lag_probe_seconds", "summary", LAG_HELP, NULL, SUM_MS(loop.lag_ms_sum)},
+    {"canteen_loop_lag_probe_seconds", "summary", LAG_HELP, NULL, COUNT(loop.lag_samples)},
+    {"canteen_loop_slow_steps_total", "counter",
+     "Coroutine steps longer than slow_callback_ms (each is logged with its route).", NULL,
+     U64(loop.slow_steps)},
+    {"canteen_loop_slowest_step_seconds", "gauge",
+     "The longest of those slow steps since start (0 while there is none).", NULL,
+     MS(loop.slowest_ms)},
+    {"canteen_loop_busy_turns_total", "counter",
+     "Loop turns busier than slow_callback_ms in all (many short steps under load).", NULL,
+     U64(loop.busy_turns)},
+    {"canteen_loop_busiest_turn_seconds", "gauge",
+     "The busiest of those turns since start (0 while there is none).", NULL,
+     MS(loop.busiest_turn_ms)},
+
+    /* outbound HTTP */
+    {"canteen_fetch_connections_total", "counter",
+     "Outbound connections opened by cn_fetch (low when connections are reused).", NULL,
+     U64(app.fetch_connects)},
+    {"canteen_fetch_requests_total", "counter",
+     "Outbound transfers finished, whatever the outcome.", NULL, U64(app.fetch_requests)},
+    {"canteen_fetch_failures_total", "counter",
+     "Outbound transfers that got no response (timeout, refused, cancelled...).", NULL,
+     U64(app.fetch_failures)},
+};
+
+/* A bounded writer that goes on counting past the end, as snprintf does. */
+typedef struct writer {
+    char *buf;
+    size_t size, len;
+} writer;
+
+static void put(writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(writer *w, const char *fmt, ...)
+{
+    char *dst = NULL;
+    size_t room = 0;
+    va_list ap;
+    int n;
+
+    if (w->len < w->size) {
+        dst = w->buf + w->len;
+        room = w->size - w->len;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(dst, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        w->len += (size_t)n;
+}
+
+static void put_value(writer *w, const cn__prom_figures *f, const sample *s)
+{
+    const char *at = (const char *)f + s->off;
+
+    switch (s->kind) {
+    case V_U64:
+        put(w, "%llu", (unsigned long long)*(const uint64_t *)at);
+        break;
+    case V_UINT:
+        put(w, "%u", *(const unsigned *)at);
+        break;
+    case V_MS: {
+        double ms = *(const double *)at;
+        uint64_t ns = ms > 0 ? (uint64_t)(ms * 1e6 + 0.5) : 0;
+        unsigned long long frac;
+        int digits = 9;
+
+        put(w, "%llu", (unsigned long long)(ns / 1000000000u));
+        frac = ns % 1000000000u;
+        if (frac == 0)
+            break;
+        for (; frac % 10 == 0; frac /= 10)
+            digits--;
+        put(w, ".%0*llu", digits, frac);
+        break;
+    }
+    default:
+        put(w, "1");
+        break;
+    }
+}
+
+size_t cn__prom_render(const cn__prom_figures *f, char *buf, size_t size)
+{
+    writer w = {buf, size, 0};
+    const char *family = NULL;
+
+    if (size > 0)
+        buf[0] = 0;
+    for (size_t i = 0; i < CN__ARRAY_SIZE(samples); i++) {
+        const sample *s = &samples[i];
+
+        if (family == NULL || strcmp(family, s->name) != 0) {
+            family = s->name;
+            put(&w, "# HELP %s %s\n# TYPE %s %s\n", s->name, s->help, s->name, s->type);
+        }
+        put(&w, "%s%s", s->name, s->suffix ? s->suffix : "");
+        if (s->labels)
+            put(&w, "{%s}", s->labels);
+        put(&w, " ");
+        put_value(&w, f, s);
+        put(&w, "\n");
+    }
+    return w.len;
+}
