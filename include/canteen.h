@@ -304,6 +304,8 @@ typedef struct cn_stats {
     uint64_t fetch_requests; /* outbound transfers finished, whatever the outcome */
     uint64_t fetch_failures; /* of those, the ones that got no response
                               * (cn_fetch_result.error set) */
+    uint64_t write_queue_peak; /* most response bytes one connection held in
+                                * memory, not yet taken by the kernel */
 } cn_stats;
 
 /* The thread pool's figures (cn_app_pool_stats). */
@@ -491,7 +493,8 @@ CN_EXTERN cn_app *cn_req_app(const cn_req *req);
  * Add a response header. Name and value are copied; they must not contain
  * CR, LF or NUL (CN_EBADHEADER). Content-Length, Date, Server, Connection and
  * Transfer-Encoding are set by Canteen and refused here (CN_EBADHEADER).
- * Errors: CN_ENOMEM, CN_ERESPONDED if the body was already set.
+ * Errors: CN_ENOMEM, CN_ERESPONDED if the body was already set (or a
+ * stream begun).
  */
 CN_EXTERN int cn_res_header(cn_res *res, const char *name, const char *value);
 
@@ -526,6 +529,68 @@ CN_EXTERN int cn_res_error(cn_res *res, int status, const char *detail);
 
 /* The status set so far (0 if none). */
 CN_EXTERN int cn_res_status(const cn_res *res);
+
+/*
+ * Streamed responses (FastAPI's StreamingResponse): the body goes out in
+ * pieces while the handler runs, for bodies that are large or made over
+ * time. The writer parks while the client is behind, so these are
+ * awaitables: from a sync handler, a worker thread or any code outside a
+ * coroutine they return CN_ENOTCORO (nothing is sent); from a coroutine of
+ * another request, CN_EINVAL.
+ *
+ *     rc = cn_res_stream_begin(res, 200, "application/x-ndjson");
+ *     for (i = 0; rc == 0 && i < n; i++)
+ *         rc = cn_res_stream_write(res, line[i], len[i]);
+ *     return rc < 0 ? rc : cn_res_stream_end(res);
+ *
+ * Framing: HTTP/1.1 gets Transfer-Encoding: chunked, and the connection
+ * stays open for the next (pipelined) request. An HTTP/1.0 client gets the
+ * bytes as they are with Connection: close: the end of the body is the end
+ * of the connection. A HEAD request gets the head only; writes are taken
+ * and dropped.
+ *
+ * Once the head is out the status cannot change. A handler that returns a
+ * negative code before cn_res_stream_end has its connection closed without
+ * the last chunk: an HTTP/1.1 client sees a truncated body, not a complete
+ * one (an HTTP/1.0 client cannot tell the difference). A handler that
+ * returns 0 without ending the stream has it ended for it.
+ *
+ * When the client goes away, every call returns CN_ECANCELED (a parked
+ * write at once): the handler should return.
+ */
+
+/*
+ * Send the head: `status` (200 to 999 but 204 and 304, which have no body),
+ * the headers added so far, and Content-Type `content_type` (copied; NULL:
+ * application/octet-stream; a Content-Type header added before wins, as for
+ * the body calls). After it, cn_res_header and the body calls return
+ * CN_ERESPONDED.
+ * Errors: CN_ENOTCORO, CN_EINVAL (status, or another request's res),
+ * CN_ERESPONDED (a body was set or a stream begun), CN_EBADHEADER (control
+ * characters in content_type), CN_ECANCELED, CN_ENOMEM.
+ */
+CN_EXTERN int cn_res_stream_begin(cn_res *res, int status, const char *content_type);
+
+/*
+ * Send `len` bytes of body as one chunk. They are copied: `data` may be
+ * reused as soon as this returns. Backpressure: when the client reads
+ * slower than the handler writes and more than 256 KiB wait in memory,
+ * this parks until the client has taken most of them, so a stream holds
+ * about that much whatever its length (one write is held whole: write big
+ * bodies in pieces). A client that takes nothing for keepalive_timeout_ms
+ * is dropped (CN_ECANCELED). len 0 sends nothing and returns 0.
+ * Errors: CN_ENOTCORO, CN_ESTATE (not begun, or ended), CN_ECANCELED,
+ * CN_EINVAL (NULL data with len > 0, another request's res), CN_ENOMEM.
+ */
+CN_EXTERN int cn_res_stream_write(cn_res *res, const void *data, size_t len);
+
+/*
+ * End the body (the last chunk, "0\r\n\r\n", under HTTP/1.1). Later
+ * writes return CN_ESTATE.
+ * Errors: CN_ENOTCORO, CN_ESTATE (not begun, or already ended),
+ * CN_ECANCELED, CN_EINVAL, CN_ENOMEM.
+ */
+CN_EXTERN int cn_res_stream_end(cn_res *res);
 
 /* ------------------------------------------------------------------------ */
 /* Tasks: waiting without blocking anyone                                    */

@@ -41,6 +41,9 @@ enum { TIMER_NONE, TIMER_HEAD, TIMER_IDLE, TIMER_LINGER, TIMER_WRITE };
 #define PENDING_MAX (64 * 1024)
 /* Output queued but not yet accepted by the kernel; past this, parsing pauses. */
 #define OUT_HIGH_WATER (1024 * 1024)
+/* A streamed body's writer parks past the high mark and goes on below the low one. */
+#define STREAM_HIGH_WATER (256 * 1024)
+#define STREAM_LOW_WATER (64 * 1024)
 #define LINGER_MS 2000
 
 typedef struct cn__conn {
@@ -75,6 +78,7 @@ typedef struct cn__conn {
     size_t pending_len, pending_off;
     cn__buf out;  /* being accumulated */
     cn__buf wbuf; /* being written */
+    cn__list drain_waiters; /* stream writers parked until the output drains */
 } cn__conn;
 
 static void conn_close(cn__conn *c);
@@ -150,6 +154,12 @@ static size_t unsent_bytes(cn__conn *c)
     return c->tcp.write_queue_size + socket_queue(c, TIOCOUTQ);
 }
 
+/* Output held in our memory: what the kernel has not taken yet. */
+static size_t queued_bytes(const cn__conn *c)
+{
+    return c->out.len + c->tcp.write_queue_size;
+}
+
 /*
  * Bytes the client sent that we have not read yet. libuv runs expired timers
  * before it polls for I/O, so after the loop was held up (a handler blocked
@@ -208,6 +218,15 @@ static void timer_set(cn__conn *c, int mode, uint64_t ms)
         uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
+/* Output is waiting for the client: time out only when it stops moving. */
+static void write_timer(cn__conn *c)
+{
+    if (c->timer_mode != TIMER_WRITE) {
+        c->write_mark = unsent_bytes(c);
+        timer_set(c, TIMER_WRITE, c->srv->cfg->keepalive_timeout_ms);
+    }
+}
+
 /* ---- writing ---- */
 
 static void on_shutdown(uv_shutdown_t *sr, int status)
@@ -238,6 +257,31 @@ static void conn_finish_close(cn__conn *c)
         conn_close(c);
 }
 
+/* A stream writer parked on backpressure (on its coroutine's stack). */
+typedef struct drain_waiter {
+    cn__list link;
+    cn__task *task;
+} drain_waiter;
+
+/*
+ * Output went out: stream writers parked on it go on once it is below the
+ * low mark; until then the client must keep taking it (the write timer).
+ */
+static void wake_drain_waiters(cn__conn *c)
+{
+    if (c->state == ST_CLOSED || cn__list_empty(&c->drain_waiters))
+        return;
+    if (queued_bytes(c) > STREAM_LOW_WATER) {
+        write_timer(c);
+        return;
+    }
+    while (!cn__list_empty(&c->drain_waiters)) {
+        drain_waiter *w = CN__CONTAINER_OF(c->drain_waiters.next, drain_waiter, link);
+        cn__list_remove(&w->link);
+        cn__task_wake(w->task, 0);
+    }
+}
+
 static void on_write(uv_write_t *wr, int status)
 {
     cn__conn *c = wr->data;
@@ -251,6 +295,7 @@ static void on_write(uv_write_t *wr, int status)
         if (c->timer_mode == TIMER_WRITE)
             timer_set(c, TIMER_NONE, 0);
         conn_flush(c);
+        wake_drain_waiters(c);
         /* a parser paused on a full output buffer goes on */
         if (c->state == ST_IDLE)
             resume_parsing(c);
@@ -260,7 +305,13 @@ static void on_write(uv_write_t *wr, int status)
 
 static void conn_flush(cn__conn *c)
 {
-    if (c->state == ST_CLOSED || c->writing)
+    cn_stats *stats = c->srv->stats;
+
+    if (c->state == ST_CLOSED)
+        return;
+    if (queued_bytes(c) > stats->write_queue_peak)
+        stats->write_queue_peak = queued_bytes(c);
+    if (c->writing)
         return;
     if (c->out.len > 0) {
         int n = uv_try_write((uv_stream_t *)&c->tcp, &(uv_buf_t){c->out.data, c->out.len}, 1);
@@ -341,19 +392,10 @@ static void access_log(cn__conn *c, cn_req *req)
             req->http_minor, req->res.status, req->res.body_len);
 }
 
-/* After a response: serialise it and get ready for the next request. */
-static void complete_response(cn__conn *c, cn_req *req)
+/* The response is queued: count it, free the request, get ready for the next one. */
+static void finish_request(cn__conn *c, cn_req *req, bool keep)
 {
-    cn__server *srv = c->srv;
-    bool keep = c->keep_alive && !srv->draining;
-    int status = req->res.status;
-
-    if (cn__res_serialize(req, &c->out, keep) < 0) {
-        keep = false;
-        status = 500;
-        cn__res_write_simple(&c->out, status, NULL, true, NULL);
-    }
-    count_response(srv, status);
+    count_response(c->srv, req->res.status);
     access_log(c, req);
     cn__req_free(req);
     c->req = NULL;
@@ -361,6 +403,117 @@ static void complete_response(cn__conn *c, cn_req *req)
         c->state = ST_IDLE;
     else
         enter_linger(c);
+}
+
+/* After a response: serialise it and get ready for the next request. */
+static void complete_response(cn__conn *c, cn_req *req)
+{
+    bool keep = c->keep_alive && !c->srv->draining;
+
+    if (cn__res_serialize(req, &c->out, keep) < 0) {
+        keep = false;
+        req->res.status = 500; /* what went out, for the counters and the log */
+        cn__res_write_simple(&c->out, 500, NULL, true, NULL);
+    }
+    finish_request(c, req, keep);
+}
+
+/* A handler returned an error code: say which route, and what came of it. */
+static void log_failure(const cn_req *req, int rc, const char *outcome)
+{
+    cn__log(CN__LOG_ERROR, "%s %s: handler returned %s (%s)%s", req->method_name,
+            req->match.route ? req->match.route->pattern : "?", cn_err_name(rc), cn_strerror(rc),
+            outcome);
+}
+
+/* ---- streamed responses ---- */
+
+/* A stream keeps the connection only when its end is marked in the body. */
+static bool stream_keep(cn__conn *c, cn_req *req)
+{
+    return c->keep_alive && !c->srv->draining && cn__res_stream_chunked(req);
+}
+
+/* Send what a stream call queued (rc: how queueing went). */
+static int stream_send(cn__conn *c, int rc)
+{
+    if (rc < 0)
+        return rc;
+    conn_flush(c);
+    /* a client that went away cancelled the request in conn_close */
+    return c->state == ST_CLOSED ? CN_ECANCELED : 0;
+}
+
+int cn__conn_stream_begin(cn_req *req)
+{
+    cn__conn *c = req->owner;
+
+    if (c->state == ST_CLOSED)
+        return CN_ECANCELED;
+    return stream_send(c, cn__res_stream_head(req, &c->out, stream_keep(c, req)));
+}
+
+int cn__conn_stream_write(cn_req *req, cn__task *t, const void *p, size_t n)
+{
+    cn__conn *c = req->owner;
+    drain_waiter w = {.task = t};
+    int rc;
+
+    if (c->state == ST_CLOSED)
+        return CN_ECANCELED;
+    rc = stream_send(c, cn__res_stream_chunk(req, &c->out, p, n));
+    /* backpressure: the client is behind, so the writer waits for it
+     * instead of the body piling up here */
+    while (rc == 0 && queued_bytes(c) > STREAM_HIGH_WATER) {
+        cn__list_push(&c->drain_waiters, &w.link);
+        write_timer(c);
+        rc = cn__task_park(t, NULL, NULL);
+        /* woken by wake_drain_waiters (already off the list) or cancelled */
+        cn__list_remove(&w.link);
+        if (c->state == ST_CLOSED)
+            rc = CN_ECANCELED;
+    }
+    return rc;
+}
+
+int cn__conn_stream_end(cn_req *req)
+{
+    cn__conn *c = req->owner;
+
+    if (c->state == ST_CLOSED)
+        return CN_ECANCELED;
+    return stream_send(c, cn__res_stream_last(req, &c->out));
+}
+
+/*
+ * The handler of a streamed response returned: end the body if it did not.
+ * If it failed first, the status is long gone: close without the last
+ * chunk, so that the client sees a truncated body rather than a whole one.
+ */
+static void stream_done(cn__conn *c, cn_req *req, int rc)
+{
+    bool ended = cn__res_stream_state(&req->res) == CN__STREAM_ENDED;
+
+    if (!ended && rc >= 0)
+        ended = cn__conn_stream_end(req) == 0;
+    else if (!ended)
+        log_failure(req, rc, "; its streamed response is cut short");
+    finish_request(c, req, ended && stream_keep(c, req));
+}
+
+/* The handler returned with its response set, or an error to turn into one. */
+static void answer(cn__conn *c, cn_req *req, int rc)
+{
+    if (rc < 0 && !req->res.body_set) {
+        if (rc != CN_EBADJSON && rc != CN_EJSONDEPTH)
+            log_failure(req, rc, "");
+        cn__res_from_error(&req->res, rc);
+    } else if (!req->res.body_set) {
+        /* returned 0 without a response: an empty 200, as FastAPI's None
+         * would be "null" -- be explicit instead */
+        cn_res_json_str(&req->res, 200, "null");
+    }
+    complete_response(c, req);
 }
 
 static void on_handler_done(cn_req *req, int rc, void *arg)
@@ -378,18 +531,11 @@ static void on_handler_done(cn_req *req, int rc, void *arg)
         conn_unref(c); /* the handler's reference */
         return;
     }
-    if (rc < 0 && !req->res.body_set) {
-        if (rc != CN_EBADJSON && rc != CN_EJSONDEPTH)
-            cn__log(CN__LOG_ERROR, "%s %s: handler returned %s (%s)", req->method_name,
-                    req->match.route ? req->match.route->pattern : "?", cn_err_name(rc),
-                    cn_strerror(rc));
-        cn__res_from_error(&req->res, rc);
-    } else if (!req->res.body_set) {
-        /* returned 0 without a response: an empty 200, as FastAPI's None
-         * would be "null" -- be explicit instead */
-        cn_res_json_str(&req->res, 200, "null");
+    if (cn__res_stream_state(&req->res) != CN__STREAM_NONE) {
+        stream_done(c, req, rc);
+    } else {
+        answer(c, req, rc);
     }
-    complete_response(c, req);
     /* if this was called from inside the parser, the parser goes on by
      * itself; otherwise flush and pick up where it paused */
     if (!c->in_execute) {
@@ -844,12 +990,8 @@ static void idle_timer(cn__conn *c)
     if (c->state != ST_IDLE)
         return;
     if (c->writing || c->out.len > 0) {
-        /* not idle while answers are going out (a slow reader): time out
-         * only when the output stops moving */
-        if (c->timer_mode != TIMER_WRITE) {
-            c->write_mark = unsent_bytes(c);
-            timer_set(c, TIMER_WRITE, c->srv->cfg->keepalive_timeout_ms);
-        }
+        /* not idle while answers are going out (a slow reader) */
+        write_timer(c);
     } else if (c->timer_mode != TIMER_IDLE) {
         timer_set(c, TIMER_IDLE, c->srv->cfg->keepalive_timeout_ms);
     }
@@ -957,6 +1099,7 @@ int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
     }
     uv_timer_init(srv->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
+    cn__list_init(&c->drain_waiters);
     c->refs = 2;
     cn__list_push(&srv->conns, &c->link);
     srv->stats->connections_active++;

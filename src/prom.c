@@ -87,6 +87,10 @@ static const sample samples[] = {
     {"canteen_coroutines_live", "gauge",
      "Coroutines not yet returned to the stack pool (back to 0 when idle, unless one leaked).",
      NULL, U64(app.coroutines_live)},
+    {"canteen_write_queue_peak_bytes", "gauge",
+     "The most response bytes one connection has held in memory, not yet taken by the kernel, "
+     "since start (a streamed body holds about 256 KiB at most).",
+     NULL, U64(app.write_queue_peak)},
 
     /* the thread pool */
     {"canteen_pool_threads", "gauge", "Worker threads for sync routes and cn_to_thread.", NULL,

@@ -25,10 +25,14 @@ struct cn_res {
     cn__hdr *headers;
     unsigned nheaders, hcap;
     const char *body;
-    size_t body_len;
+    size_t body_len; /* set, or (streamed) written so far */
     const char *content_type;
-    bool body_set;
+    bool body_set; /* a body was set or a stream begun: no more headers */
+    int stream;    /* CN__STREAM_* */
 };
+
+/* Where a streamed response is (cn_res_stream_*). */
+enum { CN__STREAM_NONE, CN__STREAM_OPEN, CN__STREAM_ENDED };
 
 typedef struct cn__defer cn__defer;
 
@@ -80,6 +84,27 @@ int cn__req_finish_head(cn_req *req);
  * 0 or CN_ENOMEM.
  */
 int cn__res_serialize(cn_req *req, cn__buf *out, bool keep_alive);
+
+/*
+ * Streamed responses. Start: check and record the status and Content-Type
+ * the head will carry (0, CN_ERESPONDED, CN_EINVAL for a status without a
+ * body, CN_EBADHEADER, CN_ENOMEM). The body is framed by the request's
+ * version: chunked for HTTP/1.1; for HTTP/1.0 the bytes as they are, ended
+ * by closing the connection (the only end such a client knows).
+ */
+int cn__res_stream_start(cn_res *res, int status, const char *content_type);
+int cn__res_stream_state(const cn_res *res);
+void cn__res_stream_mark_ended(cn_res *res);
+bool cn__res_stream_chunked(const cn_req *req);
+/* The head (no Content-Length; Transfer-Encoding: chunked when chunked). */
+int cn__res_stream_head(cn_req *req, cn__buf *out, bool keep_alive);
+/* One piece of body (n > 0), and the end of it. Nothing for HEAD, and no
+ * end marker when not chunked. 0 or CN_ENOMEM (out unchanged). */
+int cn__res_stream_chunk(cn_req *req, cn__buf *out, const void *p, size_t n);
+int cn__res_stream_last(const cn_req *req, cn__buf *out);
+
+/* The request a response belongs to. */
+cn_req *cn__res_req(cn_res *res);
 
 /* Set a canned error response when the handler left none: 0 or CN_ENOMEM. */
 int cn__res_from_error(cn_res *res, int err);

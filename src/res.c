@@ -32,7 +32,7 @@ static int set_body(cn_res *res, int status, const char *body, size_t len, const
 /* The response is embedded in its request; the arena is the request's. */
 static cn__arena *res_arena(cn_res *res)
 {
-    return &CN__CONTAINER_OF(res, cn_req, res)->arena;
+    return &cn__res_req(res)->arena;
 }
 
 static bool reserved_header(const char *name)
@@ -267,6 +267,33 @@ static int put_common(cn__buf *out, const size_t *clen, const char *ctype, bool 
     return 0;
 }
 
+/*
+ * Status line and headers, through the blank line. `clen`: the
+ * Content-Length (NULL: none); `ctype`: the Content-Type (NULL: none).
+ */
+static int put_head(const cn_req *req, cn__buf *out, bool keep_alive, const size_t *clen,
+                    const char *ctype, bool chunked)
+{
+    const cn_res *res = &req->res;
+
+    if (put_status_line(out, res->status) || put_common(out, clen, ctype, keep_alive, true))
+        return -1;
+    if (chunked && cn__buf_puts(out, "Transfer-Encoding: chunked\r\n"))
+        return -1;
+    /* HTTP/1.0 clients only keep the connection when told so */
+    if (keep_alive && req->http_minor == 0 && cn__buf_puts(out, "Connection: keep-alive\r\n"))
+        return -1;
+    for (unsigned i = 0; i < res->nheaders; i++) {
+        const cn__hdr *h = &res->headers[i];
+        if (cn__ieq(h->name, h->nlen, "content-type"))
+            continue; /* written above */
+        if (cn__buf_append(out, h->name, h->nlen) || cn__buf_append(out, ": ", 2) ||
+            cn__buf_append(out, h->value, h->vlen) || cn__buf_append(out, "\r\n", 2))
+            return -1;
+    }
+    return cn__buf_append(out, "\r\n", 2);
+}
+
 int cn__res_serialize(cn_req *req, cn__buf *out, bool keep_alive)
 {
     cn_res *res = &req->res;
@@ -277,29 +304,96 @@ int cn__res_serialize(cn_req *req, cn__buf *out, bool keep_alive)
      * have to be the 200's length, which is not known here (RFC 9110 8.6) */
     bool no_body = res->status < 200 || res->status == 204 || res->status == 304;
 
-    if (put_status_line(out, res->status) ||
-        put_common(out, no_body ? NULL : &res->body_len,
-                   !no_body ? res->content_type : NULL, keep_alive, true))
-        goto oom;
-    /* HTTP/1.0 clients only keep the connection when told so */
-    if (keep_alive && req->http_minor == 0 && cn__buf_puts(out, "Connection: keep-alive\r\n"))
-        goto oom;
-    for (unsigned i = 0; i < res->nheaders; i++) {
-        const cn__hdr *h = &res->headers[i];
-        if (cn__ieq(h->name, h->nlen, "content-type"))
-            continue; /* written above */
-        if (cn__buf_append(out, h->name, h->nlen) || cn__buf_append(out, ": ", 2) ||
-            cn__buf_append(out, h->value, h->vlen) || cn__buf_append(out, "\r\n", 2))
-            goto oom;
+    if (put_head(req, out, keep_alive, no_body ? NULL : &res->body_len,
+                 no_body ? NULL : res->content_type, false) ||
+        (!head && !no_body && cn__buf_append(out, res->body, res->body_len))) {
+        out->len = start;
+        return CN_ENOMEM;
     }
-    if (cn__buf_append(out, "\r\n", 2))
-        goto oom;
-    if (!head && !no_body && cn__buf_append(out, res->body, res->body_len))
-        goto oom;
     return 0;
-oom:
-    out->len = start;
-    return CN_ENOMEM;
+}
+
+/* ---- streamed responses ---- */
+
+int cn__res_stream_start(cn_res *res, int status, const char *content_type)
+{
+    if (res->body_set)
+        return CN_ERESPONDED;
+    /* a stream is a body: the statuses that cannot carry one are refused */
+    if (status < 200 || status > 999 || status == 204 || status == 304)
+        return CN_EINVAL;
+    if (content_type && !valid_value(content_type))
+        return CN_EBADHEADER;
+    /* as for the body calls, a Content-Type header added before wins */
+    if (res->content_type == NULL) {
+        const char *ct = content_type ? content_type : "application/octet-stream";
+        res->content_type = cn__arena_strndup(res_arena(res), ct, strlen(ct));
+        if (res->content_type == NULL)
+            return CN_ENOMEM;
+    }
+    res->status = status;
+    res->body_len = 0;
+    res->body_set = true;
+    res->stream = CN__STREAM_OPEN;
+    return 0;
+}
+
+int cn__res_stream_state(const cn_res *res)
+{
+    return res->stream;
+}
+
+void cn__res_stream_mark_ended(cn_res *res)
+{
+    res->stream = CN__STREAM_ENDED;
+}
+
+bool cn__res_stream_chunked(const cn_req *req)
+{
+    return req->http_minor >= 1;
+}
+
+int cn__res_stream_head(cn_req *req, cn__buf *out, bool keep_alive)
+{
+    size_t start = out->len;
+
+    if (put_head(req, out, keep_alive, NULL, req->res.content_type, cn__res_stream_chunked(req))) {
+        out->len = start;
+        return CN_ENOMEM;
+    }
+    return 0;
+}
+
+int cn__res_stream_chunk(cn_req *req, cn__buf *out, const void *p, size_t n)
+{
+    char size[24] = "";
+    size_t k = 0;
+
+    if (req->method == CN__M_HEAD || n == 0)
+        return 0;
+    /* "<hex size>\r\n<data>\r\n" (RFC 9112 7.1), or the bare bytes */
+    if (cn__res_stream_chunked(req))
+        k = (size_t)snprintf(size, sizeof size, "%zx\r\n", n);
+    if (cn__buf_reserve(out, k + n + 2))
+        return CN_ENOMEM;
+    cn__buf_append(out, size, k);
+    cn__buf_append(out, p, n);
+    if (k)
+        cn__buf_append(out, "\r\n", 2);
+    req->res.body_len += n;
+    return 0;
+}
+
+int cn__res_stream_last(const cn_req *req, cn__buf *out)
+{
+    if (req->method == CN__M_HEAD || !cn__res_stream_chunked(req))
+        return 0;
+    return cn__buf_puts(out, "0\r\n\r\n") ? CN_ENOMEM : 0;
+}
+
+cn_req *cn__res_req(cn_res *res)
+{
+    return CN__CONTAINER_OF(res, cn_req, res);
 }
 
 int cn__res_write_simple(cn__buf *out, int status, const char *detail, bool close,

@@ -1,5 +1,6 @@
 /* routes.c -- the demo's routes: the async guide's service. */
 #define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
 #include <time.h>
 
 #include <canteen.h>
@@ -81,6 +82,30 @@ static int sleep_ms(cn_req *req, cn_res *res)
     o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "slept_ms", (double)ms);
     return cn_res_json(res, 200, o);
+}
+
+/* GET /stream/{n:int}: n JSON lines, one every 10 ms, each sent as soon as it
+ * is made (StreamingResponse); the client reads them while the rest waits */
+static int stream_lines(cn_req *req, cn_res *res)
+{
+    int64_t n;
+    char line[64];
+    int rc;
+
+    cn_req_param_int(req, "n", &n);
+    if (n < 0 || n > 10000)
+        return cn_res_error(res, 422, "n must be between 0 and 10000");
+    rc = cn_res_stream_begin(res, 200, "application/x-ndjson");
+    for (int64_t i = 0; rc == 0 && i < n; i++) {
+        int len =
+            snprintf(line, sizeof line, "{\"i\":%lld,\"of\":%lld}\n", (long long)i, (long long)n);
+        rc = cn_res_stream_write(res, line, (size_t)len);
+        if (rc == 0 && i + 1 < n)
+            rc = cn_sleep(10);
+    }
+    /* once the head is out an error cannot become a status: returning it
+     * cuts the body short, which the client sees */
+    return rc < 0 ? rc : cn_res_stream_end(res);
 }
 
 /* The guide's three requests: each is a child task that waits its time. */
@@ -265,6 +290,7 @@ int demo_register(cn_app *app)
     rc = rc ? rc : cn_app_route(app, "GET /async-data", async_data, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /sleep/{ms:int}", sleep_ms, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /scenario", scenario, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /stream/{n:int}", stream_lines, NULL);
     rc = rc ? rc : cn_app_route_ex(app, "GET /sync-data", sync_data, NULL, &sync);
     rc = rc ? rc : cn_app_route_ex(app, "GET /sync-sleep/{ms:int}", sync_sleep, NULL, &sync);
     rc = rc ? rc : cn_app_route_ex(app, "GET /cpu/{n:int}", cpu, NULL, &sync);

@@ -104,6 +104,7 @@ static void test_values(void **state)
     f.app.fetch_connects = 4;
     f.app.fetch_requests = 9;
     f.app.fetch_failures = 6;
+    f.app.write_queue_peak = 262144;
     f.pool.threads = 40;
     f.pool.busy = 2;
     f.pool.queue_depth = 8;
@@ -138,6 +139,7 @@ static void test_values(void **state)
     assert_true(pt_value(&t, "canteen_fetch_connections_total", "") == 4);
     assert_true(pt_value(&t, "canteen_fetch_requests_total", "") == 9);
     assert_true(pt_value(&t, "canteen_fetch_failures_total", "") == 6);
+    assert_true(pt_value(&t, "canteen_write_queue_peak_bytes", "") == 262144);
     assert_true(pt_value(&t, "canteen_pool_threads", "") == 40);
     assert_true(pt_value(&t, "canteen_pool_threads_busy", "") == 2);
     assert_true(pt_value(&t, "canteen_pool_jobs_queued", "") == 8);

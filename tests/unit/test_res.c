@@ -65,18 +65,16 @@ typedef struct wire {
 } wire;
 
 /*
- * Serialise req's response; check that exactly one Date header is present
- * and holds an IMF-fixdate for about now; give the bytes with that value
+ * Check that the response in `out` (freed here) has exactly one Date header
+ * holding an IMF-fixdate for about now; give its bytes with that value
  * replaced by "<date>" so the rest can be compared byte for byte.
  */
-static wire serialize(cn_req *req, bool keep_alive)
+static wire undate(cn__buf out)
 {
-    cn__buf out = {0};
     wire w;
     const char *d, *e, *again;
     size_t pre, vlen;
 
-    assert_int_equal(cn__res_serialize(req, &out, keep_alive), 0);
     assert_non_null(out.data);
     assert_int_equal(cn__buf_append(&out, "", 1), 0); /* NUL for strstr */
     d = strstr(out.data, "\r\nDate: ");
@@ -101,10 +99,17 @@ static wire serialize(cn_req *req, bool keep_alive)
     return w;
 }
 
-static void want_wire(cn_req *req, bool keep_alive, const char *want, size_t want_len)
+/* req's response serialised, the Date checked and replaced (undate). */
+static wire serialize(cn_req *req, bool keep_alive)
 {
-    wire w = serialize(req, keep_alive);
+    cn__buf out = {0};
 
+    assert_int_equal(cn__res_serialize(req, &out, keep_alive), 0);
+    return undate(out);
+}
+
+static void want_bytes(wire w, const char *want, size_t want_len)
+{
     if (w.len != want_len || memcmp(w.s, want, want_len) != 0) {
         print_error("got:\n%.*s\nwant:\n%.*s\n", (int)w.len, w.s, (int)want_len, want);
         free(w.s);
@@ -113,7 +118,26 @@ static void want_wire(cn_req *req, bool keep_alive, const char *want, size_t wan
     free(w.s);
 }
 
-#define WANT_WIRE(req, ka, lit) want_wire((req), (ka), (lit), sizeof(lit) - 1)
+#define WANT_WIRE(req, ka, lit) want_bytes(serialize((req), (ka)), (lit), sizeof(lit) - 1)
+
+/*
+ * A streamed response: start it, then the head, each piece of `pieces`
+ * (NULL-terminated) and the end, as the connection would queue them.
+ */
+static wire stream_wire(cn_req *req, bool keep_alive, const char *ctype, const char *const *pieces)
+{
+    cn__buf out = {0};
+
+    assert_int_equal(cn__res_stream_start(&req->res, 200, ctype), 0);
+    assert_int_equal(cn__res_stream_head(req, &out, keep_alive), 0);
+    for (; *pieces; pieces++)
+        assert_int_equal(cn__res_stream_chunk(req, &out, *pieces, strlen(*pieces)), 0);
+    assert_int_equal(cn__res_stream_last(req, &out), 0);
+    return undate(out);
+}
+
+#define WANT_STREAM(req, ka, ctype, pieces, lit)                                                   \
+    want_bytes(stream_wire((req), (ka), (ctype), (pieces)), (lit), sizeof(lit) - 1)
 
 /* Parse a body as JSON (the caller deletes it). */
 static cJSON *body_json(const cn_res *res)
@@ -584,6 +608,119 @@ static void serialize_head_omits_the_body(void **state)
               "Content-Length: 5\r\n"
               "Content-Type: text/plain; charset=utf-8\r\n"
               "\r\n");
+}
+
+/* ---- streamed responses --------------------------------------------------- */
+
+static void stream_http11_is_chunked(void **state)
+{
+    static const char *const pieces[] = {"hello", "", "world!", NULL};
+    cn_req *req = *state;
+
+    WANT_STREAM(req, true, "text/plain", pieces,
+                "HTTP/1.1 200 OK\r\n"
+                "Server: canteen\r\n"
+                "Date: <date>\r\n"
+                "Content-Type: text/plain\r\n"
+                "Transfer-Encoding: chunked\r\n"
+                "\r\n"
+                "5\r\nhello\r\n"
+                "6\r\nworld!\r\n"
+                "0\r\n\r\n");
+    assert_int_equal(req->res.body_len, 11);
+}
+
+static void stream_chunk_size_is_hex(void **state)
+{
+    cn_req *req = *state;
+    static char big[0x1abc];
+    cn__buf out = {0};
+
+    memset(big, 'z', sizeof big);
+    assert_int_equal(cn__res_stream_chunk(req, &out, big, sizeof big), 0);
+    assert_int_equal(out.len, 6 + sizeof big + 2);
+    assert_memory_equal(out.data, "1abc\r\nzz", 8);
+    assert_memory_equal(out.data + out.len - 3, "z\r\n", 3);
+    cn__buf_free(&out);
+}
+
+static void stream_http10_is_close_delimited(void **state)
+{
+    static const char *const pieces[] = {"hello", "world!", NULL};
+    cn_req *req = *state;
+
+    req->http_minor = 0;
+    assert_false(cn__res_stream_chunked(req));
+    WANT_STREAM(req, false, NULL, pieces,
+                "HTTP/1.1 200 OK\r\n"
+                "Server: canteen\r\n"
+                "Date: <date>\r\n"
+                "Content-Type: application/octet-stream\r\n"
+                "Connection: close\r\n"
+                "\r\n"
+                "helloworld!");
+}
+
+static void stream_head_request_gets_no_body(void **state)
+{
+    static const char *const pieces[] = {"hello", NULL};
+    cn_req *req = *state;
+
+    req->method = CN__M_HEAD;
+    assert_int_equal(cn_res_header(&req->res, "Content-Type", "text/csv"), 0);
+    assert_int_equal(cn_res_header(&req->res, "X-Id", "7"), 0);
+    WANT_STREAM(req, true, "text/plain", pieces,
+                "HTTP/1.1 200 OK\r\n"
+                "Server: canteen\r\n"
+                "Date: <date>\r\n"
+                "Content-Type: text/csv\r\n"
+                "Transfer-Encoding: chunked\r\n"
+                "X-Id: 7\r\n"
+                "\r\n");
+    assert_int_equal(req->res.body_len, 0);
+}
+
+static void stream_start_rules(void **state)
+{
+    cn_req *req = *state;
+    cn_res *res = &req->res;
+
+    assert_int_equal(cn__res_stream_state(res), CN__STREAM_NONE);
+    assert_int_equal(cn__res_stream_start(res, 204, NULL), CN_EINVAL);
+    assert_int_equal(cn__res_stream_start(res, 304, NULL), CN_EINVAL);
+    assert_int_equal(cn__res_stream_start(res, 101, NULL), CN_EINVAL);
+    assert_int_equal(cn__res_stream_start(res, 1000, NULL), CN_EINVAL);
+    assert_int_equal(cn__res_stream_start(res, 200, "a\r\nb"), CN_EBADHEADER);
+    assert_int_equal(cn__res_stream_state(res), CN__STREAM_NONE);
+    assert_false(res->body_set);
+    assert_int_equal(cn__res_stream_start(res, 206, NULL), 0);
+    assert_int_equal(cn__res_stream_state(res), CN__STREAM_OPEN);
+    assert_int_equal(cn_res_status(res), 206);
+    /* the head is out: no other response, no more headers */
+    assert_int_equal(cn__res_stream_start(res, 200, NULL), CN_ERESPONDED);
+    assert_int_equal(cn_res_text(res, 200, "x"), CN_ERESPONDED);
+    assert_int_equal(cn_res_header(res, "X-Late", "1"), CN_ERESPONDED);
+    cn__res_stream_mark_ended(res);
+    assert_int_equal(cn__res_stream_state(res), CN__STREAM_ENDED);
+}
+
+static void stream_after_a_body_is_eresponded(void **state)
+{
+    cn_req *req = *state;
+
+    assert_int_equal(cn_res_text(&req->res, 200, "x"), 0);
+    assert_int_equal(cn__res_stream_start(&req->res, 200, NULL), CN_ERESPONDED);
+    assert_int_equal(cn__res_stream_state(&req->res), CN__STREAM_NONE);
+}
+
+static void stream_content_type_is_copied(void **state)
+{
+    cn_req *req = *state;
+    char ctype[] = "text/plain";
+
+    assert_int_equal(cn__res_stream_start(&req->res, 200, ctype), 0);
+    memset(ctype, 'x', sizeof ctype - 1);
+    assert_string_equal(req->res.content_type, "text/plain");
 }
 
 static void serialize_204_has_no_body(void **state)
@@ -1337,6 +1474,13 @@ int main(void)
         T(serialize_204_has_no_body),
         T(serialize_204_has_no_content_length),
         T(serialize_304_has_no_body),
+        T(stream_http11_is_chunked),
+        T(stream_chunk_size_is_hex),
+        T(stream_http10_is_close_delimited),
+        T(stream_head_request_gets_no_body),
+        T(stream_start_rules),
+        T(stream_after_a_body_is_eresponded),
+        T(stream_content_type_is_copied),
         T(param_error_matches_fastapi_exactly),
         T(param_error_escapes_the_input),
         T(from_error_badjson_is_400),

@@ -1,0 +1,76 @@
+/*
+ * stream.c -- streamed responses (FastAPI's StreamingResponse): the rules
+ * of cn_res_stream_*. The response layer builds the head and the chunks;
+ * the connection sends them and parks the writer while the client is
+ * behind. Like every awaitable, these run only in a coroutine of the
+ * request they answer.
+ */
+#include "conn.h"
+#include "req.h"
+#include "scheduler.h"
+
+/* The checks every call makes first; on success *req is res's request. */
+static int stream_check(cn_res *res, cn__task **task, cn_req **req)
+{
+    cn__task *t = cn__task_current();
+
+    if (t == NULL)
+        return CN_ENOTCORO;
+    if (res == NULL || cn__task_req(t) != cn__res_req(res))
+        return CN_EINVAL;
+    if (cn__task_is_cancelled(t))
+        return CN_ECANCELED;
+    *task = t;
+    *req = cn__res_req(res);
+    return 0;
+}
+
+/* As stream_check, and the stream must be open. */
+static int stream_check_open(cn_res *res, cn__task **task, cn_req **req)
+{
+    int rc = stream_check(res, task, req);
+
+    if (rc == 0 && cn__res_stream_state(res) != CN__STREAM_OPEN)
+        rc = CN_ESTATE;
+    return rc;
+}
+
+int cn_res_stream_begin(cn_res *res, int status, const char *content_type)
+{
+    cn__task *t;
+    cn_req *req;
+    int rc = stream_check(res, &t, &req);
+
+    if (rc == 0)
+        rc = cn__res_stream_start(res, status, content_type);
+    return rc < 0 ? rc : cn__conn_stream_begin(req);
+}
+
+int cn_res_stream_write(cn_res *res, const void *data, size_t len)
+{
+    cn__task *t;
+    cn_req *req;
+    int rc = stream_check_open(res, &t, &req);
+
+    if (rc < 0)
+        return rc;
+    if (data == NULL && len > 0)
+        return CN_EINVAL;
+    /* a chunk of size 0 would end the body */
+    if (len == 0)
+        return 0;
+    return cn__conn_stream_write(req, t, data, len);
+}
+
+int cn_res_stream_end(cn_res *res)
+{
+    cn__task *t;
+    cn_req *req;
+    int rc = stream_check_open(res, &t, &req);
+
+    if (rc == 0)
+        rc = cn__conn_stream_end(req);
+    if (rc == 0)
+        cn__res_stream_mark_ended(res);
+    return rc;
+}
