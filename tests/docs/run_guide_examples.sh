@@ -78,6 +78,14 @@ expect_body() {
 expect_log() {
     grep -qF -- "$1" "$log" || fail "log has no line with '$1'; log: $(cat "$log")"
 }
+# wait_log TEXT: a line with TEXT appears in the log within 2 s
+wait_log() {
+    for _ in $(seq 40); do
+        grep -qF -- "$1" "$log" && return 0
+        sleep 0.05
+    done
+    fail "log has no line with '$1' after 2 s; log: $(cat "$log")"
+}
 
 # 1: twenty async orders wait together
 if start 01_canteen; then
@@ -116,6 +124,37 @@ if start 03_sleep_vs_block; then
     body=$(get /loop)
     n=$(sed -n 's/.*"slow_steps":\([0-9]*\),.*/\1/p' <<<"$body")
     [[ -n $n && $n -ge 1 ]] || fail "GET /loop: expected slow_steps >= 1, got '$body'"
+    # a streamed response: each line arrives when it is made, 100 ms apart
+    t0=$(date +%s.%N)
+    curl -sN --max-time 10 "http://127.0.0.1:$port/ticks/5" |
+        while IFS= read -r l; do echo "$(date +%s.%N) $l"; done >"$tmp/ticks"
+    awk -v t0="$t0" '
+        { if ($2 != "{\"tick\":" NR - 1 ",\"of\":5}") bad = 1; at[NR] = $1 }
+        END {
+            if (bad || NR != 5 || at[1] - t0 > 0.25) exit 1
+            for (i = 2; i <= 5; i++) if (at[i] - at[i - 1] < 0.08) exit 1
+            exit !(at[5] - at[1] < 0.8)
+        }' "$tmp/ticks" ||
+        fail "GET /ticks/5: expected 5 lines about 100 ms apart, the first at once; got: $(cat "$tmp/ticks") (start $t0)"
+    # backpressure: 32 MiB to a slow client, about 256 KiB in memory
+    got=$(curl -s -o /dev/null -w '%{size_download}' --max-time 30 --limit-rate 32M \
+        "http://127.0.0.1:$port/bulk/32")
+    [[ $got == 33554432 ]] || fail "GET /bulk/32: got $got bytes, expected 33554432"
+    wait_log "GET /bulk: ended after 32768 KiB"
+    kib=$(sed -n 's/^GET \/bulk: ended after 32768 KiB; at most \([0-9]*\) KiB waited in memory$/\1/p' "$log")
+    { [[ -n $kib ]] && lt "$kib" 512; } ||
+        fail "GET /bulk/32: expected at most about 256 KiB held in memory; log: $(cat "$log")"
+    # a client that leaves: the sleep or the parked write returns CN_ECANCELED
+    curl -sN --max-time 0.35 "http://127.0.0.1:$port/ticks/10" >"$tmp/ticks"
+    wait_log "GET /ticks: client gone after "
+    grep -qE '^GET /ticks: client gone after [1-9] of 10 lines$' "$log" ||
+        fail "GET /ticks/10 left after 0.35 s: expected 'client gone after N of 10 lines'; log: $(cat "$log")"
+    curl -s -o /dev/null --max-time 0.5 --limit-rate 1M "http://127.0.0.1:$port/bulk/64"
+    wait_log "GET /bulk: CN_ECANCELED after "
+    # streaming from a sync route: CN_ENOTCORO, a 500
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ticks-sync/5")
+    [[ $code == 500 ]] || fail "GET /ticks-sync/5: expected 500, got $code"
+    expect_log "GET /ticks-sync/{n:int}: handler returned CN_ENOTCORO"
     stop
 fi
 
