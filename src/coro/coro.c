@@ -190,9 +190,6 @@ static pthread_key_t altstack_key;
 static int altstack_key_ok;
 static size_t altstack_size;
 
-#ifndef CN__ASAN
-static struct sigaction prev_segv; /* the handler we chain to */
-
 /* Async-signal-safe string building for the report. */
 static size_t put_str(char *buf, size_t n, size_t cap, const char *s)
 {
@@ -213,6 +210,39 @@ static size_t put_uint(char *buf, size_t n, size_t cap, size_t v)
         buf[n++] = tmp[--k];
     return n;
 }
+
+/* "<route> (stack <n> bytes)" */
+static size_t put_route(char *buf, size_t n, size_t cap, const cn__coro *c)
+{
+    n = put_str(buf, n, cap, c->label ? c->label : "(unlabelled)");
+    n = put_str(buf, n, cap, " (stack ");
+    n = put_uint(buf, n, cap, c->stack.size);
+    return put_str(buf, n, cap, " bytes)");
+}
+
+#ifdef CN__ASAN
+/*
+ * Under ASan, ASan owns SIGSEGV and reports an overflow (or any error) by
+ * itself, without knowing routes; just before the process dies, name the
+ * coroutine the report came from.
+ */
+static void asan_death(void)
+{
+    const cn__coro *c = tls.current;
+    if (!c)
+        return;
+    char buf[512];
+    size_t cap = sizeof buf - 1, n = 0;
+    n = put_str(buf, n, cap, "canteen: the report above comes from the coroutine of route ");
+    n = put_route(buf, n, cap, c);
+    buf[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, buf, n);
+    (void)w;
+}
+#endif
+
+#ifndef CN__ASAN
+static struct sigaction prev_segv; /* the handler we chain to */
 
 /* Did this fault come from the running coroutine overflowing its stack? */
 static int is_overflow(const cn__coro *c, const siginfo_t *si, const void *uctx)
@@ -247,11 +277,9 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
         char buf[512];
         size_t cap = sizeof buf - 1, n = 0;
         n = put_str(buf, n, cap, "canteen: stack overflow in coroutine of route ");
-        n = put_str(buf, n, cap, c->label ? c->label : "(unlabelled)");
-        n = put_str(buf, n, cap, " (stack ");
-        n = put_uint(buf, n, cap, c->stack.size);
+        n = put_route(buf, n, cap, c);
         n = put_str(buf, n, cap,
-                    " bytes); raise its stack size with cn_route_opts.stack_size or "
+                    "; raise its stack size with cn_route_opts.stack_size or "
                     "cn_config.stack_size");
         buf[n++] = '\n';
         ssize_t w = write(STDERR_FILENO, buf, n);
@@ -326,6 +354,9 @@ static void process_init(void)
         altstack_size = (size_t)min * 4;
     altstack_key_ok = pthread_key_create(&altstack_key, altstack_release) == 0;
     install_handler();
+#ifdef CN__ASAN
+    __sanitizer_set_death_callback(asan_death);
+#endif
 }
 
 void cn__coro_overflow_handler_install(void)

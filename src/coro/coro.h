@@ -25,7 +25,10 @@
  * - Stack overflow hits the guard (stack.h). Outside AddressSanitizer builds a SIGSEGV
  *   handler then prints "canteen: stack overflow in coroutine of route <label>
  *   ..." and aborts; faults elsewhere go to the previous handler (or the
- *   default action). Under ASan, ASan's own handler reports the overflow.
+ *   default action). Under ASan, ASan's own handler reports the overflow,
+ *   and a line naming the route of the coroutine follows any ASan report
+ *   made while one runs (ASan's death callback, set once per process: an
+ *   application's own death callback would be replaced).
  *
  * The switch is hand-written assembly (switch_x86_64.S, switch_aarch64.S)
  * when CANTEEN_CORO_ASM is 1 and ucontext (switch_ucontext.c) otherwise; the
