@@ -199,7 +199,8 @@ static void on_connection(uv_stream_t *listener, int status)
 
 int cn_app_listen(cn_app *app, const char *host, int port)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     uv_getaddrinfo_t gai;
     char portstr[16];

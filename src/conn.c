@@ -60,10 +60,10 @@ typedef struct cn__conn {
     unsigned refs; /* handles open + handler running + write in flight */
     bool keep_alive;
     bool handler_running;
-    bool close_after;  /* close once the output is flushed */
-    bool writing;      /* wreq in flight, wbuf owned by it */
+    bool close_after; /* close once the output is flushed */
+    bool writing;     /* wreq in flight, wbuf owned by it */
     bool reading;
-    bool in_execute;   /* inside llhttp_execute (no re-entry) */
+    bool in_execute; /* inside llhttp_execute (no re-entry) */
     bool shutdown_sent;
     bool cancelled;    /* client went away while a handler ran */
     size_t write_mark; /* unsent_bytes() when TIMER_WRITE was last armed */
@@ -76,8 +76,8 @@ typedef struct cn__conn {
     /* input that arrived while a handler was running */
     char *pending;
     size_t pending_len, pending_off;
-    cn__buf out;  /* being accumulated */
-    cn__buf wbuf; /* being written */
+    cn__buf out;            /* being accumulated */
+    cn__buf wbuf;           /* being written */
     cn__list drain_waiters; /* stream writers parked until the output drains */
 } cn__conn;
 
@@ -566,8 +566,8 @@ static bool valid_host(const char *h, size_t n)
     } else {
         for (; i < n && h[i] != ':'; i++) {
             unsigned char ch = (unsigned char)h[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  strchr("-._~!$&'()*+,;=%", ch)))
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || strchr("-._~!$&'()*+,;=%", ch)))
                 return false;
         }
     }

@@ -21,11 +21,11 @@ typedef struct cn__server {
     cn__sched *sched;
     struct cn__pool *pool;
     cn_stats *stats;
-    cn__list conns;  /* every open connection */
-    char *readbuf;   /* shared read buffer: only one read callback runs at a time */
+    cn__list conns; /* every open connection */
+    char *readbuf;  /* shared read buffer: only one read callback runs at a time */
     size_t readbuf_size;
     bool readbuf_busy;
-    bool draining;   /* graceful shutdown in progress */
+    bool draining; /* graceful shutdown in progress */
     /* called when a connection has been freed (shutdown watches the count) */
     void (*on_conn_freed)(struct cn__server *srv);
 } cn__server;

@@ -22,9 +22,9 @@ struct cn__metrics {
     uv_prepare_t prepare;
     uint64_t threshold_ns; /* 0: off */
     uint64_t interval_ms;
-    uint64_t expected_ms;      /* when the probe should fire (loop time) */
-    uint64_t iter_start_ns;    /* previous prepare (0: the loop has not turned yet) */
-    uint64_t iter_idle_ns;     /* idle time at that point */
+    uint64_t expected_ms;   /* when the probe should fire (loop time) */
+    uint64_t iter_start_ns; /* previous prepare (0: the loop has not turned yet) */
+    uint64_t iter_idle_ns;  /* idle time at that point */
     unsigned open_handles;
     cn_loop_stats st;
 };

@@ -71,8 +71,7 @@ void cn__req_free(cn_req *req);
 int cn__req_set_target(cn_req *req, const char *s, size_t n);
 /* Record a header whose NUL-terminated name and value already live in the
  * request's arena (they are not copied). */
-int cn__req_add_header(cn_req *req, const char *name, size_t nlen, const char *value,
-                       size_t vlen);
+int cn__req_add_header(cn_req *req, const char *name, size_t nlen, const char *value, size_t vlen);
 int cn__req_append_body(cn_req *req, const char *p, size_t n);
 /* Split target into path/query and decode the path: 0, or the status to
  * answer with (400 for a malformed escape, 500 when out of memory). */

@@ -27,7 +27,7 @@
 #define CN__STACK_DEFAULT_SIZE ((size_t)256 * 1024) /* stack_size 0 */
 #define CN__STACK_MIN_SIZE ((size_t)16 * 1024)      /* smaller requests are raised */
 #define CN__STACK_MAX_SIZE ((size_t)1 << 30)        /* larger requests: CN_EINVAL */
-#define CN__STACK_GUARD_SIZE ((size_t)64 * 1024) /* rounded up to whole pages */
+#define CN__STACK_GUARD_SIZE ((size_t)64 * 1024)    /* rounded up to whole pages */
 
 /* How the guard of a stack was made. */
 enum { CN__GUARD_MADVISE = 1, CN__GUARD_MPROTECT = 2 };

@@ -1163,13 +1163,12 @@ void h_nap_ms(int ms)
 
 void h_assert_settles(h_server *s)
 {
-    bool ok = H_WAIT_UNTIL(h_stats(s).coroutines_live == 0 && h_stats(s).requests_active == 0,
-                           3000);
+    bool ok =
+        H_WAIT_UNTIL(h_stats(s).coroutines_live == 0 && h_stats(s).requests_active == 0, 3000);
     if (!ok) {
         cn_stats st = h_stats(s);
         fail_msg("server did not settle: coroutines_live=%llu requests_active=%llu",
-                 (unsigned long long)st.coroutines_live,
-                 (unsigned long long)st.requests_active);
+                 (unsigned long long)st.coroutines_live, (unsigned long long)st.requests_active);
     }
 }
 
@@ -1296,6 +1295,6 @@ void h_assert_code(const cJSON *o, const char *key, int want)
 {
     int got = (int)h_jint(o, key);
     if (got != want)
-        fail_msg("%s: got %s (%d), expected %s (%d)", key, cn_err_name(got), got,
-                 cn_err_name(want), want);
+        fail_msg("%s: got %s (%d), expected %s (%d)", key, cn_err_name(got), got, cn_err_name(want),
+                 want);
 }

@@ -628,8 +628,8 @@ static int teardown(void **state)
 
 static void assert_up_settles(up_server *u)
 {
-    bool ok = H_WAIT_UNTIL(up_stats(u).coroutines_live == 0 && up_stats(u).requests_active == 0,
-                         3000);
+    bool ok =
+        H_WAIT_UNTIL(up_stats(u).coroutines_live == 0 && up_stats(u).requests_active == 0, 3000);
     if (!ok)
         fail_msg("upstream did not settle: coroutines_live=%llu requests_active=%llu",
                  (unsigned long long)up_stats(u).coroutines_live,
@@ -909,9 +909,8 @@ static void test_cancel_fetch_all_partial(void **state)
     h_conn *c = h_send_get(f->front, "/f/cancel-all");
 
     /* the quick one is done (its connection counted), the two slow ones wait */
-    assert_true(H_WAIT_UNTIL(h_stats(f->front).fetch_connects >= 1 &&
-                               up_stats(f->up).requests_active == 2,
-                           3000));
+    assert_true(H_WAIT_UNTIL(
+        h_stats(f->front).fetch_connects >= 1 && up_stats(f->up).requests_active == 2, 3000));
     h_close(c);
     assert_true(H_WAIT_UNTIL(atomic_load(&f_rc) != H_NOT_YET, 3000));
     assert_int_equal(atomic_load(&f_rc), CN_ECANCELED);

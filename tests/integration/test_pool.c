@@ -379,10 +379,9 @@ static void test_to_thread_result_and_golden_rule(void **state)
 {
     h_server *s = start(state, NULL, false);
     cJSON *o = h_get_json(s, "/t/to-thread", 200);
-    static const char *const golden_keys[] = {"g_sleep",  "g_yield",     "g_spawn",
-                                              "g_await",  "g_gather",    "g_wait_for",
-                                              "g_to_thread", "g_fetch",  "g_fetch_all",
-                                              "g_cancelled"};
+    static const char *const golden_keys[] = {"g_sleep",     "g_yield",    "g_spawn",     "g_await",
+                                              "g_gather",    "g_wait_for", "g_to_thread", "g_fetch",
+                                              "g_fetch_all", "g_cancelled"};
 
     h_assert_code(o, "rc_ok", 0);
     assert_int_equal(h_jint(o, "out"), 42);

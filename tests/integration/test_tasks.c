@@ -426,10 +426,9 @@ static atomic_llong c_root_returned_ms;
 static void cancel_reset(void)
 {
     atomic_store(&c_started, 0);
-    atomic_int *all[] = {&c_root_sleep,     &c_child_sleep,     &c_grand_sleep,
-                         &c_child_await,    &c_root_await,      &c_after_sleep,
-                         &c_after_spawn,    &c_after_yield,     &c_after_cancelled,
-                         &c_after_to_thread, &c_after_fetch,    &c_after_wait_for};
+    atomic_int *all[] = {&c_root_sleep,      &c_child_sleep,     &c_grand_sleep, &c_child_await,
+                         &c_root_await,      &c_after_sleep,     &c_after_spawn, &c_after_yield,
+                         &c_after_cancelled, &c_after_to_thread, &c_after_fetch, &c_after_wait_for};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         atomic_store(all[i], H_NOT_YET);
     atomic_store(&c_root_returned_ms, 0);
@@ -607,9 +606,9 @@ static cJSON *golden_codes(void)
 
 static void assert_golden(const cJSON *o)
 {
-    static const char *const keys[] = {"sleep",    "sleep0", "yield",     "spawn",
-                                       "await",    "gather", "wait_for",  "to_thread",
-                                       "fetch",    "fetch_all", "fetch_json", "cancelled"};
+    static const char *const keys[] = {"sleep", "sleep0",    "yield",      "spawn",
+                                       "await", "gather",    "wait_for",   "to_thread",
+                                       "fetch", "fetch_all", "fetch_json", "cancelled"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         h_assert_code(o, keys[i], CN_ENOTCORO);
     assert_int_equal(h_jint(o, "spawn_out_untouched"), 1);
@@ -722,8 +721,8 @@ static void assert_int_array(const cJSON *o, const char *key, const int *want, i
     for (int i = 0; i < n; i++) {
         int got = (int)cJSON_GetArrayItem(a, i)->valuedouble;
         if (got != want[i])
-            fail_msg("%s[%d] = %d (%s), expected %d (%s)", key, i, got, cn_err_name(got),
-                     want[i], cn_err_name(want[i]));
+            fail_msg("%s[%d] = %d (%s), expected %d (%s)", key, i, got, cn_err_name(got), want[i],
+                     cn_err_name(want[i]));
     }
 }
 
@@ -1008,7 +1007,7 @@ static void test_three_sleeps_overlap(void **state)
     }
     print_message("sleeps answered at 1:%lld 200:%lld 1000:%lld ms\n", (long long)at[1],
                   (long long)at[0], (long long)at[2]);
-    assert_true(at[1] < 190);  /* the 1 ms sleep did not wait for the others */
+    assert_true(at[1] < 190); /* the 1 ms sleep did not wait for the others */
     assert_true(at[0] >= 199 && at[0] < 950);
     assert_true(at[2] >= 999);
     assert_true(at[2] < 1150); /* not 1.2 s: the waits overlapped */
@@ -1174,8 +1173,7 @@ int main(void)
         cmocka_unit_test_teardown(test_nested_cancellation, h_teardown),
         cmocka_unit_test_teardown(test_never_awaited_reported, h_teardown),
         cmocka_unit_test_teardown(test_golden_rule_sync_route, h_teardown),
-        cmocka_unit_test_teardown(test_golden_rule_loop_callback_and_foreign_thread,
-                                  h_teardown),
+        cmocka_unit_test_teardown(test_golden_rule_loop_callback_and_foreign_thread, h_teardown),
         cmocka_unit_test_teardown(test_three_sleeps_overlap, h_teardown),
         cmocka_unit_test_teardown(test_scenario_total, h_teardown),
         cmocka_unit_test_teardown(test_200_concurrent_sleeps, h_teardown),

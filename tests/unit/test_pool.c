@@ -101,18 +101,18 @@ typedef struct tjob {
     cn__job job;
     int idx;
     bool gated;
-    atomic_int ran;        /* work ran (worker side) */
+    atomic_int ran; /* work ran (worker side) */
     pthread_t work_tid;
     int work_nice;
-    int done_status;       /* NOT_YET until done ran */
+    int done_status; /* NOT_YET until done ran */
     bool done_on_loop;
-    int done_pos;          /* its place in the order of done callbacks */
+    int done_pos; /* its place in the order of done callbacks */
 } tjob;
 
 static pthread_t main_tid;
 static atomic_int exec_seq; /* order in which work ran */
 static int exec_order[256];
-static int done_count;      /* loop thread only */
+static int done_count; /* loop thread only */
 
 static void tjob_work(cn__job *j)
 {
