@@ -306,11 +306,13 @@ static void on_write(uv_write_t *wr, int status)
 static void conn_flush(cn__conn *c)
 {
     cn_stats *stats = c->srv->stats;
+    size_t queued;
 
     if (c->state == ST_CLOSED)
         return;
-    if (queued_bytes(c) > stats->write_queue_peak)
-        stats->write_queue_peak = queued_bytes(c);
+    queued = queued_bytes(c);
+    if (queued > stats->write_queue_peak)
+        stats->write_queue_peak = queued;
     if (c->writing)
         return;
     if (c->out.len > 0) {

@@ -19,14 +19,12 @@ static void stop_timer(cn__task *t, void *arg)
 }
 
 /*
- * Start t's timer `ms` from now. libuv counts from the loop's time, read once
- * when the turn of the loop began; a coroutine resumed late in a long turn
- * would then wake before `ms` had passed. So read the clock again first.
+ * Start a task's timer `ms` from now. libuv counts from the loop's time, read
+ * once when the turn of the loop began; a coroutine resumed late in a long
+ * turn would then wake before `ms` had passed. So read the clock again first.
  */
-static void timer_start(cn__task *t, uv_timer_cb cb, int64_t ms)
+static void timer_start(uv_timer_t *timer, uv_timer_cb cb, int64_t ms)
 {
-    uv_timer_t *timer = cn__task_timer(t);
-
     uv_update_time(timer->loop);
     uv_timer_start(timer, cb, (uint64_t)ms, 0);
 }
@@ -41,7 +39,7 @@ int cn_sleep(int64_t ms)
         return CN_EINVAL;
     if (cn__task_is_cancelled(t))
         return CN_ECANCELED;
-    timer_start(t, on_sleep_timer, ms);
+    timer_start(cn__task_timer(t), on_sleep_timer, ms);
     return cn__task_park(t, stop_timer, NULL);
 }
 
@@ -133,7 +131,7 @@ int cn_wait_for(cn_task *t, int64_t timeout_ms)
         return CN_EINVAL;
     timer = cn__task_timer(cur);
     timer->data = &w;
-    timer_start(cur, on_wait_timeout, timeout_ms);
+    timer_start(timer, on_wait_timeout, timeout_ms);
     rc = cn__task_wait_children(cur, &t, 1);
     uv_timer_stop(timer);
     timer->data = cur;

@@ -175,28 +175,26 @@ def server_specs(upstream_url):
     return specs
 
 
-def upstream_config(port):
-    src = os.path.join(PEERS, "upstream", "h2o.conf.in")
-    dst = os.path.join(WORK, "upstream.conf")
-    with open(src) as f:
+def h2o_conf(peer, port, **subst):
+    """bench/peers/<peer>/h2o.conf.in with @PORT@, @LOG@ and each @KEY@ of
+    subst filled in, written to the work dir; returns its path."""
+    with open(os.path.join(PEERS, peer, "h2o.conf.in")) as f:
         text = f.read()
-    text = (text.replace("@PORT@", str(port)).replace("@DIR@", os.path.join(PEERS, "upstream"))
-            .replace("@LOG@", os.path.join(LOGS, "upstream-error.log")))
+    subst = dict(subst, PORT=str(port), LOG=os.path.join(LOGS, peer + "-error.log"))
+    for key, value in subst.items():
+        text = text.replace("@%s@" % key, value)
+    dst = os.path.join(WORK, peer + ".conf")
     with open(dst, "w") as f:
         f.write(text)
     return dst
+
+
+def upstream_config(port):
+    return h2o_conf("upstream", port, DIR=os.path.join(PEERS, "upstream"))
 
 
 def h2o_config(port):
-    src = os.path.join(PEERS, "h2o", "h2o.conf.in")
-    dst = os.path.join(WORK, "h2o.conf")
-    with open(src) as f:
-        text = f.read()
-    text = (text.replace("@PORT@", str(port)).replace("@WWW@", os.path.join(PEERS, "h2o", "www"))
-            .replace("@LOG@", os.path.join(LOGS, "h2o-error.log")))
-    with open(dst, "w") as f:
-        f.write(text)
-    return dst
+    return h2o_conf("h2o", port, WWW=os.path.join(PEERS, "h2o", "www"))
 
 
 # ----------------------------------------------------------------------------

@@ -360,7 +360,6 @@ static int rt_late_sleep(cn_req *req, cn_res *res)
     int64_t t0 = h_now_ms();
     int rc;
 
-    (void)req;
     while (h_now_ms() - t0 < 30)
         ; /* busy: no yield, the loop's clock stands still */
     t0 = h_now_ms();
