@@ -118,6 +118,18 @@ enum { CN_LOG_ERROR = 0, CN_LOG_WARN = 1, CN_LOG_INFO = 2 };
 typedef void (*cn_log_fn)(int level, const char *msg, void *data);
 CN_EXTERN void cn_log_set_handler(cn_log_fn fn, void *data);
 
+/*
+ * Log one line through Canteen's log (the handler above, or stderr with a
+ * timestamp and the level's word), as Canteen's own messages are: for
+ * extensions and services that want their lines beside Canteen's. Lines
+ * are cut at about 1000 bytes. Any thread.
+ */
+CN_EXTERN void cn_log(int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* ------------------------------------------------------------------------ */
 /* Small value types                                                         */
 /* ------------------------------------------------------------------------ */
@@ -401,6 +413,11 @@ CN_EXTERN int cn_app_metrics_render(const cn_app *app, char *buf, size_t size);
 typedef struct cn_metrics_out cn_metrics_out;
 typedef void (*cn_metrics_fn)(cn_metrics_out *out, void *data);
 CN_EXTERN int cn_app_metrics_add(cn_app *app, cn_metrics_fn fn, void *data);
+
+/* Remove what cn_app_metrics_add(app, fn, data) added (the first match), so
+ * that `data` may be freed: loop thread, or while no render runs. Errors:
+ * CN_EINVAL (app NULL), CN_ENOENT (no such pair). */
+CN_EXTERN int cn_app_metrics_remove(cn_app *app, cn_metrics_fn fn, void *data);
 
 /*
  * Append printf-formatted text to the metrics being rendered (only inside

@@ -513,3 +513,18 @@ int cn_app_metrics_add(cn_app *app, cn_metrics_fn fn, void *data)
     app->nmetrics_ext++;
     return 0;
 }
+
+int cn_app_metrics_remove(cn_app *app, cn_metrics_fn fn, void *data)
+{
+    if (app == NULL)
+        return CN_EINVAL;
+    for (size_t i = 0; i < app->nmetrics_ext; i++) {
+        if (app->metrics_ext[i].fn == fn && app->metrics_ext[i].data == data) {
+            memmove(&app->metrics_ext[i], &app->metrics_ext[i + 1],
+                    (app->nmetrics_ext - i - 1) * sizeof(*app->metrics_ext));
+            app->nmetrics_ext--;
+            return 0;
+        }
+    }
+    return CN_ENOENT;
+}
