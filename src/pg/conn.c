@@ -316,6 +316,7 @@ static void send_cancel(pg_conn *c)
         return;
     }
     c->cancel_sent = true;
+    c->cancel_at_ns = pg__now_ns();
     c->pool->st.cancels++;
 }
 
@@ -533,7 +534,8 @@ static void item_result(pg_conn *c, pg_item *it, PGresult *r)
          * its plan is stale) or our cancel was late and hit this one: not
          * the query's own fault, so it may go again */
         if (state && (strcmp(state, "26000") == 0 || strcmp(state, "0A000") == 0 ||
-                      (strcmp(state, "57014") == 0 && c->cancel_sent && !q->abandoned)))
+                      (strcmp(state, "57014") == 0 && !q->abandoned && c->cancel_at_ns &&
+                       pg__now_ns() - c->cancel_at_ns < 2000000000ull)))
             q->retry = true;
         if (state && strcmp(state, "0A000") == 0) {
             pg_stmt *s = pg__stmt_get(c, q->sql);

@@ -95,9 +95,10 @@ struct pg_conn {
     bool internal_error; /* a rollback or reset failed: close it */
     bool want_flush;
     bool dirty;
-    bool cancel_sent; /* a cancel request is out for the running query */
-    bool resetting;   /* the reset after a release is on the wire */
-    bool retiring;    /* close once nothing is on the wire */
+    bool cancel_sent;      /* a cancel request is out for the running query */
+    uint64_t cancel_at_ns; /* when the last cancel went (a late one may hit the next query) */
+    bool resetting;        /* the reset after a release is on the wire */
+    bool retiring;         /* close once nothing is on the wire */
     struct cn_pg_conn *lease;
     uint64_t queries_run;
     uint64_t idle_since_ns;

@@ -258,6 +258,12 @@ void cn_pg_pool_close(cn_pg_pool *p)
     }
     while (!cn__list_empty(&p->conns))
         pg__conn_close(CN__CONTAINER_OF(p->conns.next, pg_conn, link), "the pool is closing");
+    /* whatever the connections gave back (never sent) fails too */
+    while (!cn__list_empty(&p->pending)) {
+        pg_query *q = CN__CONTAINER_OF(p->pending.next, pg_query, link);
+        cn__list_remove(&q->link);
+        pg__query_done(q, CN_ECANCELED);
+    }
     uv_close((uv_handle_t *)&p->flush, on_pool_handle_closed);
     uv_close((uv_handle_t *)&p->tick, on_pool_handle_closed);
     uv_close((uv_handle_t *)&p->retry, on_pool_handle_closed);

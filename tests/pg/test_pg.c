@@ -18,7 +18,9 @@
 
 #include <canteen/pg.h>
 
+#include "demo.h"
 #include "harness.h"
+#include "upstream.h"
 
 static const char *conninfo(void)
 {
@@ -699,6 +701,31 @@ static void test_pipelining_saves_writes(void **state)
     assert_true(on * 5 <= off);
 }
 
+/* A small statement cache: entries are evicted (DEALLOCATE) and prepared
+ * again, and every query still gets its own answer. */
+static void test_statement_cache(void **state)
+{
+    h_server *s =
+        start(state, (cn_pg_config){.min_size = 1, .max_size = 1, .statement_cache_size = 2});
+    char path[96];
+
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 4; i++) {
+            cJSON *o;
+            snprintf(path, sizeof path, "/t/pg/q?sql=SELECT%%20%d", 100 + i);
+            o = h_get_json(s, path, 200);
+            h_assert_code(o, "rc", 0);
+            assert_int_equal(atoi(jstr(o, "value")), 100 + i);
+            cJSON_Delete(o);
+        }
+    }
+    assert_int_equal(stats().prepares, 8); /* LRU of 2 over 4 statements: all misses */
+    /* the same statement again and again: prepared once */
+    for (int i = 0; i < 3; i++)
+        cJSON_Delete(h_get_json(s, "/t/pg/q?sql=SELECT%20103", 200));
+    assert_int_equal(stats().prepares, 8);
+}
+
 /* Typed getters and JSON rows. */
 static void test_results(void **state)
 {
@@ -772,6 +799,60 @@ static void test_command_timeout(void **state)
     assert_true(stats().cancels >= 1);
 }
 
+/* ---- the demo with --database ---- */
+
+static upstream *g_up;
+
+static int demo_setup(cn_app *app, void *arg)
+{
+    int rc, err;
+
+    (void)arg;
+    g_up = upstream_start("127.0.0.1", 0, &err);
+    if (g_up == NULL)
+        return err;
+    rc = demo_use_database(app, conninfo());
+    return rc ? rc : demo_register_fetch(app, upstream_url(g_up));
+}
+
+static int demo_teardown(void **state)
+{
+    h_server *s = *state;
+
+    *state = NULL;
+    while (s->conns)
+        h_close(s->conns);
+    assert_int_equal(cn_app_stop(s->app), 0);
+    assert_int_equal(h_join(s, 15000), 0);
+    demo_close_database();
+    cn_app_free(s->app);
+    free(s);
+    upstream_stop(g_up);
+    return 0;
+}
+
+/* canteen-demo --database: /users from PostgreSQL gathered with the
+ * upstream, and /db/sleep's waits overlapping. */
+static void test_demo_database(void **state)
+{
+    h_server *s = h_start(NULL, NULL, demo_setup, NULL);
+    cJSON *o, *first;
+
+    *state = s;
+    for (int round = 0; round < 2; round++) { /* the schema is made once */
+        o = h_get_json(s, "/users", 200);
+        assert_int_equal(cJSON_GetArraySize(o), 3);
+        first = cJSON_GetArrayItem(o, 0);
+        assert_string_equal(jstr(first, "name"), "Alice");
+        assert_string_equal(jstr(cJSON_GetArrayItem(o, 2), "login"), "octocat");
+        cJSON_Delete(o);
+    }
+    o = h_get_json(s, "/db/sleep/200?n=5", 200);
+    assert_true(h_jint(o, "total_ms") >= 195);
+    assert_true(h_jint(o, "total_ms") < 600);
+    cJSON_Delete(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -786,9 +867,11 @@ int main(void)
         cmocka_unit_test_teardown(test_server_silent, teardown),
         cmocka_unit_test_teardown(test_thousand_requests_pool_of_4, teardown),
         cmocka_unit_test_teardown(test_pipelining_saves_writes, teardown),
+        cmocka_unit_test_teardown(test_statement_cache, teardown),
         cmocka_unit_test_teardown(test_results, teardown),
         cmocka_unit_test_teardown(test_golden_rule_and_metrics, teardown),
         cmocka_unit_test_teardown(test_command_timeout, teardown),
+        cmocka_unit_test_teardown(test_demo_database, demo_teardown),
     };
 
     if (getenv("CANTEEN_PG_CONNINFO") == NULL) {
