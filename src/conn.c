@@ -835,6 +835,19 @@ static int on_headers_complete(llhttp_t *p)
         c->error_status = 505;
         return HPE_USER;
     }
+    /*
+     * HTTP/1.0 has no Transfer-Encoding: a 1.0 message that carries one has
+     * faulty framing and the connection MUST close after it (RFC 9112 6.1).
+     * Its body cannot be trusted either (a 1.0 intermediary may have passed
+     * the chunks on as raw bytes), so it is refused outright: serving it and
+     * then reading on, as a Connection: keep-alive would ask, is how bytes
+     * of its body get parsed as a next request.
+     */
+    if (p->http_minor == 0 && (p->flags & (F_TRANSFER_ENCODING | F_CHUNKED))) {
+        c->error_status = 400;
+        c->error_detail = "Transfer-Encoding is not allowed in HTTP/1.0";
+        return HPE_USER;
+    }
     /* exactly one valid Host in HTTP/1.1 (RFC 9112 3.2) */
     for (unsigned i = 0; i < req->nheaders; i++) {
         const cn__hdr *h = &req->headers[i];
