@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "conn.h"
+#include "dispatch.h"
 #include "fetch.h"
 #include "metrics.h"
 #include "pool.h"
@@ -28,6 +29,7 @@ struct cn_app {
     uv_loop_t loop;
     cn__router *router;
     cn__sched *sched;
+    cn__dispatch *dispatch;
     cn__pool *pool;
     cn__fetch *fetch;
     cn__metrics *metrics;
@@ -83,6 +85,7 @@ static void free_parts(cn_app *app)
     cn__fetch_free(app->fetch);
     cn__metrics_free(app->metrics);
     uv_run(&app->loop, UV_RUN_DEFAULT);
+    cn__dispatch_free(app->dispatch);
     cn__sched_free(app->sched);
     cn__router_free(app->router);
     free(app->srv.readbuf);
@@ -108,9 +111,10 @@ cn_app *cn_app_new(const cn_config *cfg)
     app->sched = cn__sched_new(&app->loop, &app->cfg, app->metrics);
     app->pool = cn__pool_new(&app->loop, app->cfg.pool_threads, app->cfg.pool_nice);
     app->fetch = cn__fetch_new(&app->loop, &app->cfg);
+    app->dispatch = cn__dispatch_new(app, &app->cfg, app->router, app->sched, &app->stats);
     app->srv.readbuf = malloc(READBUF_SIZE);
     if (app->router == NULL || app->metrics == NULL || app->sched == NULL || app->pool == NULL ||
-        app->fetch == NULL || app->srv.readbuf == NULL) {
+        app->fetch == NULL || app->dispatch == NULL || app->srv.readbuf == NULL) {
         free_parts(app);
         return NULL;
     }
@@ -120,9 +124,7 @@ cn_app *cn_app_new(const cn_config *cfg)
     app->srv.loop = &app->loop;
     app->srv.app = app;
     app->srv.cfg = &app->cfg;
-    app->srv.router = app->router;
-    app->srv.sched = app->sched;
-    app->srv.pool = app->pool;
+    app->srv.dispatch = app->dispatch;
     app->srv.stats = &app->stats;
     app->srv.on_conn_freed = on_conn_freed;
     cn__list_init(&app->srv.conns);
