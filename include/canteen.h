@@ -901,6 +901,42 @@ CN_EXTERN int cn_fetch_json(const cn_fetch_result *r, cJSON **out);
  */
 CN_EXTERN int cn_res_upstream_error(cn_res *res, const cn_fetch_result *r,
                                     const char *not_found_detail);
+/*
+ * Building outbound URLs from request data. A path parameter arrives
+ * percent-decoded: put "..%2F..%2Fadmin" into "%s/users/%s" and the URL
+ * names /admin on the upstream. Escape every piece of request data that goes
+ * into a URL, each as the part it is:
+ *
+ *     const char *name = cn_req_url_escape(req, cn_req_param(req, "user"), CN_URL_SEGMENT);
+ *     if (name == NULL)
+ *         return cn_res_error(res, 422, "Invalid user name");
+ *     o.url = cn_req_sprintf(req, "%s/users/%s", base, name);
+ *
+ * CN_URL_SEGMENT: one path segment. Every byte but RFC 3986's unreserved
+ * characters (A-Z a-z 0-9 - . _ ~) becomes %XX, so '/', '?', '#', '%' and
+ * '&' cannot change the path or start a query; "", "." and ".." are refused
+ * (CN_EINVAL): no encoding keeps a server from resolving them as dot
+ * segments. CN_URL_QUERY: one query name or value, escaped the same way
+ * ('&', '=', '+' included); "" is allowed.
+ */
+enum { CN_URL_SEGMENT = 0, CN_URL_QUERY = 1 };
+
+/*
+ * Escape len bytes of src (NUL bytes included: they become %00) into dst:
+ * at most size bytes, NUL included, and never part of an escape (NULL dst
+ * with size 0 only measures). Returns the escaped length (a result >= size
+ * means dst was too small), or CN_EINVAL (a dot or empty segment, a bad
+ * `part`, NULL src with len > 0, NULL dst with size > 0), CN_ERANGE.
+ */
+CN_EXTERN int cn_url_escape(char *dst, size_t size, const char *src, size_t len, int part);
+
+/*
+ * The escaped form of the NUL-terminated `s`, in the request's arena (valid
+ * until the response is done; never free it). NULL when `s` is NULL, when
+ * cn_url_escape refuses it (a dot or empty segment), or out of memory.
+ */
+CN_EXTERN char *cn_req_url_escape(cn_req *req, const char *s, int part);
+
 
 /* 1 if the current task has been cancelled, 0 if not, CN_ENOTCORO outside a
  * coroutine. Lets long computations between awaits stop early. */

@@ -13,6 +13,7 @@
 
 #include "canteen/uv.h"
 #include "conn.h"
+#include "dispatch.h"
 #include "fdwait.h"
 #include "fetch.h"
 #include "metrics.h"
@@ -30,6 +31,7 @@ struct cn_app {
     uv_loop_t loop;
     cn__router *router;
     cn__sched *sched;
+    cn__dispatch *dispatch;
     cn__pool *pool;
     cn__fetch *fetch;
     cn__fdwait *fdwait;
@@ -88,6 +90,7 @@ static void free_parts(cn_app *app)
     cn__fetch_free(app->fetch);
     cn__metrics_free(app->metrics);
     uv_run(&app->loop, UV_RUN_DEFAULT);
+    cn__dispatch_free(app->dispatch);
     cn__fdwait_free(app->fdwait);
     free(app->metrics_ext);
     cn__sched_free(app->sched);
@@ -116,9 +119,11 @@ cn_app *cn_app_new(const cn_config *cfg)
     app->pool = cn__pool_new(&app->loop, app->cfg.pool_threads, app->cfg.pool_nice);
     app->fetch = cn__fetch_new(&app->loop, &app->cfg);
     app->fdwait = cn__fdwait_new(&app->loop);
+    app->dispatch = cn__dispatch_new(app, &app->cfg, app->router, app->sched, &app->stats);
     app->srv.readbuf = malloc(READBUF_SIZE);
     if (app->router == NULL || app->metrics == NULL || app->sched == NULL || app->pool == NULL ||
-        app->fetch == NULL || app->fdwait == NULL || app->srv.readbuf == NULL) {
+        app->fetch == NULL || app->fdwait == NULL || app->dispatch == NULL ||
+        app->srv.readbuf == NULL) {
         free_parts(app);
         return NULL;
     }
@@ -129,9 +134,7 @@ cn_app *cn_app_new(const cn_config *cfg)
     app->srv.loop = &app->loop;
     app->srv.app = app;
     app->srv.cfg = &app->cfg;
-    app->srv.router = app->router;
-    app->srv.sched = app->sched;
-    app->srv.pool = app->pool;
+    app->srv.dispatch = app->dispatch;
     app->srv.stats = &app->stats;
     app->srv.on_conn_freed = on_conn_freed;
     cn__list_init(&app->srv.conns);

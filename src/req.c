@@ -355,3 +355,21 @@ int cn_req_defer(cn_req *req, void (*fn)(void *), void *arg)
     req->defers = d;
     return 0;
 }
+
+char *cn_req_url_escape(cn_req *req, const char *s, int part)
+{
+    size_t len;
+    int n;
+    char *p;
+
+    if (req == NULL || s == NULL)
+        return NULL;
+    len = strlen(s);
+    n = cn_url_escape(NULL, 0, s, len, part);
+    if (n < 0)
+        return NULL;
+    p = cn__arena_alloc(&req->arena, (size_t)n + 1);
+    if (p)
+        cn_url_escape(p, (size_t)n + 1, s, len, part);
+    return p;
+}

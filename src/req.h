@@ -53,8 +53,8 @@ struct cn_req {
     size_t body_len, body_cap;
     int http_major, http_minor;
     cn__match match;
-    struct cn_task *task; /* the root task while an async handler runs */
-    struct cn__job *job;  /* the pool job while a sync handler runs (conn's) */
+    const struct cn__req_io *io; /* how the response gets out (dispatch.h); NULL once sent */
+    struct cn_task *task;        /* the root task, until the request is answered */
     cJSON *json;
     int json_err;
     cn__defer *defers;

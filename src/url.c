@@ -1,4 +1,5 @@
 /* url.c -- percent-decoding, query strings and integer parsing. */
+#include <limits.h>
 #include <string.h>
 
 #include "canteen.h"
@@ -119,4 +120,49 @@ int cn__parse_i64(const char *s, size_t len, int64_t *out)
     }
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
     return 0;
+}
+
+/* RFC 3986 2.3: the only bytes a URL carries as themselves in any part. */
+static bool unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+int cn_url_escape(char *dst, size_t size, const char *src, size_t len, int part)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0, w = 0; /* bytes the whole text needs; bytes written */
+
+    if ((src == NULL && len > 0) || (dst == NULL && size > 0) ||
+        (part != CN_URL_SEGMENT && part != CN_URL_QUERY))
+        return CN_EINVAL;
+    /* "", "." and ".." name another resource than a segment of their own,
+     * however they are encoded: servers decode %2E before they resolve dot
+     * segments (RFC 3986 6.2.2.2, 5.2.4) */
+    if (part == CN_URL_SEGMENT &&
+        (len == 0 || (len == 1 && src[0] == '.') || (len == 2 && src[0] == '.' && src[1] == '.')))
+        return CN_EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)src[i];
+        char esc[3] = {(char)c};
+        size_t n = 1;
+        if (!unreserved(c)) {
+            esc[0] = '%';
+            esc[1] = hex[c >> 4];
+            esc[2] = hex[c & 15];
+            n = 3;
+        }
+        /* whole escapes only, and nothing after the first that does not fit */
+        if (w == o && o + n < size) {
+            memcpy(dst + w, esc, n);
+            w += n;
+        }
+        o += n;
+        if (o > INT_MAX - 3)
+            return CN_ERANGE;
+    }
+    if (size > 0)
+        dst[w] = 0;
+    return (int)o;
 }

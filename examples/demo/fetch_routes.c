@@ -3,6 +3,7 @@
  * once, and the guide's practical example that gathers a local store and an
  * upstream API. Each route's data is the upstream base URL.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,12 +17,68 @@ static const char *upstream_of(cn_req *req)
     return cn_req_route_data(req);
 }
 
+/*
+ * The upstream URL of one user. The login is request data: escaped as the
+ * one path segment it is, so "../admin" cannot name another resource.
+ * NULL when it cannot be a segment at all, or out of memory.
+ */
 static char *user_url(cn_req *req, const char *login, int64_t delay_ms)
 {
+    const char *seg = cn_req_url_escape(req, login, CN_URL_SEGMENT);
+
+    if (seg == NULL)
+        return NULL;
     if (delay_ms > 0)
-        return cn_req_sprintf(req, "%s/users/%s?delay_ms=%lld", upstream_of(req), login,
+        return cn_req_sprintf(req, "%s/users/%s?delay_ms=%lld", upstream_of(req), seg,
                               (long long)delay_ms);
-    return cn_req_sprintf(req, "%s/users/%s", upstream_of(req), login);
+    return cn_req_sprintf(req, "%s/users/%s", upstream_of(req), seg);
+}
+
+/*
+ * GitHub's rule for a login: 1 to 39 letters, digits and single hyphens,
+ * not at either end. Anything else cannot be a user, so it is not sent.
+ */
+#define LOGIN_PATTERN "^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$"
+#define LOGIN_MAX 39
+
+static bool valid_login(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > LOGIN_MAX || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        bool alnum = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                     (s[i] >= '0' && s[i] <= '9');
+        if (!alnum && (s[i] != '-' || s[i + 1] == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* FastAPI's 422 for Path(max_length=39, pattern=LOGIN_PATTERN), as pydantic v2 words it. */
+static int login_error(cn_res *res, const char *login)
+{
+    bool too_long = strlen(login) > LOGIN_MAX;
+    cJSON *err = cJSON_CreateObject(), *loc = cJSON_CreateArray(), *ctx = cJSON_CreateObject();
+    cJSON *body = cJSON_CreateObject(), *detail = cJSON_CreateArray();
+
+    cJSON_AddStringToObject(err, "type", too_long ? "string_too_long" : "string_pattern_mismatch");
+    cJSON_AddItemToArray(loc, cJSON_CreateString("path"));
+    cJSON_AddItemToArray(loc, cJSON_CreateString("username"));
+    cJSON_AddItemToObject(err, "loc", loc);
+    cJSON_AddStringToObject(err, "msg",
+                            too_long ? "String should have at most 39 characters"
+                                     : "String should match pattern '" LOGIN_PATTERN "'");
+    cJSON_AddStringToObject(err, "input", login);
+    if (too_long)
+        cJSON_AddNumberToObject(ctx, "max_length", LOGIN_MAX);
+    else
+        cJSON_AddStringToObject(ctx, "pattern", LOGIN_PATTERN);
+    cJSON_AddItemToObject(err, "ctx", ctx);
+    cJSON_AddItemToArray(detail, err);
+    cJSON_AddItemToObject(body, "detail", detail);
+    return cn_res_json(res, 422, body);
 }
 
 /* GET /fetch-multiple[?delay_a=ms&delay_b=ms]: two upstream users at once */
@@ -58,13 +115,18 @@ static int fetch_multiple(cn_req *req, cn_res *res)
 /* GET /github/{username}: one upstream call, its failures mapped */
 static int github_user(cn_req *req, cn_res *res)
 {
+    const char *login = cn_req_param(req, "username");
     int64_t delay = 0;
     cn_fetch_opts o = {0};
     cn_fetch_result r;
     cJSON *j;
 
+    if (!valid_login(login))
+        return login_error(res, login);
     cn_req_query_int(req, "delay_ms", &delay);
-    o.url = user_url(req, cn_req_param(req, "username"), delay);
+    o.url = user_url(req, login, delay);
+    if (o.url == NULL)
+        return CN_ENOMEM;
     o.timeout_ms = 5000;
     if (cn_fetch(&o, &r) == CN_ECANCELED)
         return CN_ECANCELED;

@@ -112,7 +112,11 @@ static int mapped(cn_req *req, cn_res *res)
     } else if (strcmp(what, "ok") == 0) {
         o.url = cn_req_sprintf(req, "%s/slow/0", base(req));
     } else {
-        o.url = cn_req_sprintf(req, "%s/status/%s", base(req), what);
+        /* request data goes into the URL escaped, as the one segment it is */
+        const char *code = cn_req_url_escape(req, what, CN_URL_SEGMENT);
+        if (code == NULL)
+            return cn_res_error(res, 422, "Not a path segment");
+        o.url = cn_req_sprintf(req, "%s/status/%s", base(req), code);
     }
     if (cn_fetch(&o, &r) == CN_ECANCELED)
         return CN_ECANCELED;

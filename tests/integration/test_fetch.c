@@ -249,6 +249,12 @@ static int u_echo(cn_req *req, cn_res *res)
     return cn_res_bytes(res, 200, b.ptr, b.len, "text/plain");
 }
 
+/* GET /u/seg/{p}: the one segment as the upstream's router decoded it */
+static int u_seg(cn_req *req, cn_res *res)
+{
+    return cn_res_text(res, 200, cn_req_param(req, "p"));
+}
+
 typedef struct up_server {
     cn_app *app;
     pthread_t thread;
@@ -278,6 +284,7 @@ static up_server *up_start_ka(unsigned keepalive_ms)
     rc = rc ? rc : cn_app_route(u->app, "GET /u/status/{code:int}", u_status, NULL);
     rc = rc ? rc : cn_app_route(u->app, "GET /u/big/{n:int}", u_big, NULL);
     rc = rc ? rc : cn_app_route(u->app, "GET /u/header", u_header, NULL);
+    rc = rc ? rc : cn_app_route(u->app, "GET /u/seg/{p}", u_seg, NULL);
     rc = rc ? rc : cn_app_route(u->app, "POST /u/echo", u_echo, NULL);
     assert_int_equal(rc, 0);
     assert_int_equal(cn_app_listen(u->app, "127.0.0.1", 0), 0);
@@ -358,6 +365,21 @@ static void opts_from_query(cn_req *req, cn_fetch_opts *o)
 }
 
 /* GET /f/one?path=...: one fetch, everything it returned as JSON */
+/* GET /f/seg/{name}: name (decoded here) sent on as one escaped segment */
+static int rt_seg(cn_req *req, cn_res *res)
+{
+    const char *seg = cn_req_url_escape(req, cn_req_param(req, "name"), CN_URL_SEGMENT);
+    cn_fetch_opts o = {0};
+    cn_fetch_result r;
+
+    if (seg == NULL)
+        return cn_res_error(res, 422, "not a segment");
+    o.url = cn_req_sprintf(req, "%s/u/seg/%s", base_of(req), seg);
+    if (cn_fetch(&o, &r) < 0)
+        return cn_res_upstream_error(res, &r, NULL);
+    return cn_res_bytes(res, r.status, r.body.ptr, r.body.len, "text/plain");
+}
+
 static int rt_one(cn_req *req, cn_res *res)
 {
     cn_fetch_opts o;
@@ -590,6 +612,7 @@ static int front_routes(cn_app *app, void *arg)
 
     rc = rc ? rc : demo_register_fetch(app, base);
     rc = rc ? rc : cn_app_route(app, "GET /f/one", rt_one, data);
+    rc = rc ? rc : cn_app_route(app, "GET /f/seg/{name}", rt_seg, data);
     rc = rc ? rc : cn_app_route(app, "GET /f/mapped", rt_mapped, data);
     rc = rc ? rc : cn_app_route(app, "GET /f/many", rt_many, data);
     rc = rc ? rc : cn_app_route(app, "GET /f/seq", rt_seq, data);
@@ -784,6 +807,84 @@ static void test_upstream_404(void **state)
     h_assert_code(o, "rc", 0);
     assert_int_equal(h_jint(o, "status"), 404);
     cJSON_Delete(o);
+}
+
+/*
+ * The demo's /github/{username} once put its decoded parameter into the
+ * upstream URL: "..%2F..%2Fadmin%2Fdelete%3Fall%3D1" made it ask the
+ * upstream for /admin/delete?all=1. Logins outside GitHub's rules get 422
+ * and send nothing.
+ */
+static void test_github_login_validated(void **state)
+{
+    static const char *const bad[] = {
+        "..%2F..%2Fadmin%2Fdelete%3Fall%3D1",
+        "..",
+        "octo%2Fcat",
+        "octocat%3Fx%3D1",
+        "octocat%23frag",
+        "-octocat",
+        "octocat-",
+        "octo--cat",
+        "octo%20cat",
+        "%C3%A9",
+    };
+    fixture *f = start(state, NULL);
+    uint64_t before = up_stats(f->up).requests_total;
+    h_response r;
+    char raw[256];
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(raw, sizeof raw, "GET /github/%s HTTP/1.1\r\nHost: t\r\n\r\n", bad[i]);
+        h_roundtrip(f->front, raw, &r);
+        if (r.status != 422)
+            fail_msg("/github/%s: status %d, body %s", bad[i], r.status, r.body);
+        assert_non_null(strstr(r.body, "\"type\":\"string_pattern_mismatch\""));
+        assert_non_null(strstr(r.body, "\"loc\":[\"path\",\"username\"]"));
+        h_response_free(&r);
+    }
+    h_roundtrip(f->front,
+                "GET /github/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: t\r\n\r\n",
+                &r);
+    assert_int_equal(r.status, 422);
+    assert_string_equal(r.body,
+                        "{\"detail\":[{\"type\":\"string_too_long\",\"loc\":[\"path\","
+                        "\"username\"],\"msg\":\"String should have at most 39 characters\","
+                        "\"input\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+                        "\"ctx\":{\"max_length\":39}}]}");
+    h_response_free(&r);
+    /* none of them reached the upstream */
+    assert_int_equal(up_stats(f->up).requests_total, before);
+    /* a valid one still does */
+    cJSON_Delete(h_get_json(f->front, "/github/octocat", 200));
+    assert_int_equal(up_stats(f->up).requests_total, before + 1);
+}
+
+/* cn_req_url_escape: a decoded parameter arrives upstream as the same one segment. */
+static void test_url_escape_round_trip(void **state)
+{
+    static const char *const names[][2] = {
+        {"..%2F..%2Fadmin%2Fdelete%3Fall%3D1", "../../admin/delete?all=1"},
+        {"a%20b%2Bc%26d%3De", "a b+c&d=e"},
+        {"%23frag%25", "#frag%"},
+        {"caf%C3%A9", "caf\xc3\xa9"},
+        {"...", "..."},
+    };
+    fixture *f = start(state, NULL);
+    h_response r;
+    char raw[256];
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(raw, sizeof raw, "GET /f/seg/%s HTTP/1.1\r\nHost: t\r\n\r\n", names[i][0]);
+        h_roundtrip(f->front, raw, &r);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, names[i][1]);
+        h_response_free(&r);
+    }
+    /* a dot segment cannot be escaped into a safe one */
+    h_roundtrip(f->front, "GET /f/seg/%2E%2E HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_int_equal(r.status, 422);
+    h_response_free(&r);
 }
 
 /* Upstream 500 -> 502. */
@@ -1191,6 +1292,8 @@ int main(void)
         cmocka_unit_test_teardown(test_fetch_timeout, teardown),
         cmocka_unit_test_teardown(test_fetch_connection_refused, teardown),
         cmocka_unit_test_teardown(test_upstream_404, teardown),
+        cmocka_unit_test_teardown(test_github_login_validated, teardown),
+        cmocka_unit_test_teardown(test_url_escape_round_trip, teardown),
         cmocka_unit_test_teardown(test_upstream_500, teardown),
         cmocka_unit_test_teardown(test_body_over_limit, teardown),
         cmocka_unit_test_teardown(test_cancel_mid_transfer, teardown),

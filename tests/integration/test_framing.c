@@ -99,6 +99,32 @@ static void test_transfer_encoding_invalid(void **state)
     RUN(start(state), cases);
 }
 
+/*
+ * RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+ * framing; the server must not read on after it. Each case asks to keep the
+ * connection and carries a request after the body, which must never be
+ * answered.
+ */
+#define POST10 "POST /t/raw HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n"
+
+static void test_transfer_encoding_in_http10(void **state)
+{
+    static const bad_case cases[] = {
+        CASE("1.0 chunked keep-alive",
+             POST10 "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" SMUGGLED, 400),
+        CASE("1.0 chunked, body is a request",
+             POST10 "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" SMUGGLED, 400),
+        CASE("1.0 chunked without keep-alive",
+             "POST /t/raw HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "0\r\n\r\n" SMUGGLED,
+             400),
+        CASE("1.0 chunked and CL",
+             POST10 "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello" SMUGGLED, 400),
+        CASE("1.0 gzip", POST10 "Transfer-Encoding: gzip\r\n\r\n" SMUGGLED, 400),
+    };
+    RUN(start(state), cases);
+}
+
 static void test_bad_chunk_size(void **state)
 {
     static const bad_case cases[] = {
@@ -327,6 +353,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_content_length_conflicts, h_teardown),
         cmocka_unit_test_teardown(test_transfer_encoding_invalid, h_teardown),
+        cmocka_unit_test_teardown(test_transfer_encoding_in_http10, h_teardown),
         cmocka_unit_test_teardown(test_bad_chunk_size, h_teardown),
         cmocka_unit_test_teardown(test_chunk_data_without_crlf, h_teardown),
         cmocka_unit_test_teardown(test_host_missing_or_repeated, h_teardown),

@@ -363,6 +363,79 @@ static void parse_i64_uses_only_len_bytes(void **state)
     assert_int_equal(cn__parse_i64(nul_inside, sizeof nul_inside, &v), CN_EINVAL);
 }
 
+/* ---- cn_url_escape ------------------------------------------------------ */
+
+static void want_escaped(const char *src, size_t len, int part, const char *want)
+{
+    char buf[256];
+    int n = cn_url_escape(buf, sizeof buf, src, len, part);
+
+    assert_int_equal(n, (int)strlen(want));
+    assert_string_equal(buf, want);
+    /* measuring alone gives the same length */
+    assert_int_equal(cn_url_escape(NULL, 0, src, len, part), n);
+}
+
+static void escape_unreserved_stay(void **state)
+{
+    (void)state;
+    want_escaped("octocat", 7, CN_URL_SEGMENT, "octocat");
+    want_escaped("A-Z_a.z~09", 10, CN_URL_SEGMENT, "A-Z_a.z~09");
+    want_escaped("...", 3, CN_URL_SEGMENT, "...");
+}
+
+static void escape_everything_else(void **state)
+{
+    (void)state;
+    /* the attack from the demo: decoded "../../admin/delete?all=1" */
+    want_escaped("../../admin/delete?all=1", 24, CN_URL_SEGMENT,
+                 "..%2F..%2Fadmin%2Fdelete%3Fall%3D1");
+    want_escaped("a b+c&d=e#f%g", 13, CN_URL_QUERY, "a%20b%2Bc%26d%3De%23f%25g");
+    want_escaped("\r\n", 2, CN_URL_QUERY, "%0D%0A");
+    want_escaped("x\0y", 3, CN_URL_QUERY, "x%00y");
+    want_escaped("\xc3\xa9\xff", 3, CN_URL_SEGMENT, "%C3%A9%FF");
+    want_escaped(";,/:@!$'()*", 11, CN_URL_SEGMENT, "%3B%2C%2F%3A%40%21%24%27%28%29%2A");
+}
+
+static void escape_refuses_dot_and_empty_segments(void **state)
+{
+    char buf[16];
+
+    (void)state;
+    assert_int_equal(cn_url_escape(buf, sizeof buf, "", 0, CN_URL_SEGMENT), CN_EINVAL);
+    assert_int_equal(cn_url_escape(buf, sizeof buf, ".", 1, CN_URL_SEGMENT), CN_EINVAL);
+    assert_int_equal(cn_url_escape(buf, sizeof buf, "..", 2, CN_URL_SEGMENT), CN_EINVAL);
+    /* as query values they are plain text */
+    want_escaped("", 0, CN_URL_QUERY, "");
+    want_escaped("..", 2, CN_URL_QUERY, "..");
+}
+
+static void escape_bad_arguments(void **state)
+{
+    char buf[16];
+
+    (void)state;
+    assert_int_equal(cn_url_escape(buf, sizeof buf, NULL, 1, CN_URL_QUERY), CN_EINVAL);
+    assert_int_equal(cn_url_escape(NULL, 4, "a", 1, CN_URL_QUERY), CN_EINVAL);
+    assert_int_equal(cn_url_escape(buf, sizeof buf, "a", 1, 7), CN_EINVAL);
+}
+
+/* A short buffer gets whole escapes only, NUL-terminated, never garbage. */
+static void escape_truncates_on_escape_boundaries(void **state)
+{
+    char buf[5];
+
+    (void)state;
+    memset(buf, 'X', sizeof buf);
+    assert_int_equal(cn_url_escape(buf, 4, "a/b", 3, CN_URL_SEGMENT), 5);
+    assert_string_equal(buf, "a");
+    assert_int_equal(buf[4], 'X');
+    assert_int_equal(cn_url_escape(buf, 5, "a/b", 3, CN_URL_SEGMENT), 5);
+    assert_string_equal(buf, "a%2F");
+    assert_int_equal(cn_url_escape(buf, 1, "ab", 2, CN_URL_SEGMENT), 2);
+    assert_string_equal(buf, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +465,11 @@ int main(void)
         cmocka_unit_test(parse_i64_empty_is_einval),
         cmocka_unit_test(parse_i64_spaces_and_junk_are_einval),
         cmocka_unit_test(parse_i64_uses_only_len_bytes),
+        cmocka_unit_test(escape_unreserved_stay),
+        cmocka_unit_test(escape_everything_else),
+        cmocka_unit_test(escape_refuses_dot_and_empty_segments),
+        cmocka_unit_test(escape_bad_arguments),
+        cmocka_unit_test(escape_truncates_on_escape_boundaries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
