@@ -92,13 +92,15 @@ typedef struct cn_pg_result cn_pg_result;
  *   max_inactive_ms       300000    [max_inactive_connection_lifetime] an
  *                                   idle connection is closed after this,
  *                                   but never below min_size; < 0: never
- *   acquire_timeout_ms    0         [acquire(timeout=)] longest wait for a
- *                                   connection (cn_pg_acquire and the
- *                                   one-shot queries), CN_ETIMEDOUT;
- *                                   0: no limit (asyncpg's None)
- *   command_timeout_ms    0         [command_timeout] longest wait for a
- *                                   query's result, CN_ETIMEDOUT (the query
- *                                   is cancelled on the server); 0: none
+ *   acquire_timeout_ms    0         [acquire(timeout=)] longest wait of
+ *                                   cn_pg_acquire for a connection,
+ *                                   CN_ETIMEDOUT; 0: no limit (asyncpg's
+ *                                   None)
+ *   command_timeout_ms    0         [command_timeout] longest a query may
+ *                                   take, from the call to its result (a
+ *                                   one-shot query's wait for a connection
+ *                                   included), CN_ETIMEDOUT; a query already
+ *                                   sent is cancelled on the server; 0: none
  *   connect_timeout_ms    60000     [timeout] longest a connection attempt
  *                                   may take (DNS, TCP, authentication)
  *   statement_cache_size  100       [statement_cache_size] prepared
@@ -174,9 +176,8 @@ CN_EXTERN const cn_pg_config *cn_pg_pool_config(const cn_pg_pool *pool);
  * the app's startup, say) the caller frees it with cn_pg_result_free.
  * On any other error *out is NULL.
  *
- * Errors: CN_EDB, CN_ETIMEDOUT (acquire_timeout_ms waiting for a
- * connection, or command_timeout_ms for the result: the query is cancelled
- * on the server), CN_ECANCELED (the request was cancelled: a running query
+ * Errors: CN_EDB, CN_ETIMEDOUT (command_timeout_ms passed: a query
+ * already sent is cancelled on the server), CN_ECANCELED (the request was cancelled: a running query
  * is cancelled on the server), CN_EUNAVAILABLE (no connection can be made
  * now; a handler that returns it answers 503), CN_ENOTCORO, CN_EINVAL
  * (pool or sql NULL, nparams < 0, params NULL with nparams > 0),
