@@ -61,6 +61,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
+# A watchdog in its own session: should this script be killed outright
+# (SIGKILL from a test timeout, where no trap runs), the server -- which
+# pg_ctl also starts in a session of its own -- is stopped all the same.
+me=$$
+setsid bash -c '
+    while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
+    if [[ -f $3/data/postmaster.pid ]]; then
+        "${@:4}" "$2/pg_ctl" -D "$3/data" -m immediate -w -t 20 stop >/dev/null 2>&1
+    fi
+    rm -rf "$3"' watchdog "$me" "$bindir" "$dir" "${as[@]}" </dev/null >/dev/null 2>&1 &
+
 if ! "${as[@]}" "$bindir/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 \
     >"$dir/initdb.log" 2>&1; then
     cat "$dir/initdb.log" >&2

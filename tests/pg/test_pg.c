@@ -20,6 +20,7 @@
 
 #include "demo.h"
 #include "harness.h"
+#include "prom_text.h"
 #include "upstream.h"
 
 static const char *conninfo(void)
@@ -777,6 +778,15 @@ static void test_golden_rule_and_metrics(void **state)
     assert_non_null(strstr(resp.body, "\ncanteen_pg_connections{pool=\"test\"} 1\n"));
     assert_non_null(strstr(resp.body, "\n# TYPE canteen_pg_query_seconds summary\n"));
     assert_non_null(strstr(resp.body, "canteen_pg_query_seconds_count{pool=\"test\"} "));
+    {
+        /* the strict reader /metrics' own tests use: the pool's lines too */
+        pt_text t = pt_parse(resp.body);
+        const pt_sample *q = pt_find(&t, "canteen_pg_query_seconds_count", "pool=\"test\"");
+        assert_non_null(q);
+        assert_true(q->value >= 1);
+        assert_non_null(pt_find(&t, "canteen_pg_acquire_wait_seconds_sum", "pool=\"test\""));
+        pt_free(&t);
+    }
     h_response_free(&resp);
 }
 
