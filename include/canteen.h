@@ -664,6 +664,32 @@ CN_EXTERN int cn_req_background(cn_req *req, cn_task_fn fn, void *arg);
 /* The app this request belongs to. */
 CN_EXTERN cn_app *cn_req_app(const cn_req *req);
 
+/*
+ * The request's ID (what the request-ID middleware or cn_req_set_id gave
+ * it), or NULL. In the request's arena.
+ */
+CN_EXTERN const char *cn_req_id(const cn_req *req);
+
+/*
+ * Give the request an ID (copied): 1 to 128 printable ASCII characters
+ * other than space (CN_EINVAL otherwise: it goes into log lines and a
+ * header, so nothing there may forge either). From then on every line
+ * Canteen logs about this request, and every cn_req_log line, starts with
+ * "[<id>] ". Errors: CN_EINVAL, CN_ENOMEM.
+ */
+CN_EXTERN int cn_req_set_id(cn_req *req, const char *id);
+
+/*
+ * Log a line about this request through Canteen's log (cn_log_set_handler),
+ * at `level` (CN_LOG_*), with "[<id>] " first when the request has an ID.
+ * Lines are cut at 1 KiB. Any thread that holds the request.
+ */
+CN_EXTERN void cn_req_log(const cn_req *req, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* ------------------------------------------------------------------------ */
 /* The response                                                              */
 /* ------------------------------------------------------------------------ */

@@ -148,7 +148,6 @@ static bool may_keep(const cn__conn *c)
     return c->keep_alive && !c->srv->draining && c->srv->cfg->keepalive_timeout_ms > 0;
 }
 
-
 /*
  * Output not yet taken by the peer: libuv's queue plus the kernel's send
  * queue. The kernel queue matters: libuv only sees progress when the kernel
@@ -407,8 +406,8 @@ static void access_log(cn__conn *c, cn_req *req)
 {
     if (!c->srv->cfg->access_log)
         return;
-    cn__log(CN__LOG_INFO, "\"%s %s HTTP/1.%d\" %d %zu", req->method_name, cn_req_target(req),
-            req->http_minor, req->res.status, req->res.body_len);
+    cn_req_log(req, CN_LOG_INFO, "\"%s %s HTTP/1.%d\" %d %zu", req->method_name, cn_req_target(req),
+               req->http_minor, req->res.status, req->res.body_len);
 }
 
 /* The response is queued: count it, get ready for the next request. */

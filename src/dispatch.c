@@ -185,9 +185,9 @@ static void log_failure(const run *r, const char *what, const char *name, int rc
 {
     const cn_req *req = r->req;
 
-    cn__log(CN__LOG_ERROR, "%s %s: %s%s%s%s returned %s (%s)%s", req->method_name,
-            req->match.route ? req->match.route->pattern : "(no route)", what, name ? " '" : "",
-            name ? name : "", name ? "'" : "", cn_err_name(rc), cn_strerror(rc), outcome);
+    cn_req_log(req, CN_LOG_ERROR, "%s %s: %s%s%s%s returned %s (%s)%s", req->method_name,
+               req->match.route ? req->match.route->pattern : "(no route)", what, name ? " '" : "",
+               name ? name : "", name ? "'" : "", cn_err_name(rc), cn_strerror(rc), outcome);
 }
 
 /* Codes that are answers, not failures to log. */
@@ -300,9 +300,9 @@ static int call_mw(run *r, const cn__mw *mw)
         /* it failed before any response, or neither answered nor called
          * cn_next (Starlette's "No response returned") */
         if (rc >= 0 || rc == CN_EHTTP)
-            cn__log(CN__LOG_ERROR, "%s %s: middleware '%s' returned without a response",
-                    r->req->method_name,
-                    r->req->match.route ? r->req->match.route->pattern : "(no route)", mw->name);
+            cn_req_log(r->req, CN_LOG_ERROR, "%s %s: middleware '%s' returned without a response",
+                       r->req->method_name,
+                       r->req->match.route ? r->req->match.route->pattern : "(no route)", mw->name);
         else if (!quiet(rc))
             log_failure(r, "middleware", mw->name, rc, "");
         cn__res_from_error(res, rc < 0 && rc != CN_EHTTP ? rc : CN_ESTATE, f.keep);

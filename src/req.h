@@ -62,6 +62,7 @@ struct cn_req {
     struct cn__run *run;         /* dispatch's state while its chain runs (dispatch.c) */
     struct cn__dep_entry *deps;  /* every dependency asked for, newest first (depends.c) */
     struct cn__dep_entry *resolved; /* those that resolved, newest first: cleanup order */
+    char *id;                       /* cn_req_set_id, or NULL */
     cJSON *json;
     int json_err;
     cn__defer *defers;
