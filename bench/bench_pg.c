@@ -221,14 +221,15 @@ static int port;
 static void *run_app(void *arg)
 {
     (void)arg;
-    cn_app_run(app, NULL, -1);
+    cn_app_run(app);
     return NULL;
 }
 
 /* GET path on 127.0.0.1:port; the body into buf. */
 static int get(const char *path, char *buf, size_t size)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     char req[256];
     size_t len = 0;
@@ -293,16 +294,23 @@ int main(int argc, char **argv)
         return 2;
     }
     app = cn_app_new(&cfg);
-    if (cn_pg_pool_new(app, &(cn_pg_config){.conninfo = conninfo, .name = "four",
-                                            .min_size = 4, .max_size = 4},
-                       &pool4) < 0 ||
-        cn_pg_pool_new(app, &(cn_pg_config){.conninfo = conninfo, .name = "piped",
-                                            .min_size = 1, .max_size = 1,
-                                            .pipeline_depth = 128},
+    if (cn_pg_pool_new(
+            app,
+            &(cn_pg_config){.conninfo = conninfo, .name = "four", .min_size = 4, .max_size = 4},
+            &pool4) < 0 ||
+        cn_pg_pool_new(app,
+                       &(cn_pg_config){.conninfo = conninfo,
+                                       .name = "piped",
+                                       .min_size = 1,
+                                       .max_size = 1,
+                                       .pipeline_depth = 128},
                        &piped) < 0 ||
-        cn_pg_pool_new(app, &(cn_pg_config){.conninfo = conninfo, .name = "unpiped",
-                                            .min_size = 1, .max_size = 1,
-                                            .pipeline_depth = 1},
+        cn_pg_pool_new(app,
+                       &(cn_pg_config){.conninfo = conninfo,
+                                       .name = "unpiped",
+                                       .min_size = 1,
+                                       .max_size = 1,
+                                       .pipeline_depth = 1},
                        &unpiped) < 0 ||
         cn_app_route(app, "GET /gathered", rt_gathered, NULL) < 0 ||
         cn_app_route(app, "GET /tput", rt_tput, NULL) < 0 ||
@@ -348,8 +356,7 @@ int main(int argc, char **argv)
                "  pool (libpq pipelined on the loop): %8.0f queries/s (%d errors)\n"
                "  cn_to_thread + blocking libpq:      %8.0f queries/s (%d errors)\n"
                "  -> the pool does %.2fx the queries per second\n",
-               tasks, per, q1 / (ms1 / 1e3), e1, q2 / (ms2 / 1e3), e2,
-               (q1 / ms1) / (q2 / ms2));
+               tasks, per, q1 / (ms1 / 1e3), e1, q2 / (ms2 / 1e3), e2, (q1 / ms1) / (q2 / ms2));
         writes("on", &son, &bon);
         writes("off", &soff, &boff);
         printf("writes for 100 small queries on one connection: pipelined %ld send(2) in %llu "

@@ -132,6 +132,23 @@ static void reject(cn__conn *c, int status, const char *detail);
 static void timer_set(cn__conn *c, int mode, uint64_t ms);
 
 /*
+ * How long a response may go without the client reading any of it: the
+ * keep-alive timeout, or, with keep-alive off, the header timeout.
+ */
+static uint64_t write_timeout_ms(const cn__conn *c)
+{
+    const cn_config *cfg = c->srv->cfg;
+
+    return cfg->keepalive_timeout_ms ? cfg->keepalive_timeout_ms : cfg->header_timeout_ms;
+}
+
+/* Whether the connection may carry another request after this one. */
+static bool may_keep(const cn__conn *c)
+{
+    return c->keep_alive && !c->srv->draining && c->srv->cfg->keepalive_timeout_ms > 0;
+}
+
+/*
  * Output not yet taken by the peer: libuv's queue plus the kernel's send
  * queue. The kernel queue matters: libuv only sees progress when the kernel
  * frees a large part of its buffer, which for a slow reader can take longer
@@ -193,7 +210,7 @@ static void on_timer(uv_timer_t *t)
         size_t unsent = unsent_bytes(c);
         if (c->writing && unsent < c->write_mark) {
             c->write_mark = unsent;
-            timer_set(c, TIMER_WRITE, c->srv->cfg->keepalive_timeout_ms);
+            timer_set(c, TIMER_WRITE, write_timeout_ms(c));
             break;
         }
         conn_close(c);
@@ -222,7 +239,7 @@ static void write_timer(cn__conn *c)
 {
     if (c->timer_mode != TIMER_WRITE) {
         c->write_mark = unsent_bytes(c);
-        timer_set(c, TIMER_WRITE, c->srv->cfg->keepalive_timeout_ms);
+        timer_set(c, TIMER_WRITE, write_timeout_ms(c));
     }
 }
 
@@ -389,8 +406,8 @@ static void access_log(cn__conn *c, cn_req *req)
 {
     if (!c->srv->cfg->access_log)
         return;
-    cn__log(CN__LOG_INFO, "\"%s %s HTTP/1.%d\" %d %zu", req->method_name, cn_req_target(req),
-            req->http_minor, req->res.status, req->res.body_len);
+    cn_req_log(req, CN_LOG_INFO, "\"%s %s HTTP/1.%d\" %d %zu", req->method_name, cn_req_target(req),
+               req->http_minor, req->res.status, req->res.body_len);
 }
 
 /* The response is queued: count it, get ready for the next request. */
@@ -408,7 +425,7 @@ static void finish_request(cn__conn *c, cn_req *req, bool keep)
 /* After a response: serialise it and get ready for the next request. */
 static void complete_response(cn__conn *c, cn_req *req)
 {
-    bool keep = c->keep_alive && !c->srv->draining;
+    bool keep = may_keep(c);
 
     if (cn__res_serialize(req, &c->out, keep) < 0) {
         keep = false;
@@ -423,7 +440,7 @@ static void complete_response(cn__conn *c, cn_req *req)
 /* A stream keeps the connection only when its end is marked in the body. */
 static bool stream_keep(cn__conn *c, cn_req *req)
 {
-    return c->keep_alive && !c->srv->draining && cn__res_stream_chunked(req);
+    return may_keep(c) && cn__res_stream_chunked(req);
 }
 
 /* Send what a stream call queued (rc: how queueing went). */
@@ -483,10 +500,11 @@ static int conn_stream_end(cn_req *req)
  * can only tell from the connection closing. No response at all (nobody to
  * answer, or nothing could be made): close.
  */
-static void conn_respond(cn_req *req)
+static bool conn_respond(cn_req *req)
 {
     cn__conn *c = req->owner;
     int stream = cn__res_stream_state(&req->res);
+    bool sent = false;
 
     c->handler_running = false;
     c->req = NULL;
@@ -497,6 +515,7 @@ static void conn_respond(cn_req *req)
             complete_response(c, req);
         else
             finish_request(c, req, stream == CN__STREAM_ENDED && stream_keep(c, req));
+        sent = true;
         /* called from inside the parser (a handler that never waited), the
          * parser goes on by itself; otherwise flush and pick up where it
          * paused */
@@ -506,6 +525,7 @@ static void conn_respond(cn_req *req)
         }
     }
     conn_unref(c); /* the handler's reference */
+    return sent;
 }
 
 static const cn__req_io conn_io = {

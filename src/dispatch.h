@@ -28,13 +28,14 @@ typedef struct cn__dispatch cn__dispatch;
 typedef struct cn__req_io {
     /*
      * The response in req->res is final: a whole body, a stream that was
-     * ended (or broke off: not ended), or nothing at all (status 0: nobody
-     * to answer, or no answer possible: close). Send it and let go of the
-     * request: it must not be touched after this returns. Called exactly
-     * once per request handed to cn__dispatch_request, also when the
-     * client is gone, possibly before cn__dispatch_request returns.
+     * ended (or broke off: not ended), or nothing at all (no body set:
+     * nobody to answer, or no answer possible: close). Send it and let go
+     * of the request: it must not be touched after this returns. Returns
+     * true if a response went (or is going) out to a client. Called
+     * exactly once per request handed to cn__dispatch_request, also when
+     * the client is gone, possibly before cn__dispatch_request returns.
      */
-    void (*respond)(cn_req *req);
+    bool (*respond)(cn_req *req);
     /* A streamed response (stream.c makes the checks): 0, CN_ECANCELED when
      * the client is gone, CN_ENOMEM. The writer parks while the client is
      * behind. */
@@ -59,5 +60,19 @@ void cn__dispatch_request(cn__dispatch *d, cn_req *req);
  * still comes, from a later loop callback. No-op if already answered.
  */
 void cn__dispatch_cancel(cn_req *req);
+
+/* The app's own middleware and dependencies (cn_app_use, cn_app_depends):
+ * before the app runs. 0 or CN_ENOMEM. */
+int cn__dispatch_use(cn__dispatch *d, const char *name, cn_middleware_fn fn, void *data);
+int cn__dispatch_depends(cn__dispatch *d, const cn_dep *dep);
+
+/*
+ * Requests answered whose task goes on (dependency cleanups, background
+ * tasks): none left (idle), a callback when the last one ends, and cancel
+ * them all (the stop's deadline).
+ */
+bool cn__dispatch_idle(const cn__dispatch *d);
+void cn__dispatch_on_idle(cn__dispatch *d, void (*fn)(void *arg), void *arg);
+void cn__dispatch_cancel_detached(cn__dispatch *d);
 
 #endif

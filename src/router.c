@@ -175,7 +175,7 @@ static char *make_label(const char *spec)
 }
 
 int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
-                   const cn_route_opts *opts)
+                   const cn_route_opts *opts, const cn__chain *chain)
 {
     const char *sp, *path, *p;
     int method;
@@ -207,6 +207,7 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
     rt->data = data;
     if (opts)
         rt->opts = *opts;
+    rt->chain = chain;
 
     /* walk "/a/{b:int}/c"; the root path "/" has one empty segment */
     p = path + 1;

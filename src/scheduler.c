@@ -45,9 +45,9 @@ struct cn_task {
     cn__done_cb done;
     void *done_arg;
     const char *label;
-    size_t stack_size; /* of this task's coroutine; children get the same */
-    int rc;          /* the function's result */
-    int wake_result; /* what park returns */
+    size_t stack_size;    /* of this task's coroutine; children get the same */
+    int rc;               /* the function's result */
+    int wake_result;      /* what park returns */
     unsigned waiting_for; /* children of an await/gather not complete yet */
     cn__cancel_fn on_cancel;
     void *cancel_arg;
@@ -141,7 +141,7 @@ static void run(cn__task *t)
     int rc = cn__coro_resume(t->coro);
 
     /* a step that did not yield for long blocked everyone: say who */
-    cn__metrics_step(t->s->metrics, t->label, uv_hrtime() - t0);
+    cn__metrics_step(t->s->metrics, t->label, t->req, uv_hrtime() - t0);
     if (rc == 1)
         task_fn_returned(t);
     else if (rc < 0)
@@ -280,8 +280,8 @@ static void cancel_orphans(cn__task *t)
         next = it->next;
         if (c->consumed)
             continue; /* cannot happen: an await consumes and waits */
-        cn__log(CN__LOG_WARN, "task spawned by %s was never awaited; cancelling it",
-                t->label ? t->label : "a handler");
+        cn_req_log(t->req, CN_LOG_WARN, "task spawned by %s was never awaited; cancelling it",
+                   t->label ? t->label : "a handler");
         c->orphan = true;
         if (c->complete)
             task_free(c);

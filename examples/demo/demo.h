@@ -20,13 +20,12 @@ int demo_register_fetch(cn_app *app, const char *upstream_url);
 /*
  * Make the local store PostgreSQL (canteen-demo --database URL): GET /users
  * then reads its users through a libcanteen-pg pool, and GET
- * /db/sleep/{ms}?n=N shows N pg_sleep queries waiting together. Call
- * before demo_register_fetch; close with demo_close_database after
- * cn_app_run returned, before cn_app_free. CN_EINVAL when this demo was
- * built without libcanteen-pg.
+ * /db/sleep/{ms}?n=N shows N pg_sleep queries waiting together. The pool
+ * opens in the app's startup and closes in its shutdown (lifespan hooks).
+ * `url` must outlive the app. Call before demo_register_fetch. CN_EINVAL
+ * when this demo was built without libcanteen-pg.
  */
 int demo_use_database(cn_app *app, const char *url);
-void demo_close_database(void);
 
 /* Milliseconds on a monotonic clock. */
 uint64_t demo_now_ms(void);

@@ -259,10 +259,3 @@ int demo_use_database(cn_app *app, const char *url)
     return CN_EINVAL;
 #endif
 }
-
-void demo_close_database(void)
-{
-#ifdef DEMO_HAVE_PG
-    store_pg_close();
-#endif
-}

@@ -93,7 +93,6 @@ int main(int argc, char **argv)
         rc = cn_app_listen(app, host, port);
     if (rc < 0) {
         fprintf(stderr, "canteen-demo: %s:%d: %s\n", host, port, cn_strerror(rc));
-        demo_close_database();
         cn_app_free(app);
         upstream_stop(up);
         return 1;
@@ -104,8 +103,7 @@ int main(int argc, char **argv)
         strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", cn_app_port(app),
         upstream_base, up ? " (embedded)" : "",
         database && *database ? "PostgreSQL" : "SQLite (embedded)");
-    rc = cn_app_run(app, NULL, -1);
-    demo_close_database(); /* after the run, before the app goes */
+    rc = cn_app_run(app);
     cn_app_free(app);
     if (up) {
         fprintf(stderr, "canteen-demo: the embedded upstream accepted %llu connection(s)\n",

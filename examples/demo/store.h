@@ -20,8 +20,7 @@ int store_list_users(cJSON **out);
  * from a coroutine. The rows as a JSON array into *out (caller owns it). */
 #include <stdbool.h>
 #include <canteen.h>
-int store_pg_open(cn_app *app, const char *url);
-void store_pg_close(void);
+int store_pg_open(cn_app *app, const char *url); /* registers the lifespan */
 bool store_pg_enabled(void);
 int store_pg_list_users(cJSON **out);
 int store_pg_register(cn_app *app);

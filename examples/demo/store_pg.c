@@ -5,6 +5,7 @@
  * cn_to_thread. Built when libcanteen-pg is (DEMO_HAVE_PG).
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,13 +14,17 @@
 #include "demo.h"
 #include "store.h"
 
+static const char *db_url; /* --database: the pool opens at startup */
 static cn_pg_pool *db;
 static bool schema_ready;
 
-int store_pg_open(cn_app *app, const char *url)
+/* The lifespan: the pool opens before the app accepts anyone and closes
+ * after the last request (FastAPI + asyncpg's create_pool / pool.close()
+ * in the lifespan). */
+static int open_db(cn_app *app, void *arg)
 {
     /* small: the demo is one process on a laptop (HikariCP's cores x 2) */
-    cn_pg_config cfg = {.conninfo = url,
+    cn_pg_config cfg = {.conninfo = arg,
                         .name = "users",
                         .min_size = 2,
                         .max_size = 8,
@@ -28,15 +33,28 @@ int store_pg_open(cn_app *app, const char *url)
     return cn_pg_pool_new(app, &cfg, &db);
 }
 
-void store_pg_close(void)
+static int close_db(cn_app *app, void *arg)
 {
+    (void)app;
+    (void)arg;
     cn_pg_pool_close(db);
     db = NULL;
+    schema_ready = false;
+    return 0;
+}
+
+int store_pg_open(cn_app *app, const char *url)
+{
+    int rc = cn_app_lifespan(app, open_db, close_db, (void *)(uintptr_t)url);
+
+    if (rc == 0)
+        db_url = url;
+    return rc;
 }
 
 bool store_pg_enabled(void)
 {
-    return db != NULL;
+    return db_url != NULL;
 }
 
 /*

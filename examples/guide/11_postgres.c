@@ -1,9 +1,9 @@
 /*
  * 11_postgres.c -- chapter 11: a database the async way, asyncpg's pool in
  * C. Needs a PostgreSQL server: DATABASE_URL names it (a libpq connection
- * string or URI).
+ * string or URI). The pool opens in the app's startup, which also makes a
+ * table with two accounts, and closes in its shutdown.
  *
- *   POST /setup                  the table and two accounts (one transaction)
  *   GET  /accounts               every account (pool.fetch)
  *   GET  /accounts/{id:int}      one account, 404 if none (pool.fetchrow)
  *   POST /transfer?from=1&to=2&amount=10   a transaction on one acquired
@@ -15,6 +15,7 @@
  *   GET  /pool                   the pool's figures
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -91,8 +92,8 @@ static int transfer(cn_req *req, cn_res *res)
         return cn_res_error(res, 409, "No such account, or not enough money");
     }
     if (rc == 0)
-        rc = cn_pg_conn_query(conn, "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
-                              2, credit, &r);
+        rc = cn_pg_conn_query(conn, "UPDATE accounts SET balance = balance + $1 WHERE id = $2", 2,
+                              credit, &r);
     if (rc == 0)
         rc = cn_pg_conn_query(conn, "COMMIT", 0, NULL, &r);
     cn_pg_release(conn);
@@ -171,10 +172,25 @@ static int pool(cn_req *req, cn_res *res)
     return cn_res_json(res, 200, o);
 }
 
-/* The schema and its two accounts: one transaction on one connection. */
-static int setup(void *arg)
+/*
+ * The lifespan, as FastAPI + asyncpg write it:
+ *
+ *     @asynccontextmanager
+ *     async def lifespan(app):
+ *         app.state.pool = await asyncpg.create_pool(dsn, min_size=2, max_size=10,
+ *                                                    command_timeout=0.5)
+ *         async with app.state.pool.acquire() as con:
+ *             await con.execute(SCHEMA)
+ *         yield
+ *         await app.state.pool.close()
+ *
+ * Startup runs before the app accepts a connection and may await: if the
+ * database cannot be reached, cn_app_run returns the error instead of
+ * serving.
+ */
+static int startup(cn_app *app, void *arg)
 {
-    static const char *const steps[] = {
+    static const char *const schema[] = {
         "BEGIN",
         "CREATE TABLE IF NOT EXISTS accounts (id int PRIMARY KEY, owner text NOT NULL,"
         " balance bigint NOT NULL CHECK (balance >= 0))",
@@ -182,32 +198,30 @@ static int setup(void *arg)
         " ON CONFLICT (id) DO UPDATE SET balance = EXCLUDED.balance",
         "COMMIT",
     };
+    cn_pg_config cfg = {.conninfo = arg, .min_size = 2, .max_size = 10, .command_timeout_ms = 500};
     cn_pg_conn *conn;
     cn_pg_result *r;
-    int rc = cn_pg_acquire(db, 0, &conn);
+    int rc = cn_pg_pool_new(app, &cfg, &db);
 
-    (void)arg;
+    if (rc == 0)
+        rc = cn_pg_acquire(db, 0, &conn); /* waits for the first connection */
     if (rc < 0)
         return rc;
-    for (size_t i = 0; rc == 0 && i < sizeof steps / sizeof steps[0]; i++) {
-        rc = cn_pg_conn_query(conn, steps[i], 0, NULL, &r);
+    for (size_t i = 0; rc == 0 && i < sizeof schema / sizeof schema[0]; i++) {
+        rc = cn_pg_conn_query(conn, schema[i], 0, NULL, &r);
         if (rc == CN_EDB)
             fprintf(stderr, "11_postgres: %s\n", cn_pg_result_message(r));
-        cn_pg_result_free(r); /* done with it: free it now */
     }
     cn_pg_release(conn); /* a transaction left open by a failed step is rolled back */
     return rc;
 }
 
-/* POST /setup: make the schema (a deployment step; idempotent) */
-static int setup_route(cn_req *req, cn_res *res)
+static int shutdown(cn_app *app, void *arg)
 {
-    int rc = setup(NULL);
-
-    (void)req;
-    if (rc < 0)
-        return db_error(res, rc, NULL);
-    return cn_res_json_str(res, 200, "{\"ready\":true}");
+    (void)app;
+    (void)arg;
+    cn_pg_pool_close(db); /* after the last request */
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -215,9 +229,6 @@ int main(int argc, char **argv)
     int port = argc > 1 ? atoi(argv[1]) : 8000;
     const char *url = getenv("DATABASE_URL");
     cn_config cfg = {.handle_signals = 1};
-    /* asyncpg.create_pool(dsn, min_size=2, max_size=10, command_timeout=0.5) */
-    cn_pg_config pcfg = {.conninfo = url, .min_size = 2, .max_size = 10,
-                         .command_timeout_ms = 500};
     cn_app *app;
     int rc;
 
@@ -228,9 +239,7 @@ int main(int argc, char **argv)
     app = cn_app_new(&cfg);
     if (app == NULL)
         return 1;
-    rc = cn_pg_pool_new(app, &pcfg, &db); /* connections open once the loop runs */
-    if (rc == 0)
-        rc = cn_app_route(app, "POST /setup", setup_route, NULL);
+    rc = cn_app_lifespan(app, startup, shutdown, (void *)(uintptr_t)url);
     if (rc == 0)
         rc = cn_app_route(app, "GET /accounts", accounts, NULL);
     if (rc == 0)
@@ -247,11 +256,10 @@ int main(int argc, char **argv)
         rc = cn_app_listen(app, "127.0.0.1", port);
     if (rc == 0) {
         fprintf(stderr, "serving on http://127.0.0.1:%d\n", cn_app_port(app));
-        rc = cn_app_run(app, NULL, -1);
+        rc = cn_app_run(app);
     }
     if (rc < 0)
         fprintf(stderr, "11_postgres: %s\n", cn_strerror(rc));
-    cn_pg_pool_close(db); /* after the run, before the app: await pool.close() */
     cn_app_free(app);
     return rc < 0;
 }

@@ -110,7 +110,8 @@ static int wait_until(int fd, int events, double deadline)
  * would block parks the coroutine instead. */
 static int shout(const char *word, int64_t ms, int64_t timeout_ms, char *answer, size_t size)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)service_port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)service_port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     double deadline = now_ms() + (double)timeout_ms;
     char req[160];
@@ -243,7 +244,7 @@ int main(int argc, char **argv)
         rc = cn_app_listen(app, "127.0.0.1", port);
     if (rc == 0) {
         fprintf(stderr, "serving on http://127.0.0.1:%d\n", cn_app_port(app));
-        rc = cn_app_run(app, NULL, -1);
+        rc = cn_app_run(app);
     }
     if (rc < 0)
         fprintf(stderr, "12_wait_fd: %s\n", cn_strerror(rc));

@@ -2,9 +2,15 @@
  * canteen/pg.h -- PostgreSQL on the event loop (libcanteen-pg): a pool of
  * libpq connections in non-blocking pipeline mode, as good as asyncpg's.
  *
- *     cn_pg_pool *db;
- *     cn_pg_pool_new(app, &(cn_pg_config){.conninfo = "host=/run/pg dbname=app"}, &db);
- *     ...
+ *     static cn_pg_pool *db;
+ *     static int startup(cn_app *app, void *arg) {       // cn_app_lifespan hooks
+ *         return cn_pg_pool_new(app, &(cn_pg_config){.conninfo = arg}, &db);
+ *     }
+ *     static int shutdown(cn_app *app, void *arg) {
+ *         cn_pg_pool_close(db);
+ *         return 0;
+ *     }
+ *     ...cn_app_lifespan(app, startup, shutdown, "host=/run/postgresql dbname=app");
  *     static int user(cn_req *req, cn_res *res) {        // an async route
  *         const char *id = cn_req_param(req, "id");
  *         cn_pg_result *r;
@@ -137,9 +143,11 @@ typedef struct cn_pg_config {
 
 /*
  * Create a pool on `app`'s loop (asyncpg.create_pool). cfg is copied.
- * Callable before cn_app_run (the connections open once the loop runs) or
- * on the loop thread; min_size connections are opened in the background,
- * so this never waits. The pool adds its figures to the app's metrics.
+ * The usual place is the app's startup hook (cn_app_lifespan), on the
+ * loop; before cn_app_run works too (the connections open once the loop
+ * runs). min_size connections are opened in the background, so this never
+ * waits: a startup hook that wants the database reachable before serving
+ * awaits a first query or acquire. The pool adds its figures to the app's metrics.
  * The caller owns *out and closes it with cn_pg_pool_close. Errors:
  * CN_EINVAL (app, cfg or conninfo NULL, a conninfo libpq cannot parse, a
  * host list without hostaddr, min_size > max_size), CN_ENOMEM.
@@ -150,8 +158,10 @@ CN_EXTERN int cn_pg_pool_new(cn_app *app, const cn_pg_config *cfg, cn_pg_pool **
  * Close the pool: fail whatever still waits for it (CN_ECANCELED), close
  * every connection (acquired ones too: their later queries fail), remove
  * its metrics. Its memory goes when the loop has run the close callbacks
- * (cn_app_free runs them). Call it on the loop thread, or after cn_app_run
- * returned and before cn_app_free; release acquired connections first.
+ * (cn_app_free runs them). Call it on the loop thread -- the app's
+ * shutdown hook, after the last request, is the usual place -- or after
+ * cn_app_run returned and before cn_app_free; release acquired connections
+ * first.
  * NULL is allowed; the pool must not be used afterwards.
  */
 CN_EXTERN void cn_pg_pool_close(cn_pg_pool *pool);
@@ -177,11 +187,10 @@ CN_EXTERN const cn_pg_config *cn_pg_pool_config(const cn_pg_pool *pool);
  * On any other error *out is NULL.
  *
  * Errors: CN_EDB, CN_ETIMEDOUT (command_timeout_ms passed: a query
- * already sent is cancelled on the server), CN_ECANCELED (the request was cancelled: a running query
- * is cancelled on the server), CN_EUNAVAILABLE (no connection can be made
- * now; a handler that returns it answers 503), CN_ENOTCORO, CN_EINVAL
- * (pool or sql NULL, nparams < 0, params NULL with nparams > 0),
- * CN_ESTATE (the pool is closing), CN_ENOMEM.
+ * already sent is cancelled on the server), CN_ECANCELED (the request was cancelled: a running
+ * query is cancelled on the server), CN_EUNAVAILABLE (no connection can be made now; a handler that
+ * returns it answers 503), CN_ENOTCORO, CN_EINVAL (pool or sql NULL, nparams < 0, params NULL with
+ * nparams > 0), CN_ESTATE (the pool is closing), CN_ENOMEM.
  */
 CN_EXTERN int cn_pg_query(cn_pg_pool *pool, const char *sql, int nparams, const char *const *params,
                           cn_pg_result **out);

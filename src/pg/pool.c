@@ -542,7 +542,7 @@ int cn_pg_acquire(cn_pg_pool *p, int64_t timeout_ms, cn_pg_conn **out)
     uint64_t t0 = pg__now_ns();
     double waited;
     cn_req *req;
-    int rc = cn_cancelled();
+    int rc = cn_task_cancelled();
 
     if (out)
         *out = NULL;
@@ -578,7 +578,7 @@ int cn_pg_acquire(cn_pg_pool *p, int64_t timeout_ms, cn_pg_conn **out)
         return rc;
     }
     p->st.acquires++;
-    req = cn_current_req();
+    req = cn_req_current();
     if (req && cn_req_defer(req, auto_release, w.lease) == 0) {
         w.lease->in_req = true;
         w.lease->label = cn_req_sprintf(req, "%s %s", cn_req_method(req),

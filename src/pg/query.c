@@ -50,7 +50,7 @@ static void on_abandon(cn_future *f, int reason, void *arg)
 
 static int check(cn_pg_pool *p, const char *sql, int nparams, const char *const *params)
 {
-    int rc = cn_cancelled();
+    int rc = cn_task_cancelled();
 
     if (rc < 0)
         return rc; /* CN_ENOTCORO */
@@ -151,7 +151,7 @@ int cn_pg_conn_query(cn_pg_conn *l, const char *sql, int nparams, const char *co
     if (out)
         *out = NULL;
     if (l == NULL)
-        return cn_cancelled() < 0 ? CN_ENOTCORO : CN_EINVAL;
+        return cn_task_cancelled() < 0 ? CN_ENOTCORO : CN_EINVAL;
     rc = check(l->pool, sql, nparams, params);
     if (rc < 0)
         return rc;

@@ -46,7 +46,7 @@ static void clear(void *arg)
 
 cn_pg_result *pg__result_new(PGresult *res, const char *sqlstate, const char *message)
 {
-    cn_req *req = cn_current_req();
+    cn_req *req = cn_req_current();
     cn_pg_result *r;
 
     r = req ? cn_req_alloc(req, sizeof(*r)) : malloc(sizeof(*r));

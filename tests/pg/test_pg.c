@@ -18,6 +18,7 @@
 
 #include <canteen/pg.h>
 
+#include "app.h" /* cn__app_free_checked */
 #include "demo.h"
 #include "harness.h"
 #include "prom_text.h"
@@ -387,7 +388,7 @@ static int teardown(void **state)
     assert_int_equal(h_join(s, 15000), 0);
     cn_pg_pool_close(g_pool);
     g_pool = NULL;
-    cn_app_free(s->app);
+    assert_int_equal(cn__app_free_checked(s->app), 0); /* the pool closed every handle */
     free(s);
     return 0;
 }
@@ -809,6 +810,94 @@ static void test_command_timeout(void **state)
     assert_true(stats().cancels >= 1);
 }
 
+/* ---- the pool in the app's lifespan ---- */
+
+static cn_pg_pool *g_lpool;
+static int g_startup_value = H_NOT_YET;
+static atomic_int g_shutdown_ran;
+
+static int lp_startup(cn_app *app, void *arg)
+{
+    cn_pg_config cfg = {.conninfo = arg, .min_size = 1, .max_size = 2, .name = "life"};
+    cn_pg_result *r;
+    int64_t v = 0;
+    int rc = cn_pg_pool_new(app, &cfg, &g_lpool);
+
+    if (rc < 0)
+        return rc;
+    /* a startup hook may await: the pool's first query, before serving */
+    rc = cn_pg_query(g_lpool, "SELECT 41 + 1", 0, NULL, &r);
+    if (rc < 0)
+        return rc;
+    cn_pg_result_int64(r, 0, 0, &v);
+    g_startup_value = (int)v;
+    return 0;
+}
+
+static int lp_shutdown(cn_app *app, void *arg)
+{
+    (void)app;
+    (void)arg;
+    cn_pg_pool_close(g_lpool);
+    g_lpool = NULL;
+    atomic_store(&g_shutdown_ran, 1);
+    return 0;
+}
+
+static int rt_lq(cn_req *req, cn_res *res)
+{
+    cn_pg_result *r;
+    int rc = cn_pg_query(g_lpool, "SELECT 'life'", 0, NULL, &r);
+
+    (void)req;
+    if (rc < 0)
+        return rc;
+    return cn_res_text(res, 200, cn_pg_result_text(r, 0, 0));
+}
+
+static int lifespan_setup(cn_app *app, void *arg)
+{
+    int rc = cn_app_lifespan(app, lp_startup, lp_shutdown, arg);
+    return rc ? rc : cn_app_route(app, "GET /t/pg/lq", rt_lq, NULL);
+}
+
+/* Opened in startup (which awaits its first query before the app serves),
+ * closed in shutdown: FastAPI + asyncpg's lifespan. A database that cannot
+ * be reached makes cn_app_run fail instead of serving. */
+static void test_pool_in_lifespan(void **state)
+{
+    h_server *s = h_start(NULL, NULL, lifespan_setup, (void *)(uintptr_t)conninfo());
+    h_http h;
+    CURL *e = h_curl_new();
+    cn_app *app;
+    int64_t t0;
+
+    *state = s;
+    assert_int_equal(g_startup_value, 42);
+    assert_int_equal(h_curl_get(e, s, "/t/pg/lq", &h), CURLE_OK);
+    assert_int_equal(h.status, 200);
+    assert_string_equal(h.body, "life");
+    h_http_free(&h);
+    curl_easy_cleanup(e);
+    *state = NULL;
+    h_stop(s); /* the harness checks that the loop closed every handle */
+    assert_int_equal(atomic_load(&g_shutdown_ran), 1);
+
+    app = cn_app_new(NULL);
+    assert_non_null(app);
+    assert_int_equal(
+        cn_app_lifespan(app, lp_startup, lp_shutdown, (void *)(uintptr_t) "host=/nonexistent-cn"),
+        0);
+    assert_int_equal(cn_app_listen(app, "127.0.0.1", 0), 0);
+    t0 = h_now_ms();
+    assert_int_equal(cn_app_run(app), CN_EUNAVAILABLE);
+    assert_true(h_now_ms() - t0 < 2000);
+    /* its startup failed, so its shutdown did not run: close the pool here */
+    cn_pg_pool_close(g_lpool);
+    g_lpool = NULL;
+    assert_int_equal(cn__app_free_checked(app), 0);
+}
+
 /* ---- the demo with --database ---- */
 
 static upstream *g_up;
@@ -834,8 +923,7 @@ static int demo_teardown(void **state)
         h_close(s->conns);
     assert_int_equal(cn_app_stop(s->app), 0);
     assert_int_equal(h_join(s, 15000), 0);
-    demo_close_database();
-    cn_app_free(s->app);
+    assert_int_equal(cn__app_free_checked(s->app), 0); /* the pool closed every handle */
     free(s);
     upstream_stop(g_up);
     return 0;
@@ -882,6 +970,7 @@ int main(void)
         cmocka_unit_test_teardown(test_golden_rule_and_metrics, teardown),
         cmocka_unit_test_teardown(test_command_timeout, teardown),
         cmocka_unit_test_teardown(test_demo_database, demo_teardown),
+        cmocka_unit_test_teardown(test_pool_in_lifespan, h_teardown),
     };
 
     if (getenv("CANTEEN_PG_CONNINFO") == NULL) {

@@ -1,0 +1,29 @@
+/*
+ * app.h -- what the layers beside the app need of it: adding routes with a
+ * router's chain (routers.c), owning what is freed with the app, and a
+ * teardown that reports a leaked handle (the tests assert it).
+ */
+#ifndef CN_APP_H
+#define CN_APP_H
+
+#include <stdbool.h>
+
+#include "canteen.h"
+#include "router.h"
+
+/* cn_app_route_ex, with the chain of the router the route belongs to. */
+int cn__app_add_route(cn_app *app, const char *spec, cn_handler fn, void *data,
+                      const cn_route_opts *opts, const cn__chain *chain);
+
+/* Free p with free_fn when the app is freed (after the loop has closed its
+ * handles), in reverse order of adoption. 0 or CN_ENOMEM. */
+int cn__app_adopt(cn_app *app, void (*free_fn)(void *), void *p);
+
+/* Routes, middleware and hooks can still be added (cn_app_run not called). */
+bool cn__app_is_new(const cn_app *app);
+
+/* cn_app_free, returning uv_loop_close's result: 0, or UV_EBUSY when a
+ * handle was left open (a leak the tests catch). */
+int cn__app_free_checked(cn_app *app);
+
+#endif
