@@ -139,6 +139,7 @@ typedef struct cn_pg_config {
     int64_t reconnect_min_ms;
     int64_t reconnect_max_ms;
     int reset_on_release;
+    void *reserved[4]; /* room for new options: leave zero */
 } cn_pg_config;
 
 /*
@@ -257,6 +258,7 @@ typedef struct cn_pg_stats {
     uint64_t recycled;      /* closed after max_queries */
     uint64_t resets_failed; /* closed because the reset on release failed */
     uint64_t prepares;      /* statements prepared (cache misses) */
+    uint64_t reserved[8];   /* room for new figures (0 for now) */
 } cn_pg_stats;
 
 /* Copy the pool's figures into *out. Loop thread (exact) or any thread
