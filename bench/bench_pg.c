@@ -20,13 +20,10 @@
  * Everything runs in one process: the app on a thread, the driver making
  * plain HTTP requests to it on 127.0.0.1.
  */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,21 +33,7 @@
 
 #include <canteen/pg.h>
 
-static atomic_long unix_sends;
-
-/* libpq writes with send(2): count those on unix sockets (the database's) */
-ssize_t send(int fd, const void *buf, size_t len, int flags)
-{
-    static ssize_t (*real)(int, const void *, size_t, int);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-
-    if (real == NULL)
-        real = (ssize_t(*)(int, const void *, size_t, int))dlsym(RTLD_NEXT, "send");
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX)
-        atomic_fetch_add(&unix_sends, 1);
-    return real(fd, buf, len, flags);
-}
+#include "send_counter.h" /* tests/pg: libpq's send(2) calls, counted */
 
 static double now_ms(void)
 {
@@ -199,7 +182,7 @@ static int rt_writes(cn_req *req, cn_res *res)
     enum { N = 100 };
     cn_pg_pool *p = strcmp(cn_req_param(req, "how"), "on") == 0 ? piped : unpiped;
     cn_task *t[N];
-    long s0 = atomic_load(&unix_sends);
+    long s0 = pg_unix_sends();
     cn_pg_stats a, b;
 
     cn_pg_pool_stats(p, &a);
@@ -209,7 +192,7 @@ static int rt_writes(cn_req *req, cn_res *res)
         return CN_EDB;
     cn_pg_pool_stats(p, &b);
     return cn_res_text(res, 200,
-                       cn_req_sprintf(req, "%ld %llu", atomic_load(&unix_sends) - s0,
+                       cn_req_sprintf(req, "%ld %llu", pg_unix_sends() - s0,
                                       (unsigned long long)(b.batches - a.batches)));
 }
 

@@ -8,7 +8,6 @@
  * observable state (pg_stat_activity, cn_pg_pool_stats), never sleeps.
  */
 
-#include <dlfcn.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -22,31 +21,13 @@
 #include "demo.h"
 #include "harness.h"
 #include "prom_text.h"
+#include "send_counter.h"
 #include "upstream.h"
 
 static const char *conninfo(void)
 {
     const char *c = getenv("CANTEEN_PG_CONNINFO");
     return c ? c : "host=/nonexistent";
-}
-
-/* ------------------------------------------------------------------------ */
-/* Counting libpq's writes: send(2) on unix sockets, interposed              */
-/* ------------------------------------------------------------------------ */
-
-static atomic_long g_unix_sends;
-
-ssize_t send(int fd, const void *buf, size_t len, int flags)
-{
-    static ssize_t (*real)(int, const void *, size_t, int);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-
-    if (real == NULL)
-        real = (ssize_t(*)(int, const void *, size_t, int))dlsym(RTLD_NEXT, "send");
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX)
-        atomic_fetch_add(&g_unix_sends, 1);
-    return real(fd, buf, len, flags);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -237,7 +218,7 @@ static int rt_gather(cn_req *req, cn_res *res)
     cn_task **t;
     cJSON *o = obj(), *errs = cJSON_CreateArray();
     int good = 0, bad_value = 0;
-    long sends0 = atomic_load(&g_unix_sends);
+    long sends0 = pg_unix_sends();
 
     cn_req_query_int(req, "n", &n);
     p = cn_req_alloc(req, (size_t)n * sizeof(*p));
@@ -261,7 +242,7 @@ static int rt_gather(cn_req *req, cn_res *res)
     }
     num(o, "good", good);
     num(o, "bad_value", bad_value);
-    num(o, "sends", (double)(atomic_load(&g_unix_sends) - sends0));
+    num(o, "sends", (double)(pg_unix_sends() - sends0));
     cJSON_AddItemToObject(o, "errors", errs);
     return cn_res_json(res, 200, o);
 }
@@ -406,6 +387,26 @@ static const char *jstr(const cJSON *o, const char *k)
     return v ? v : "";
 }
 
+/* Poll pg_stat_activity (through the app's own pool) until exactly `want`
+ * backends run a query ending in "AS <tag>", for at most ms; whether it
+ * got there. Bounded in count and time. */
+static bool wait_running(h_server *s, const char *tag, int64_t want, int ms)
+{
+    char path[128];
+    int64_t deadline = h_now_ms() + ms;
+
+    snprintf(path, sizeof path, "/t/pg/active?like=%%25AS%%20%s", tag);
+    for (int i = 0; i < 2000 && h_now_ms() < deadline; i++) {
+        cJSON *o = h_get_json(s, path, 200);
+        int64_t n = h_jint(o, "n");
+        cJSON_Delete(o);
+        if (n == want)
+            return true;
+        h_nap_ms(5);
+    }
+    return false;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Tests                                                                     */
 /* ------------------------------------------------------------------------ */
@@ -450,17 +451,7 @@ static void test_terminated_backend(void **state)
     connects = stats().connects;
     victim = h_send_get(s, "/t/pg/q?sql=SELECT%20pg_sleep(5)%20AS%20victim");
     assert_true(H_WAIT_UNTIL(stats().in_use == 1, 3000));
-    o = NULL;
-    for (int i = 0; i < 400; i++) { /* bounded: until the query is seen running */
-        o = h_get_json(s, "/t/pg/active?like=%25AS%20victim", 200);
-        if (h_jint(o, "n") == 1)
-            break;
-        cJSON_Delete(o);
-        o = NULL;
-        h_nap_ms(5);
-    }
-    assert_non_null(o);
-    cJSON_Delete(o);
+    assert_true(wait_running(s, "victim", 1, 3000));
     o = h_get_json(s,
                    "/t/pg/q?sql=SELECT%20count(pg_terminate_backend(pid))%20FROM%20"
                    "pg_stat_activity%20WHERE%20query%20LIKE%20'%25AS%20victim'%20AND%20"
@@ -489,34 +480,16 @@ static void test_disconnect_cancels_on_server(void **state)
 {
     h_server *s = start(state, (cn_pg_config){.min_size = 2, .max_size = 2});
     h_conn *c;
-    cJSON *o = NULL;
-    int64_t closed_at, gone_at = -1;
+    cJSON *o;
+    int64_t closed_at, gone_at;
 
     assert_true(H_WAIT_UNTIL(stats().idle == 2, 5000));
     c = h_send_get(s, "/t/pg/q?sql=SELECT%20pg_sleep(10)%20AS%20leaver");
-    for (int i = 0; i < 400; i++) {
-        o = h_get_json(s, "/t/pg/active?like=%25AS%20leaver", 200);
-        if (h_jint(o, "n") == 1)
-            break;
-        cJSON_Delete(o);
-        o = NULL;
-        h_nap_ms(5);
-    }
-    assert_non_null(o);
-    cJSON_Delete(o);
+    assert_true(wait_running(s, "leaver", 1, 3000));
     closed_at = h_now_ms();
     h_close(c);
-    for (int i = 0; i < 400 && h_now_ms() - closed_at < 3000; i++) {
-        o = h_get_json(s, "/t/pg/active?like=%25AS%20leaver", 200);
-        int64_t n = h_jint(o, "n");
-        cJSON_Delete(o);
-        if (n == 0) {
-            gone_at = h_now_ms();
-            break;
-        }
-        h_nap_ms(5);
-    }
-    assert_true(gone_at >= 0);
+    assert_true(wait_running(s, "leaver", 0, 3000));
+    gone_at = h_now_ms();
     if (gone_at - closed_at >= 300)
         fail_msg("the cancelled query ran on for %lld ms", (long long)(gone_at - closed_at));
     assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 2, 3000));
