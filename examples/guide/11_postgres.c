@@ -58,13 +58,17 @@ static int account(cn_req *req, cn_res *res)
 {
     const char *id = cn_req_param(req, "id");
     cn_pg_result *r;
+    cJSON *rows, *row;
     int rc = cn_pg_query(db, "SELECT id, owner, balance FROM accounts WHERE id = $1", 1, &id, &r);
 
     if (rc < 0)
         return db_error(res, rc, r);
     if (cn_pg_result_rows(r) == 0)
         return cn_res_error(res, 404, "Account not found");
-    return cn_res_json(res, 200, cJSON_DetachItemFromArray(cn_pg_result_json(r), 0));
+    rows = cn_pg_result_json(r); /* [{"id":2,...}]: the caller owns it */
+    row = cJSON_DetachItemFromArray(rows, 0);
+    cJSON_Delete(rows);
+    return cn_res_json(res, 200, row);
 }
 
 /* POST /transfer?from=1&to=2&amount=10 */

@@ -240,10 +240,37 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         connect_failed(c, msg);
         return;
     }
-    /* one attempt per connection uses the first address; the value is
-     * copied by PQconnectStartParams, so the pool's buffer can be reused */
-    uv_ip_name(res->ai_addr, p->hostaddr, sizeof p->hostaddr);
+    /*
+     * Every address (up to 4), as libpq would try them: hostaddr gets the
+     * list and host the name once per address, which libpq wants for
+     * authentication and TLS. The values are copied by
+     * PQconnectStartParams, so the pool's buffers serve every attempt.
+     */
+    p->hostaddr[0] = p->hostlist[0] = 0;
+    for (struct addrinfo *ai = res, *seen; ai; ai = ai->ai_next) {
+        char ip[48];
+        size_t n = 0;
+        for (seen = res; seen != ai; seen = seen->ai_next)
+            if (seen->ai_addrlen == ai->ai_addrlen &&
+                memcmp(seen->ai_addr, ai->ai_addr, ai->ai_addrlen) == 0)
+                break;
+        if (seen != ai || uv_ip_name(ai->ai_addr, ip, sizeof ip) < 0)
+            continue; /* a duplicate (one per socket type), or not IP */
+        for (const char *q = p->hostaddr; *q; q++)
+            n += *q == ',';
+        if (p->hostaddr[0] && n >= 3)
+            break;
+        snprintf(p->hostaddr + strlen(p->hostaddr), sizeof p->hostaddr - strlen(p->hostaddr),
+                 "%s%s", p->hostaddr[0] ? "," : "", ip);
+        snprintf(p->hostlist + strlen(p->hostlist), sizeof p->hostlist - strlen(p->hostlist),
+                 "%s%s", p->hostlist[0] ? "," : "", p->host_name);
+    }
     uv_freeaddrinfo(res);
+    if (p->hostaddr[0] == 0) {
+        snprintf(msg, sizeof msg, "host \"%s\" has no IP address", p->host_name);
+        connect_failed(c, msg);
+        return;
+    }
     start_connect(c);
 }
 

@@ -119,9 +119,11 @@ struct cn_pg_pool {
     char **keys;
     char **vals;
     int hostaddr_at; /* index of hostaddr in keys, -1 when not resolved */
+    int host_at;     /* index of host: the name, repeated once per address */
     char *host_name; /* the name to resolve, or NULL */
     char *host_port;
-    char hostaddr[64];
+    char hostaddr[4 * 48]; /* up to 4 addresses, comma-separated */
+    char hostlist[4 * 256];
     cn__list conns;
     cn__list pending;   /* one-shot queries without a connection */
     cn__list acquirers; /* cn_pg_acquire waiting */

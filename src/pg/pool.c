@@ -57,7 +57,7 @@ static void free_params(cn_pg_pool *p)
 {
     for (int i = 0; p->keys && p->keys[i]; i++) {
         free(p->keys[i]);
-        if (i != p->hostaddr_at)
+        if (i != p->hostaddr_at && i != p->host_at)
             free(p->vals[i]);
     }
     free(p->keys);
@@ -95,7 +95,7 @@ static int parse_conninfo(cn_pg_pool *p)
         else if (strcmp(o->keyword, "port") == 0)
             port = o->val;
     }
-    p->hostaddr_at = -1;
+    p->hostaddr_at = p->host_at = -1;
     if (host && !hostaddr && host[0] != '/' && host[0] != '@') {
         if (strchr(host, ',')) {
             snprintf(p->last_error, sizeof p->last_error,
@@ -121,10 +121,17 @@ static int parse_conninfo(cn_pg_pool *p)
         if (o->val == NULL || *o->val == 0)
             continue;
         p->keys[i] = strdup(o->keyword);
-        p->vals[i] = strdup(o->val);
+        if (p->host_name && strcmp(o->keyword, "host") == 0) {
+            /* filled per attempt: the name once per resolved address */
+            p->vals[i] = p->hostlist;
+            p->host_at = i;
+        } else {
+            p->vals[i] = strdup(o->val);
+        }
         if (p->keys[i] == NULL || p->vals[i] == NULL) {
             free(p->keys[i]);
-            free(p->vals[i]);
+            if (i != p->host_at)
+                free(p->vals[i]);
             p->keys[i] = NULL;
             rc = CN_ENOMEM;
             goto out;
