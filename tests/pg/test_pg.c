@@ -420,6 +420,7 @@ static void test_gathered_sleeps_overlap(void **state)
     assert_true(H_WAIT_UNTIL(stats().idle == 5, 5000));
     o = h_get_json(s, "/t/pg/sleep5", 200);
     h_assert_code(o, "rc", 0);
+    print_message("five gathered pg_sleep(0.2): %lld ms\n", (long long)h_jint(o, "ms"));
     assert_true(h_jint(o, "ms") >= 195);
     assert_true(h_jint(o, "ms") < 600); /* serial would be 1000 */
     cJSON_Delete(o);
@@ -490,6 +491,8 @@ static void test_disconnect_cancels_on_server(void **state)
     h_close(c);
     assert_true(wait_running(s, "leaver", 0, 3000));
     gone_at = h_now_ms();
+    print_message("the cancelled query left pg_stat_activity %lld ms after the client\n",
+                  (long long)(gone_at - closed_at));
     if (gone_at - closed_at >= 300)
         fail_msg("the cancelled query ran on for %lld ms", (long long)(gone_at - closed_at));
     assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 2, 3000));
