@@ -599,6 +599,31 @@ static void test_server_down(void **state)
     h_http_free(&h);
     assert_true(stats().connect_failures >= 1);
     curl_easy_cleanup(e);
+    /* the pool keeps trying for its minimum, but backs off: 500 ms, then
+     * 1 s... -- a handful of attempts in 1.2 s, not one per loop turn */
+    assert_false(H_WAIT_UNTIL(stats().connect_failures > 4, 1200));
+    assert_true(stats().connect_failures >= 2);
+}
+
+/* max_queries: a connection that has run that many is replaced. */
+static void test_max_queries_recycles(void **state)
+{
+    h_server *s = start(state, (cn_pg_config){.min_size = 1, .max_size = 1, .max_queries = 3});
+    char prev[32] = "", pid[32];
+    int changes = 0;
+
+    for (int i = 0; i < 7; i++) {
+        cJSON *o = h_get_json(s, "/t/pg/q?sql=SELECT%20pg_backend_pid()", 200);
+        h_assert_code(o, "rc", 0);
+        snprintf(pid, sizeof pid, "%s", jstr(o, "value"));
+        cJSON_Delete(o);
+        changes += prev[0] && strcmp(prev, pid) != 0;
+        snprintf(prev, sizeof prev, "%s", pid);
+    }
+    /* queries 1-3 on the first backend, 4-6 on the second, 7 on a third */
+    assert_int_equal(changes, 2);
+    assert_int_equal(stats().recycled, 2);
+    assert_int_equal(stats().lost, 0);
 }
 
 static void test_server_silent(void **state)
@@ -939,6 +964,7 @@ int main(void)
         cmocka_unit_test_teardown(test_bad_sql_sqlstate, teardown),
         cmocka_unit_test_teardown(test_server_down, teardown),
         cmocka_unit_test_teardown(test_server_silent, teardown),
+        cmocka_unit_test_teardown(test_max_queries_recycles, teardown),
         cmocka_unit_test_teardown(test_thousand_requests_pool_of_4, teardown),
         cmocka_unit_test_teardown(test_pipelining_saves_writes, teardown),
         cmocka_unit_test_teardown(test_statement_cache, teardown),
