@@ -166,9 +166,16 @@ void pg__pool_requeue(cn_pg_pool *p, pg_query *q);  /* a rolled-back one-shot qu
 bool pg__pool_unavailable(const cn_pg_pool *p);     /* fail fast: nothing can connect now */
 void pg__query_done(pg_query *q, int rc);           /* resolve (or free if abandoned) */
 
-/* conn.c */
+/* connect.c */
 pg_conn *pg__conn_open(cn_pg_pool *p);
-void pg__conn_flush(pg_conn *c); /* send what it was given, one batch */
+void pg__conn_connect_poll(pg_conn *c, int status); /* the socket is ready while connecting */
+
+/* conn.c */
+int pg__conn_watch(pg_conn *c, int events, bool renew); /* the poll on PQsocket() */
+void pg__conn_watch_ready(pg_conn *c);                  /* readable, and writable while flushing */
+void pg__conn_on_closed(uv_handle_t *h);                /* a handle of the connection closed */
+void pg__conn_free_if_unused(pg_conn *c);               /* no handle, no lease: free it */
+void pg__conn_flush(pg_conn *c);                        /* send what it was given, one batch */
 void pg__conn_mark_dirty(pg_conn *c);
 void pg__conn_close(pg_conn *c, const char *why); /* fail what is on it, close */
 void pg__conn_abandon(pg_conn *c, pg_query *q);   /* the query's task has gone */
