@@ -36,6 +36,16 @@ static void on_connect_timeout(uv_timer_t *t)
     connect_failed(c, msg);
 }
 
+/* The server's notices and warnings go to Canteen's log, not to stderr
+ * as libpq's default would print them. */
+static void on_notice(void *arg, const char *message)
+{
+    const cn_pg_pool *p = arg;
+    int n = (int)strcspn(message, "\n");
+
+    cn_log(CN_LOG_INFO, "pg pool %s: %.*s", p->name, n, message);
+}
+
 static void connect_step(pg_conn *c, PostgresPollingStatusType st)
 {
     int rc = 0;
@@ -49,6 +59,7 @@ static void connect_step(pg_conn *c, PostgresPollingStatusType st)
         break;
     case PGRES_POLLING_OK:
         uv_timer_stop(&c->timer);
+        PQsetNoticeProcessor(c->pg, on_notice, c->pool);
         if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
             connect_failed(c, PQerrorMessage(c->pg));
             return;
