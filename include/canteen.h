@@ -384,7 +384,9 @@ typedef struct cn_response_doc cn_response_doc;
  * Per-route options. Zero fields take the app's (or the router's) defaults.
  * The size is fixed: new options take the place of `reserved`, so a
  * program built against this header keeps working with later libraries.
- * Every pointer is kept, not copied: point at static data.
+ * The OpenAPI strings (summary, description, operation_id, tags) are
+ * copied; `deps`, `params`, `body` and `responses` are kept, not copied:
+ * point them at static data.
  */
 typedef struct cn_route_opts {
     cn_route_mode mode;
@@ -1233,5 +1235,6 @@ CN_EXTERN cn_req *cn_current_req(void) CN_DEPRECATED("use cn_req_current");
 #include <canteen/routers.h>
 #include <canteen/declare.h>
 #include <canteen/testclient.h>
+#include <canteen/openapi.h>
 
 #endif /* CANTEEN_H */

@@ -796,6 +796,11 @@ struct uv_loop_s *cn__app_uv_loop(cn_app *app)
     return &app->loop;
 }
 
+const cn__router *cn__app_router(const cn_app *app)
+{
+    return app->router;
+}
+
 /* ---- figures ---- */
 
 void cn_app_pool_stats(const cn_app *app, cn_pool_stats *out)
