@@ -791,11 +791,6 @@ int cn__app_adopt_fd(cn_app *app, int fd)
     return cn__conn_adopt(&app->srv, fd);
 }
 
-struct uv_loop_s *cn__app_uv_loop(cn_app *app)
-{
-    return &app->loop;
-}
-
 const cn__router *cn__app_router(const cn_app *app)
 {
     return app->router;
