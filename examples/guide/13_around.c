@@ -1,5 +1,5 @@
 /*
- * 11_around.c -- chapter 11: the layer around the handler.
+ * 13_around.c -- chapter 13: the layer around the handler.
  *
  *   lifespan     the startup hook opens the store before anything is
  *                served (its wait stands for connecting to a database);
@@ -327,7 +327,7 @@ int main(int argc, char **argv)
         rc = cn_app_run(app); /* startup, serving, drain, shutdown */
     }
     if (rc < 0)
-        fprintf(stderr, "11_around: %s\n", cn_strerror(rc));
+        fprintf(stderr, "13_around: %s\n", cn_strerror(rc));
     cn_app_free(app);
     return rc < 0;
 }
