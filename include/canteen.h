@@ -436,11 +436,13 @@ CN_EXTERN int cn_app_route_ex(cn_app *app, const char *spec, cn_handler fn, void
  * FastAPI's decorators:
  *
  *     static const cn_route routes[] = {
- *         {"GET /items/{id:int}", get_item},
- *         {"POST /items", create_item, .opts = {.body = &item, .status_code = 201}},
- *         {"GET /cpu/{n:int}", cpu, .opts.mode = CN_ROUTE_SYNC},
+ *         {.spec = "GET /items/{id:int}", .fn = get_item},
+ *         {.spec = "POST /items", .fn = create_item, .opts = {.body = &item, .status_code = 201}},
+ *         {.spec = "GET /cpu/{n:int}", .fn = cpu, .opts.mode = CN_ROUTE_SYNC},
  *         {0},
  *     };
+ *
+ * (Designated initializers keep -Wextra's missing-field warning quiet.)
  *     rc = cn_app_routes(app, routes);
  */
 typedef struct cn_route {
@@ -840,6 +842,13 @@ CN_EXTERN int cn_res_jsonf(cn_res *res, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/*
+ * `s` as a JSON string literal, quoted and escaped ("a\"b" for a"b), or
+ * `null` when s is NULL: what to give cn_res_jsonf for a string, request
+ * data included. In the request's arena; NULL only when out of memory.
+ */
+CN_EXTERN const char *cn_req_json_quote(cn_req *req, const char *s);
 
 /*
  * FastAPI's HTTPException: `{"detail": "<detail>"}` with `status`.

@@ -204,6 +204,24 @@ static int json_quote(cn__buf *b, const char *s)
     return cn__buf_append(b, "\"", 1);
 }
 
+const char *cn_req_json_quote(cn_req *req, const char *s)
+{
+    cn__buf b = {0};
+    char *p;
+
+    if (req == NULL)
+        return NULL;
+    if (s == NULL)
+        return "null";
+    if (json_quote(&b, s)) {
+        cn__buf_free(&b);
+        return NULL;
+    }
+    p = cn_req_strndup(req, b.data, b.len);
+    cn__buf_free(&b);
+    return p;
+}
+
 int cn_res_error(cn_res *res, int status, const char *detail)
 {
     cn__buf b = {0};

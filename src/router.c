@@ -334,7 +334,7 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
     rt->chain = chain;
 
     /* walk "/a/{b:int}/c"; the root path "/" has one empty segment */
-    p = path + 1;
+    p = rt->pattern + 1; /* the path, without a "?..." shorthand */
     for (;;) {
         const char *slash = strchr(p, '/');
         size_t len = slash ? (size_t)(slash - p) : strlen(p);

@@ -61,6 +61,12 @@ static int where(cn_req *req, cn_res *res)
                                           cn_req_current() == NULL ? "true" : "false"));
 }
 
+static const cn_route api_routes[] = {
+    {.spec = "GET /items/{id:int}", .fn = where},
+    {.spec = "GET ", .fn = where},
+    {0},
+};
+
 static int setup(cn_app *app, void *arg)
 {
     cn_router *api = cn_router_new("/api");
@@ -72,8 +78,7 @@ static int setup(cn_app *app, void *arg)
     rc = rc ? rc : (api && admin && blocking ? 0 : CN_ENOMEM);
     rc = rc ? rc : cn_app_use(app, "app", mark, "app;");
     rc = rc ? rc : cn_router_use(api, "api", mark, "api;");
-    rc = rc ? rc : cn_router_route(api, "GET /items/{id:int}", where, NULL, NULL);
-    rc = rc ? rc : cn_router_route(api, "GET ", where, NULL, NULL);
+    rc = rc ? rc : cn_router_routes(api, api_routes);
     rc = rc ? rc : cn_router_use(admin, "admin", mark, "admin;");
     rc = rc ? rc : cn_router_depends(admin, &dep_admin);
     rc = rc ? rc : cn_router_route(admin, "GET /users", where, NULL, NULL);
