@@ -254,6 +254,11 @@ void *cn_app_data(const cn_app *app)
     return app ? app->data : NULL;
 }
 
+const cn__router *cn__app_router(const cn_app *app)
+{
+    return app->router;
+}
+
 bool cn__app_is_new(const cn_app *app)
 {
     return atomic_load(&app->state) == APP_NEW;

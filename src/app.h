@@ -19,6 +19,9 @@ int cn__app_add_route(cn_app *app, const char *spec, cn_handler fn, void *data,
  * handles), in reverse order of adoption. 0 or CN_ENOMEM. */
 int cn__app_adopt(cn_app *app, void (*free_fn)(void *), void *p);
 
+/* The app's route table (slashes.c asks it whether another path matches). */
+const cn__router *cn__app_router(const cn_app *app);
+
 /* Routes, middleware and hooks can still be added (cn_app_run not called). */
 bool cn__app_is_new(const cn_app *app);
 
