@@ -1069,4 +1069,9 @@ CN_EXTERN cn_req *cn_current_req(void) CN_DEPRECATED("use cn_req_current");
 #include <canteen/depends.h>
 #include <canteen/routers.h>
 
+/* Batteries: cookies, shipped middleware, static files. */
+#include <canteen/cookies.h>
+#include <canteen/batteries.h>
+#include <canteen/static.h>
+
 #endif /* CANTEEN_H */
