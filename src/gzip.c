@@ -48,10 +48,10 @@ static int parse_q(const char *p, const char *end)
 
     while (p < end && (*p == ' ' || *p == '\t'))
         p++;
-    if (end - p < 3 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=')
+    if (end - p < 2 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=')
         return -1;
     p += 2;
-    if (*p != '0' && *p != '1')
+    if (p == end || (*p != '0' && *p != '1'))
         return 0; /* malformed: do not use this coding */
     v = (*p++ - '0') * 1000;
     if (p < end && *p == '.') {
