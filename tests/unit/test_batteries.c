@@ -206,8 +206,7 @@ static void range(void **state)
     assert_int_equal(cn__parse_range("bytes=1-2x", 100, &a, &b), CN__RANGE_NONE);
     assert_int_equal(cn__parse_range("bytes=+1-2", 100, &a, &b), CN__RANGE_NONE);
     assert_int_equal(cn__parse_range("bytes=99999999999999999999-", 100, &a, &b), CN__RANGE_NONE);
-    assert_int_equal(cn__parse_range("bytes=0-99999999999999999999", 100, &a, &b),
-                     CN__RANGE_NONE);
+    assert_int_equal(cn__parse_range("bytes=0-99999999999999999999", 100, &a, &b), CN__RANGE_NONE);
 }
 
 static void etags(void **state)
@@ -294,8 +293,7 @@ static void router_path_convertor(void **state)
     assert_non_null(r);
     assert_int_equal(cn__router_add(r, "GET /static/{path:path}", handler, NULL, NULL, NULL), 0);
     assert_int_equal(cn__router_add(r, "GET /static/special", handler, NULL, NULL, NULL), 0);
-    assert_int_equal(cn__router_add(r, "POST /up/{dir}/{rest:path}", handler, NULL, NULL, NULL),
-                     0);
+    assert_int_equal(cn__router_add(r, "POST /up/{dir}/{rest:path}", handler, NULL, NULL, NULL), 0);
     /* only last */
     assert_int_equal(cn__router_add(r, "GET /x/{p:path}/y", handler, NULL, NULL, NULL),
                      CN_EBADPATTERN);
