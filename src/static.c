@@ -98,8 +98,9 @@ static int open_walk(int dirfd, const char *path, int flags)
         } else {
             memcpy(seg, path, k);
             seg[k] = 0;
-            next = openat(fd, k ? seg : ".",
-                          (last ? flags : O_RDONLY | O_DIRECTORY | O_CLOEXEC) | O_NOFOLLOW);
+            /* "a.txt/" names a directory, as it does to open(2) */
+            int f = last ? flags | (slash ? O_DIRECTORY : 0) : O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+            next = openat(fd, k ? seg : ".", f | O_NOFOLLOW);
         }
         if (fd != dirfd) {
             int e = errno;
