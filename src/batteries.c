@@ -74,3 +74,14 @@ int cn__res_add_vary(cn_res *res, const char *value)
     cn_res_remove_header(res, "vary");
     return cn_res_header(res, "Vary", both);
 }
+
+int cn__res_redirect(cn_res *res, int status, const char *location)
+{
+    int rc = cn_res_header(res, "Location", location);
+
+    if (rc == 0)
+        rc = cn_res_bytes(res, status, "", 0, NULL);
+    if (rc == 0)
+        res->content_type = NULL; /* nothing to type */
+    return rc;
+}

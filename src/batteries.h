@@ -34,6 +34,9 @@ bool cn__list_has_token(const char *list, const char *tok);
  * CN_ERESPONDED, CN_ENOMEM. */
 int cn__res_add_vary(cn_res *res, const char *value);
 
+/* Answer `status` (a 3xx) with Location and an empty body: no Content-Type. */
+int cn__res_redirect(cn_res *res, int status, const char *location);
+
 /* "Sun, 06 Nov 1994 08:49:37 GMT" for t into buf (at least 30 bytes). */
 void cn__imf_date(time_t t, char buf[32]);
 /* Parse an IMF-fixdate (also RFC 850 and asctime forms, RFC 9110 5.6.7). */

@@ -33,7 +33,7 @@ static bool list_has(const char *const *l, const char *s)
     return false;
 }
 
-/* "a, b, c" from a list (and `extra` first), malloc'd. */
+/* "a, b, c" from `extra` then `l`, each name once (case-insensitive), malloc'd. */
 static char *join(const char *const *extra, const char *const *l)
 {
     size_t n = 1;
@@ -49,6 +49,8 @@ static char *join(const char *const *extra, const char *const *l)
     out[0] = 0;
     for (int k = 0; k < 2; k++)
         for (const char *const *p = k ? l : extra; p && *p; p++) {
+            if (cn__list_has_token(out, *p))
+                continue; /* "Content-Type" listed again by the user */
             if (out[0])
                 strcat(out, ", ");
             strcat(out, *p);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "batteries.h"
 #include "common.h"
 #include "req.h"
 #include "router.h"
@@ -51,9 +52,14 @@ static int redirect_slashes(cn_req *req, cn_res *res, void *data)
         alt = cn_req_sprintf(req, "%s?%.*s", alt, (int)req->query_len, req->query);
     if (alt == NULL)
         return CN_ENOMEM;
-    if (cn_res_header(res, "Location", alt) < 0)
+    switch (cn__res_redirect(res, 307, alt)) {
+    case 0:
+        return 0;
+    case CN_EBADHEADER:
         return cn_next(req, res); /* a target cn_res_header refuses: no redirect */
-    return cn_res_bytes(res, 307, "", 0, NULL) < 0 ? CN_ENOMEM : 0;
+    default:
+        return CN_ENOMEM;
+    }
 }
 
 int cn_app_redirect_slashes(cn_app *app)

@@ -468,8 +468,7 @@ static int static_get(cn_req *req, cn_res *res)
         char *loc = cn_req_sprintf(req, "%.*s/%s", (int)plen, t, t + plen);
         if (loc == NULL)
             return CN_ENOMEM;
-        rc = cn_res_header(res, "Location", loc);
-        return rc < 0 ? rc : cn_res_bytes(res, 307, "", 0, NULL);
+        return cn__res_redirect(res, 307, loc);
     }
     if (j.fd < 0 || !S_ISREG(j.st.st_mode))
         return not_found(res);

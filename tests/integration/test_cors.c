@@ -63,7 +63,7 @@ static void req_send(h_server *s, const char *method, const char *path, const ch
 
 static const char *const origins[] = {"https://a.example", NULL};
 static const char *const methods[] = {"GET", "POST", NULL};
-static const char *const headers[] = {"X-Token", NULL};
+static const char *const headers[] = {"X-Token", "content-type", NULL}; /* listed twice */
 static const char *const expose[] = {"X-Total", NULL};
 static cn_cors_opts explicit_opts = {
     .allow_origins = origins,

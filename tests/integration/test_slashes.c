@@ -49,6 +49,7 @@ static void expect_redirect(h_server *s, const char *method, const char *target,
     assert_non_null(h_header_get(&r, "location"));
     assert_string_equal(h_header_get(&r, "location"), location);
     assert_int_equal(r.body_len, 0);
+    assert_null(h_header_get(&r, "content-type"));
     h_response_free(&r);
 }
 
