@@ -362,18 +362,33 @@ typedef enum cn_route_mode {
 
 /* A dependency (FastAPI's Depends): see <canteen/depends.h>. */
 typedef struct cn_dep cn_dep;
+/* Declared parameters and bodies, documented responses: <canteen/declare.h>. */
+typedef struct cn_field cn_field;
+typedef struct cn_response_doc cn_response_doc;
 
 /*
  * Per-route options. Zero fields take the app's (or the router's) defaults.
  * The size is fixed: new options take the place of `reserved`, so a
  * program built against this header keeps working with later libraries.
+ * Every pointer is kept, not copied: point at static data.
  */
 typedef struct cn_route_opts {
     cn_route_mode mode;
     size_t stack_size;         /* coroutine stack for this route's handler */
     const cn_dep *const *deps; /* NULL-terminated: resolved, in order, before
                                 * the handler runs (after the app's and the
-                                * router's); kept, not copied */
+                                * router's) */
+    const cn_field *params;    /* declared parameters, ended by {0}: checked
+                                * before the handler (422) */
+    const cn_field *body;      /* the JSON body's declaration (422) */
+    /* OpenAPI (cn_app_openapi): */
+    int status_code;                  /* the success status (0: 200) */
+    const char *summary;              /* one line; default: from the path */
+    const char *description;          /* longer text */
+    const char *operation_id;         /* default: from the path and method */
+    const char *const *tags;          /* NULL-terminated */
+    const cn_response_doc *responses; /* other responses, ended by status 0 */
+    int hidden;                       /* 1: left out of the document */
     void *reserved[8];
 } cn_route_opts;
 
@@ -1064,10 +1079,12 @@ CN_EXTERN cn_req *cn_current_req(void) CN_DEPRECATED("use cn_req_current");
 }
 #endif
 
-/* Around the handler: middleware, dependencies, routers. */
+/* Around the handler: middleware, dependencies, routers, declarations. */
 #include <canteen/middleware.h>
 #include <canteen/depends.h>
 #include <canteen/routers.h>
+#include <canteen/declare.h>
+#include <canteen/testclient.h>
 
 /* Batteries: cookies, shipped middleware, static files. */
 #include <canteen/cookies.h>

@@ -731,6 +731,53 @@ int cn_app_run(cn_app *app)
     return app->run_rc;
 }
 
+/* ---- run by the caller, a turn at a time (the test client) ---- */
+
+int cn__app_start_inline(cn_app *app)
+{
+    int expected = APP_NEW;
+
+    if (!atomic_compare_exchange_strong(&app->state, &expected, APP_STARTING))
+        return CN_ESTATE;
+    ignore_sigpipe();
+    start_phase(app, true);
+    while (atomic_load(&app->state) == APP_STARTING)
+        uv_run(&app->loop, UV_RUN_ONCE);
+    if (atomic_load(&app->state) == APP_RUNNING)
+        return 0;
+    /* a failed startup: let its shutdown hooks finish */
+    while (atomic_load(&app->state) != APP_STOPPED)
+        uv_run(&app->loop, UV_RUN_ONCE);
+    return app->run_rc ? app->run_rc : CN_ECANCELED;
+}
+
+void cn__app_run_once(cn_app *app)
+{
+    uv_run(&app->loop, UV_RUN_ONCE);
+}
+
+int cn__app_stop_inline(cn_app *app)
+{
+    if (atomic_load(&app->state) == APP_STOPPED)
+        return app->run_rc;
+    begin_shutdown(app);
+    while (atomic_load(&app->state) != APP_STOPPED)
+        uv_run(&app->loop, UV_RUN_ONCE);
+    return app->run_rc;
+}
+
+int cn__app_adopt_fd(cn_app *app, int fd)
+{
+    if (atomic_load(&app->state) != APP_RUNNING)
+        return CN_ESTATE;
+    return cn__conn_adopt(&app->srv, fd);
+}
+
+struct uv_loop_s *cn__app_uv_loop(cn_app *app)
+{
+    return &app->loop;
+}
+
 /* ---- figures ---- */
 
 void cn_app_pool_stats(const cn_app *app, cn_pool_stats *out)

@@ -29,4 +29,18 @@ bool cn__app_is_new(const cn_app *app);
  * handle was left open (a leak the tests catch). */
 int cn__app_free_checked(cn_app *app);
 
+/*
+ * Running an app on the caller's thread, a loop turn at a time (the test
+ * client): start runs the startup hooks and returns once the app serves
+ * (0) or its startup failed (its error, after the shutdown hooks of what
+ * started); run_once is one uv_run(UV_RUN_ONCE); stop drains and runs the
+ * shutdown hooks, returning once the app has stopped; adopt_fd serves a
+ * connected socket (CN_ESTATE unless running).
+ */
+int cn__app_start_inline(cn_app *app);
+void cn__app_run_once(cn_app *app);
+int cn__app_stop_inline(cn_app *app);
+int cn__app_adopt_fd(cn_app *app, int fd);
+struct uv_loop_s *cn__app_uv_loop(cn_app *app);
+
 #endif

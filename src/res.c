@@ -287,23 +287,6 @@ int cn__res_from_error(cn_res *res, int err, unsigned keep)
     }
 }
 
-int cn__res_param_error(cn_req *req, const char *name, const char *value)
-{
-    cn__buf b = {0};
-    int rc = CN_ENOMEM;
-
-    if (cn__buf_puts(&b, "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"path\",") ||
-        json_quote(&b, name) ||
-        cn__buf_puts(&b, "],\"msg\":\"Input should be a valid integer, unable to parse string "
-                         "as an integer\",\"input\":") ||
-        json_quote(&b, value) || cn__buf_puts(&b, "}]}"))
-        goto out;
-    rc = set_body(&req->res, 422, b.data, b.len, "application/json", &req->arena);
-out:
-    cn__buf_free(&b);
-    return rc;
-}
-
 const char *cn__http_date(void)
 {
     static _Thread_local char buf[32];

@@ -11,6 +11,7 @@
 
 #include "router.h"
 #include "url.h"
+#include "validate.h"
 
 typedef struct rnode rnode;
 struct rnode {
@@ -69,6 +70,7 @@ static void node_free(rnode *n)
             continue;
         for (unsigned i = 0; i < r->nparams; i++)
             free(r->param_names[i]);
+        cn__decl_free(r);
         free(r->spec);
         free(r->label);
         free(r);
@@ -269,6 +271,9 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
         err = CN_EEXIST;
         goto fail;
     }
+    err = cn__decl_prepare(rt);
+    if (err < 0)
+        goto fail;
     n->routes[method] = rt;
     return 0;
 
