@@ -173,11 +173,15 @@ static int weaken_etag(cn_res *res)
     return cn_res_header(res, "ETag", w);
 }
 
-/* Content-Encoding: gzip and a weak ETag, for a response that is compressed. */
+/* Content-Encoding: gzip and a weak ETag, for a response that is compressed;
+ * no Accept-Ranges: byte ranges of the gzip bytes are not offered (nginx
+ * drops it too). */
 static int mark_gzip(cn_res *res)
 {
     int rc = cn_res_header(res, "Content-Encoding", "gzip");
 
+    if (rc == 0 && cn_res_remove_header(res, "accept-ranges") < 0)
+        rc = CN_ERESPONDED;
     return rc < 0 ? rc : weaken_etag(res);
 }
 

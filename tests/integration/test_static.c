@@ -565,6 +565,7 @@ static void test_with_gzip(void **state)
     assert_null(h_header_get(&r, "content-length"));
     assert_true(r.body_len < 300 * 1024 / 10);
     assert_true(strncmp(h_header_get(&r, "etag"), "W/\"", 3) == 0);
+    assert_null(h_header_get(&r, "accept-ranges"));
     h_response_free(&r);
     /* a small one: whole */
     req(s, "GET", "/static/style.css", "Accept-Encoding: gzip\r\n", &r);
