@@ -47,7 +47,8 @@ typedef struct cn_static_opts {
  *     (A NUL, "%00", is refused with 400 before any route is matched.)
  *
  * No file I/O runs on the loop: opening, fstat and reads go to the thread
- * pool (cn_to_thread). Small files are read whole; larger ones are sent in
+ * pool (cn_to_thread); a plain GET of a file up to 16 KiB is read in the
+ * job that opens it. Small files are read whole; larger ones are sent in
  * 128 KiB pieces, each read when the client has taken the one before (the
  * stream's backpressure), so a file of any size costs about 256 KiB of
  * memory per client. If a read fails once the head is out (an I/O error, a

@@ -101,6 +101,7 @@ static int make_tree(void **state)
     free(p);
     put("docs/index.html", "<h1>docs index</h1>\n");
     put_pattern("big.bin", BIG_SIZE);
+    put_pattern("mid.bin", 40 * 1024); /* read whole, but not with the open */
     {
         /* compressible and over the whole-body size: streamed, then gzipped */
         size_t n = 300 * 1024;
@@ -232,6 +233,15 @@ static void test_files_and_types(void **state)
             HDR(&r, "etag", etag);
             HDR(&r, "last-modified", lm);
         }
+        h_response_free(&r);
+    }
+    /* small files are read with the open (above); then read whole after it, and streamed */
+    for (size_t n = 0; n < 2; n++) {
+        static const char *const paths[] = {"/static/mid.bin", "/static/big.bin"};
+        req(s, "GET", paths[n], NULL, &r);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(r.body_len, n == 0 ? 40 * 1024 : BIG_SIZE);
+        assert_true(pattern_ok(r.body, r.body_len, 0));
         h_response_free(&r);
     }
     /* only GET and HEAD */
