@@ -96,16 +96,14 @@ static int setup(cn_app *app, void *arg)
 
 static char *read_with(h_server *s, const char *name, const char *cookie_lines)
 {
-    h_conn *c = h_open(s);
+    char *target = h_strf("/c/read?n=%s", name), *body;
     h_response r;
-    char *body;
 
-    h_sendf(c, "GET /c/read?n=%s HTTP/1.1\r\nHost: t\r\n%s\r\n", name, cookie_lines);
-    assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
+    h_request(s, "GET", target, cookie_lines, &r);
     assert_int_equal(r.status, 200);
     body = strdup(r.body);
     h_response_free(&r);
-    h_close(c);
+    free(target);
     return body;
 }
 

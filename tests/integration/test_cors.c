@@ -45,22 +45,6 @@ static int setup(cn_app *app, void *opts)
     return 0;
 }
 
-static void req_send(h_server *s, const char *method, const char *path, const char *extra,
-                     h_response *r)
-{
-    char *req = h_strf("%s %s HTTP/1.1\r\nHost: t\r\n%s\r\n", method, path, extra);
-
-    h_roundtrip(s, req, r);
-    free(req);
-}
-
-#define HDR(r, name, want)                                                                         \
-    do {                                                                                           \
-        const char *got_ = h_header_get(r, name);                                                  \
-        assert_non_null(got_);                                                                     \
-        assert_string_equal(got_, want);                                                           \
-    } while (0)
-
 static const char *const origins[] = {"https://a.example", NULL};
 static const char *const methods[] = {"GET", "POST", NULL};
 static const char *const headers[] = {"X-Token", "content-type", NULL}; /* listed twice */
@@ -81,25 +65,25 @@ static void test_preflight_allowed(void **state)
     h_response r;
 
     *state = s;
-    req_send(s, "OPTIONS", "/api/ok",
-             PREFLIGHT("https://a.example", "POST",
-                       "Access-Control-Request-Headers: X-Token, "
-                       "content-type\r\n"),
-             &r);
+    h_request(s, "OPTIONS", "/api/ok",
+              PREFLIGHT("https://a.example", "POST",
+                        "Access-Control-Request-Headers: X-Token, "
+                        "content-type\r\n"),
+              &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "OK");
-    HDR(&r, "access-control-allow-origin", "https://a.example");
-    HDR(&r, "access-control-allow-methods", "GET, POST");
-    HDR(&r, "access-control-allow-headers",
-        "Accept, Accept-Language, Content-Language, Content-Type, X-Token");
-    HDR(&r, "access-control-max-age", "600");
-    HDR(&r, "vary", "Origin");
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
+    h_assert_header(&r, "access-control-allow-methods", "GET, POST");
+    h_assert_header(&r, "access-control-allow-headers",
+                    "Accept, Accept-Language, Content-Language, Content-Type, X-Token");
+    h_assert_header(&r, "access-control-max-age", "600");
+    h_assert_header(&r, "vary", "Origin");
     assert_null(h_header_get(&r, "access-control-allow-credentials"));
     h_response_free(&r);
     /* a path no route has: the preflight is still answered */
-    req_send(s, "OPTIONS", "/no/such/path", PREFLIGHT("https://a.example", "GET", ""), &r);
+    h_request(s, "OPTIONS", "/no/such/path", PREFLIGHT("https://a.example", "GET", ""), &r);
     assert_int_equal(r.status, 200);
-    HDR(&r, "access-control-allow-origin", "https://a.example");
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
     h_response_free(&r);
 }
 
@@ -109,33 +93,33 @@ static void test_preflight_refused(void **state)
     h_response r;
 
     *state = s;
-    req_send(s, "OPTIONS", "/api/ok", PREFLIGHT("https://evil.example", "GET", ""), &r);
+    h_request(s, "OPTIONS", "/api/ok", PREFLIGHT("https://evil.example", "GET", ""), &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(r.body, "Disallowed CORS origin");
     assert_null(h_header_get(&r, "access-control-allow-origin"));
     h_response_free(&r);
-    req_send(s, "OPTIONS", "/api/ok", PREFLIGHT("https://a.example", "DELETE", ""), &r);
+    h_request(s, "OPTIONS", "/api/ok", PREFLIGHT("https://a.example", "DELETE", ""), &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(r.body, "Disallowed CORS method");
     h_response_free(&r);
-    req_send(s, "OPTIONS", "/api/ok",
-             PREFLIGHT("https://a.example", "GET",
-                       "Access-Control-Request-Headers: X-Token, X-Evil\r\n"),
-             &r);
+    h_request(s, "OPTIONS", "/api/ok",
+              PREFLIGHT("https://a.example", "GET",
+                        "Access-Control-Request-Headers: X-Token, X-Evil\r\n"),
+              &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(r.body, "Disallowed CORS headers");
     h_response_free(&r);
-    req_send(s, "OPTIONS", "/api/ok",
-             PREFLIGHT("https://b.example", "PUT", "Access-Control-Request-Headers: X-Evil\r\n"),
-             &r);
+    h_request(s, "OPTIONS", "/api/ok",
+              PREFLIGHT("https://b.example", "PUT", "Access-Control-Request-Headers: X-Evil\r\n"),
+              &r);
     assert_int_equal(r.status, 400);
     assert_string_equal(r.body, "Disallowed CORS origin, method, headers");
     h_response_free(&r);
     /* OPTIONS without Access-Control-Request-Method is no preflight: the
      * router answers it (no OPTIONS route: 405) */
-    req_send(s, "OPTIONS", "/api/ok", "Origin: https://a.example\r\n", &r);
+    h_request(s, "OPTIONS", "/api/ok", "Origin: https://a.example\r\n", &r);
     assert_int_equal(r.status, 405);
-    HDR(&r, "access-control-allow-origin", "https://a.example");
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
     h_response_free(&r);
 }
 
@@ -145,39 +129,39 @@ static void test_simple_requests(void **state)
     h_response r;
 
     *state = s;
-    req_send(s, "GET", "/api/ok", "Origin: https://a.example\r\n", &r);
+    h_request(s, "GET", "/api/ok", "Origin: https://a.example\r\n", &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "hello");
-    HDR(&r, "access-control-allow-origin", "https://a.example");
-    HDR(&r, "access-control-expose-headers", "X-Total");
-    HDR(&r, "vary", "Origin");
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
+    h_assert_header(&r, "access-control-expose-headers", "X-Total");
+    h_assert_header(&r, "vary", "Origin");
     assert_int_equal(h_header_count(&r, "vary"), 1);
     h_response_free(&r);
     /* another origin: served, but the browser gets no permission */
-    req_send(s, "GET", "/api/ok", "Origin: https://evil.example\r\n", &r);
+    h_request(s, "GET", "/api/ok", "Origin: https://evil.example\r\n", &r);
     assert_int_equal(r.status, 200);
     assert_null(h_header_get(&r, "access-control-allow-origin"));
     assert_null(h_header_get(&r, "access-control-expose-headers"));
-    HDR(&r, "vary", "Origin");
+    h_assert_header(&r, "vary", "Origin");
     h_response_free(&r);
     /* no Origin: not CORS, but the answer still varies by it for caches */
-    req_send(s, "GET", "/api/ok", "", &r);
+    h_request(s, "GET", "/api/ok", "", &r);
     assert_null(h_header_get(&r, "access-control-allow-origin"));
-    HDR(&r, "vary", "Origin");
+    h_assert_header(&r, "vary", "Origin");
     h_response_free(&r);
     /* error responses and streams carry the headers too */
-    req_send(s, "GET", "/api/fail", "Origin: https://a.example\r\n", &r);
+    h_request(s, "GET", "/api/fail", "Origin: https://a.example\r\n", &r);
     assert_int_equal(r.status, 500);
-    HDR(&r, "access-control-allow-origin", "https://a.example");
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
     h_response_free(&r);
-    req_send(s, "GET", "/api/stream", "Origin: https://a.example\r\n", &r);
+    h_request(s, "GET", "/api/stream", "Origin: https://a.example\r\n", &r);
     assert_int_equal(r.status, 200);
     assert_true(r.chunked);
-    HDR(&r, "access-control-allow-origin", "https://a.example");
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
     h_response_free(&r);
-    req_send(s, "GET", "/api/none", "Origin: https://a.example\r\n", &r);
+    h_request(s, "GET", "/api/none", "Origin: https://a.example\r\n", &r);
     assert_int_equal(r.status, 404);
-    HDR(&r, "access-control-allow-origin", "https://a.example");
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
     h_response_free(&r);
 }
 
@@ -190,24 +174,24 @@ static void test_any_origin(void **state)
     h_response r;
 
     *state = s;
-    req_send(s, "GET", "/api/ok", "Origin: https://x.example\r\n", &r);
-    HDR(&r, "access-control-allow-origin", "*");
+    h_request(s, "GET", "/api/ok", "Origin: https://x.example\r\n", &r);
+    h_assert_header(&r, "access-control-allow-origin", "*");
     assert_null(h_header_get(&r, "vary"));
     h_response_free(&r);
     /* a request with cookies gets its origin, not "*" */
-    req_send(s, "GET", "/api/ok", "Origin: https://x.example\r\nCookie: a=1\r\n", &r);
-    HDR(&r, "access-control-allow-origin", "https://x.example");
-    HDR(&r, "vary", "Origin");
+    h_request(s, "GET", "/api/ok", "Origin: https://x.example\r\nCookie: a=1\r\n", &r);
+    h_assert_header(&r, "access-control-allow-origin", "https://x.example");
+    h_assert_header(&r, "vary", "Origin");
     h_response_free(&r);
     /* "*" methods and headers: what was asked is allowed */
-    req_send(
+    h_request(
         s, "OPTIONS", "/api/ok",
         PREFLIGHT("https://x.example", "PATCH", "Access-Control-Request-Headers: X-A, X-B\r\n"),
         &r);
     assert_int_equal(r.status, 200);
-    HDR(&r, "access-control-allow-origin", "*");
-    HDR(&r, "access-control-allow-methods", "PATCH");
-    HDR(&r, "access-control-allow-headers", "X-A, X-B");
+    h_assert_header(&r, "access-control-allow-origin", "*");
+    h_assert_header(&r, "access-control-allow-methods", "PATCH");
+    h_assert_header(&r, "access-control-allow-headers", "X-A, X-B");
     assert_null(h_header_get(&r, "vary"));
     h_response_free(&r);
 }
@@ -219,19 +203,19 @@ static void test_credentials_never_star(void **state)
     h_response r;
 
     *state = s;
-    req_send(s, "GET", "/api/ok", "Origin: https://x.example\r\n", &r);
-    HDR(&r, "access-control-allow-origin", "https://x.example");
-    HDR(&r, "access-control-allow-credentials", "true");
-    HDR(&r, "vary", "Origin");
+    h_request(s, "GET", "/api/ok", "Origin: https://x.example\r\n", &r);
+    h_assert_header(&r, "access-control-allow-origin", "https://x.example");
+    h_assert_header(&r, "access-control-allow-credentials", "true");
+    h_assert_header(&r, "vary", "Origin");
     h_response_free(&r);
-    req_send(s, "OPTIONS", "/api/ok", PREFLIGHT("https://x.example", "GET", ""), &r);
+    h_request(s, "OPTIONS", "/api/ok", PREFLIGHT("https://x.example", "GET", ""), &r);
     assert_int_equal(r.status, 200);
-    HDR(&r, "access-control-allow-origin", "https://x.example");
-    HDR(&r, "access-control-allow-credentials", "true");
-    HDR(&r, "access-control-max-age", "60");
-    HDR(&r, "vary", "Origin");
+    h_assert_header(&r, "access-control-allow-origin", "https://x.example");
+    h_assert_header(&r, "access-control-allow-credentials", "true");
+    h_assert_header(&r, "access-control-max-age", "60");
+    h_assert_header(&r, "vary", "Origin");
     /* default methods: GET only */
-    HDR(&r, "access-control-allow-methods", "GET");
+    h_assert_header(&r, "access-control-allow-methods", "GET");
     h_response_free(&r);
 }
 
@@ -243,19 +227,19 @@ static void test_origin_regex(void **state)
     h_response r;
 
     *state = s;
-    req_send(s, "GET", "/api/ok", "Origin: https://app-1.example.org\r\n", &r);
-    HDR(&r, "access-control-allow-origin", "https://app-1.example.org");
+    h_request(s, "GET", "/api/ok", "Origin: https://app-1.example.org\r\n", &r);
+    h_assert_header(&r, "access-control-allow-origin", "https://app-1.example.org");
     h_response_free(&r);
     /* the whole origin must match: no suffix, no other scheme */
-    req_send(s, "GET", "/api/ok", "Origin: https://app.example.org.evil.com\r\n", &r);
+    h_request(s, "GET", "/api/ok", "Origin: https://app.example.org.evil.com\r\n", &r);
     assert_null(h_header_get(&r, "access-control-allow-origin"));
     h_response_free(&r);
-    req_send(s, "GET", "/api/ok", "Origin: http://app.example.org\r\n", &r);
+    h_request(s, "GET", "/api/ok", "Origin: http://app.example.org\r\n", &r);
     assert_null(h_header_get(&r, "access-control-allow-origin"));
     h_response_free(&r);
-    req_send(s, "OPTIONS", "/api/ok", PREFLIGHT("https://app.example.org", "GET", ""), &r);
+    h_request(s, "OPTIONS", "/api/ok", PREFLIGHT("https://app.example.org", "GET", ""), &r);
     assert_int_equal(r.status, 200);
-    HDR(&r, "access-control-max-age", "0");
+    h_assert_header(&r, "access-control-max-age", "0");
     h_response_free(&r);
 }
 

@@ -147,14 +147,10 @@ static char *gunzip(const char *p, size_t n, size_t *out_len)
 
 static void get(h_server *s, const char *method, const char *path, const char *ae, h_response *r)
 {
-    h_conn *c = h_open(s);
+    char *extra = ae ? h_strf("Accept-Encoding: %s\r\n", ae) : NULL;
 
-    if (ae)
-        h_sendf(c, "%s %s HTTP/1.1\r\nHost: t\r\nAccept-Encoding: %s\r\n\r\n", method, path, ae);
-    else
-        h_sendf(c, "%s %s HTTP/1.1\r\nHost: t\r\n\r\n", method, path);
-    assert_int_equal(h_read_response_ex(c, r, H_TIMEOUT_MS, strcmp(method, "HEAD") == 0), H_OK);
-    h_close(c);
+    h_request(s, method, path, extra, r);
+    free(extra);
 }
 
 /* The response is gzip and inflates to make_text(n). */

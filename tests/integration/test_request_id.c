@@ -53,29 +53,20 @@ static bool is_hex32(const char *s)
     return true;
 }
 
-/* GET path with `extra` header lines; the response (caller frees). */
-static void get(h_server *s, const char *path, const char *extra, h_response *r)
-{
-    char *req = h_strf("GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n", path, extra);
-
-    h_roundtrip(s, req, r);
-    free(req);
-}
-
 static void test_valid_id_is_taken(void **state)
 {
     h_server *s = h_start(NULL, NULL, setup, NULL);
     h_response r;
 
     *state = s;
-    get(s, "/rid/echo", "X-Request-ID: abc-123_XYZ.9\r\n", &r);
+    h_request(s, "GET", "/rid/echo", "X-Request-ID: abc-123_XYZ.9\r\n", &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "abc-123_XYZ.9");
     assert_string_equal(h_header_get(&r, "x-request-id"), "abc-123_XYZ.9");
     assert_int_equal(h_header_count(&r, "x-request-id"), 1);
     h_response_free(&r);
     /* the name is case-insensitive on the way in */
-    get(s, "/rid/echo", "x-request-id: lower\r\n", &r);
+    h_request(s, "GET", "/rid/echo", "x-request-id: lower\r\n", &r);
     assert_string_equal(r.body, "lower");
     h_response_free(&r);
 }
@@ -86,8 +77,8 @@ static void test_made_when_missing(void **state)
     h_response a, b;
 
     *state = s;
-    get(s, "/rid/echo", "", &a);
-    get(s, "/rid/echo", "", &b);
+    h_request(s, "GET", "/rid/echo", "", &a);
+    h_request(s, "GET", "/rid/echo", "", &b);
     assert_true(is_hex32(a.body));
     assert_true(is_hex32(b.body));
     assert_string_equal(h_header_get(&a, "x-request-id"), a.body);
@@ -111,7 +102,7 @@ static void test_forged_ids_are_replaced(void **state)
 
     *state = s;
     for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
-        get(s, "/rid/echo", forged[i], &r);
+        h_request(s, "GET", "/rid/echo", forged[i], &r);
         assert_int_equal(r.status, 200);
         assert_true(is_hex32(r.body));
         assert_string_equal(h_header_get(&r, "x-request-id"), r.body);
@@ -121,20 +112,20 @@ static void test_forged_ids_are_replaced(void **state)
     memset(long_id, 'a', 129);
     long_id[129] = 0;
     char *line = h_strf("X-Request-ID: %s\r\n", long_id);
-    get(s, "/rid/echo", line, &r);
+    h_request(s, "GET", "/rid/echo", line, &r);
     free(line);
     assert_true(is_hex32(r.body));
     h_response_free(&r);
     /* 128 is fine */
     long_id[128] = 0;
     line = h_strf("X-Request-ID: %s\r\n", long_id);
-    get(s, "/rid/echo", line, &r);
+    h_request(s, "GET", "/rid/echo", line, &r);
     free(line);
     assert_string_equal(r.body, long_id);
     h_response_free(&r);
     /* a CR inside the value never reaches the middleware: the parser
      * refuses the request, and no header of it is echoed */
-    get(s, "/rid/echo", "X-Request-ID: a\rSet-Cookie: x=1\r\n", &r);
+    h_request(s, "GET", "/rid/echo", "X-Request-ID: a\rSet-Cookie: x=1\r\n", &r);
     assert_int_equal(r.status, 400);
     assert_null(h_header_get(&r, "x-request-id"));
     assert_null(h_header_get(&r, "set-cookie"));
@@ -147,11 +138,11 @@ static void test_on_errors_and_unmatched(void **state)
     h_response r;
 
     *state = s;
-    get(s, "/rid/fail", "X-Request-ID: fail-1\r\n", &r);
+    h_request(s, "GET", "/rid/fail", "X-Request-ID: fail-1\r\n", &r);
     assert_int_equal(r.status, 500);
     assert_string_equal(h_header_get(&r, "x-request-id"), "fail-1");
     h_response_free(&r);
-    get(s, "/rid/nowhere", "X-Request-ID: lost-1\r\n", &r);
+    h_request(s, "GET", "/rid/nowhere", "X-Request-ID: lost-1\r\n", &r);
     assert_int_equal(r.status, 404);
     assert_string_equal(h_header_get(&r, "x-request-id"), "lost-1");
     h_response_free(&r);
@@ -169,7 +160,7 @@ static void test_in_log_lines(void **state)
     *state = s;
     h_log_reset();
     /* a handler's failure */
-    get(s, "/rid/fail", "X-Request-ID: trace-fail\r\n", &r);
+    h_request(s, "GET", "/rid/fail", "X-Request-ID: trace-fail\r\n", &r);
     h_response_free(&r);
     assert_true(H_WAIT_UNTIL(h_log_count(CN_LOG_ERROR,
                                          "[trace-fail] GET /rid/fail: handler returned "
@@ -177,7 +168,7 @@ static void test_in_log_lines(void **state)
                                          NULL) == 1,
                              H_TIMEOUT_MS));
     /* a step that held the loop */
-    get(s, "/rid/slow", "X-Request-ID: trace-slow\r\n", &r);
+    h_request(s, "GET", "/rid/slow", "X-Request-ID: trace-slow\r\n", &r);
     h_response_free(&r);
     assert_true(H_WAIT_UNTIL(h_log_count(CN_LOG_WARN, "[trace-slow] ", "GET /rid/slow") >= 1,
                              H_TIMEOUT_MS));
@@ -186,13 +177,13 @@ static void test_in_log_lines(void **state)
         h_log_count(CN_LOG_INFO, "[trace-slow] \"GET /rid/slow HTTP/1.1\" 200", NULL) == 1,
         H_TIMEOUT_MS));
     /* a made ID is in the log too */
-    get(s, "/rid/fail", "", &r);
+    h_request(s, "GET", "/rid/fail", "", &r);
     char *want = h_strf("[%s] GET /rid/fail", h_header_get(&r, "x-request-id"));
     h_response_free(&r);
     assert_true(H_WAIT_UNTIL(h_log_count(CN_LOG_ERROR, want, NULL) == 1, H_TIMEOUT_MS));
     free(want);
     /* a forged one is not */
-    get(s, "/rid/fail", "X-Request-ID: forged id\r\n", &r);
+    h_request(s, "GET", "/rid/fail", "X-Request-ID: forged id\r\n", &r);
     h_response_free(&r);
     h_log_find("forged", line, sizeof line);
     assert_string_equal(line, "");
@@ -205,7 +196,7 @@ static void test_options(void **state)
     h_response r;
 
     *state = s;
-    get(s, "/rid/echo", "X-Trace-Id: mine\r\nX-Request-ID: other\r\n", &r);
+    h_request(s, "GET", "/rid/echo", "X-Trace-Id: mine\r\nX-Request-ID: other\r\n", &r);
     assert_true(is_hex32(r.body));
     assert_string_equal(h_header_get(&r, "x-trace-id"), r.body);
     assert_null(h_header_get(&r, "x-request-id"));

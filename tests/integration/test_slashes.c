@@ -31,20 +31,12 @@ static int setup(cn_app *app, void *arg)
     return 0;
 }
 
-static void req_send(h_server *s, const char *method, const char *target, h_response *r)
-{
-    char *req = h_strf("%s %s HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", method, target);
-
-    h_roundtrip(s, req, r);
-    free(req);
-}
-
 static void expect_redirect(h_server *s, const char *method, const char *target,
                             const char *location)
 {
     h_response r;
 
-    req_send(s, method, target, &r);
+    h_request(s, method, target, "Content-Length: 0\r\n", &r);
     assert_int_equal(r.status, 307);
     assert_non_null(h_header_get(&r, "location"));
     assert_string_equal(h_header_get(&r, "location"), location);
@@ -57,7 +49,7 @@ static void expect_status(h_server *s, const char *method, const char *target, i
 {
     h_response r;
 
-    req_send(s, method, target, &r);
+    h_request(s, method, target, "Content-Length: 0\r\n", &r);
     assert_int_equal(r.status, status);
     assert_null(h_header_get(&r, "location"));
     h_response_free(&r);
@@ -68,7 +60,7 @@ static void expect_not_redirected(h_server *s, const char *target)
 {
     h_response r;
 
-    req_send(s, "GET", target, &r);
+    h_request(s, "GET", target, "Content-Length: 0\r\n", &r);
     assert_int_not_equal(r.status, 307);
     assert_null(h_header_get(&r, "location"));
     h_response_free(&r);
