@@ -132,8 +132,11 @@ static int open_beneath(int dirfd, const char *path)
         long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
         if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
             return (int)fd;
-        /* no openat2 here (an old kernel, or a seccomp filter): the walk */
-        atomic_store(&no_openat2, true);
+        /* no openat2 here: an old kernel (ENOSYS: for good), or a seccomp
+         * filter that refuses it (EPERM, which a file can give too: only
+         * this once); the walk, which follows no symlink at all */
+        if (errno == ENOSYS)
+            atomic_store(&no_openat2, true);
     }
 #endif
     return open_walk(dirfd, path, flags);
