@@ -19,9 +19,6 @@ int cn__app_add_route(cn_app *app, const char *spec, cn_handler fn, void *data,
  * handles), in reverse order of adoption. 0 or CN_ENOMEM. */
 int cn__app_adopt(cn_app *app, void (*free_fn)(void *), void *p);
 
-/* The app's route table (slashes.c asks it whether another path matches). */
-const cn__router *cn__app_router(const cn_app *app);
-
 /* Routes, middleware and hooks can still be added (cn_app_run not called). */
 bool cn__app_is_new(const cn_app *app);
 
@@ -41,6 +38,9 @@ int cn__app_start_inline(cn_app *app);
 void cn__app_run_once(cn_app *app);
 int cn__app_stop_inline(cn_app *app);
 int cn__app_adopt_fd(cn_app *app, int fd);
-struct uv_loop_s *cn__app_uv_loop(cn_app *app);
+
+/* The app's route table (read-only), for the OpenAPI document and the
+ * slash redirect (slashes.c). */
+const cn__router *cn__app_router(const cn_app *app);
 
 #endif

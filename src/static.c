@@ -570,7 +570,8 @@ int cn_app_static(cn_app *app, const char *prefix, const char *dir, const cn_sta
     if (spec == NULL)
         return CN_ENOMEM;
     snprintf(spec, plen + sizeof "GET /{path:path}", "GET %s/{path:path}", prefix);
-    rc = cn_app_route(app, spec, static_get, m);
+    /* a mount, as in FastAPI: not an operation of the OpenAPI document */
+    rc = cn_app_route_ex(app, spec, static_get, m, &(cn_route_opts){.hidden = 1});
     free(spec);
     return rc;
 }

@@ -18,8 +18,8 @@ static int text(cn_req *req, cn_res *res)
 static int setup(cn_app *app, void *arg)
 {
     (void)arg;
-    if (cn_app_redirect_slashes(app) < 0 || cn_app_route(app, "GET /items", text, NULL) ||
-        cn_app_route(app, "POST /items", text, NULL) ||
+    if (cn_app_redirect_slashes(app) < 0 || cn_app_route(app, "GET /things", text, NULL) ||
+        cn_app_route(app, "POST /things", text, NULL) ||
         cn_app_route(app, "GET /dir/", text, NULL) ||
         cn_app_route(app, "GET /u/{id:int}", text, NULL) ||
         cn_app_route(app, "GET /both", text, NULL) || cn_app_route(app, "GET /both/", text, NULL) ||
@@ -71,10 +71,10 @@ static void test_redirects(void **state)
     h_server *s = h_start(NULL, NULL, setup, NULL);
 
     *state = s;
-    expect_redirect(s, "GET", "/items/", "/items");
-    expect_redirect(s, "GET", "/items/?q=a%20b&x", "/items?q=a%20b&x");
-    expect_redirect(s, "POST", "/items/", "/items"); /* 307 keeps the method */
-    expect_redirect(s, "HEAD", "/items/", "/items");
+    expect_redirect(s, "GET", "/things/", "/things");
+    expect_redirect(s, "GET", "/things/?q=a%20b&x", "/things?q=a%20b&x");
+    expect_redirect(s, "POST", "/things/", "/things"); /* 307 keeps the method */
+    expect_redirect(s, "HEAD", "/things/", "/things");
     expect_redirect(s, "GET", "/dir", "/dir/");
     expect_redirect(s, "GET", "/u/7/", "/u/7");
     /* the target as it was sent, escapes included */
@@ -86,14 +86,14 @@ static void test_no_redirect(void **state)
     h_server *s = h_start(NULL, NULL, setup, NULL);
 
     *state = s;
-    expect_status(s, "GET", "/items", 200);
+    expect_status(s, "GET", "/things", 200);
     expect_status(s, "GET", "/both/", 200);
     expect_status(s, "GET", "/nothing/here", 404);
     expect_status(s, "GET", "/", 404);
     /* the twin has no DELETE: no redirect to a 405, the path's own 404 */
-    expect_status(s, "DELETE", "/items/", 404);
+    expect_status(s, "DELETE", "/things/", 404);
     /* a path that matches with another method stays a 405 */
-    expect_status(s, "DELETE", "/items", 405);
+    expect_status(s, "DELETE", "/things", 405);
     /* "/u/x/" -> "/u/x" would be a 422, not a match: still redirected
      * (the route matches; its parameter is judged after) */
     expect_redirect(s, "GET", "/u/x/", "/u/x");
