@@ -415,7 +415,10 @@ typedef struct cn_route_opts {
  * FastAPI-style 422 response before the handler runs. `spec` is copied.
  * `data` is handed back to the handler through cn_req_route_data().
  * Routes are matched by a trie: cost grows with the path's length, not the
- * number of routes. A literal segment wins over a parameter.
+ * number of routes. A literal segment wins over a parameter. The last
+ * segment may be `{name:path}` (Starlette's path convertor): the rest of the
+ * path, slashes included, possibly empty, decoded in one piece (static files
+ * use it: canteen/static.h).
  *
  * Errors: CN_EBADPATTERN (malformed spec), CN_EEXIST (same method and shape
  * already registered), CN_ESTATE (the app is running), CN_ENOMEM.
