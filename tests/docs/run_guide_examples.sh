@@ -332,8 +332,8 @@ elif [[ ${CI:-} == true ]]; then
     fail "11_postgres was not built (libcanteen-pg needs libpq)"
 fi
 
-# 13: the batteries: request IDs, CORS, gzip, slash redirects, cookies, static files
-if start 13_batteries; then
+# 14: the batteries: request IDs, CORS, gzip, slash redirects, cookies, static files
+if start 14_batteries; then
     u=http://127.0.0.1:$port
     # request IDs: echoed, and at the head of the failure's log line
     hdrs=$(curl -s -D - -o /dev/null -H 'X-Request-ID: guide-42' "$u/api/fail")
@@ -380,7 +380,7 @@ if start 13_batteries; then
     curl -s "$u/static/" | grep -q 'Served by cn_app_static' || fail "GET /static/: not the index page"
     body=$(curl -s -r 0-4 "$u/static/hello.txt")
     [[ $body == Hello ]] || fail "GET /static/hello.txt bytes 0-4: got '$body'"
-    for p in ../13_batteries.c %2e%2e/13_batteries.c ..%2f13_batteries.c; do
+    for p in ../14_batteries.c %2e%2e/14_batteries.c ..%2f14_batteries.c; do
         code=$(curl -s --path-as-is -o /dev/null -w '%{http_code}' "$u/static/$p")
         [[ $code == 404 ]] || fail "GET /static/$p: expected 404, got $code"
     done

@@ -1,5 +1,5 @@
 /*
- * 13_batteries.c -- chapter 13: what ships around the handler. Request
+ * 14_batteries.c -- chapter 14: what ships around the handler. Request
  * IDs, CORS, gzip, trailing-slash redirects, cookies and static files, on
  * a small service that logs in with a cookie.
  *
@@ -12,7 +12,7 @@
  *   GET  /api/fail      a handler that fails: its log line has the request ID
  *   GET  /static/...    examples/guide/static/ (index.html for /static/)
  *
- *   ./13_batteries 8000 &
+ *   ./14_batteries 8000 &
  *   curl -s --compressed -H 'X-Request-ID: demo-1' -D - localhost:8000/api/items
  */
 #include <stdio.h>
@@ -159,7 +159,7 @@ int main(int argc, char **argv)
         rc = cn_app_run(app);
     }
     if (rc < 0)
-        fprintf(stderr, "13_batteries: %s\n", cn_strerror(rc));
+        fprintf(stderr, "14_batteries: %s\n", cn_strerror(rc));
     cn_app_free(app);
     return rc < 0;
 }
