@@ -245,16 +245,42 @@ static int users(cn_req *req, cn_res *res)
     return cn_res_json(res, 200, out);
 }
 
+/* The SQLite store opens in the app's startup and closes in its shutdown;
+ * SQLite blocks, so both go to the pool. */
+static int store_open_job(void *arg)
+{
+    (void)arg;
+    return store_open() < 0 ? CN_EINVAL : 0;
+}
+
+static int store_close_job(void *arg)
+{
+    (void)arg;
+    store_close();
+    return 0;
+}
+
+static int open_store(cn_app *app, void *arg)
+{
+    (void)app;
+    return cn_to_thread(store_open_job, arg);
+}
+
+static int close_store(cn_app *app, void *arg)
+{
+    (void)app;
+    return cn_to_thread(store_close_job, arg);
+}
+
 int demo_register_fetch(cn_app *app, const char *upstream_url)
 {
     void *u = (void *)(uintptr_t)upstream_url; /* read-only route data */
     int rc = 0;
 
-    if (store_open() < 0)
-        return CN_EINVAL;
+    rc = cn_app_lifespan(app, open_store, close_store, NULL);
 #ifdef DEMO_HAVE_PG
     if (store_pg_enabled())
-        rc = store_pg_register(app);
+        rc = rc ? rc : store_pg_register(app);
 #endif
     rc = rc ? rc
             : cn_app_route_ex(app, "GET /fetch-multiple", fetch_multiple, u,

@@ -325,6 +325,7 @@ int demo_register(cn_app *app)
     rc = rc ? rc : cn_app_route(app, "GET /to-thread/{ms:int}", to_thread, NULL);
     /* GET /metrics: the app's, the pool's and the loop's figures, for Prometheus */
     rc = rc ? rc : cn_app_metrics_route(app, NULL);
+    rc = rc ? rc : demo_register_admin(app);
     /* GET /openapi.json and GET /docs (Swagger UI) from the declarations */
     rc = rc ? rc
             : cn_app_openapi(

@@ -313,7 +313,25 @@ if start 12_wait_fd; then
     [[ $code == 504 ]] || fail "GET /shout/late with a 100 ms timeout: expected 504, got $code"
     stop
 fi
-programs=11
+
+# 15: declared parameters and bodies, FastAPI's 422, the OpenAPI document
+if start 15_items; then
+    expect_body '/items?q=pen' '[{"id":1,"name":"pen"},{"id":2,"name":"pencil"}]'
+    expect_body '/items?limit=1' '[{"id":1,"name":"pen"}]'
+    expect_body '/items?limit=0' '{"detail":[{"type":"greater_than_equal","loc":["query","limit"],"msg":"Input should be greater than or equal to 1","input":"0","ctx":{"ge":1}}]}'
+    expect_body '/items/abc' '{"detail":[{"type":"int_parsing","loc":["path","id"],"msg":"Input should be a valid integer, unable to parse string as an integer","input":"abc"}]}'
+    body=$(curl -s -H 'Content-Type: application/json' -d '{"name":"pen"}' "http://127.0.0.1:$port/items")
+    [[ $body == '{"detail":[{"type":"missing","loc":["body","price"],"msg":"Field required","input":{"name":"pen"}}]}' ]] ||
+        fail "POST /items without a price: got '$body'"
+    body=$(curl -s -H 'Content-Type: application/json' -d '{"name":"pen","price":"1.5"}' "http://127.0.0.1:$port/items")
+    [[ $body == '{"name":"pen","price":1.5,"tags":[]}' ]] || fail "POST /items: got '$body'"
+    body=$(get /openapi.json)
+    [[ $body == '{"openapi":"3.1.0","info":{"title":"Items","version":"1.0.0"},'* &&
+        $body == *'"/items/{id}":{"get":{"summary":"Read an item","operationId":"items__id__get"'* ]] ||
+        fail "GET /openapi.json: got '${body:0:200}'"
+    stop
+fi
+programs=12
 
 pg_runner=$(cd "$(dirname "${BASH_SOURCE[0]}")/../pg" && pwd)/run_pg_test.sh
 if [[ -x $bin/11_postgres ]]; then
@@ -326,7 +344,7 @@ if [[ -x $bin/11_postgres ]]; then
         echo "run_guide_examples: 11_postgres: FAILED" >&2
         failed=1
     else
-        programs=12
+        programs=13
     fi
 elif [[ ${CI:-} == true ]]; then
     fail "11_postgres was not built (libcanteen-pg needs libpq)"
