@@ -214,10 +214,12 @@ static cJSON *schema_of(const cn_field *f, cJSON *components, const char *title,
 /* FastAPI's ValidationError and HTTPValidationError components. */
 static void add_validation_components(cJSON *components)
 {
-    cJSON *ve = cJSON_CreateObject(), *props, *loc, *alts, *s;
+    cJSON *ve, *props, *loc, *alts, *s;
 
+    /* once per document: a second validating route has them already */
     if (cJSON_HasObjectItem(components, "ValidationError"))
         return;
+    ve = cJSON_CreateObject();
     cJSON_AddStringToObject(ve, "title", "ValidationError");
     cJSON_AddStringToObject(ve, "type", "object");
     props = cJSON_AddObjectToObject(ve, "properties");
