@@ -11,7 +11,11 @@
  *     int main(void) {
  *         cn_app *app = cn_app_new(NULL);
  *         cn_app_route(app, "GET /", hello, NULL);
- *         return cn_app_run(app, "127.0.0.1", 8000) < 0;
+ *         int rc = cn_app_listen(app, "127.0.0.1", 8000);
+ *         if (rc == 0)
+ *             rc = cn_app_run(app);
+ *         cn_app_free(app);
+ *         return rc < 0;
  *     }
  *
  * Conventions, written once:
@@ -370,8 +374,9 @@ typedef int (*cn_handler)(cn_req *req, cn_res *res);
 
 /* How a route runs. */
 typedef enum cn_route_mode {
-    CN_ROUTE_ASYNC = 0, /* on the event loop, in a coroutine (the default) */
-    CN_ROUTE_SYNC = 1,  /* on the thread pool; may block */
+    CN_ROUTE_DEFAULT = 0, /* its router's default (cn_router_defaults), else async */
+    CN_ROUTE_SYNC = 1,    /* on the thread pool; may block */
+    CN_ROUTE_ASYNC = 2,   /* on the event loop, in a coroutine (what the default is) */
 } cn_route_mode;
 
 /* A dependency (FastAPI's Depends): see <canteen/depends.h>. */
@@ -428,6 +433,33 @@ CN_EXTERN int cn_app_route(cn_app *app, const char *spec, cn_handler fn, void *d
 /* As cn_app_route, with options (NULL means defaults). */
 CN_EXTERN int cn_app_route_ex(cn_app *app, const char *spec, cn_handler fn, void *data,
                               const cn_route_opts *opts);
+
+/*
+ * A route as data. A table of them, next to the handlers, reads like
+ * FastAPI's decorators:
+ *
+ *     static const cn_route routes[] = {
+ *         {"GET /items/{id:int}", get_item},
+ *         {"POST /items", create_item, .opts = {.body = &item, .status_code = 201}},
+ *         {"GET /cpu/{n:int}", cpu, .opts.mode = CN_ROUTE_SYNC},
+ *         {0},
+ *     };
+ *     rc = cn_app_routes(app, routes);
+ */
+typedef struct cn_route {
+    const char *spec; /* "METHOD /path"; NULL ends a table */
+    cn_handler fn;
+    void *data;
+    cn_route_opts opts;
+} cn_route;
+
+/*
+ * Register every route of the table `routes` (ended by an entry whose spec
+ * is NULL), in order, as cn_app_route_ex would. Stops at the first error
+ * and returns it; the routes before it stay registered. Errors: those of
+ * cn_app_route_ex, CN_EINVAL (NULL table).
+ */
+CN_EXTERN int cn_app_routes(cn_app *app, const cn_route *routes);
 
 /*
  * Bind and listen on host:port (IPv4 or IPv6 literal, or a name resolved
@@ -798,6 +830,19 @@ CN_EXTERN int cn_res_json(cn_res *res, int status, cJSON *json);
 
 /* application/json from an already serialised string (copied). */
 CN_EXTERN int cn_res_json_str(cn_res *res, int status, const char *json);
+
+/*
+ * application/json from a printf format, made in the request's arena:
+ * `cn_res_jsonf(res, 200, "{\"id\":%d}", id)`. What the format puts in must
+ * already be JSON: a string argument is not escaped (build strings from
+ * request data with cJSON and cn_res_json). Errors: CN_EINVAL (NULL fmt),
+ * CN_ENOMEM, CN_ERESPONDED.
+ */
+CN_EXTERN int cn_res_jsonf(cn_res *res, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 /*
  * FastAPI's HTTPException: `{"detail": "<detail>"}` with `status`.
@@ -1175,6 +1220,7 @@ CN_EXTERN int cn_fetch_json(const cn_fetch_result *r, cJSON **out);
  */
 CN_EXTERN int cn_res_upstream_error(cn_res *res, const cn_fetch_result *r,
                                     const char *not_found_detail);
+
 /*
  * Building outbound URLs from request data. A path parameter arrives
  * percent-decoded: put "..%2F..%2Fadmin" into "%s/users/%s" and the URL

@@ -17,6 +17,7 @@
 #include "app.h"
 #include "common.h"
 #include "router.h"
+#include "validate.h"
 
 /* Where `npm install -g swagger-ui-dist` puts it: npm's global prefix is
  * /usr/local for Debian's npm, /usr for Node.js's own builds. */
@@ -346,6 +347,8 @@ static cJSON *operation(const cn__route *rt, const char *path, cJSON *components
     char *oid = o->operation_id ? strdup(o->operation_id) : operation_id(path, method);
     char status[16];
     bool validates = false;
+    const cn_field *const *fields;
+    unsigned n;
 
     if (o->tags) {
         cJSON *t = cJSON_AddArrayToObject(op, "tags");
@@ -358,13 +361,13 @@ static cJSON *operation(const cn__route *rt, const char *path, cJSON *components
     if (oid) {
         /* operation ids are unique in a document */
         char *unique = oid;
-        for (int n = 2; cJSON_HasObjectItem(ids, unique); n++) {
+        for (int k = 2; cJSON_HasObjectItem(ids, unique); k++) {
             if (unique != oid)
                 free(unique);
             unique = malloc(strlen(oid) + 16);
             if (unique == NULL)
                 break;
-            sprintf(unique, "%s_%d", oid, n);
+            sprintf(unique, "%s_%d", oid, k);
         }
         if (unique) {
             cJSON_AddStringToObject(op, "operationId", unique);
@@ -374,35 +377,14 @@ static cJSON *operation(const cn__route *rt, const char *path, cJSON *components
             free(unique);
         free(oid);
     }
-    /* parameters: the path's own (from {id:int}), then the declared ones */
-    for (unsigned i = 0; i < rt->nparams; i++) {
-        const cn_field *decl = NULL;
-        for (const cn_field *k = o->params; k && k->name; k++)
-            if (k->in == CN_PATH && strcmp(k->name, rt->param_names[i]) == 0)
-                decl = k;
-        cn_field implicit = {.name = rt->param_names[i],
-                             .in = CN_PATH,
-                             .required = 1,
-                             .type = rt->param_types[i] == CN__PARAM_INT ? CN_INT : CN_STR};
-        const cn_field *f = decl ? decl : &implicit;
+    /* the parameters as they are checked: the path's, then the declared ones */
+    n = cn__decl_params(rt, &fields);
+    for (unsigned i = 0; i < n; i++) {
+        const cn_field *f = fields[i];
         cJSON *p = cJSON_CreateObject();
         cJSON_AddStringToObject(p, "name", f->name);
-        cJSON_AddStringToObject(p, "in", "path");
-        cJSON_AddTrueToObject(p, "required");
-        cJSON_AddItemToObject(p, "schema", schema_of(f, components, f->name, 0));
-        if (f->description)
-            cJSON_AddStringToObject(p, "description", f->description);
-        cJSON_AddItemToArray(params, p);
-        validates = true;
-    }
-    for (const cn_field *f = o->params; f && f->name; f++) {
-        cJSON *p;
-        if (f->in == CN_PATH)
-            continue;
-        p = cJSON_CreateObject();
-        cJSON_AddStringToObject(p, "name", f->name);
         cJSON_AddStringToObject(p, "in", in_name(f->in));
-        cJSON_AddBoolToObject(p, "required", f->required);
+        cJSON_AddBoolToObject(p, "required", f->in == CN_PATH || f->required);
         cJSON_AddItemToObject(p, "schema", schema_of(f, components, f->name, 0));
         if (f->description)
             cJSON_AddStringToObject(p, "description", f->description);

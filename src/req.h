@@ -70,6 +70,7 @@ struct cn_req {
     struct cn__dep_entry *deps;  /* every dependency asked for, newest first (depends.c) */
     struct cn__dep_entry *resolved; /* those that resolved, newest first: cleanup order */
     char *id;                       /* cn_req_set_id, or NULL */
+    bool deps_closed;               /* the dependencies' cleanups have run */
     struct cn__value *valid;        /* declared parameters' values (validate.c) */
     cJSON *json;
     int json_err;

@@ -1,4 +1,6 @@
 /* res.c -- the response builder, error bodies and HTTP/1.1 serialisation. */
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -6,27 +8,36 @@
 #include "common.h"
 #include "req.h"
 
-static int set_body(cn_res *res, int status, const char *body, size_t len, const char *ctype,
-                    cn__arena *arena)
+/* Set status and body; `body` is copied into the arena unless it lives there already. */
+static int put_body(cn_res *res, int status, const char *body, size_t len, const char *ctype,
+                    cn__arena *arena, bool copy)
 {
-    char *copy;
+    char *p = (char *)(uintptr_t)body;
 
     if (res->body_set)
         return CN_ERESPONDED;
     if (status < 100 || status > 999)
         return CN_EINVAL;
-    copy = cn__arena_alloc(arena, len ? len : 1);
-    if (copy == NULL)
-        return CN_ENOMEM;
-    if (len)
-        memcpy(copy, body, len);
+    if (copy) {
+        p = cn__arena_alloc(arena, len ? len : 1);
+        if (p == NULL)
+            return CN_ENOMEM;
+        if (len)
+            memcpy(p, body, len);
+    }
     res->status = status;
-    res->body = copy;
+    res->body = p;
     res->body_len = len;
     if (res->content_type == NULL)
         res->content_type = ctype;
     res->body_set = true;
     return 0;
+}
+
+static int set_body(cn_res *res, int status, const char *body, size_t len, const char *ctype,
+                    cn__arena *arena)
+{
+    return put_body(res, status, body, len, ctype, arena, true);
 }
 
 /* The response is embedded in its request; the arena is the request's. */
@@ -133,6 +144,32 @@ int cn_res_json(cn_res *res, int status, cJSON *json)
         return CN_ENOMEM;
     rc = set_body(res, status, s, strlen(s), "application/json", res_arena(res));
     cJSON_free(s);
+    return rc;
+}
+
+int cn_res_jsonf(cn_res *res, int status, const char *fmt, ...)
+{
+    va_list ap;
+    int n, rc;
+    char *p;
+
+    if (fmt == NULL)
+        return CN_EINVAL;
+    if (res->body_set)
+        return CN_ERESPONDED;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return CN_EINVAL;
+    p = cn__arena_alloc(res_arena(res), (size_t)n + 1);
+    if (p == NULL)
+        return CN_ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    /* made in the arena already: no second copy */
+    rc = put_body(res, status, p, (size_t)n, "application/json", res_arena(res), false);
     return rc;
 }
 

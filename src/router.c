@@ -90,6 +90,74 @@ fail:
     return CN_ENOMEM;
 }
 
+static bool valid_name(const char *s, size_t len);
+
+static void free_query_decl(cn_field *q)
+{
+    for (cn_field *f = q; f && f->name; f++) {
+        free((void *)(uintptr_t)f->name);
+        free((void *)(uintptr_t)f->dflt);
+    }
+    free(q);
+}
+
+/*
+ * The query part of a spec, "limit:int=10&q:str?&flag:bool": each item a
+ * parameter name, an optional type (int, float, bool, str; str when none)
+ * and either a default ("=10"), "?" (optional, no default) or nothing
+ * (required). 0, CN_EBADPATTERN, CN_ENOMEM.
+ */
+static int parse_query_decl(const char *qs, cn_field **out)
+{
+    static const struct {
+        const char *name;
+        cn_type type;
+    } types[] = {{"int", CN_INT}, {"float", CN_FLOAT}, {"bool", CN_BOOL}, {"str", CN_STR}};
+    size_t n = 1;
+    cn_field *fs;
+
+    for (const char *p = qs; *p; p++)
+        n += *p == '&';
+    fs = calloc(n + 1, sizeof(*fs));
+    if (fs == NULL)
+        return CN_ENOMEM;
+    *out = fs;
+    for (const char *p = qs; *p;) {
+        const char *end = p + strcspn(p, "&"), *eq = memchr(p, '=', (size_t)(end - p));
+        const char *name_end = p + strcspn(p, ":=?&");
+        size_t nlen = (size_t)(name_end - p);
+        cn_field *f = fs++;
+        if (!valid_name(p, nlen))
+            return CN_EBADPATTERN;
+        if ((f->name = strndup(p, nlen)) == NULL)
+            return CN_ENOMEM;
+        f->type = CN_STR;
+        if (*name_end == ':') {
+            const char *t = name_end + 1;
+            size_t tlen = strcspn(t, "=?&");
+            f->type = 0;
+            for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+                if (strlen(types[i].name) == tlen && memcmp(types[i].name, t, tlen) == 0)
+                    f->type = types[i].type;
+            if (f->type == 0)
+                return CN_EBADPATTERN;
+            name_end = t + tlen;
+        }
+        if (eq) {
+            if ((f->dflt = strndup(eq + 1, (size_t)(end - eq - 1))) == NULL)
+                return CN_ENOMEM;
+        } else if (*name_end == '?' && name_end + 1 == end) {
+            /* optional, no default */
+        } else if (name_end == end) {
+            f->required = 1;
+        } else {
+            return CN_EBADPATTERN;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
 static void node_free(rnode *n)
 {
     for (size_t i = 0; i < n->nkids; i++) {
@@ -112,6 +180,7 @@ static void node_free(rnode *n)
         for (unsigned i = 0; i < r->nparams; i++)
             free(r->param_names[i]);
         cn__decl_free(r);
+        free_query_decl(r->query);
         free_doc(&r->opts);
         free(r->spec);
         free(r->label);
@@ -227,6 +296,7 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
                    const cn_route_opts *opts, const cn__chain *chain)
 {
     const char *sp, *path, *p;
+    char *qs;
     int method;
     rnode *n = &r->root;
     cn__route *rt;
@@ -247,8 +317,16 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
     rt->spec = strdup(spec);
     if (rt->spec == NULL)
         goto fail;
+    /* "GET /items?limit:int=10": the query part declares parameters */
+    if ((qs = strchr(rt->spec, '?')) != NULL) {
+        *qs = 0;
+        err = parse_query_decl(qs + 1, &rt->query);
+        if (err < 0)
+            goto fail;
+        err = CN_ENOMEM;
+    }
     rt->pattern = rt->spec + (path - spec);
-    rt->label = make_label(spec);
+    rt->label = make_label(rt->spec);
     if (rt->label == NULL)
         goto fail;
     rt->method = method;
@@ -325,6 +403,7 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
 fail:
     /* nodes created on the way stay (empty); they never match a method */
     free_doc(&rt->opts);
+    free_query_decl(rt->query);
     for (unsigned i = 0; i < rt->nparams; i++)
         free(rt->param_names[i]);
     free(rt->spec);

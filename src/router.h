@@ -57,6 +57,8 @@ typedef struct cn__route {
     cn_route_opts opts;
     const cn__chain *chain; /* its router's, or NULL (a route of the app) */
     struct cn__decl *decl;  /* its declarations, prepared (validate.c), or NULL */
+    cn_field *query;        /* "?limit:int=10" in the spec: query parameters it
+                             * declares, ended by {0}, strings owned; or NULL */
     unsigned seq;           /* registration order */
     unsigned nparams;
     char *param_names[CN__MAX_PARAMS];

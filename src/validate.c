@@ -862,6 +862,14 @@ int cn_req_has(const cn_req *req, const char *name)
     return req && find_value(req, name) != NULL;
 }
 
+unsigned cn__decl_params(const struct cn__route *rt, const cn_field *const **out)
+{
+    const decl *d = rt->decl;
+
+    *out = d ? d->params : NULL;
+    return d ? d->nparams : 0;
+}
+
 /* ---- preparing a route's declarations ---- */
 
 static int compile_patterns(decl *d, const cn_field *f, int depth)
@@ -918,15 +926,14 @@ int cn__decl_prepare(struct cn__route *rt)
 {
     const cn_field *declared = rt->opts.params;
     unsigned ndecl = 0, n = 0;
-    bool typed_path = false;
     decl *d;
     int rc = 0;
 
     for (const cn_field *f = declared; f && f->name; f++)
         ndecl++;
-    for (unsigned i = 0; i < rt->nparams; i++)
-        typed_path |= rt->param_types[i] == CN__PARAM_INT;
-    if (ndecl == 0 && rt->opts.body == NULL && !typed_path)
+    for (const cn_field *f = rt->query; f && f->name; f++)
+        ndecl++;
+    if (ndecl == 0 && rt->opts.body == NULL && rt->nparams == 0)
         return 0;
     d = calloc(1, sizeof(*d));
     if (d == NULL)
@@ -967,6 +974,14 @@ int cn__decl_prepare(struct cn__route *rt)
     for (cn_in in = CN_QUERY; in <= CN_COOKIE; in++) {
         if (in == CN_PATH)
             continue;
+        /* the spec's "?name:type=default" shorthand first, unless declared */
+        for (const cn_field *k = rt->query; in == CN_QUERY && k && k->name; k++) {
+            bool declared_too = false;
+            for (const cn_field *x = declared; x && x->name; x++)
+                declared_too |= x->in == CN_QUERY && strcmp(x->name, k->name) == 0;
+            if (!declared_too)
+                d->params[n++] = k;
+        }
         for (const cn_field *k = declared; k && k->name; k++)
             if (k->in == in)
                 d->params[n++] = k;

@@ -314,6 +314,85 @@ if start 12_wait_fd; then
     stop
 fi
 
+# 13: the layer around the handler
+# the request's log lines, without timestamp and ID: lines ID
+lines() { sed -n "s|^.* canteen INFO: \[$1\] ||p" "$log"; }
+# seconds of the day of the first line of request ID whose text starts with TEXT
+at() {
+    sed -n "s|^[0-9-]*T\([0-9]*\):\([0-9]*\):\([0-9.]*\)Z canteen INFO: \[$1\] $2.*|\1 \2 \3|p" "$log" |
+        awk 'NR == 1 { printf "%.3f\n", $1 * 3600 + $2 * 60 + $3 }'
+}
+# line number of the first line matching the extended regex RE
+lineno() { grep -n -m1 -E -- "$1" "$log" | cut -d: -f1; }
+# the ID of the request whose first line is "-> METHOD TARGET", the last one so far
+req_id() { sed -n "s|^.* canteen INFO: \[\(req-[0-9]*\)\] -> $1\$|\1|p" "$log" | tail -n 1; }
+if start 13_around; then
+    auth='Authorization: Bearer alice-token'
+    # startup before serving: the first request waits for the store (300 ms)
+    t=$(took /health)
+    lt 0.1 "$t" || fail "the first GET /health took ${t}s: it should have waited for the startup hook"
+    s=$(lineno '^startup: store open after [0-9]+ ms$')
+    r=$(lineno '\] -> GET /health$')
+    { [[ -n $s && -n $r ]] && ((s < r)); } ||
+        fail "expected 'startup: store open' before the first request; log: $(cat "$log")"
+    # the middleware: access outermost, timing inside it, then the dependencies and the handler
+    hdr=$(curl -s -D - -o "$tmp/item" --max-time 10 -H "$auth" "http://127.0.0.1:$port/items/1")
+    [[ $(cat "$tmp/item") == '{"id":1,"name":"tea","stock":10}' ]] ||
+        fail "GET /items/1: got '$(cat "$tmp/item")'"
+    grep -qiE '^X-Process-Time-Ms: [0-9]+\.[0-9]{3}' <<<"$hdr" ||
+        fail "GET /items/1: no X-Process-Time-Ms header in '$hdr'"
+    id=$(req_id 'GET /items/1')
+    lines "$id" | head -n 3 | tr '\n' '|' |
+        grep -qE '^-> GET /items/1\|get_item: alice reads item 1 on connection [0-9]+\|<- 200 in [0-9]+\.[0-9]{3} ms\|$' ||
+        fail "GET /items/1: expected access in, the handler, access out (with timing's figure); got: $(lines "$id" | tr '\n' '|')"
+    # a dependency answers 401; the handler does not run
+    code=$(curl -s -D "$tmp/h401" -o "$tmp/b401" -w '%{http_code}' --max-time 10 "http://127.0.0.1:$port/items/1")
+    [[ $code == 401 && $(cat "$tmp/b401") == '{"detail":"Not authenticated"}' ]] ||
+        fail "GET /items/1 without a token: got $code '$(cat "$tmp/b401")'"
+    grep -qi '^WWW-Authenticate: Bearer' "$tmp/h401" || fail "the 401 has no WWW-Authenticate: $(cat "$tmp/h401")"
+    id=$(req_id 'GET /items/1')
+    [[ $(lines "$id" | tr '\n' '|') =~ ^'-> GET /items/1|<- 401 in '[0-9.]+' ms|'$ ]] ||
+        fail "the 401: expected no handler line; got: $(lines "$id" | tr '\n' '|')"
+    # cn_res_raise in the handler: a 404 with its detail
+    expect_body_auth() {
+        local got
+        got=$(curl -s --max-time 10 -H "$auth" "http://127.0.0.1:$port$1")
+        [[ $got == "$2" ]] || fail "GET $1: expected '$2', got '$got'"
+    }
+    expect_body_auth /items/99 '{"detail":"Item not found"}'
+    # the cleanup runs after the response: on one connection, the next
+    # request is answered while the first's "db" is still being given back
+    out=$(curl -s --max-time 10 -H "$auth" "http://127.0.0.1:$port/items/2" "http://127.0.0.1:$port/health")
+    [[ $out == '{"id":2,"name":"coffee","stock":10}ok' ]] || fail "GET /items/2 then /health: got '$out'"
+    id=$(req_id 'GET /items/2')
+    wait_log "[$id] db: connection"
+    back=$(lineno "\[$id\] db: connection [0-9]+ back in the store$")
+    next=$(awk -v id="[$id]" 'index($0, id " -> GET /items/2") { on = 1 } on && /\] -> GET \/health$/ { print NR; exit }' "$log")
+    { [[ -n $back && -n $next ]] && ((next < back)); } ||
+        fail "the next request should be served before $id's cleanup ends; log: $(cat "$log")"
+    gap=$(awk -v a="$(at "$id" '<- 200')" -v b="$(at "$id" 'db: connection')" 'BEGIN { print b - a }')
+    lt 0.15 "$gap" || fail "$id's connection went back ${gap}s after its response (expected about 0.2 s)"
+    # a background task after the response, after the cleanups
+    body=$(curl -s --max-time 10 -X POST -H "$auth" "http://127.0.0.1:$port/items/1/orders")
+    [[ $body == '{"order":1,"item":"tea","user":"alice"}' ]] || fail "POST /items/1/orders: got '$body'"
+    id=$(req_id 'POST /items/1/orders')
+    wait_log "[$id] background: confirmation of order 1 sent to alice"
+    gap=$(awk -v a="$(at "$id" '<- 201')" -v b="$(at "$id" 'background: ')" 'BEGIN { print b - a }')
+    lt 0.45 "$gap" || fail "the confirmation went ${gap}s after the response (expected about 0.5 s: cleanup 0.2 + task 0.3)"
+    c=$(lineno "\[$id\] db: connection")
+    b=$(lineno "\[$id\] background: ")
+    { [[ -n $c && -n $b ]] && ((c < b)); } || fail "the cleanup should come before the background task; log: $(cat "$log")"
+    # the stop waits for a background task, then the shutdown hook closes the store
+    body=$(curl -s --max-time 10 -X POST -H "$auth" "http://127.0.0.1:$port/items/2/orders")
+    [[ $body == '{"order":2,"item":"coffee","user":"alice"}' ]] || fail "POST /items/2/orders: got '$body'"
+    stop
+    b=$(lineno 'background: confirmation of order 2 sent to alice$')
+    c=$(lineno '^shutdown: store closed; orders taken: 2$')
+    { [[ -n $b && -n $c ]] && ((b < c)); } ||
+        fail "the stop should wait for the confirmation, then close the store; log: $(cat "$log")"
+    grep -q ' canteen ERROR: ' "$log" && fail "errors were logged: $(cat "$log")"
+fi
+
 # 15: declared parameters and bodies, FastAPI's 422, the OpenAPI document
 if start 15_items; then
     expect_body '/items?q=pen' '[{"id":1,"name":"pen"},{"id":2,"name":"pencil"}]'
@@ -331,7 +410,7 @@ if start 15_items; then
         fail "GET /openapi.json: got '${body:0:200}'"
     stop
 fi
-programs=12
+programs=13
 
 pg_runner=$(cd "$(dirname "${BASH_SOURCE[0]}")/../pg" && pwd)/run_pg_test.sh
 if [[ -x $bin/11_postgres ]]; then
@@ -344,7 +423,7 @@ if [[ -x $bin/11_postgres ]]; then
         echo "run_guide_examples: 11_postgres: FAILED" >&2
         failed=1
     else
-        programs=13
+        programs=14
     fi
 elif [[ ${CI:-} == true ]]; then
     fail "11_postgres was not built (libcanteen-pg needs libpq)"

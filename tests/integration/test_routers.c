@@ -79,6 +79,9 @@ static int setup(cn_app *app, void *arg)
     rc = rc ? rc : cn_router_route(admin, "GET /users", where, NULL, NULL);
     rc = rc ? rc : cn_router_defaults(blocking, &(cn_route_opts){.mode = CN_ROUTE_SYNC});
     rc = rc ? rc : cn_router_route(blocking, "GET /work", where, NULL, NULL);
+    rc = rc ? rc
+            : cn_router_route(blocking, "GET /light", where, NULL,
+                              &(cn_route_opts){.mode = CN_ROUTE_ASYNC});
     rc = rc ? rc : cn_router_include(api, admin);
     rc = rc ? rc : cn_router_include(api, blocking);
     rc = rc ? rc : cn_app_include(app, api);
@@ -159,6 +162,10 @@ static void test_defaults(void **state)
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "on_pool")));
     cJSON_Delete(o);
     o = get(s, "/api/items/1", NULL, 200);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(o, "on_pool")));
+    cJSON_Delete(o);
+    /* a route may still choose async under a sync-default router */
+    o = get(s, "/api/blocking/light", NULL, 200);
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(o, "on_pool")));
     cJSON_Delete(o);
 }
