@@ -420,7 +420,10 @@ typedef struct cn_route_opts {
  * FastAPI-style 422 response before the handler runs. `spec` is copied.
  * `data` is handed back to the handler through cn_req_route_data().
  * Routes are matched by a trie: cost grows with the path's length, not the
- * number of routes. A literal segment wins over a parameter.
+ * number of routes. A literal segment wins over a parameter. The last
+ * segment may be `{name:path}` (Starlette's path convertor): the rest of the
+ * path, slashes included, possibly empty, decoded in one piece (static files
+ * use it: canteen/static.h).
  *
  * Errors: CN_EBADPATTERN (malformed spec), CN_EEXIST (same method and shape
  * already registered), CN_ESTATE (the app is running), CN_ENOMEM.
@@ -1291,5 +1294,10 @@ CN_EXTERN cn_req *cn_current_req(void) CN_DEPRECATED("use cn_req_current");
 #include <canteen/declare.h>
 #include <canteen/testclient.h>
 #include <canteen/openapi.h>
+
+/* Batteries: cookies, shipped middleware, static files. */
+#include <canteen/cookies.h>
+#include <canteen/batteries.h>
+#include <canteen/static.h>
 
 #endif /* CANTEEN_H */

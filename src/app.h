@@ -39,7 +39,8 @@ void cn__app_run_once(cn_app *app);
 int cn__app_stop_inline(cn_app *app);
 int cn__app_adopt_fd(cn_app *app, int fd);
 
-/* The app's route table (read-only), for the OpenAPI document. */
+/* The app's route table (read-only), for the OpenAPI document and the
+ * slash redirect (slashes.c). */
 const cn__router *cn__app_router(const cn_app *app);
 
 #endif

@@ -217,6 +217,7 @@ static void add_validation_components(cJSON *components)
 {
     cJSON *ve, *props, *loc, *alts, *s;
 
+    /* once per document: a second validating route has them already */
     if (cJSON_HasObjectItem(components, "ValidationError"))
         return;
     ve = cJSON_CreateObject();

@@ -476,14 +476,26 @@ void cn__res_stream_mark_ended(cn_res *res)
 
 bool cn__res_stream_chunked(const cn_req *req)
 {
-    return req->http_minor >= 1;
+    return req->http_minor >= 1 && !req->res.sized;
+}
+
+bool cn__res_stream_framed(const cn_req *req)
+{
+    return req->res.sized || cn__res_stream_chunked(req);
+}
+
+bool cn__res_stream_complete(const cn_req *req)
+{
+    return !req->res.sized || req->method == CN__M_HEAD || req->res.body_len == req->res.size;
 }
 
 int cn__res_stream_head(cn_req *req, cn__buf *out, bool keep_alive)
 {
     size_t start = out->len;
 
-    if (put_head(req, out, keep_alive, NULL, req->res.content_type, cn__res_stream_chunked(req))) {
+    const size_t *clen = req->res.sized ? &req->res.size : NULL;
+
+    if (put_head(req, out, keep_alive, clen, req->res.content_type, cn__res_stream_chunked(req))) {
         out->len = start;
         return CN_ENOMEM;
     }
@@ -498,6 +510,9 @@ int cn__res_stream_chunk(cn_req *req, cn__buf *out, const void *p, size_t n)
 
     if (req->method == CN__M_HEAD || n == 0)
         return 0;
+    /* past a declared length the bytes would be read as the next response */
+    if (req->res.sized && n > req->res.size - req->res.body_len)
+        return CN_EINVAL;
     /* "<hex size>\r\n<data>\r\n" (RFC 9112 7.1), or the bare bytes */
     if (cn__res_stream_chunked(req))
         k = (size_t)snprintf(size, sizeof size, "%zx\r\n", n);

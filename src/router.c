@@ -21,6 +21,7 @@ struct rnode {
     rnode **kids; /* literal children sorted by (seglen, bytes) */
     size_t nkids;
     rnode *param; /* parameter child */
+    rnode *rest;  /* {name:path} child: takes every segment left */
     cn__route *routes[CN__M_COUNT];
 };
 
@@ -167,6 +168,10 @@ static void node_free(rnode *n)
     if (n->param) {
         node_free(n->param);
         free(n->param);
+    }
+    if (n->rest) {
+        node_free(n->rest);
+        free(n->rest);
     }
     for (int m = 0; m < CN__M_COUNT; m++) {
         cn__route *r = n->routes[m];
@@ -352,6 +357,8 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
                     type = CN__PARAM_INT;
                 else if (tlen == 3 && memcmp(colon + 1, "str", 3) == 0)
                     type = CN__PARAM_STR;
+                else if (tlen == 4 && memcmp(colon + 1, "path", 4) == 0 && slash == NULL)
+                    type = CN__PARAM_PATH; /* the rest of the path: last only */
                 else
                     goto fail;
             }
@@ -364,9 +371,12 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
             if (rt->param_names[rt->nparams] == NULL)
                 goto fail;
             rt->param_types[rt->nparams++] = type;
-            if (n->param == NULL && (n->param = calloc(1, sizeof(rnode))) == NULL)
-                goto fail;
-            n = n->param;
+            {
+                rnode **kid = type == CN__PARAM_PATH ? &n->rest : &n->param;
+                if (*kid == NULL && (*kid = calloc(1, sizeof(rnode))) == NULL)
+                    goto fail;
+                n = *kid;
+            }
         } else {
             if (memchr(p, '{', len) || memchr(p, '}', len)) {
                 err = CN_EBADPATTERN;
@@ -420,35 +430,51 @@ static const cn__route *node_route(const rnode *n, int method)
     return NULL;
 }
 
+/* The methods of a node whose path matched, for the 405's Allow. */
+static const rnode *path_only(const rnode *n, int method, unsigned nvals, unsigned *out_nvals,
+                              unsigned *allow)
+{
+    if (node_route(n, method)) {
+        *out_nvals = nvals;
+        return n;
+    }
+    for (int m = 0; m < CN__M_COUNT; m++)
+        if (n->routes[m])
+            *allow |= 1u << m;
+    return NULL;
+}
+
 /*
- * Depth-first search with literal-first preference. `vals` collects the
- * parameter segments along the current branch. Returns the matching node or
- * NULL; *allow collects the methods of every node whose path matched, so that
- * a 405 lists all of them (RFC 9110 15.5.6) -- when nothing matches, every
+ * Depth-first search with literal-first preference, then a parameter, then
+ * a {name:path} that takes every segment left (segs + i: *rest_from gets
+ * i, and its value slot stays NULL). `vals` collects the parameter
+ * segments along the current branch. Returns the matching node or NULL;
+ * *allow collects the methods of every node whose path matched, so that a
+ * 405 lists all of them (RFC 9110 15.5.6) -- when nothing matches, every
  * branch has been visited.
  */
 static const rnode *walk(const rnode *n, const seg *segs, size_t i, size_t nsegs, int method,
-                         const seg **vals, unsigned nvals, unsigned *out_nvals, unsigned *allow)
+                         const seg **vals, unsigned nvals, unsigned *out_nvals, unsigned *allow,
+                         size_t *rest_from)
 {
     const rnode *k, *hit;
 
-    if (i == nsegs) {
-        if (node_route(n, method)) {
-            *out_nvals = nvals;
-            return n;
-        }
-        for (int m = 0; m < CN__M_COUNT; m++)
-            if (n->routes[m])
-                *allow |= 1u << m;
-        return NULL;
-    }
+    if (i == nsegs)
+        return path_only(n, method, nvals, out_nvals, allow);
     k = find_kid(n, segs[i].dec, segs[i].len, NULL);
-    if (k && (hit = walk(k, segs, i + 1, nsegs, method, vals, nvals, out_nvals, allow)))
+    if (k && (hit = walk(k, segs, i + 1, nsegs, method, vals, nvals, out_nvals, allow, rest_from)))
         return hit;
     if (n->param && segs[i].len > 0 && nvals < CN__MAX_PARAMS) {
         vals[nvals] = &segs[i];
-        if ((hit = walk(n->param, segs, i + 1, nsegs, method, vals, nvals + 1, out_nvals, allow)))
+        if ((hit = walk(n->param, segs, i + 1, nsegs, method, vals, nvals + 1, out_nvals, allow,
+                        rest_from)))
             return hit;
+    }
+    if (n->rest && nvals < CN__MAX_PARAMS) {
+        vals[nvals] = NULL;
+        if ((hit = path_only(n->rest, method, nvals + 1, out_nvals, allow)))
+            *rest_from = i;
+        return hit;
     }
     return NULL;
 }
@@ -462,6 +488,7 @@ int cn__router_match(const cn__router *r, int method, const char *path, size_t l
     const char *p, *end = path + len;
     const rnode *hit;
     unsigned nvals = 0, allow = 0;
+    size_t rest_from = 0;
 
     m->route = NULL;
     m->nparams = 0;
@@ -489,7 +516,7 @@ int cn__router_match(const cn__router *r, int method, const char *path, size_t l
         p = slash + 1;
     }
 
-    hit = walk(&r->root, segs, 0, nsegs, method, vals, 0, &nvals, &allow);
+    hit = walk(&r->root, segs, 0, nsegs, method, vals, 0, &nvals, &allow, &rest_from);
     if (hit == NULL) {
         if (allow == 0)
             return 404;
@@ -502,6 +529,20 @@ int cn__router_match(const cn__router *r, int method, const char *path, size_t l
     m->nparams = nvals;
     for (i = 0; i < nvals; i++) {
         m->params[i].name = m->route->param_names[i];
+        if (vals[i] == NULL) {
+            /* {name:path}: the raw rest, decoded in one piece */
+            const char *from = segs[rest_from].raw;
+            char *dec = cn__arena_alloc(arena, (size_t)(end - from) + 1);
+            long dl;
+            if (dec == NULL)
+                return 500;
+            dl = cn__url_decode(dec, from, (size_t)(end - from), false);
+            if (dl < 0)
+                return 400;
+            m->params[i].value = dec;
+            m->params[i].len = (size_t)dl;
+            continue;
+        }
         m->params[i].value = vals[i]->dec;
         m->params[i].len = vals[i]->len;
     }

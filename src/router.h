@@ -23,7 +23,9 @@ enum {
 #define CN__MAX_PARAMS 16
 #define CN__MAX_SEGMENTS 128
 
-enum { CN__PARAM_STR, CN__PARAM_INT };
+/* {name} / {name:str}, {name:int}, and {name:path}: the rest of the path,
+ * slashes included (Starlette's path convertor; last segment only). */
+enum { CN__PARAM_STR, CN__PARAM_INT, CN__PARAM_PATH };
 
 /* A middleware as registered (canteen/middleware.h). */
 typedef struct cn__mw {

@@ -446,38 +446,6 @@ static const char *where_name(cn_in in)
     }
 }
 
-/* The value of a cookie in the request's Cookie headers (RFC 6265 5.4), in the arena. */
-static const char *cookie_value(cn_req *req, const char *name)
-{
-    size_t nlen = strlen(name);
-
-    for (unsigned i = 0; i < req->nheaders; i++) {
-        const cn__hdr *h = &req->headers[i];
-        const char *p = h->value, *end = h->value + h->vlen;
-        if (!cn__ieq(h->name, h->nlen, "cookie"))
-            continue;
-        while (p < end) {
-            const char *semi = memchr(p, ';', (size_t)(end - p)), *eq;
-            const char *stop = semi ? semi : end;
-            while (p < stop && (*p == ' ' || *p == '\t'))
-                p++;
-            eq = memchr(p, '=', (size_t)(stop - p));
-            if (eq && (size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0) {
-                const char *vs = eq + 1, *ve = stop;
-                while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t'))
-                    ve--;
-                if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"') {
-                    vs++;
-                    ve--;
-                }
-                return cn_req_strndup(req, vs, (size_t)(ve - vs));
-            }
-            p = semi ? semi + 1 : end;
-        }
-    }
-    return NULL;
-}
-
 static const char *param_text(cn_req *req, const cn_field *f)
 {
     switch (f->in) {
@@ -486,7 +454,7 @@ static const char *param_text(cn_req *req, const cn_field *f)
     case CN_HEADER:
         return cn_req_header(req, f->name);
     case CN_COOKIE:
-        return cookie_value(req, f->name);
+        return cn_req_cookie(req, f->name); /* cookies.c */
     default:
         return cn_req_query(req, f->name);
     }

@@ -429,6 +429,62 @@ elif [[ ${CI:-} == true ]]; then
     fail "11_postgres was not built (libcanteen-pg needs libpq)"
 fi
 
+# 14: the batteries: request IDs, CORS, gzip, slash redirects, cookies, static files
+if start 14_batteries; then
+    u=http://127.0.0.1:$port
+    # request IDs: echoed, and at the head of the failure's log line
+    hdrs=$(curl -s -D - -o /dev/null -H 'X-Request-ID: guide-42' "$u/api/fail")
+    grep -qi '^X-Request-ID: guide-42' <<<"$hdrs" || fail "GET /api/fail: no X-Request-ID echoed: $hdrs"
+    wait_log "[guide-42] GET /api/fail: handler returned CN_ENOMEM"
+    # CORS: the preflight of the front end's origin is answered; another's is refused
+    hdrs=$(curl -s -D - -X OPTIONS -H 'Origin: http://localhost:3000' \
+        -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: content-type' \
+        "$u/api/login")
+    { grep -q '^HTTP/1.1 200' <<<"$hdrs" &&
+        grep -qi '^Access-Control-Allow-Origin: http://localhost:3000' <<<"$hdrs" &&
+        grep -qi '^Access-Control-Allow-Credentials: true' <<<"$hdrs"; } ||
+        fail "OPTIONS /api/login (preflight): $hdrs"
+    body=$(curl -s -X OPTIONS -H 'Origin: https://evil.example' \
+        -H 'Access-Control-Request-Method: POST' "$u/api/login")
+    [[ $body == "Disallowed CORS origin" ]] || fail "preflight from another origin: got '$body'"
+    # gzip: 2592 bytes of JSON become 317, and decode to the same bytes
+    plain=$(curl -s "$u/api/items")
+    n=$(curl -s -H 'Accept-Encoding: gzip' -o /dev/null -w '%{size_download}' "$u/api/items")
+    { [[ ${#plain} -eq 2592 ]] && lt "$n" 400; } ||
+        fail "GET /api/items: expected 2592 bytes plain and about 317 gzipped, got ${#plain} and $n"
+    [[ $(curl -s --compressed "$u/api/items") == "$plain" ]] || fail "GET /api/items: gzip does not decode to the plain body"
+    hdrs=$(curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' "$u/api/feed")
+    { grep -qi '^Content-Encoding: gzip' <<<"$hdrs" && grep -qi '^Transfer-Encoding: chunked' <<<"$hdrs"; } ||
+        fail "GET /api/feed: expected a gzipped stream: $hdrs"
+    n=$(curl -s --compressed "$u/api/feed" | grep -c '"name":"a canteen item"')
+    [[ $n == 50 ]] || fail "GET /api/feed: expected 50 lines through gzip, got $n"
+    # the slash redirect keeps the query
+    hdrs=$(curl -s -D - -o /dev/null "$u/api/items/?page=2")
+    { grep -q '^HTTP/1.1 307' <<<"$hdrs" && grep -qi '^Location: /api/items?page=2' <<<"$hdrs"; } ||
+        fail "GET /api/items/?page=2: expected 307 to /api/items?page=2: $hdrs"
+    # cookies: log in, who am I, without the cookie, log out
+    jar=$tmp/jar
+    body=$(curl -s -c "$jar" -X POST "$u/api/login")
+    [[ $body == '{"logged_in":"ada"}' ]] || fail "POST /api/login: got '$body'"
+    grep -q 'session' "$jar" || fail "POST /api/login set no session cookie"
+    body=$(curl -s -b "$jar" "$u/api/me")
+    [[ $body == '{"user":"ada"}' ]] || fail "GET /api/me with the cookie: got '$body'"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$u/api/me")
+    [[ $code == 401 ]] || fail "GET /api/me without the cookie: expected 401, got $code"
+    hdrs=$(curl -s -D - -o /dev/null -b "$jar" -X POST "$u/api/logout")
+    grep -qi '^Set-Cookie: session=; Path=/; Max-Age=0' <<<"$hdrs" || fail "POST /api/logout: $hdrs"
+    # static files: the index, a range, and no way out of the directory
+    curl -s "$u/static/" | grep -q 'Served by cn_app_static' || fail "GET /static/: not the index page"
+    body=$(curl -s -r 0-4 "$u/static/hello.txt")
+    [[ $body == Hello ]] || fail "GET /static/hello.txt bytes 0-4: got '$body'"
+    for p in ../14_batteries.c %2e%2e/14_batteries.c ..%2f14_batteries.c; do
+        code=$(curl -s --path-as-is -o /dev/null -w '%{http_code}' "$u/static/$p")
+        [[ $code == 404 ]] || fail "GET /static/$p: expected 404, got $code"
+    done
+    stop
+    programs=$((programs + 1))
+fi
+
 if [[ $failed -ne 0 ]]; then
     echo "run_guide_examples: FAILED" >&2
     exit 1
