@@ -87,7 +87,7 @@ class PgServer:
 
     @property
     def url(self):
-        return "postgresql://%s@localhost/%s?host=%s" % (DB_USER, DB_NAME, self.dir)
+        return "postgresql://%s@/%s?host=%s" % (DB_USER, DB_NAME, self.dir)
 
     def env(self):
         return {"DATABASE_URL": self.url, "PGHOST": self.dir, "PGUSER": DB_USER,
