@@ -41,7 +41,9 @@ import verify as tfb_verify  # noqa: E402  (bench/tfb: TechEmpower's rules)
 WORK = os.path.join(ROOT, "build", "bench")
 LOGS = os.path.join(WORK, "logs")
 PIDFILE = os.path.join(WORK, "run.pids")
-DEMO = os.path.join(ROOT, "build", "release", "examples", "canteen-demo")
+# BENCH_DEMO: measure another build of the demo (e.g. one with a branch merged in)
+DEMO = os.environ.get("BENCH_DEMO") or os.path.join(ROOT, "build", "release", "examples",
+                                                   "canteen-demo")
 GO_PEER = os.path.join(WORK, "go-peer")
 GO_PGX_PEER = os.path.join(WORK, "go-pgx-peer")
 NODE_PG_DEBS = os.path.join(WORK, "node-pg", "usr", "share", "nodejs")  # see bench/run

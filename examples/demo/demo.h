@@ -21,4 +21,19 @@ int demo_register_fetch(cn_app *app, const char *upstream_url);
  * optimiser so it is not turned into n*(n-1)/2). */
 uint64_t demo_sum(uint64_t n);
 
+/* The TechEmpower database tests (tfb.c): GET /db, /queries, /fortunes,
+ * /updates, /cached-queries, through a pool of pool_size connections to
+ * `url` of its own. The cache of /cached-queries is read before this
+ * returns. 0 or a negative CN_E* code; CN_EINVAL when the demo was built
+ * without libcanteen-pg. */
+int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size);
+
+/* Close that pool (after cn_app_run, before cn_app_free). */
+void demo_close_tfb(void);
+
+/* HTML-escape s (& < > " ') into dst, which has room for
+ * demo_html_escaped_len(s) + 1 bytes; returns the length written. */
+size_t demo_html_escape(char *dst, const char *s);
+size_t demo_html_escaped_len(const char *s);
+
 #endif

@@ -1,0 +1,440 @@
+/*
+ * tfb.c -- the TechEmpower database tests on the demo (canteen-demo
+ * --database URL): GET /db, /queries?queries=N, /fortunes,
+ * /updates?queries=N and /cached-queries?count=N, through a libcanteen-pg
+ * pool of its own. /json and /plaintext are in routes.c. The rules are
+ * TechEmpower's (bench/tfb/verify.py checks them): one SELECT per row,
+ * counts clamped to 1..500 with anything invalid counting as 1, fortunes
+ * sorted and escaped, updates persisted (one batched UPDATE per request is
+ * allowed). The tricks are the ones the rules allow: prepared statements
+ * (the pool's statement cache), the N reads of a request issued at once so
+ * that the pool pipelines them into one batch per connection, one UPDATE
+ * for all the rows of a request. Built when libcanteen-pg is (DEMO_HAVE_PG).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "demo.h"
+
+/* The escaping of the fortunes page: the five characters HTML gives a
+ * meaning, as a template engine escapes them. */
+size_t demo_html_escaped_len(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++) {
+        switch (*s) {
+        case '&':
+            n += 5;
+            break; /* &amp; */
+        case '<':  /* &lt; */
+        case '>':
+            n += 4;
+            break; /* &gt; */
+        case '"':  /* &quot; */
+        case '\'':
+            n += 6;
+            break; /* &#x27; */
+        default:
+            n++;
+        }
+    }
+    return n;
+}
+
+size_t demo_html_escape(char *dst, const char *s)
+{
+    char *d = dst;
+
+    for (; *s; s++) {
+        switch (*s) {
+        case '&':
+            memcpy(d, "&amp;", 5), d += 5;
+            break;
+        case '<':
+            memcpy(d, "&lt;", 4), d += 4;
+            break;
+        case '>':
+            memcpy(d, "&gt;", 4), d += 4;
+            break;
+        case '"':
+            memcpy(d, "&quot;", 6), d += 6;
+            break;
+        case '\'':
+            memcpy(d, "&#x27;", 6), d += 6;
+            break;
+        default:
+            *d++ = *s;
+        }
+    }
+    *d = '\0';
+    return (size_t)(d - dst);
+}
+
+#ifdef DEMO_HAVE_PG
+#include <canteen/pg.h>
+#include <libpq-fe.h>
+
+#define WORLD_ROWS 10000
+#define MAX_QUERIES 500
+
+static const char SELECT_WORLD[] = "SELECT randomNumber FROM World WHERE id = $1";
+static const char SELECT_FORTUNES[] = "SELECT id, message FROM Fortune";
+/* the rows of one request in one statement: ids and numbers as two arrays */
+static const char UPDATE_WORLDS[] =
+    "UPDATE World SET randomNumber = v.r FROM "
+    "(SELECT unnest($1::int[]) AS id, unnest($2::int[]) AS r) AS v WHERE World.id = v.id";
+
+static cn_pg_pool *pool;
+static int32_t cached[WORLD_ROWS + 1]; /* randomNumber by id, for /cached-queries */
+static uint64_t rng_state;
+
+/* xorshift64*: the loop is one thread, and rand() is not that fast */
+static int32_t random_id(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (int32_t)((rng_state * 2685821657736338717ULL >> 33) % WORLD_ROWS) + 1;
+}
+
+/* ?queries=N or ?count=N: 1..500; missing, empty or not a number: 1 */
+static int count_param(cn_req *req, const char *name)
+{
+    const char *s = cn_req_query(req, name);
+    char *end;
+    long n;
+
+    if (s == NULL || *s == '\0')
+        return 1;
+    errno = 0;
+    n = strtol(s, &end, 10);
+    if (end == s || *end != '\0')
+        return 1;
+    if (errno == ERANGE)
+        return n > 0 ? MAX_QUERIES : 1;
+    return n < 1 ? 1 : n > MAX_QUERIES ? MAX_QUERIES : (int)n;
+}
+
+typedef struct world {
+    int32_t id;
+    int32_t number;
+} world;
+
+/* Read one row's randomNumber. The text of the id lives on this stack
+ * only while the call runs, which is all the pool needs. */
+static int read_world(world *w)
+{
+    char id[12];
+    const char *param = id;
+    cn_pg_result *r;
+    int64_t v = 0;
+    int rc;
+
+    snprintf(id, sizeof id, "%d", (int)w->id);
+    rc = cn_pg_query(pool, SELECT_WORLD, 1, &param, &r);
+    if (rc < 0)
+        return rc;
+    rc = cn_pg_result_int64(r, 0, 0, &v);
+    cn_pg_result_free(r);
+    w->number = (int32_t)v;
+    return rc;
+}
+
+static int read_world_task(void *arg)
+{
+    return read_world(arg);
+}
+
+/* Read n random rows, each its own query, all in flight at once: n - 1
+ * child tasks and this one, so every query is queued in the same turn of
+ * the loop and the pool sends them as one pipelined batch per connection. */
+static int read_worlds(cn_req *req, world *w, int n)
+{
+    cn_task **t = NULL;
+    int spawned = 0, rc = 0, rc2;
+
+    for (int i = 0; i < n; i++)
+        w[i].id = random_id();
+    if (n > 1) {
+        t = cn_req_alloc(req, sizeof *t * (size_t)(n - 1));
+        if (t == NULL)
+            return CN_ENOMEM;
+        for (; spawned < n - 1 && rc == 0; spawned++)
+            rc = cn_spawn(read_world_task, &w[spawned + 1], &t[spawned]);
+        if (rc < 0)
+            spawned--; /* the failed one has no task */
+    }
+    if (rc == 0)
+        rc = read_world(&w[0]);
+    if (spawned > 0) {
+        rc2 = cn_gather(t, (size_t)spawned, NULL);
+        if (rc == 0)
+            rc = rc2;
+    }
+    return rc;
+}
+
+/* [{"id":1,"randomNumber":2},...] (or the one object) into the response */
+static int send_worlds(cn_req *req, cn_res *res, const world *w, int n, int as_array)
+{
+    /* {"id":10000,"randomNumber":10000}, is 35 bytes */
+    size_t cap = 40 * (size_t)n + 3, len = 0;
+    char *buf = cn_req_alloc(req, cap);
+
+    if (buf == NULL)
+        return CN_ENOMEM;
+    if (as_array)
+        buf[len++] = '[';
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s{\"id\":%d,\"randomNumber\":%d}",
+                                i ? "," : "", (int)w[i].id, (int)w[i].number);
+    if (as_array)
+        buf[len++] = ']';
+    return cn_res_bytes(res, 200, buf, len, "application/json");
+}
+
+/* GET /db */
+static int tfb_db(cn_req *req, cn_res *res)
+{
+    world w = {.id = random_id()};
+    int rc = read_world(&w);
+
+    return rc < 0 ? rc : send_worlds(req, res, &w, 1, 0);
+}
+
+/* GET /queries?queries=N */
+static int tfb_queries(cn_req *req, cn_res *res)
+{
+    int n = count_param(req, "queries");
+    world *w = cn_req_alloc(req, sizeof *w * (size_t)n);
+    int rc;
+
+    if (w == NULL)
+        return CN_ENOMEM;
+    rc = read_worlds(req, w, n);
+    return rc < 0 ? rc : send_worlds(req, res, w, n, 1);
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const world *x = *(const world *const *)a, *y = *(const world *const *)b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* GET /updates?queries=N: read N rows one query each, give each a new
+ * number, write them back in one UPDATE. A row drawn twice gets one number,
+ * and is written once; ids go in sorted order, so that concurrent requests
+ * lock their rows in the same order and cannot deadlock. */
+static int tfb_updates(cn_req *req, cn_res *res)
+{
+    int n = count_param(req, "queries"), rc, distinct = 0;
+    world *w = cn_req_alloc(req, sizeof *w * (size_t)n);
+    world **order = cn_req_alloc(req, sizeof *order * (size_t)n);
+    /* "{1,2,...}": at most 6 bytes a number */
+    char *ids = cn_req_alloc(req, 6 * (size_t)n + 3), *nums = cn_req_alloc(req, 6 * (size_t)n + 3);
+    size_t li = 0, ln = 0;
+    const char *params[2];
+    cn_pg_result *r;
+    cn_pg_conn *conn;
+
+    if (w == NULL || order == NULL || ids == NULL || nums == NULL)
+        return CN_ENOMEM;
+    rc = read_worlds(req, w, n);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < n; i++)
+        order[i] = &w[i];
+    qsort(order, (size_t)n, sizeof *order, by_id);
+    ids[li++] = '{';
+    nums[ln++] = '{';
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && order[i]->id == order[i - 1]->id) {
+            order[i]->number = order[i - 1]->number;
+            continue;
+        }
+        order[i]->number = random_id();
+        li += (size_t)sprintf(ids + li, "%s%d", distinct ? "," : "", (int)order[i]->id);
+        ln += (size_t)sprintf(nums + ln, "%s%d", distinct ? "," : "", (int)order[i]->number);
+        distinct++;
+    }
+    ids[li++] = '}';
+    ids[li] = '\0';
+    nums[ln++] = '}';
+    nums[ln] = '\0';
+    params[0] = ids;
+    params[1] = nums;
+    /* On a connection of its own: the pool batches one-shot queries of
+     * several requests into one implicit transaction, and two UPDATEs in
+     * one transaction can deadlock with two in another. Alone, the UPDATE
+     * is its own transaction and its rows are locked in id order. */
+    rc = cn_pg_acquire(pool, -1, &conn);
+    if (rc < 0)
+        return rc;
+    rc = cn_pg_conn_query(conn, UPDATE_WORLDS, 2, params, &r);
+    cn_pg_release(conn);
+    if (rc < 0)
+        return rc;
+    cn_pg_result_free(r);
+    return send_worlds(req, res, w, n, 1);
+}
+
+/* GET /cached-queries?count=N: from the table as it was read at startup */
+static int tfb_cached(cn_req *req, cn_res *res)
+{
+    int n = count_param(req, "count");
+    world *w = cn_req_alloc(req, sizeof *w * (size_t)n);
+
+    if (w == NULL)
+        return CN_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        w[i].id = random_id();
+        w[i].number = cached[w[i].id];
+    }
+    return send_worlds(req, res, w, n, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+
+typedef struct fortune {
+    const char *id;
+    const char *message;
+} fortune;
+
+static int by_message(const void *a, const void *b)
+{
+    /* byte order of UTF-8 is code point order, which is what TFB sorts by */
+    return strcmp(((const fortune *)a)->message, ((const fortune *)b)->message);
+}
+
+/* GET /fortunes */
+static int tfb_fortunes(cn_req *req, cn_res *res)
+{
+    static const char head[] = "<!DOCTYPE html><html><head><title>Fortunes</title></head>"
+                               "<body><table><tr><th>id</th><th>message</th></tr>";
+    static const char tail[] = "</table></body></html>";
+    cn_pg_result *r;
+    fortune *f;
+    size_t cap, len;
+    char *buf;
+    int n, rc = cn_pg_query(pool, SELECT_FORTUNES, 0, NULL, &r);
+
+    if (rc < 0)
+        return rc;
+    n = cn_pg_result_rows(r);
+    f = cn_req_alloc(req, sizeof *f * (size_t)(n + 1));
+    if (f == NULL)
+        return CN_ENOMEM;
+    cap = sizeof head + sizeof tail;
+    for (int i = 0; i < n; i++) {
+        f[i].id = cn_pg_result_text(r, i, 0);
+        f[i].message = cn_pg_result_text(r, i, 1);
+        if (f[i].id == NULL || f[i].message == NULL)
+            return cn_res_error(res, 500, "a NULL in Fortune");
+    }
+    f[n].id = "0";
+    f[n].message = "Additional fortune added at request time.";
+    n++;
+    qsort(f, (size_t)n, sizeof *f, by_message);
+    for (int i = 0; i < n; i++)
+        cap += sizeof "<tr><td></td><td></td></tr>" + strlen(f[i].id) +
+               demo_html_escaped_len(f[i].message);
+    buf = cn_req_alloc(req, cap);
+    if (buf == NULL)
+        return CN_ENOMEM;
+    memcpy(buf, head, sizeof head - 1);
+    len = sizeof head - 1;
+    for (int i = 0; i < n; i++) {
+        len += (size_t)sprintf(buf + len, "<tr><td>%s</td><td>", f[i].id);
+        len += demo_html_escape(buf + len, f[i].message);
+        memcpy(buf + len, "</td></tr>", 10);
+        len += 10;
+    }
+    memcpy(buf + len, tail, sizeof tail - 1);
+    len += sizeof tail - 1;
+    /* the texts point into r, which lives until the request ends */
+    return cn_res_bytes(res, 200, buf, len, "text/html; charset=utf-8");
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* The cache of /cached-queries, read once before the app serves: a plain
+ * blocking libpq connection, which is fine before the loop runs. */
+static int fill_cache(const char *url)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r;
+    int rows, rc = 0;
+
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "canteen-demo: the TechEmpower cache: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return CN_EUNAVAILABLE;
+    }
+    r = PQexec(c, "SELECT id, randomNumber FROM World");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "canteen-demo: the TechEmpower cache: %s", PQerrorMessage(c));
+        rc = CN_EUNAVAILABLE;
+    }
+    rows = rc == 0 ? PQntuples(r) : 0;
+    for (int i = 0; i < rows; i++) {
+        long id = strtol(PQgetvalue(r, i, 0), NULL, 10);
+        if (id >= 1 && id <= WORLD_ROWS)
+            cached[id] = (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10);
+    }
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size)
+{
+    cn_pg_config cfg = {.conninfo = url,
+                        .name = "tfb",
+                        .min_size = pool_size,
+                        .max_size = pool_size,
+                        /* no route here changes session state: a release
+                         * needs no RESET ALL and friends */
+                        .reset_on_release = -1};
+    struct timespec ts;
+    int rc;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rng_state =
+        ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec ^ 0x9e3779b97f4a7c15ULL;
+    rc = fill_cache(url);
+    if (rc == 0)
+        rc = cn_pg_pool_new(app, &cfg, &pool);
+    rc = rc ? rc : cn_app_route(app, "GET /db", tfb_db, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /queries", tfb_queries, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /fortunes", tfb_fortunes, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /updates", tfb_updates, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /cached-queries", tfb_cached, NULL);
+    return rc;
+}
+
+void demo_close_tfb(void)
+{
+    cn_pg_pool_close(pool);
+    pool = NULL;
+}
+
+#else /* no libcanteen-pg */
+
+int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size)
+{
+    (void)app;
+    (void)url;
+    (void)pool_size;
+    return CN_EINVAL; /* as demo_use_database: no libcanteen-pg */
+}
+
+void demo_close_tfb(void)
+{
+}
+
+#endif
