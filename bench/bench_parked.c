@@ -97,7 +97,7 @@ static void serve(int port_pipe, unsigned max_conns)
     if (write(port_pipe, &port, sizeof port) != sizeof port)
         _exit(1);
     close(port_pipe);
-    cn_app_run(app, NULL, -1);
+    cn_app_run(app);
     cn_app_free(app);
     _exit(0);
 }

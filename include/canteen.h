@@ -47,9 +47,25 @@ extern "C" {
 #endif
 
 #define CN_VERSION_MAJOR 0
-#define CN_VERSION_MINOR 1
+#define CN_VERSION_MINOR 2
 #define CN_VERSION_PATCH 0
-#define CN_VERSION_STRING "0.1.0"
+#define CN_VERSION_STRING "0.2.0"
+#define CN_VERSION_HEX ((CN_VERSION_MAJOR << 16) | (CN_VERSION_MINOR << 8) | CN_VERSION_PATCH)
+
+/* Marks the names that stay one release for old code and then go. */
+#if defined(__GNUC__)
+#define CN_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define CN_DEPRECATED(msg)
+#endif
+
+/*
+ * The library's version at run time, as CN_VERSION_HEX and as a static
+ * string ("0.2.0"): compare them with the header's CN_VERSION_* to catch a
+ * program running against another shared library than it was built with.
+ */
+CN_EXTERN unsigned cn_version(void);
+CN_EXTERN const char *cn_version_string(void);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                    */
@@ -83,7 +99,8 @@ extern "C" {
     XX(BADHEADER, -5007, "invalid header name or value")                                           \
     XX(DNS, -5008, "could not resolve host")                                                       \
     XX(TOOBIG, -5009, "response body over the size limit")                                         \
-    XX(UPSTREAM, -5010, "upstream transfer failed")
+    XX(UPSTREAM, -5010, "upstream transfer failed")                                               \
+    XX(HTTP, -5011, "an HTTP error response was set")
 
 enum {
 #define CN__ERR_ENUM(name, value, msg) CN_E##name = (value),
@@ -126,6 +143,10 @@ typedef struct cn_str {
     size_t len;
 } cn_str;
 
+/* A task's body: runs in its own coroutine; its return value (0 or a
+ * negative CN_E*) is what awaiting it returns. Results go through `arg`. */
+typedef int (*cn_task_fn)(void *arg);
+
 /* ------------------------------------------------------------------------ */
 /* The app                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -135,23 +156,41 @@ typedef struct cn_req cn_req;
 typedef struct cn_res cn_res;
 
 /*
- * Configuration. Zero means "the default" for every field, so
- * `cn_config c = {.max_body_bytes = 1 << 20};` changes one limit only.
- * The defaults and the answer each limit gives:
+ * Configuration. Start from cn_config_init(), which fills in every default,
+ * then change what you need:
  *
+ *     cn_config cfg;
+ *     cn_config_init(&cfg);
+ *     cfg.max_body_bytes = 64 * 1024;
+ *     cfg.keepalive_timeout_ms = 0;     // 0 is a value here: no keep-alive
+ *
+ * A config made without it (`cn_config c = {.max_body_bytes = 1 << 20};`,
+ * size 0) still works as in Canteen 0.1: every field left at 0 takes its
+ * default, and 0 cannot be asked for. The defaults and the answer each
+ * limit gives:
+ *
+ *   size                  0       set by cn_config_init: the struct's size
+ *                                 as the caller was built with it, so the
+ *                                 library reads only what the caller has
  *   max_header_bytes      8192    request line + headers; beyond it 431
  *   max_headers           100     header count; beyond it 431
  *   max_body_bytes        1 MiB   body (declared or chunked); beyond it 413,
- *                                 sent before the body is read, then close
+ *                                 sent before the body is read, then close;
+ *                                 0 (after cn_config_init): no request body
  *   header_timeout_ms     10000   time from a request's first byte to the
  *                                 end of its head and body; beyond it 408
  *                                 and close (slowloris)
  *   keepalive_timeout_ms  5000    idle time between requests, and the longest
  *                                 a response may go without the client
- *                                 reading any of it; then close
+ *                                 reading any of it; then close; 0 (after
+ *                                 cn_config_init): every response closes its
+ *                                 connection (and header_timeout_ms bounds
+ *                                 a client that does not read)
  *   max_connections       10000   further connections get 503 and close
  *   shutdown_timeout_ms   10000   graceful shutdown deadline for in-flight
- *                                 requests; after it they are cancelled
+ *                                 requests and background tasks; after it
+ *                                 they are cancelled; 0 (after
+ *                                 cn_config_init): cancel them at once
  *   backlog               511     listen(2) backlog
  *   stack_size            256 KiB coroutine stack of an async handler
  *   handle_signals        0       if 1, cn_app_run stops gracefully on SIGINT
@@ -163,7 +202,8 @@ typedef struct cn_res cn_res;
  *                                 the 41st concurrent blocking call queues
  *   pool_nice             10      workers run this much nicer than the loop
  *                                 thread, so CPU-bound jobs on a shared core
- *                                 cannot starve the loop; negative: 0
+ *                                 cannot starve the loop; negative, or 0
+ *                                 after cn_config_init: the loop's priority
  *   slow_callback_ms      100     a coroutine step (handler code between two
  *                                 awaits) longer than this logs one warning
  *                                 naming the route (asyncio's debug
@@ -173,8 +213,12 @@ typedef struct cn_res cn_res;
  *                                 more concurrent fetches queue for one
  *   fetch_max_body_bytes  10 MiB  outbound response body limit (CN_ETOOBIG)
  *   fetch_timeout_ms      30000   default outbound timeout (CN_ETIMEDOUT)
+ *
+ * Fields not listed as taking 0 treat 0 as "the default" in both kinds of
+ * config: none of them has a useful 0. New fields are added at the end.
  */
 typedef struct cn_config {
+    size_t size;
     size_t max_header_bytes;
     unsigned max_headers;
     size_t max_body_bytes;
@@ -195,6 +239,52 @@ typedef struct cn_config {
     unsigned fetch_timeout_ms;
 } cn_config;
 
+/* The defaults cn_config_init writes (and 0.1-style configs get for 0). */
+#define CN_DEFAULT_MAX_HEADER_BYTES 8192
+#define CN_DEFAULT_MAX_HEADERS 100
+#define CN_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
+#define CN_DEFAULT_HEADER_TIMEOUT_MS 10000
+#define CN_DEFAULT_KEEPALIVE_TIMEOUT_MS 5000
+#define CN_DEFAULT_MAX_CONNECTIONS 10000
+#define CN_DEFAULT_SHUTDOWN_TIMEOUT_MS 10000
+#define CN_DEFAULT_BACKLOG 511
+#define CN_DEFAULT_STACK_SIZE (256 * 1024)
+#define CN_DEFAULT_POOL_THREADS 40
+#define CN_DEFAULT_POOL_NICE 10
+#define CN_DEFAULT_SLOW_CALLBACK_MS 100
+#define CN_DEFAULT_LAG_INTERVAL_MS 100
+#define CN_DEFAULT_FETCH_MAX_HOST_CONNS 16
+#define CN_DEFAULT_FETCH_MAX_BODY_BYTES (10 * 1024 * 1024)
+#define CN_DEFAULT_FETCH_TIMEOUT_MS 30000
+
+/*
+ * Fill *cfg with every default and record the struct's size, after which
+ * each field is a value (0 included, where the table above gives 0 a
+ * meaning). Inline, so that the size is the one this program was built with.
+ */
+static inline void cn_config_init(cn_config *cfg)
+{
+    *cfg = (cn_config){
+        .size = sizeof(cn_config),
+        .max_header_bytes = CN_DEFAULT_MAX_HEADER_BYTES,
+        .max_headers = CN_DEFAULT_MAX_HEADERS,
+        .max_body_bytes = CN_DEFAULT_MAX_BODY_BYTES,
+        .header_timeout_ms = CN_DEFAULT_HEADER_TIMEOUT_MS,
+        .keepalive_timeout_ms = CN_DEFAULT_KEEPALIVE_TIMEOUT_MS,
+        .max_connections = CN_DEFAULT_MAX_CONNECTIONS,
+        .shutdown_timeout_ms = CN_DEFAULT_SHUTDOWN_TIMEOUT_MS,
+        .backlog = CN_DEFAULT_BACKLOG,
+        .stack_size = CN_DEFAULT_STACK_SIZE,
+        .pool_threads = CN_DEFAULT_POOL_THREADS,
+        .pool_nice = CN_DEFAULT_POOL_NICE,
+        .slow_callback_ms = CN_DEFAULT_SLOW_CALLBACK_MS,
+        .lag_interval_ms = CN_DEFAULT_LAG_INTERVAL_MS,
+        .fetch_max_host_conns = CN_DEFAULT_FETCH_MAX_HOST_CONNS,
+        .fetch_max_body_bytes = CN_DEFAULT_FETCH_MAX_BODY_BYTES,
+        .fetch_timeout_ms = CN_DEFAULT_FETCH_TIMEOUT_MS,
+    };
+}
+
 /*
  * Create an app. `cfg` is copied (NULL means all defaults). Returns NULL
  * only when out of memory. The caller owns the app and frees it with
@@ -212,11 +302,55 @@ CN_EXTERN void cn_app_free(cn_app *app);
 CN_EXTERN const cn_config *cn_app_config(const cn_app *app);
 
 /*
+ * App-level user data (FastAPI's app.state): one pointer, reachable from
+ * every handler through cn_app_data(cn_req_app(req)). The app never reads
+ * or frees it. Set it before cn_app_run (or from a startup hook): handlers
+ * on the pool read it from other threads.
+ */
+CN_EXTERN void cn_app_set_data(cn_app *app, void *data);
+CN_EXTERN void *cn_app_data(const cn_app *app);
+
+/*
+ * Lifespan (FastAPI's lifespan, Starlette's on_startup/on_shutdown). A hook
+ * runs as a coroutine on the loop, so it may await: open a database pool,
+ * warm a cache, call an upstream (cn_fetch works; what it returns lives
+ * until the hook returns). Its result is 0 or a negative CN_E* code.
+ *
+ * cn_app_run runs every startup hook, in the order registered, before it
+ * accepts a connection (listeners are bound and queue connections
+ * meanwhile). If one fails, cn_app_run logs it, runs the shutdown hooks of
+ * the pairs whose startup succeeded, and returns that error without
+ * serving. After a graceful stop has drained every connection and
+ * background task, the shutdown hooks run in the reverse order, and then
+ * cn_app_run returns. A cancelled hook (a second stop signal) sees
+ * CN_ECANCELED from its awaits.
+ */
+typedef int (*cn_lifespan_fn)(cn_app *app, void *arg);
+
+/*
+ * Register a startup/shutdown pair sharing `arg` (either may be NULL): the
+ * shutdown hook runs only if its startup hook succeeded, as the code after
+ * `yield` in a lifespan context manager. Errors: CN_EINVAL (both NULL, or
+ * app NULL), CN_ESTATE (the app runs), CN_ENOMEM.
+ */
+CN_EXTERN int cn_app_lifespan(cn_app *app, cn_lifespan_fn startup, cn_lifespan_fn shutdown,
+                              void *arg);
+
+/* A startup hook alone, or a shutdown hook alone (cn_app_lifespan with one
+ * side NULL). Errors as cn_app_lifespan. */
+CN_EXTERN int cn_app_on_startup(cn_app *app, cn_lifespan_fn fn, void *arg);
+CN_EXTERN int cn_app_on_shutdown(cn_app *app, cn_lifespan_fn fn, void *arg);
+
+/*
  * A handler. It fills `res` (with cn_res_text, cn_res_json, cn_res_error...)
  * and returns 0, or returns a negative CN_E* code: if no response was set,
  * the code becomes an error response (CN_EBADJSON and CN_EJSONDEPTH give 400,
- * anything else 500 {"detail":"Internal Server Error"}). If the client went
- * away (CN_ECANCELED), nothing is sent.
+ * anything else 500 {"detail":"Internal Server Error"}, logged with the
+ * route). `return cn_res_raise(res, 404, "Item not found");` is FastAPI's
+ * `raise HTTPException(404, ...)`: the response it sets stands, and the
+ * CN_EHTTP it returns tells whatever called the handler (a middleware) that
+ * it failed on purpose. If the client went away (CN_ECANCELED), nothing is
+ * sent.
  */
 typedef int (*cn_handler)(cn_req *req, cn_res *res);
 
@@ -226,10 +360,36 @@ typedef enum cn_route_mode {
     CN_ROUTE_SYNC = 1,  /* on the thread pool; may block */
 } cn_route_mode;
 
-/* Per-route options. Zero fields take the app's defaults. */
+/* A dependency (FastAPI's Depends): see <canteen/depends.h>. */
+typedef struct cn_dep cn_dep;
+/* Declared parameters and bodies, documented responses: <canteen/declare.h>. */
+typedef struct cn_field cn_field;
+typedef struct cn_response_doc cn_response_doc;
+
+/*
+ * Per-route options. Zero fields take the app's (or the router's) defaults.
+ * The size is fixed: new options take the place of `reserved`, so a
+ * program built against this header keeps working with later libraries.
+ * Every pointer is kept, not copied: point at static data.
+ */
 typedef struct cn_route_opts {
     cn_route_mode mode;
-    size_t stack_size; /* coroutine stack for this route's handler */
+    size_t stack_size;         /* coroutine stack for this route's handler */
+    const cn_dep *const *deps; /* NULL-terminated: resolved, in order, before
+                                * the handler runs (after the app's and the
+                                * router's) */
+    const cn_field *params;    /* declared parameters, ended by {0}: checked
+                                * before the handler (422) */
+    const cn_field *body;      /* the JSON body's declaration (422) */
+    /* OpenAPI (cn_app_openapi): */
+    int status_code;                  /* the success status (0: 200) */
+    const char *summary;              /* one line; default: from the path */
+    const char *description;          /* longer text */
+    const char *operation_id;         /* default: from the path and method */
+    const char *const *tags;          /* NULL-terminated */
+    const cn_response_doc *responses; /* other responses, ended by status 0 */
+    int hidden;                       /* 1: left out of the document */
+    void *reserved[8];
 } cn_route_opts;
 
 /*
@@ -252,9 +412,14 @@ CN_EXTERN int cn_app_route_ex(cn_app *app, const char *spec, cn_handler fn, void
 
 /*
  * Bind and listen on host:port (IPv4 or IPv6 literal, or a name resolved
- * once; NULL means 127.0.0.1). Port 0 picks a free port: read it back with cn_app_port(). May be
- * called more than once to listen on several addresses. Errors: libuv codes
- * such as CN_EADDRINUSE, CN_EINVAL for a bad host.
+ * once; NULL means 127.0.0.1). Port 0 picks a free port: read it back with
+ * cn_app_port(). May be called more than once to listen on several
+ * addresses. The socket listens at once, so a port already taken fails
+ * here; connections are accepted once cn_app_run has run the startup hooks
+ * (until then they wait in the backlog). While the app runs (from a
+ * handler) the host must be a numeric address: a name would be resolved on
+ * the loop thread. Errors: CN_EADDRINUSE (the port is taken), other libuv
+ * codes, CN_EINVAL for a bad host or port, CN_ESTATE (stopping).
  */
 CN_EXTERN int cn_app_listen(cn_app *app, const char *host, int port);
 
@@ -262,13 +427,18 @@ CN_EXTERN int cn_app_listen(cn_app *app, const char *host, int port);
 CN_EXTERN int cn_app_port(const cn_app *app);
 
 /*
- * Run the loop on the calling thread until the app is stopped (cn_app_stop,
- * or SIGINT/SIGTERM when handle_signals is set). Returns 0 after a graceful
- * shutdown, or a negative code. If nothing was listening yet it listens on
- * host:port first (host NULL and port < 0 mean "use the listeners already
- * set up").
+ * Run the app on the calling thread: the startup hooks, then serving on the
+ * listeners cn_app_listen made, until the app is stopped (cn_app_stop, or
+ * SIGINT/SIGTERM when handle_signals is set); then the graceful drain and
+ * the shutdown hooks. Returns 0 after a graceful stop, or the error of a
+ * startup hook that failed. Errors: CN_EINVAL (no listener), CN_ESTATE
+ * (run already).
+ *
+ *     int rc = cn_app_listen(app, "127.0.0.1", 8000);
+ *     if (rc == 0)
+ *         rc = cn_app_run(app);
  */
-CN_EXTERN int cn_app_run(cn_app *app, const char *host, int port);
+CN_EXTERN int cn_app_run(cn_app *app);
 
 /*
  * Ask a running app to stop gracefully: stop accepting, close idle
@@ -306,6 +476,10 @@ typedef struct cn_stats {
                               * (cn_fetch_result.error set) */
     uint64_t write_queue_peak; /* most response bytes one connection held in
                                 * memory, not yet taken by the kernel */
+    uint64_t background_started; /* background tasks begun (cn_req_background) */
+    uint64_t background_failed;  /* of those, the ones that returned an error */
+    uint64_t background_running; /* running now (the drain waits for them) */
+    uint64_t reserved[13];       /* room for new figures (0 for now) */
 } cn_stats;
 
 /* The thread pool's figures (cn_app_pool_stats). */
@@ -318,6 +492,7 @@ typedef struct cn_pool_stats {
     double wait_ms_avg;   /* time jobs waited in the queue before a worker */
     double wait_ms_max;
     double wait_ms_sum;   /* the waits of all `started` jobs, added up */
+    uint64_t reserved[8]; /* room for new figures (0 for now) */
 } cn_pool_stats;
 
 /* Copy the pool's figures into *out. Any thread. */
@@ -335,6 +510,7 @@ typedef struct cn_loop_stats {
     uint64_t busy_turns; /* loop turns busier than slow_callback_ms in all
                           * (many short steps under load: counted, not logged) */
     double busiest_turn_ms;
+    uint64_t reserved[8]; /* room for new figures (0 for now) */
 } cn_loop_stats;
 
 /* Copy the loop's figures into *out. Loop thread (or approximate). */
@@ -477,24 +653,72 @@ CN_EXTERN char *cn_req_sprintf(cn_req *req, const char *fmt, ...)
     ;
 
 /*
- * Run fn(arg) when the request ends (response sent, or connection gone),
- * in reverse order of registration, on the loop thread. Errors: CN_ENOMEM.
+ * Run fn(arg) when the request ends (its response sent and its background
+ * tasks done, or its connection gone), in reverse order of registration, on
+ * the loop thread. Errors: CN_ENOMEM.
  */
 CN_EXTERN int cn_req_defer(cn_req *req, void (*fn)(void *), void *arg);
 
+/*
+ * A background task (Starlette's BackgroundTasks): fn(arg) runs after the
+ * response has been sent, as a coroutine on the loop that may await (fetch,
+ * sleep, to_thread...). Tasks run one after the other, in the order added,
+ * after the route's dependency cleanups. The client going away does not
+ * cancel them (its request is answered); a graceful stop waits for them up
+ * to shutdown_timeout_ms, then cancels them. The request stays readable
+ * (path, headers, params, arena memory: put `arg` there) until the last
+ * one returns; cn_res_* calls return CN_ERESPONDED. A task that returns a
+ * negative code is logged with the route that added it, and the next one
+ * runs. cn_stats counts them (background_*). If the request gets no
+ * response (its client left first), they do not run.
+ * Allowed from any handler, sync ones too. Errors: CN_EINVAL, CN_ENOMEM,
+ * CN_ERESPONDED (the response is out: call it from the handler).
+ */
+CN_EXTERN int cn_req_background(cn_req *req, cn_task_fn fn, void *arg);
+
 /* The app this request belongs to. */
 CN_EXTERN cn_app *cn_req_app(const cn_req *req);
+
+/*
+ * The request's ID (what the request-ID middleware or cn_req_set_id gave
+ * it), or NULL. In the request's arena.
+ */
+CN_EXTERN const char *cn_req_id(const cn_req *req);
+
+/*
+ * Give the request an ID (copied): 1 to 128 printable ASCII characters
+ * other than space (CN_EINVAL otherwise: it goes into log lines and a
+ * header, so nothing there may forge either). From then on every line
+ * Canteen logs about this request, and every cn_req_log line, starts with
+ * "[<id>] ". Errors: CN_EINVAL, CN_ENOMEM.
+ */
+CN_EXTERN int cn_req_set_id(cn_req *req, const char *id);
+
+/*
+ * Log a line about this request through Canteen's log (cn_log_set_handler),
+ * at `level` (CN_LOG_*), with "[<id>] " first when the request has an ID.
+ * Lines are cut at 1 KiB. Any thread that holds the request.
+ */
+CN_EXTERN void cn_req_log(const cn_req *req, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 /* ------------------------------------------------------------------------ */
 /* The response                                                              */
 /* ------------------------------------------------------------------------ */
 
 /*
- * Add a response header. Name and value are copied; they must not contain
- * CR, LF or NUL (CN_EBADHEADER). Content-Length, Date, Server, Connection and
- * Transfer-Encoding are set by Canteen and refused here (CN_EBADHEADER).
- * Errors: CN_ENOMEM, CN_ERESPONDED if the body was already set (or a
- * stream begun).
+ * Add a response header (a repeated name adds another line: Set-Cookie).
+ * Name and value are copied; the name must be a token and the value must
+ * not contain CR, LF, NUL or other control characters but tab
+ * (CN_EBADHEADER): a handler cannot split the response. Content-Length,
+ * Date, Server, Connection and Transfer-Encoding are set by Canteen and
+ * refused here (CN_EBADHEADER). Headers may be added until the head is
+ * sent, also after the body is set (a middleware adds its own on the way
+ * out); a stream's head is sent by cn_res_stream_begin.
+ * Errors: CN_ENOMEM, CN_ERESPONDED once the head is sent.
  */
 CN_EXTERN int cn_res_header(cn_res *res, const char *name, const char *value);
 
@@ -529,6 +753,52 @@ CN_EXTERN int cn_res_error(cn_res *res, int status, const char *detail);
 
 /* The status set so far (0 if none). */
 CN_EXTERN int cn_res_status(const cn_res *res);
+
+/*
+ * FastAPI's `raise HTTPException(status, detail)`: replace whatever body was
+ * set with `{"detail": "<detail>"}` (NULL: the reason phrase) and `status`,
+ * keep the headers added, and return CN_EHTTP, which the handler (or
+ * middleware, or dependency) returns:
+ *
+ *     if (item == NULL)
+ *         return cn_res_raise(res, 404, "Item not found");
+ *
+ * CN_EHTTP is a failure on purpose: not logged, and its response stands.
+ * Errors (returned instead): CN_EINVAL (status out of 100..999),
+ * CN_ERESPONDED (the head is sent), CN_ENOMEM.
+ */
+CN_EXTERN int cn_res_raise(cn_res *res, int status, const char *detail);
+
+/*
+ * Looking at and changing a response on its way out (in a middleware, after
+ * cn_next). None of these may be used once the head is sent (a stream has
+ * begun, or the response went out): they return CN_ERESPONDED (NULL, or an
+ * empty view).
+ */
+
+/* Change the status of the response set (100..999). Errors: CN_EINVAL,
+ * CN_ESTATE (no response set yet), CN_ERESPONDED. */
+CN_EXTERN int cn_res_set_status(cn_res *res, int status);
+
+/* The first response header named `name` (case-insensitive), or NULL.
+ * Content-Type is one of them once a body sets it. The string lives in the
+ * request's arena. */
+CN_EXTERN const char *cn_res_get_header(const cn_res *res, const char *name);
+
+/* Remove every header named `name`; returns how many went (0 or more).
+ * Errors: CN_EINVAL, CN_ERESPONDED. */
+CN_EXTERN int cn_res_remove_header(cn_res *res, const char *name);
+
+/* The body set (cn_res_text, cn_res_json, ...), a view into the request's
+ * arena; empty when none is set or it is a stream. */
+CN_EXTERN cn_str cn_res_body(const cn_res *res);
+
+/*
+ * Drop the status, headers and body, so that the response can be set again
+ * from scratch (a middleware that answers with a page of its own). Errors:
+ * CN_ERESPONDED.
+ */
+CN_EXTERN int cn_res_reset(cn_res *res);
 
 /*
  * Streamed responses (FastAPI's StreamingResponse): the body goes out in
@@ -622,9 +892,6 @@ CN_EXTERN int cn_yield(void);
 /* A child task, created by cn_spawn and consumed by one await. */
 typedef struct cn_task cn_task;
 
-/* A task's body: runs in its own coroutine; its return value (0 or a
- * negative CN_E*) is what awaiting it returns. Results go through `arg`. */
-typedef int (*cn_task_fn)(void *arg);
 
 /*
  * Start fn(arg) as a child of the current task (asyncio.create_task). It
@@ -696,6 +963,7 @@ typedef struct cn_fetch_opts {
     size_t body_len;
     int64_t timeout_ms;    /* whole transfer; 0: cn_config.fetch_timeout_ms */
     size_t max_body_bytes; /* 0: cn_config.fetch_max_body_bytes */
+    void *reserved[4];     /* room for new options: leave zero */
 } cn_fetch_opts;
 
 /*
@@ -711,6 +979,7 @@ typedef struct cn_fetch_result {
     size_t nheaders;
     cn_str *header_names, *header_values; /* the final response's headers */
     double elapsed_ms;
+    void *reserved[4]; /* room for new fields */
 } cn_fetch_result;
 
 /*
@@ -789,16 +1058,32 @@ CN_EXTERN int cn_url_escape(char *dst, size_t size, const char *src, size_t len,
  */
 CN_EXTERN char *cn_req_url_escape(cn_req *req, const char *s, int part);
 
-
 /* 1 if the current task has been cancelled, 0 if not, CN_ENOTCORO outside a
  * coroutine. Lets long computations between awaits stop early. */
-CN_EXTERN int cn_cancelled(void);
+CN_EXTERN int cn_task_cancelled(void);
 
-/* The request the current task serves (NULL outside a coroutine). */
-CN_EXTERN cn_req *cn_current_req(void);
+/*
+ * The request the current task serves: its handler's, its middleware's and
+ * dependencies', its spawned tasks' and its background tasks'. In a
+ * lifespan hook, a request with no HTTP message behind it, whose arena
+ * lives until the hook returns. NULL outside a coroutine (a sync handler
+ * on the pool has its req as an argument).
+ */
+CN_EXTERN cn_req *cn_req_current(void);
+
+/* Canteen 0.1's names of cn_task_cancelled and cn_req_current; removed in 0.3. */
+CN_EXTERN int cn_cancelled(void) CN_DEPRECATED("use cn_task_cancelled");
+CN_EXTERN cn_req *cn_current_req(void) CN_DEPRECATED("use cn_req_current");
 
 #ifdef __cplusplus
 }
 #endif
+
+/* Around the handler: middleware, dependencies, routers, declarations. */
+#include <canteen/middleware.h>
+#include <canteen/depends.h>
+#include <canteen/routers.h>
+#include <canteen/declare.h>
+#include <canteen/testclient.h>
 
 #endif /* CANTEEN_H */

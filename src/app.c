@@ -1,7 +1,23 @@
 /*
- * app.c -- configuration, listeners, the run loop, signals and graceful
- * shutdown. One app is one libuv loop run on the thread that calls
- * cn_app_run.
+ * app.c -- configuration, listeners, the app's lifetime (startup hooks,
+ * serving, the graceful drain, shutdown hooks), signals. One app is one
+ * libuv loop run on the thread that calls cn_app_run.
+ *
+ * The lifetime, as states:
+ *
+ *   NEW       routes, middleware, listeners are set up (cn_app_listen binds
+ *             and listens: connections wait in the backlog)
+ *   STARTING  cn_app_run: the startup hooks run in a root task
+ *   RUNNING   the listeners accept
+ *   STOPPING  a stop: listeners closed, idle connections closed, busy ones
+ *             and answered requests still running (cleanups, background
+ *             tasks) are waited for until shutdown_timeout_ms, then
+ *             cancelled
+ *   CLOSING   the shutdown hooks of the startups that succeeded run, in
+ *             reverse order, in a root task
+ *   STOPPED   the last handles close and uv_run returns
+ *
+ * A failed startup goes from STARTING to CLOSING directly.
  */
 #include <limits.h>
 #include <signal.h>
@@ -11,23 +27,38 @@
 
 #include <uv.h>
 
+#include "app.h"
 #include "conn.h"
+#include "dispatch.h"
 #include "fetch.h"
 #include "metrics.h"
 #include "pool.h"
 #include "prom.h"
+#include "req.h"
 #include "router.h"
 #include "scheduler.h"
 
-enum { APP_NEW, APP_RUNNING, APP_STOPPING, APP_STOPPED };
+enum { APP_NEW, APP_STARTING, APP_RUNNING, APP_STOPPING, APP_CLOSING, APP_STOPPED };
 
 #define READBUF_SIZE (64 * 1024)
+
+typedef struct lifespan {
+    cn_lifespan_fn startup, shutdown;
+    void *arg;
+    bool started; /* its startup succeeded (or it has none): its shutdown runs */
+} lifespan;
+
+typedef struct adopted {
+    void (*free_fn)(void *);
+    void *p;
+} adopted;
 
 struct cn_app {
     cn_config cfg;
     uv_loop_t loop;
     cn__router *router;
     cn__sched *sched;
+    cn__dispatch *dispatch;
     cn__pool *pool;
     cn__fetch *fetch;
     cn__metrics *metrics;
@@ -40,54 +71,102 @@ struct cn_app {
     uv_signal_t sig_int, sig_term;
     uv_timer_t deadline;
     bool signals_on, deadline_on;
+    void *data;
+    lifespan *hooks;
+    unsigned nhooks;
+    adopted *owned; /* freed with the app (included routers) */
+    unsigned nowned;
+    cn__task *hook_task; /* the lifespan task running, if any */
+    bool stop_requested; /* a stop came while starting */
+    int run_rc;          /* what cn_app_run returns */
     _Atomic int state;
 };
 
-static void fill_defaults(cn_config *c)
+/* ---- configuration ---- */
+
+/*
+ * The effective config: the caller's fields, defaults for the rest. A
+ * config from cn_config_init carries its size: fields past it are the
+ * caller's older header's, and its zeros are values where 0 means one.
+ */
+static void config_from(cn_config *c, const cn_config *in)
 {
+    bool zero_is_value = in && in->size != 0;
+
+    cn_config_init(c);
+    if (in && zero_is_value)
+        memcpy(c, in, in->size < sizeof(*c) ? in->size : sizeof(*c));
+    else if (in)
+        *c = *in;
+    c->size = sizeof(*c);
 #define DEF(field, value)                                                                          \
     if (c->field == 0)                                                                             \
     c->field = (value)
-    DEF(max_header_bytes, 8192);
-    DEF(max_headers, 100);
-    DEF(max_body_bytes, 1024 * 1024);
-    DEF(header_timeout_ms, 10000);
-    DEF(keepalive_timeout_ms, 5000);
-    DEF(max_connections, 10000);
-    DEF(shutdown_timeout_ms, 10000);
-    DEF(backlog, 511);
-    DEF(stack_size, 256 * 1024);
-    DEF(pool_threads, 40);
-    DEF(pool_nice, 10);
-    DEF(slow_callback_ms, 100);
-    DEF(lag_interval_ms, 100);
-    DEF(fetch_max_host_conns, 16);
-    DEF(fetch_max_body_bytes, 10 * 1024 * 1024);
-    DEF(fetch_timeout_ms, 30000);
+    DEF(max_header_bytes, CN_DEFAULT_MAX_HEADER_BYTES);
+    DEF(max_headers, CN_DEFAULT_MAX_HEADERS);
+    DEF(header_timeout_ms, CN_DEFAULT_HEADER_TIMEOUT_MS);
+    DEF(max_connections, CN_DEFAULT_MAX_CONNECTIONS);
+    DEF(backlog, CN_DEFAULT_BACKLOG);
+    DEF(stack_size, CN_DEFAULT_STACK_SIZE);
+    DEF(pool_threads, CN_DEFAULT_POOL_THREADS);
+    DEF(slow_callback_ms, CN_DEFAULT_SLOW_CALLBACK_MS);
+    DEF(lag_interval_ms, CN_DEFAULT_LAG_INTERVAL_MS);
+    DEF(fetch_max_host_conns, CN_DEFAULT_FETCH_MAX_HOST_CONNS);
+    DEF(fetch_max_body_bytes, CN_DEFAULT_FETCH_MAX_BODY_BYTES);
+    DEF(fetch_timeout_ms, CN_DEFAULT_FETCH_TIMEOUT_MS);
+    if (!zero_is_value) {
+        /* Canteen 0.1's rule: 0 is the default here too */
+        DEF(max_body_bytes, CN_DEFAULT_MAX_BODY_BYTES);
+        DEF(keepalive_timeout_ms, CN_DEFAULT_KEEPALIVE_TIMEOUT_MS);
+        DEF(shutdown_timeout_ms, CN_DEFAULT_SHUTDOWN_TIMEOUT_MS);
+        DEF(pool_nice, CN_DEFAULT_POOL_NICE);
+    }
 #undef DEF
     if (c->pool_nice < 0)
         c->pool_nice = 0;
 }
 
+unsigned cn_version(void)
+{
+    return CN_VERSION_HEX;
+}
+
+const char *cn_version_string(void)
+{
+    return CN_VERSION_STRING;
+}
+
+/* ---- creation and teardown ---- */
+
 static void on_stop_async(uv_async_t *a);
 static void on_conn_freed(cn__server *srv);
+static void on_dispatch_idle(void *arg);
 
 /*
  * Free what cn_app_new built (any part may be NULL): workers first (a job
  * still running finishes), then what they report to; the loop runs once
- * more to deliver the close callbacks.
+ * more to deliver the close callbacks. Returns uv_loop_close's result:
+ * nonzero means a handle was left open.
  */
-static void free_parts(cn_app *app)
+static int free_parts(cn_app *app)
 {
+    int rc;
+
     cn__pool_free(app->pool);
     cn__fetch_free(app->fetch);
     cn__metrics_free(app->metrics);
     uv_run(&app->loop, UV_RUN_DEFAULT);
+    cn__dispatch_free(app->dispatch);
     cn__sched_free(app->sched);
     cn__router_free(app->router);
+    for (unsigned i = app->nowned; i-- > 0;)
+        app->owned[i].free_fn(app->owned[i].p);
+    free(app->owned);
+    free(app->hooks);
     free(app->srv.readbuf);
-    uv_loop_close(&app->loop);
+    rc = uv_loop_close(&app->loop);
     free(app);
+    return rc;
 }
 
 cn_app *cn_app_new(const cn_config *cfg)
@@ -96,9 +175,7 @@ cn_app *cn_app_new(const cn_config *cfg)
 
     if (app == NULL)
         return NULL;
-    if (cfg)
-        app->cfg = *cfg;
-    fill_defaults(&app->cfg);
+    config_from(&app->cfg, cfg);
     if (uv_loop_init(&app->loop) < 0) {
         free(app);
         return NULL;
@@ -108,21 +185,21 @@ cn_app *cn_app_new(const cn_config *cfg)
     app->sched = cn__sched_new(&app->loop, &app->cfg, app->metrics);
     app->pool = cn__pool_new(&app->loop, app->cfg.pool_threads, app->cfg.pool_nice);
     app->fetch = cn__fetch_new(&app->loop, &app->cfg);
+    app->dispatch = cn__dispatch_new(app, &app->cfg, app->router, app->sched, &app->stats);
     app->srv.readbuf = malloc(READBUF_SIZE);
     if (app->router == NULL || app->metrics == NULL || app->sched == NULL || app->pool == NULL ||
-        app->fetch == NULL || app->srv.readbuf == NULL) {
+        app->fetch == NULL || app->dispatch == NULL || app->srv.readbuf == NULL) {
         free_parts(app);
         return NULL;
     }
     cn__sched_set_ext(app->sched, CN__EXT_POOL, app->pool);
     cn__sched_set_ext(app->sched, CN__EXT_FETCH, app->fetch);
+    cn__dispatch_on_idle(app->dispatch, on_dispatch_idle, app);
     app->srv.readbuf_size = READBUF_SIZE;
     app->srv.loop = &app->loop;
     app->srv.app = app;
     app->srv.cfg = &app->cfg;
-    app->srv.router = app->router;
-    app->srv.sched = app->sched;
-    app->srv.pool = app->pool;
+    app->srv.dispatch = app->dispatch;
     app->srv.stats = &app->stats;
     app->srv.on_conn_freed = on_conn_freed;
     cn__list_init(&app->srv.conns);
@@ -138,10 +215,10 @@ static void free_handle(uv_handle_t *h)
     free(h);
 }
 
-void cn_app_free(cn_app *app)
+int cn__app_free_checked(cn_app *app)
 {
     if (app == NULL)
-        return;
+        return 0;
     /* close whatever is still open (an app that never ran, or a loop that
      * stopped with handles left) and let the close callbacks run */
     for (int i = 0; i < app->nlisteners; i++)
@@ -152,7 +229,13 @@ void cn_app_free(cn_app *app)
     cn__conn_abort_all(&app->srv);
     uv_run(&app->loop, UV_RUN_DEFAULT);
     free(app->listeners);
-    free_parts(app);
+    return free_parts(app);
+}
+
+void cn_app_free(cn_app *app)
+{
+    if (cn__app_free_checked(app) != 0)
+        cn__log(CN__LOG_ERROR, "cn_app_free: the event loop still had open handles (a leak)");
 }
 
 const cn_config *cn_app_config(const cn_app *app)
@@ -160,19 +243,43 @@ const cn_config *cn_app_config(const cn_app *app)
     return &app->cfg;
 }
 
-int cn_app_route(cn_app *app, const char *spec, cn_handler fn, void *data)
+void cn_app_set_data(cn_app *app, void *data)
 {
-    return cn_app_route_ex(app, spec, fn, data, NULL);
+    if (app)
+        app->data = data;
 }
 
-int cn_app_route_ex(cn_app *app, const char *spec, cn_handler fn, void *data,
-                    const cn_route_opts *opts)
+void *cn_app_data(const cn_app *app)
+{
+    return app ? app->data : NULL;
+}
+
+bool cn__app_is_new(const cn_app *app)
+{
+    return atomic_load(&app->state) == APP_NEW;
+}
+
+int cn__app_adopt(cn_app *app, void (*free_fn)(void *), void *p)
+{
+    adopted *o = realloc(app->owned, (app->nowned + 1) * sizeof(*o));
+
+    if (o == NULL)
+        return CN_ENOMEM;
+    app->owned = o;
+    o[app->nowned++] = (adopted){free_fn, p};
+    return 0;
+}
+
+/* ---- routes, middleware, dependencies, lifespan ---- */
+
+int cn__app_add_route(cn_app *app, const char *spec, cn_handler fn, void *data,
+                      const cn_route_opts *opts, const cn__chain *chain)
 {
     cn_route_opts o = {0};
 
     if (app == NULL)
         return CN_EINVAL;
-    if (atomic_load(&app->state) != APP_NEW)
+    if (!cn__app_is_new(app))
         return CN_ESTATE;
     if (opts)
         o = *opts;
@@ -180,8 +287,65 @@ int cn_app_route_ex(cn_app *app, const char *spec, cn_handler fn, void *data,
         return CN_EINVAL;
     if (o.stack_size == 0)
         o.stack_size = app->cfg.stack_size;
-    return cn__router_add(app->router, spec, fn, data, &o);
+    return cn__router_add(app->router, spec, fn, data, &o, chain);
 }
+
+int cn_app_route(cn_app *app, const char *spec, cn_handler fn, void *data)
+{
+    return cn__app_add_route(app, spec, fn, data, NULL, NULL);
+}
+
+int cn_app_route_ex(cn_app *app, const char *spec, cn_handler fn, void *data,
+                    const cn_route_opts *opts)
+{
+    return cn__app_add_route(app, spec, fn, data, opts, NULL);
+}
+
+int cn_app_use(cn_app *app, const char *name, cn_middleware_fn fn, void *data)
+{
+    if (app == NULL || fn == NULL)
+        return CN_EINVAL;
+    if (!cn__app_is_new(app))
+        return CN_ESTATE;
+    return cn__dispatch_use(app->dispatch, name, fn, data);
+}
+
+int cn_app_depends(cn_app *app, const cn_dep *dep)
+{
+    if (app == NULL || dep == NULL || dep->resolve == NULL)
+        return CN_EINVAL;
+    if (!cn__app_is_new(app))
+        return CN_ESTATE;
+    return cn__dispatch_depends(app->dispatch, dep);
+}
+
+int cn_app_lifespan(cn_app *app, cn_lifespan_fn startup, cn_lifespan_fn shutdown, void *arg)
+{
+    lifespan *h;
+
+    if (app == NULL || (startup == NULL && shutdown == NULL))
+        return CN_EINVAL;
+    if (!cn__app_is_new(app))
+        return CN_ESTATE;
+    h = realloc(app->hooks, (app->nhooks + 1) * sizeof(*h));
+    if (h == NULL)
+        return CN_ENOMEM;
+    app->hooks = h;
+    h[app->nhooks++] = (lifespan){startup, shutdown, arg, false};
+    return 0;
+}
+
+int cn_app_on_startup(cn_app *app, cn_lifespan_fn fn, void *arg)
+{
+    return fn ? cn_app_lifespan(app, fn, NULL, arg) : CN_EINVAL;
+}
+
+int cn_app_on_shutdown(cn_app *app, cn_lifespan_fn fn, void *arg)
+{
+    return fn ? cn_app_lifespan(app, NULL, fn, arg) : CN_EINVAL;
+}
+
+/* ---- listeners ---- */
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -197,6 +361,23 @@ static void on_connection(uv_stream_t *listener, int status)
         cn__log(CN__LOG_ERROR, "accept: %s", uv_strerror(rc));
 }
 
+/* Bind tcp to addr and listen: at once on the socket (so that a taken port
+ * fails now and clients queue), through libuv when the app accepts. */
+static int bind_listen(cn_app *app, uv_tcp_t *tcp, const struct sockaddr *addr, bool accept_now)
+{
+    uv_os_fd_t fd;
+    int rc = uv_tcp_bind(tcp, addr, addr->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+
+    if (rc < 0)
+        return rc;
+    if (accept_now)
+        return uv_listen((uv_stream_t *)tcp, app->cfg.backlog, on_connection);
+    rc = uv_fileno((uv_handle_t *)tcp, &fd);
+    if (rc == 0 && listen(fd, app->cfg.backlog) < 0)
+        rc = uv_translate_sys_error(errno);
+    return rc;
+}
+
 int cn_app_listen(cn_app *app, const char *host, int port)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -206,14 +387,18 @@ int cn_app_listen(cn_app *app, const char *host, int port)
     char portstr[16];
     uv_tcp_t *tcp, **grown;
     struct sockaddr_storage ss;
-    int namelen = sizeof ss, rc;
+    int namelen = sizeof ss, rc, st;
 
     if (app == NULL || port < 0 || port > 65535)
         return CN_EINVAL;
-    if (atomic_load(&app->state) > APP_RUNNING)
+    st = atomic_load(&app->state);
+    if (st > APP_RUNNING)
         return CN_ESTATE;
+    /* on the loop thread (a handler, a startup hook) a name would be
+     * resolved synchronously and block everyone: numbers only there */
+    if (st != APP_NEW)
+        hints.ai_flags |= AI_NUMERICHOST;
     snprintf(portstr, sizeof portstr, "%d", port);
-    /* resolved once, synchronously: this runs before the loop serves anyone */
     rc = uv_getaddrinfo(&app->loop, &gai, NULL, host ? host : "127.0.0.1", portstr, &hints);
     if (rc < 0)
         return rc == UV_EAI_NONAME ? CN_EINVAL : rc;
@@ -229,16 +414,14 @@ int cn_app_listen(cn_app *app, const char *host, int port)
     app->listeners = grown;
     uv_tcp_init(&app->loop, tcp);
     tcp->data = app;
-    rc = uv_tcp_bind(tcp, gai.addrinfo->ai_addr,
-                     gai.addrinfo->ai_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+    rc = bind_listen(app, tcp, gai.addrinfo->ai_addr, st == APP_RUNNING);
     uv_freeaddrinfo(gai.addrinfo);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)tcp, app->cfg.backlog, on_connection);
     if (rc == 0)
         rc = uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &namelen);
     if (rc < 0) {
+        /* freed by its close callback, on the loop's next turn (cn_app_run
+         * or cn_app_free): never run the loop from here */
         uv_close((uv_handle_t *)tcp, free_handle);
-        uv_run(&app->loop, UV_RUN_NOWAIT);
         return rc;
     }
     if (app->nlisteners == 0)
@@ -253,9 +436,147 @@ int cn_app_port(const cn_app *app)
     return app && app->nlisteners > 0 ? app->port : CN_ENOENT;
 }
 
+static void close_listeners(cn_app *app)
+{
+    for (int i = 0; i < app->nlisteners; i++)
+        uv_close((uv_handle_t *)app->listeners[i], free_handle);
+    app->nlisteners = 0;
+}
+
+/* ---- lifespan tasks ---- */
+
+/* A lifespan phase: the hooks, and what follows when they are done. */
+typedef struct phase {
+    cn_app *app;
+    cn_req *req; /* no HTTP message: an arena for what the hooks await */
+    bool startup;
+} phase;
+
+static int run_startup(void *arg)
+{
+    phase *ph = arg;
+    cn_app *app = ph->app;
+
+    for (unsigned i = 0; i < app->nhooks; i++) {
+        lifespan *h = &app->hooks[i];
+        if (h->startup) {
+            int rc = h->startup(app, h->arg);
+            if (rc < 0) {
+                if (!(rc == CN_ECANCELED && app->stop_requested))
+                    cn__log(CN__LOG_ERROR, "startup hook %u of %u failed: %s (%s)", i + 1,
+                            app->nhooks, cn_err_name(rc), cn_strerror(rc));
+                return rc;
+            }
+        }
+        h->started = true;
+    }
+    return 0;
+}
+
+static int run_shutdown(void *arg)
+{
+    phase *ph = arg;
+    cn_app *app = ph->app;
+
+    for (unsigned i = app->nhooks; i-- > 0;) {
+        lifespan *h = &app->hooks[i];
+        if (h->started && h->shutdown) {
+            int rc = h->shutdown(app, h->arg);
+            if (rc < 0)
+                cn__log(CN__LOG_ERROR, "shutdown hook %u of %u failed: %s (%s)", i + 1, app->nhooks,
+                        cn_err_name(rc), cn_strerror(rc));
+        }
+    }
+    return 0;
+}
+
+static void finish_shutdown(cn_app *app);
+static void startup_done(cn_app *app, int rc);
+static void begin_shutdown(cn_app *app);
+
+static void phase_done(cn__task *t, int rc, void *arg)
+{
+    phase *ph = arg;
+    cn_app *app = ph->app;
+    bool startup = ph->startup;
+
+    (void)t;
+    app->hook_task = NULL;
+    cn__req_free(ph->req);
+    free(ph);
+    if (startup)
+        startup_done(app, rc);
+    else
+        finish_shutdown(app);
+}
+
+/* Run a phase's hooks in a root task; its end continues the lifetime. */
+static void start_phase(cn_app *app, bool startup)
+{
+    phase *ph = calloc(1, sizeof(*ph));
+    int rc = CN_ENOMEM;
+
+    if (ph) {
+        ph->app = app;
+        ph->startup = startup;
+        ph->req = cn__req_new(app, NULL);
+    }
+    if (ph && ph->req)
+        rc = cn__sched_start(app->sched,
+                             &(cn__root){.fn = startup ? run_startup : run_shutdown,
+                                         .arg = ph,
+                                         .label = startup ? "startup" : "shutdown",
+                                         .req = ph->req,
+                                         .done = phase_done,
+                                         .done_arg = ph},
+                             &app->hook_task);
+    if (rc < 0) {
+        app->hook_task = NULL;
+        cn__log(CN__LOG_ERROR, "cannot run the %s hooks: %s", startup ? "startup" : "shutdown",
+                cn_strerror(rc));
+        if (ph)
+            cn__req_free(ph->req);
+        free(ph);
+        if (startup)
+            startup_done(app, rc);
+        else
+            finish_shutdown(app);
+    }
+}
+
+/* Go to CLOSING: the shutdown hooks, then STOPPED. */
+static void begin_closing(cn_app *app)
+{
+    atomic_store(&app->state, APP_CLOSING);
+    if (app->deadline_on) {
+        uv_timer_stop(&app->deadline);
+    }
+    start_phase(app, false);
+}
+
+static void startup_done(cn_app *app, int rc)
+{
+    if (rc < 0) {
+        /* a stop during startup is a stop, not a failure */
+        if (!(rc == CN_ECANCELED && app->stop_requested))
+            app->run_rc = rc;
+        close_listeners(app);
+        begin_closing(app);
+        return;
+    }
+    for (int i = 0; i < app->nlisteners; i++) {
+        int lr = uv_listen((uv_stream_t *)app->listeners[i], app->cfg.backlog, on_connection);
+        if (lr < 0)
+            cn__log(CN__LOG_ERROR, "listen: %s", uv_strerror(lr));
+    }
+    atomic_store(&app->state, APP_RUNNING);
+    if (app->stop_requested)
+        begin_shutdown(app);
+}
+
 /* ---- shutdown ---- */
 
-/* Everything is closed: let uv_run return. */
+/* The shutdown hooks are done: close the last handles; uv_run returns. */
 static void finish_shutdown(cn_app *app)
 {
     if (atomic_load(&app->state) == APP_STOPPED)
@@ -274,45 +595,68 @@ static void finish_shutdown(cn_app *app)
     }
 }
 
+/* Stopping: once no connection and no answered request is left, close. */
+static void check_drained(cn_app *app)
+{
+    if (atomic_load(&app->state) == APP_STOPPING && cn__list_empty(&app->srv.conns) &&
+        cn__dispatch_idle(app->dispatch))
+        begin_closing(app);
+}
+
 static void on_conn_freed(cn__server *srv)
 {
-    cn_app *app = srv->app;
+    check_drained(srv->app);
+}
 
-    if (atomic_load(&app->state) == APP_STOPPING && cn__list_empty(&srv->conns))
-        finish_shutdown(app);
+static void on_dispatch_idle(void *arg)
+{
+    check_drained(arg);
 }
 
 static void on_deadline(uv_timer_t *t)
 {
     cn_app *app = t->data;
 
-    cn__log(CN__LOG_WARN, "shutdown deadline (%u ms) passed: cancelling %llu request(s)",
-            app->cfg.shutdown_timeout_ms, (unsigned long long)app->stats.requests_active);
+    cn__log(CN__LOG_WARN,
+            "shutdown deadline (%u ms) passed: cancelling %llu request(s) and %llu "
+            "background task(s)",
+            app->cfg.shutdown_timeout_ms, (unsigned long long)app->stats.requests_active,
+            (unsigned long long)app->stats.background_running);
     cn__conn_abort_all(&app->srv);
+    cn__dispatch_cancel_detached(app->dispatch);
 }
 
 static void begin_shutdown(cn_app *app)
 {
-    int expected = APP_RUNNING;
-
-    if (!atomic_compare_exchange_strong(&app->state, &expected, APP_STOPPING)) {
-        /* a second signal while draining: stop waiting */
-        if (expected == APP_STOPPING)
-            cn__conn_abort_all(&app->srv);
+    switch (atomic_load(&app->state)) {
+    case APP_STARTING:
+        /* stop the startup; its end goes on to the shutdown hooks */
+        app->stop_requested = true;
+        if (app->hook_task)
+            cn__task_cancel(app->hook_task);
+        return;
+    case APP_RUNNING:
+        break;
+    case APP_STOPPING:
+        /* a second stop while draining: stop waiting */
+        cn__conn_abort_all(&app->srv);
+        cn__dispatch_cancel_detached(app->dispatch);
+        return;
+    case APP_CLOSING:
+        if (app->hook_task)
+            cn__task_cancel(app->hook_task);
+        return;
+    default:
         return;
     }
-    for (int i = 0; i < app->nlisteners; i++)
-        uv_close((uv_handle_t *)app->listeners[i], free_handle);
-    app->nlisteners = 0;
+    atomic_store(&app->state, APP_STOPPING);
+    close_listeners(app);
     cn__conn_drain_all(&app->srv);
-    if (cn__list_empty(&app->srv.conns)) {
-        finish_shutdown(app);
-        return;
-    }
     uv_timer_init(&app->loop, &app->deadline);
     app->deadline.data = app;
     app->deadline_on = true;
     uv_timer_start(&app->deadline, on_deadline, app->cfg.shutdown_timeout_ms, 0);
+    check_drained(app);
 }
 
 static void on_stop_async(uv_async_t *a)
@@ -331,14 +675,11 @@ static void on_signal(uv_signal_t *s, int signum)
 
 int cn_app_stop(cn_app *app)
 {
-    int st;
-
     if (app == NULL)
         return CN_EINVAL;
-    st = atomic_load(&app->state);
     /* before cn_app_run: the wake-up waits in the loop and is handled on
      * its first turn, so a run started later returns promptly */
-    if (st == APP_STOPPED)
+    if (atomic_load(&app->state) == APP_STOPPED)
         return CN_ESTATE;
     /* thread-safe wake-up; the loop thread does the work */
     return uv_async_send(&app->stop_async);
@@ -363,20 +704,13 @@ static void ignore_sigpipe(void)
     }
 }
 
-int cn_app_run(cn_app *app, const char *host, int port)
+int cn_app_run(cn_app *app)
 {
-    int rc, expected = APP_NEW;
+    int expected = APP_NEW;
 
-    if (app == NULL)
+    if (app == NULL || app->nlisteners == 0)
         return CN_EINVAL;
-    if (host != NULL || port >= 0) {
-        rc = cn_app_listen(app, host, port < 0 ? 0 : port);
-        if (rc < 0)
-            return rc;
-    }
-    if (app->nlisteners == 0)
-        return CN_EINVAL;
-    if (!atomic_compare_exchange_strong(&app->state, &expected, APP_RUNNING))
+    if (!atomic_compare_exchange_strong(&app->state, &expected, APP_STARTING))
         return CN_ESTATE;
     ignore_sigpipe();
     if (app->cfg.handle_signals) {
@@ -387,10 +721,59 @@ int cn_app_run(cn_app *app, const char *host, int port)
         uv_signal_start(&app->sig_term, on_signal, SIGTERM);
         app->signals_on = true;
     }
-    rc = uv_run(&app->loop, UV_RUN_DEFAULT);
-    (void)rc;
-    return 0;
+    start_phase(app, true);
+    uv_run(&app->loop, UV_RUN_DEFAULT);
+    return app->run_rc;
 }
+
+/* ---- run by the caller, a turn at a time (the test client) ---- */
+
+int cn__app_start_inline(cn_app *app)
+{
+    int expected = APP_NEW;
+
+    if (!atomic_compare_exchange_strong(&app->state, &expected, APP_STARTING))
+        return CN_ESTATE;
+    ignore_sigpipe();
+    start_phase(app, true);
+    while (atomic_load(&app->state) == APP_STARTING)
+        uv_run(&app->loop, UV_RUN_ONCE);
+    if (atomic_load(&app->state) == APP_RUNNING)
+        return 0;
+    /* a failed startup: let its shutdown hooks finish */
+    while (atomic_load(&app->state) != APP_STOPPED)
+        uv_run(&app->loop, UV_RUN_ONCE);
+    return app->run_rc ? app->run_rc : CN_ECANCELED;
+}
+
+void cn__app_run_once(cn_app *app)
+{
+    uv_run(&app->loop, UV_RUN_ONCE);
+}
+
+int cn__app_stop_inline(cn_app *app)
+{
+    if (atomic_load(&app->state) == APP_STOPPED)
+        return app->run_rc;
+    begin_shutdown(app);
+    while (atomic_load(&app->state) != APP_STOPPED)
+        uv_run(&app->loop, UV_RUN_ONCE);
+    return app->run_rc;
+}
+
+int cn__app_adopt_fd(cn_app *app, int fd)
+{
+    if (atomic_load(&app->state) != APP_RUNNING)
+        return CN_ESTATE;
+    return cn__conn_adopt(&app->srv, fd);
+}
+
+struct uv_loop_s *cn__app_uv_loop(cn_app *app)
+{
+    return &app->loop;
+}
+
+/* ---- figures ---- */
 
 void cn_app_pool_stats(const cn_app *app, cn_pool_stats *out)
 {

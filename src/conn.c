@@ -23,7 +23,7 @@
 #include <llhttp.h>
 
 #include "conn.h"
-#include "pool.h"
+#include "dispatch.h"
 #include "req.h"
 
 enum {
@@ -96,6 +96,8 @@ static void conn_unref(cn__conn *c)
     if (--c->refs > 0)
         return;
     cn__list_remove(&c->link);
+    /* a request being parsed is ours; a dispatched one is answered (and
+     * lets go of us) before the last reference goes */
     if (c->req)
         cn__req_free(c->req);
     free(c->pending);
@@ -120,10 +122,7 @@ static void conn_close(cn__conn *c)
     /* a parked handler must not wait for a client that is gone */
     if (c->handler_running && !c->cancelled) {
         c->cancelled = true;
-        if (c->req->job)
-            cn__pool_cancel(c->srv->pool, c->req->job); /* dropped if still queued */
-        else
-            cn__sched_cancel(c->srv->sched, c->req);
+        cn__dispatch_cancel(c->req);
     }
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -131,6 +130,23 @@ static void conn_close(cn__conn *c)
 
 static void reject(cn__conn *c, int status, const char *detail);
 static void timer_set(cn__conn *c, int mode, uint64_t ms);
+
+/*
+ * How long a response may go without the client reading any of it: the
+ * keep-alive timeout, or, with keep-alive off, the header timeout.
+ */
+static uint64_t write_timeout_ms(const cn__conn *c)
+{
+    const cn_config *cfg = c->srv->cfg;
+
+    return cfg->keepalive_timeout_ms ? cfg->keepalive_timeout_ms : cfg->header_timeout_ms;
+}
+
+/* Whether the connection may carry another request after this one. */
+static bool may_keep(const cn__conn *c)
+{
+    return c->keep_alive && !c->srv->draining && c->srv->cfg->keepalive_timeout_ms > 0;
+}
 
 /*
  * Output not yet taken by the peer: libuv's queue plus the kernel's send
@@ -194,7 +210,7 @@ static void on_timer(uv_timer_t *t)
         size_t unsent = unsent_bytes(c);
         if (c->writing && unsent < c->write_mark) {
             c->write_mark = unsent;
-            timer_set(c, TIMER_WRITE, c->srv->cfg->keepalive_timeout_ms);
+            timer_set(c, TIMER_WRITE, write_timeout_ms(c));
             break;
         }
         conn_close(c);
@@ -223,7 +239,7 @@ static void write_timer(cn__conn *c)
 {
     if (c->timer_mode != TIMER_WRITE) {
         c->write_mark = unsent_bytes(c);
-        timer_set(c, TIMER_WRITE, c->srv->cfg->keepalive_timeout_ms);
+        timer_set(c, TIMER_WRITE, write_timeout_ms(c));
     }
 }
 
@@ -390,16 +406,15 @@ static void access_log(cn__conn *c, cn_req *req)
 {
     if (!c->srv->cfg->access_log)
         return;
-    cn__log(CN__LOG_INFO, "\"%s %s HTTP/1.%d\" %d %zu", req->method_name, cn_req_target(req),
-            req->http_minor, req->res.status, req->res.body_len);
+    cn_req_log(req, CN_LOG_INFO, "\"%s %s HTTP/1.%d\" %d %zu", req->method_name, cn_req_target(req),
+               req->http_minor, req->res.status, req->res.body_len);
 }
 
-/* The response is queued: count it, free the request, get ready for the next one. */
+/* The response is queued: count it, get ready for the next request. */
 static void finish_request(cn__conn *c, cn_req *req, bool keep)
 {
     count_response(c->srv, req->res.status);
     access_log(c, req);
-    cn__req_free(req);
     c->req = NULL;
     if (keep)
         c->state = ST_IDLE;
@@ -410,7 +425,7 @@ static void finish_request(cn__conn *c, cn_req *req, bool keep)
 /* After a response: serialise it and get ready for the next request. */
 static void complete_response(cn__conn *c, cn_req *req)
 {
-    bool keep = c->keep_alive && !c->srv->draining;
+    bool keep = may_keep(c);
 
     if (cn__res_serialize(req, &c->out, keep) < 0) {
         keep = false;
@@ -420,20 +435,12 @@ static void complete_response(cn__conn *c, cn_req *req)
     finish_request(c, req, keep);
 }
 
-/* A handler returned an error code: say which route, and what came of it. */
-static void log_failure(const cn_req *req, int rc, const char *outcome)
-{
-    cn__log(CN__LOG_ERROR, "%s %s: handler returned %s (%s)%s", req->method_name,
-            req->match.route ? req->match.route->pattern : "?", cn_err_name(rc), cn_strerror(rc),
-            outcome);
-}
-
 /* ---- streamed responses ---- */
 
 /* A stream keeps the connection only when its end is marked in the body. */
 static bool stream_keep(cn__conn *c, cn_req *req)
 {
-    return c->keep_alive && !c->srv->draining && cn__res_stream_chunked(req);
+    return may_keep(c) && cn__res_stream_chunked(req);
 }
 
 /* Send what a stream call queued (rc: how queueing went). */
@@ -446,7 +453,7 @@ static int stream_send(cn__conn *c, int rc)
     return c->state == ST_CLOSED ? CN_ECANCELED : 0;
 }
 
-int cn__conn_stream_begin(cn_req *req)
+static int conn_stream_begin(cn_req *req)
 {
     cn__conn *c = req->owner;
 
@@ -455,7 +462,7 @@ int cn__conn_stream_begin(cn_req *req)
     return stream_send(c, cn__res_stream_head(req, &c->out, stream_keep(c, req)));
 }
 
-int cn__conn_stream_write(cn_req *req, cn__task *t, const void *p, size_t n)
+static int conn_stream_write(cn_req *req, cn__task *t, const void *p, size_t n)
 {
     cn__conn *c = req->owner;
     drain_waiter w = {.task = t};
@@ -478,7 +485,7 @@ int cn__conn_stream_write(cn_req *req, cn__task *t, const void *p, size_t n)
     return rc;
 }
 
-int cn__conn_stream_end(cn_req *req)
+static int conn_stream_end(cn_req *req)
 {
     cn__conn *c = req->owner;
 
@@ -488,64 +495,45 @@ int cn__conn_stream_end(cn_req *req)
 }
 
 /*
- * The handler of a streamed response returned: end the body if it did not.
- * If it failed first, the status is long gone: close without the last
- * chunk, so that the client sees a truncated body rather than a whole one.
+ * The request's response is final (dispatch.h): queue it, and go on with
+ * the next request. A stream that was not ended was cut short: its client
+ * can only tell from the connection closing. No response at all (nobody to
+ * answer, or nothing could be made): close.
  */
-static void stream_done(cn__conn *c, cn_req *req, int rc)
+static bool conn_respond(cn_req *req)
 {
-    bool ended = cn__res_stream_state(&req->res) == CN__STREAM_ENDED;
+    cn__conn *c = req->owner;
+    int stream = cn__res_stream_state(&req->res);
+    bool sent = false;
 
-    if (!ended && rc >= 0)
-        ended = cn__conn_stream_end(req) == 0;
-    else if (!ended)
-        log_failure(req, rc, "; its streamed response is cut short");
-    finish_request(c, req, ended && stream_keep(c, req));
-}
-
-/* The handler returned with its response set, or an error to turn into one. */
-static void answer(cn__conn *c, cn_req *req, int rc)
-{
-    if (rc < 0 && !req->res.body_set) {
-        if (rc != CN_EBADJSON && rc != CN_EJSONDEPTH)
-            log_failure(req, rc, "");
-        cn__res_from_error(&req->res, rc);
-    } else if (!req->res.body_set) {
-        /* returned 0 without a response: an empty 200, as FastAPI's None
-         * would be "null" -- be explicit instead */
-        cn_res_json_str(&req->res, 200, "null");
-    }
-    complete_response(c, req);
-}
-
-static void on_handler_done(cn_req *req, int rc, void *arg)
-{
-    cn__conn *c = arg;
-    cn__server *srv = c->srv;
-
-    srv->stats->requests_active--;
     c->handler_running = false;
-    if (c->state == ST_CLOSED || c->cancelled || (rc == CN_ECANCELED && !req->res.body_set)) {
-        /* nobody to answer: the client went away (or shutdown gave up) */
-        c->req = NULL;
-        cn__req_free(req);
+    c->req = NULL;
+    if (c->state == ST_CLOSED || c->cancelled || !req->res.body_set) {
         conn_close(c);
-        conn_unref(c); /* the handler's reference */
-        return;
-    }
-    if (cn__res_stream_state(&req->res) != CN__STREAM_NONE) {
-        stream_done(c, req, rc);
     } else {
-        answer(c, req, rc);
-    }
-    /* if this was called from inside the parser, the parser goes on by
-     * itself; otherwise flush and pick up where it paused */
-    if (!c->in_execute) {
-        conn_flush(c);
-        resume_parsing(c);
+        if (stream == CN__STREAM_NONE)
+            complete_response(c, req);
+        else
+            finish_request(c, req, stream == CN__STREAM_ENDED && stream_keep(c, req));
+        sent = true;
+        /* called from inside the parser (a handler that never waited), the
+         * parser goes on by itself; otherwise flush and pick up where it
+         * paused */
+        if (!c->in_execute) {
+            conn_flush(c);
+            resume_parsing(c);
+        }
     }
     conn_unref(c); /* the handler's reference */
+    return sent;
 }
+
+static const cn__req_io conn_io = {
+    .respond = conn_respond,
+    .stream_begin = conn_stream_begin,
+    .stream_write = conn_stream_write,
+    .stream_end = conn_stream_end,
+};
 
 static bool valid_host(const char *h, size_t n)
 {
@@ -583,114 +571,6 @@ static bool valid_host(const char *h, size_t n)
     return true;
 }
 
-/*
- * A sync route: the whole handler runs on a pool worker and may block; the
- * request belongs to that worker until the job is done, and the answer is
- * written here, on the loop thread.
- */
-typedef struct sync_job {
-    cn__job job;
-    cn__conn *c;
-    cn_req *req;
-    int rc;
-} sync_job;
-
-static void sync_work(cn__job *j)
-{
-    sync_job *sj = CN__CONTAINER_OF(j, sync_job, job);
-
-    sj->rc = sj->req->match.route->fn(sj->req, &sj->req->res);
-}
-
-static void sync_done(cn__job *j, int status)
-{
-    sync_job *sj = CN__CONTAINER_OF(j, sync_job, job);
-
-    sj->req->job = NULL;
-    on_handler_done(sj->req, status < 0 ? status : sj->rc, sj->c);
-}
-
-static int start_sync(cn__conn *c, cn_req *req)
-{
-    sync_job *sj = cn_req_alloc(req, sizeof(*sj));
-    int rc;
-
-    if (sj == NULL)
-        return CN_ENOMEM;
-    sj->job.work = sync_work;
-    sj->job.done = sync_done;
-    sj->c = c;
-    sj->req = req;
-    req->job = &sj->job;
-    rc = cn__pool_submit(c->srv->pool, &sj->job);
-    if (rc < 0)
-        req->job = NULL;
-    return rc;
-}
-
-/* Route the completed request and start its handler. */
-static void dispatch(cn__conn *c)
-{
-    cn__server *srv = c->srv;
-    cn_req *req = c->req;
-    int st, rc;
-
-    srv->stats->requests_total++;
-    st = cn__req_finish_head(req);
-    if (st == 0) {
-        /* the router decodes each segment itself: give it the raw path, or
-         * "%2541" would be decoded twice (to "A" instead of "%41") */
-        size_t rawlen = req->query ? (size_t)(req->query - 1 - req->target) : req->target_len;
-        st = cn__router_match(srv->router, req->method, req->target, rawlen, &req->arena,
-                              &req->match);
-    }
-    if (st == 0) {
-        const cn__route *rt = req->match.route;
-        for (unsigned i = 0; i < req->match.nparams; i++) {
-            int64_t v;
-            if (rt->param_types[i] == CN__PARAM_INT &&
-                cn_req_param_int(req, req->match.params[i].name, &v) < 0) {
-                st = 422;
-                if (cn__res_param_error(req, req->match.params[i].name,
-                                        req->match.params[i].value) < 0)
-                    st = 500;
-                break;
-            }
-        }
-    }
-    if (st != 0) {
-        if (st == 405) {
-            char allow[96];
-            cn__allow_header(req->match.allow, allow, sizeof allow);
-            cn_res_header(&req->res, "Allow", allow);
-            cn_res_error(&req->res, 405, "Method Not Allowed");
-        } else if (st != 422) {
-            cn_res_error(&req->res, st, NULL);
-        }
-        complete_response(c, req);
-        return;
-    }
-
-    c->state = ST_HANDLING;
-    c->handler_running = true;
-    c->refs++;
-    srv->stats->requests_active++;
-    if (req->match.route->opts.mode == CN_ROUTE_SYNC)
-        rc = start_sync(c, req);
-    else
-        rc = cn__sched_start(srv->sched, req, req->match.route, on_handler_done, c);
-    if (rc < 0) {
-        c->refs--;
-        c->handler_running = false;
-        srv->stats->requests_active--;
-        if (rc == CN_EAGAIN)
-            cn_res_error(&req->res, 503, "Server at capacity");
-        else
-            cn__res_from_error(&req->res, rc);
-        complete_response(c, req);
-    }
-}
-
 /* ---- llhttp callbacks ---- */
 
 static cn__conn *conn_of(llhttp_t *p)
@@ -718,6 +598,7 @@ static int on_message_begin(llhttp_t *p)
         c->error_status = 503;
         return HPE_USER;
     }
+    c->req->io = &conn_io;
     c->state = ST_HEAD;
     c->head_bytes = 0;
     c->acc = NULL;
@@ -905,7 +786,11 @@ static int on_message_complete(llhttp_t *p)
 
     c->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade;
     timer_set(c, TIMER_NONE, 0);
-    dispatch(c);
+    /* the handler's reference: dropped when the response comes back */
+    c->state = ST_HANDLING;
+    c->handler_running = true;
+    c->refs++;
+    cn__dispatch_request(c->srv->dispatch, c->req);
     if (c->state == ST_HANDLING)
         return HPE_PAUSED; /* the handler parked: stop here until it is done */
     if (c->close_after || c->out.len + c->wbuf.len >= OUT_HIGH_WATER)
@@ -1099,7 +984,12 @@ static void start_reading(cn__conn *c)
 
 /* ---- accept and shutdown ---- */
 
-int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
+/*
+ * A connection on `listener`'s next pending socket, or (listener NULL) on
+ * `fd`, a connected stream socket of the caller's (the test client's
+ * socketpair end): the same path from there on.
+ */
+static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
 {
     cn__conn *c = calloc(1, sizeof(*c));
     int rc;
@@ -1118,13 +1008,14 @@ int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
     c->refs = 2;
     cn__list_push(&srv->conns, &c->link);
     srv->stats->connections_active++;
-    rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
+    rc = listener ? uv_accept(listener, (uv_stream_t *)&c->tcp) : uv_tcp_open(&c->tcp, fd);
     if (rc < 0) {
         conn_close(c);
         return rc;
     }
     srv->stats->connections_accepted++;
-    uv_tcp_nodelay(&c->tcp, 1);
+    if (listener)
+        uv_tcp_nodelay(&c->tcp, 1);
     llhttp_init(&c->parser, HTTP_REQUEST, &settings);
     c->parser.data = c;
     c->state = ST_IDLE;
@@ -1143,6 +1034,16 @@ int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
     timer_set(c, TIMER_IDLE, srv->cfg->header_timeout_ms);
     start_reading(c);
     return 0;
+}
+
+int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
+{
+    return conn_start(srv, listener, -1);
+}
+
+int cn__conn_adopt(cn__server *srv, int fd)
+{
+    return conn_start(srv, NULL, fd);
 }
 
 void cn__conn_drain_all(cn__server *srv)

@@ -10,16 +10,12 @@
 
 #include "canteen.h"
 #include "common.h"
-#include "router.h"
-#include "scheduler.h"
 
 typedef struct cn__server {
     uv_loop_t *loop;
     cn_app *app;
     const cn_config *cfg;
-    const cn__router *router;
-    cn__sched *sched;
-    struct cn__pool *pool;
+    struct cn__dispatch *dispatch;
     cn_stats *stats;
     cn__list conns; /* every open connection */
     char *readbuf;  /* shared read buffer: only one read callback runs at a time */
@@ -33,6 +29,10 @@ typedef struct cn__server {
 /* Accept one pending connection on `listener`. Errors are libuv codes. */
 int cn__conn_accept(cn__server *srv, uv_stream_t *listener);
 
+/* Serve a connected stream socket of the caller's (the in-process test
+ * client's end of a socketpair); it is closed with the connection. */
+int cn__conn_adopt(cn__server *srv, int fd);
+
 /*
  * Graceful shutdown, step 1: close idle connections now; the busy ones
  * close after their current response (which says Connection: close).
@@ -41,17 +41,5 @@ void cn__conn_drain_all(cn__server *srv);
 
 /* Shutdown deadline passed: cancel every running handler, close everything. */
 void cn__conn_abort_all(cn__server *srv);
-
-/*
- * The connection side of a streamed response (stream.c makes the checks,
- * res.c builds the bytes). Each queues its bytes behind whatever the
- * connection already has to send and sends them. 0, CN_ECANCELED when the
- * connection is gone (the request is cancelled), or CN_ENOMEM.
- */
-int cn__conn_stream_begin(cn_req *req);
-/* One piece of body. While more than a high-water mark of output waits in
- * memory, t (the running task) parks until the client has taken most of it. */
-int cn__conn_stream_write(cn_req *req, cn__task *t, const void *p, size_t n);
-int cn__conn_stream_end(cn_req *req);
 
 #endif

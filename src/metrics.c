@@ -122,16 +122,16 @@ void cn__metrics_free(cn__metrics *m)
     uv_close((uv_handle_t *)&m->prepare, on_closed);
 }
 
-void cn__metrics_step(cn__metrics *m, const char *label, uint64_t ns)
+void cn__metrics_step(cn__metrics *m, const char *label, const cn_req *req, uint64_t ns)
 {
     if (m == NULL || m->threshold_ns == 0 || ns <= m->threshold_ns)
         return;
     note_slow(m, ns);
-    cn__log(CN__LOG_WARN,
-            "%s blocked the event loop for %.0f ms (threshold %.0f ms): use cn_sleep() "
-            "instead of sleep(), and cn_to_thread() or a sync route for blocking or CPU-heavy "
-            "work",
-            label ? label : "a task", (double)ns / 1e6, (double)m->threshold_ns / 1e6);
+    cn_req_log(req, CN_LOG_WARN,
+               "%s blocked the event loop for %.0f ms (threshold %.0f ms): use cn_sleep() "
+               "instead of sleep(), and cn_to_thread() or a sync route for blocking or CPU-heavy "
+               "work",
+               label ? label : "a task", (double)ns / 1e6, (double)m->threshold_ns / 1e6);
 }
 
 void cn__metrics_loop_stats(const cn__metrics *m, cn_loop_stats *out)

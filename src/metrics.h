@@ -20,9 +20,10 @@ void cn__metrics_free(cn__metrics *m);
 
 /*
  * A coroutine step of `label` ("GET /x/{id}") ran `ns` nanoseconds on the
- * loop thread without yielding. Over the threshold: one warning.
+ * loop thread without yielding. Over the threshold: one warning (with
+ * req's ID first, if it has one; req may be NULL).
  */
-void cn__metrics_step(cn__metrics *m, const char *label, uint64_t ns);
+void cn__metrics_step(cn__metrics *m, const char *label, const cn_req *req, uint64_t ns);
 
 void cn__metrics_loop_stats(const cn__metrics *m, cn_loop_stats *out);
 

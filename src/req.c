@@ -373,3 +373,42 @@ char *cn_req_url_escape(cn_req *req, const char *s, int part)
         cn_url_escape(p, (size_t)n + 1, s, len, part);
     return p;
 }
+
+const char *cn_req_id(const cn_req *req)
+{
+    return req ? req->id : NULL;
+}
+
+int cn_req_set_id(cn_req *req, const char *id)
+{
+    size_t n;
+    char *copy;
+
+    if (req == NULL || id == NULL)
+        return CN_EINVAL;
+    n = strlen(id);
+    if (n == 0 || n > 128)
+        return CN_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)id[i] <= ' ' || (unsigned char)id[i] >= 127)
+            return CN_EINVAL;
+    copy = cn__arena_strndup(&req->arena, id, n);
+    if (copy == NULL)
+        return CN_ENOMEM;
+    req->id = copy;
+    return 0;
+}
+
+void cn_req_log(const cn_req *req, int level, const char *fmt, ...)
+{
+    char line[1024];
+    int n = 0;
+    va_list ap;
+
+    if (req && req->id)
+        n = snprintf(line, sizeof line, "[%s] ", req->id);
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    cn__log(level, "%s", line);
+}

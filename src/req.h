@@ -27,14 +27,18 @@ struct cn_res {
     const char *body;
     size_t body_len; /* set, or (streamed) written so far */
     const char *content_type;
-    bool body_set; /* a body was set or a stream begun: no more headers */
-    int stream;    /* CN__STREAM_* */
+    bool body_set;  /* a body was set or a stream begun */
+    bool head_sent; /* serialised (a stream's head, or the whole response):
+                     * nothing can change any more */
+    int stream;     /* CN__STREAM_* */
 };
 
 /* Where a streamed response is (cn_res_stream_*). */
 enum { CN__STREAM_NONE, CN__STREAM_OPEN, CN__STREAM_ENDED };
 
 typedef struct cn__defer cn__defer;
+struct cn__run;
+struct cn__dep_entry;
 
 struct cn_req {
     cn__arena arena;
@@ -53,8 +57,13 @@ struct cn_req {
     size_t body_len, body_cap;
     int http_major, http_minor;
     cn__match match;
-    struct cn_task *task; /* the root task while an async handler runs */
-    struct cn__job *job;  /* the pool job while a sync handler runs (conn's) */
+    const struct cn__req_io *io; /* how the response gets out (dispatch.h); NULL once sent */
+    struct cn_task *task;        /* the root task, until the request is answered */
+    struct cn__run *run;         /* dispatch's state while its chain runs (dispatch.c) */
+    struct cn__dep_entry *deps;  /* every dependency asked for, newest first (depends.c) */
+    struct cn__dep_entry *resolved; /* those that resolved, newest first: cleanup order */
+    char *id;                       /* cn_req_set_id, or NULL */
+    struct cn__value *valid;        /* declared parameters' values (validate.c) */
     cJSON *json;
     int json_err;
     cn__defer *defers;
@@ -105,11 +114,12 @@ int cn__res_stream_last(const cn_req *req, cn__buf *out);
 /* The request a response belongs to. */
 cn_req *cn__res_req(cn_res *res);
 
-/* Set a canned error response when the handler left none: 0 or CN_ENOMEM. */
-int cn__res_from_error(cn_res *res, int err);
-
-/* FastAPI's 422 body for a path parameter that is not an int. */
-int cn__res_param_error(cn_req *req, const char *name, const char *value);
+/*
+ * Replace the response with the canned error response for `err` (400 for
+ * the JSON errors, 500 for anything else), keeping the first `keep`
+ * headers (those set before the code that failed ran): 0 or CN_ENOMEM.
+ */
+int cn__res_from_error(cn_res *res, int err, unsigned keep);
 
 /*
  * A complete standalone error response (for requests that never reached a

@@ -74,7 +74,7 @@ int cn_res_header(cn_res *res, const char *name, const char *value)
 
     if (name == NULL || value == NULL)
         return CN_EINVAL;
-    if (res->body_set)
+    if (res->head_sent)
         return CN_ERESPONDED;
     if (!valid_token(name) || !valid_value(value) || reserved_header(name))
         return CN_EBADHEADER;
@@ -188,12 +188,95 @@ int cn_res_status(const cn_res *res)
     return res->status;
 }
 
-int cn__res_from_error(cn_res *res, int err)
+int cn_res_raise(cn_res *res, int status, const char *detail)
 {
-    /* a fresh start: whatever the handler half-set is dropped */
+    int rc;
+
+    if (res == NULL || status < 100 || status > 999)
+        return CN_EINVAL;
+    if (res->head_sent)
+        return CN_ERESPONDED;
     res->body_set = false;
-    res->content_type = NULL;
+    cn_res_remove_header(res, "content-type"); /* the error body is JSON */
+    rc = cn_res_error(res, status, detail);
+    return rc < 0 ? rc : CN_EHTTP;
+}
+
+int cn_res_set_status(cn_res *res, int status)
+{
+    if (res == NULL || status < 100 || status > 999)
+        return CN_EINVAL;
+    if (res->head_sent)
+        return CN_ERESPONDED;
+    if (!res->body_set)
+        return CN_ESTATE;
+    res->status = status;
+    return 0;
+}
+
+const char *cn_res_get_header(const cn_res *res, const char *name)
+{
+    if (res == NULL || name == NULL || res->head_sent)
+        return NULL;
+    for (unsigned i = 0; i < res->nheaders; i++)
+        if (cn__ieq(res->headers[i].name, res->headers[i].nlen, name))
+            return res->headers[i].value;
+    /* a body's own type is a header like the others */
+    if (res->content_type && cn__ieq("content-type", 12, name))
+        return res->content_type;
+    return NULL;
+}
+
+int cn_res_remove_header(cn_res *res, const char *name)
+{
+    unsigned n = 0;
+
+    if (res == NULL || name == NULL)
+        return CN_EINVAL;
+    if (res->head_sent)
+        return CN_ERESPONDED;
+    for (unsigned i = 0; i < res->nheaders; i++) {
+        if (cn__ieq(res->headers[i].name, res->headers[i].nlen, name))
+            continue;
+        res->headers[n++] = res->headers[i];
+    }
+    int removed = (int)(res->nheaders - n);
+    res->nheaders = n;
+    if (cn__ieq(name, strlen(name), "content-type"))
+        res->content_type = NULL;
+    return removed;
+}
+
+cn_str cn_res_body(const cn_res *res)
+{
+    if (res == NULL || !res->body_set || res->stream != CN__STREAM_NONE || res->head_sent)
+        return (cn_str){"", 0};
+    return (cn_str){res->body, res->body_len};
+}
+
+int cn_res_reset(cn_res *res)
+{
+    if (res == NULL)
+        return CN_EINVAL;
+    if (res->head_sent)
+        return CN_ERESPONDED;
+    res->status = 0;
     res->nheaders = 0;
+    res->body = NULL;
+    res->body_len = 0;
+    res->content_type = NULL;
+    res->body_set = false;
+    return 0;
+}
+
+int cn__res_from_error(cn_res *res, int err, unsigned keep)
+{
+    /* a fresh start: whatever the failing code half-set is dropped */
+    res->body_set = false;
+    res->status = 0;
+    if (keep < res->nheaders)
+        res->nheaders = keep;
+    cn_res_remove_header(res, "content-type"); /* the error body is JSON */
     switch (err) {
     case CN_EBADJSON:
         return cn_res_error(res, 400, "JSON decode error");
@@ -202,23 +285,6 @@ int cn__res_from_error(cn_res *res, int err)
     default:
         return cn_res_error(res, 500, NULL);
     }
-}
-
-int cn__res_param_error(cn_req *req, const char *name, const char *value)
-{
-    cn__buf b = {0};
-    int rc = CN_ENOMEM;
-
-    if (cn__buf_puts(&b, "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"path\",") ||
-        json_quote(&b, name) ||
-        cn__buf_puts(&b, "],\"msg\":\"Input should be a valid integer, unable to parse string "
-                         "as an integer\",\"input\":") ||
-        json_quote(&b, value) || cn__buf_puts(&b, "}]}"))
-        goto out;
-    rc = set_body(&req->res, 422, b.data, b.len, "application/json", &req->arena);
-out:
-    cn__buf_free(&b);
-    return rc;
 }
 
 const char *cn__http_date(void)
@@ -310,6 +376,7 @@ int cn__res_serialize(cn_req *req, cn__buf *out, bool keep_alive)
         out->len = start;
         return CN_ENOMEM;
     }
+    res->head_sent = true;
     return 0;
 }
 
@@ -334,6 +401,7 @@ int cn__res_stream_start(cn_res *res, int status, const char *content_type)
     res->status = status;
     res->body_len = 0;
     res->body_set = true;
+    res->head_sent = true; /* cn_res_stream_begin writes it right away */
     res->stream = CN__STREAM_OPEN;
     return 0;
 }
@@ -361,6 +429,7 @@ int cn__res_stream_head(cn_req *req, cn__buf *out, bool keep_alive)
         out->len = start;
         return CN_ENOMEM;
     }
+    req->res.head_sent = true;
     return 0;
 }
 

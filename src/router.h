@@ -25,6 +25,26 @@ enum {
 
 enum { CN__PARAM_STR, CN__PARAM_INT };
 
+/* A middleware as registered (canteen/middleware.h). */
+typedef struct cn__mw {
+    char *name;
+    cn_middleware_fn fn;
+    void *data;
+} cn__mw;
+
+/*
+ * What runs around the routes of one router (canteen/routers.h), its
+ * ancestors' included: middleware outermost first, then dependencies in
+ * resolution order. Owned by the router; immutable once its routes are
+ * registered. The app's own middleware and dependencies are not in it.
+ */
+typedef struct cn__chain {
+    const cn__mw *mws;
+    unsigned nmws;
+    const cn_dep *const *deps;
+    unsigned ndeps;
+} cn__chain;
+
 typedef struct cn__route {
     char *spec;    /* "GET /users/{id:int}" */
     char *label;   /* "GET /users/{id}", for logs */
@@ -33,6 +53,8 @@ typedef struct cn__route {
     cn_handler fn;
     void *data;
     cn_route_opts opts;
+    const cn__chain *chain; /* its router's, or NULL (a route of the app) */
+    struct cn__decl *decl;  /* its declarations, prepared (validate.c), or NULL */
     unsigned nparams;
     char *param_names[CN__MAX_PARAMS];
     int param_types[CN__MAX_PARAMS];
@@ -57,9 +79,10 @@ typedef struct cn__match {
 cn__router *cn__router_new(void);
 void cn__router_free(cn__router *r);
 
-/* Register; errors as cn_app_route. The route is copied. */
+/* Register; errors as cn_app_route. The route is copied; `chain` (may be
+ * NULL) is kept. */
 int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
-                   const cn_route_opts *opts);
+                   const cn_route_opts *opts, const cn__chain *chain);
 
 /* CN__M_* for a method name, or -1. */
 int cn__method_index(const char *name, size_t len);

@@ -14,7 +14,6 @@
 #include "common.h"
 #include "coro/coro.h"
 #include "metrics.h"
-#include "req.h"
 #include "scheduler.h"
 
 /* Stacks kept for reuse; more live coroutines are fine, they just unmap. */
@@ -41,16 +40,14 @@ struct cn_task {
     cn__list children; /* not yet freed */
     cn__list sibling;
     cn__list qlink; /* runq or yieldq */
-    /* root: the route's handler; child: fn(arg) */
-    const cn__route *route;
     cn_task_fn fn;
     void *arg;
     cn__done_cb done;
     void *done_arg;
     const char *label;
-    size_t stack_size; /* of this task's coroutine; children get the same */
-    int rc;          /* the function's result */
-    int wake_result; /* what park returns */
+    size_t stack_size;    /* of this task's coroutine; children get the same */
+    int rc;               /* the function's result */
+    int wake_result;      /* what park returns */
     unsigned waiting_for; /* children of an await/gather not complete yet */
     cn__cancel_fn on_cancel;
     void *cancel_arg;
@@ -62,6 +59,7 @@ struct cn_task {
     bool consumed; /* handed to an await: its awaiter frees it */
     bool waited;   /* its parent is parked waiting for it */
     bool orphan;   /* parent finished without awaiting it */
+    bool settling; /* parked in cn__task_settle until its children are done */
 };
 
 static void on_idle(uv_idle_t *h);
@@ -143,7 +141,7 @@ static void run(cn__task *t)
     int rc = cn__coro_resume(t->coro);
 
     /* a step that did not yield for long blocked everyone: say who */
-    cn__metrics_step(t->s->metrics, t->label, uv_hrtime() - t0);
+    cn__metrics_step(t->s->metrics, t->label, t->req, uv_hrtime() - t0);
     if (rc == 1)
         task_fn_returned(t);
     else if (rc < 0)
@@ -187,10 +185,7 @@ static void coro_main(void *arg)
 {
     cn__task *t = arg;
 
-    if (t->route)
-        t->rc = t->route->fn(t->req, &t->req->res);
-    else
-        t->rc = t->fn(t->arg);
+    t->rc = t->fn(t->arg);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -251,6 +246,8 @@ static void child_completed(cn__task *c)
     if (c->orphan) {
         /* nobody will await it: free it, and the parent may now be complete */
         task_free(c);
+        if (p->settling && cn__list_empty(&p->children))
+            cn__task_wake(p, 0);
         task_try_complete(p);
         return;
     }
@@ -267,65 +264,80 @@ static void task_try_complete(cn__task *t)
         child_completed(t);
         return;
     }
-    /* the root: answer the request, then let the task go */
-    t->req->task = NULL;
-    t->done(t->req, t->rc, t->done_arg);
+    /* the root: tell its owner, then let the task go */
+    if (t->done)
+        t->done(t, t->rc, t->done_arg);
     task_free(t);
 }
 
-static void task_fn_returned(cn__task *t)
+/* Children nobody awaited: Python's "coroutine was never awaited". */
+static void cancel_orphans(cn__task *t)
 {
     cn__list *it, *next;
 
-    t->fn_done = true;
-    cn__coro_free(t->coro);
-    t->coro = NULL;
-    /* children nobody awaited: Python's "coroutine was never awaited" */
     for (it = t->children.next; it != &t->children; it = next) {
         cn__task *c = CN__CONTAINER_OF(it, cn__task, sibling);
         next = it->next;
         if (c->consumed)
             continue; /* cannot happen: an await consumes and waits */
-        cn__log(CN__LOG_WARN, "task spawned by %s was never awaited; cancelling it",
-                t->label ? t->label : "a handler");
+        cn_req_log(t->req, CN_LOG_WARN, "task spawned by %s was never awaited; cancelling it",
+                   t->label ? t->label : "a handler");
         c->orphan = true;
         if (c->complete)
             task_free(c);
         else
             cn__task_cancel(c);
     }
+}
+
+static void task_fn_returned(cn__task *t)
+{
+    t->fn_done = true;
+    cn__coro_free(t->coro);
+    t->coro = NULL;
+    cancel_orphans(t);
     task_try_complete(t);
 }
 
-/* ---- the request's root task ---- */
+int cn__task_settle(cn__task *t)
+{
+    cancel_orphans(t);
+    t->settling = true;
+    while (!cn__list_empty(&t->children))
+        cn__task_park_nocancel(t);
+    t->settling = false;
+    return t->cancelled ? CN_ECANCELED : 0;
+}
 
-int cn__sched_start(cn__sched *s, cn_req *req, const cn__route *route, cn__done_cb done, void *arg)
+void cn__task_shield(cn__task *t)
+{
+    t->cancelled = false;
+}
+
+/* ---- root tasks ---- */
+
+int cn__sched_start(cn__sched *s, const cn__root *r, cn__task **out)
 {
     cn__task *t;
     int rc;
 
-    rc = task_new(s, NULL, route->opts.stack_size, &t);
+    rc = task_new(s, NULL, r->stack_size ? r->stack_size : s->cfg->stack_size, &t);
     if (rc < 0)
         return rc;
-    t->req = req;
-    t->route = route;
-    t->label = route->label;
-    t->done = done;
-    t->done_arg = arg;
-    cn__coro_set_label(t->coro, route->label);
-    req->task = t;
+    t->fn = r->fn;
+    t->arg = r->arg;
+    t->req = r->req;
+    t->label = r->label;
+    t->done = r->done;
+    t->done_arg = r->done_arg;
+    cn__coro_set_label(t->coro, r->label);
+    if (out)
+        *out = t;
     /* run it now: a handler that never waits is answered before we return
      * (if a drain is already running further up the stack, it runs it) */
     push_runq(t);
     drain(s);
     return 0;
-}
-
-void cn__sched_cancel(cn__sched *s, cn_req *req)
-{
-    (void)s;
-    if (req->task)
-        cn__task_cancel(req->task);
 }
 
 void cn__task_cancel(cn__task *t)

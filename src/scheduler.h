@@ -1,13 +1,14 @@
 /*
- * scheduler.h -- how a handler runs: tasks, the run queue, park and wake,
- * cancellation. The connection layer hands a matched request here and is
- * called back when the handler has returned; it never knows whether the
- * handler ran in a coroutine or on the thread pool.
+ * scheduler.h -- tasks, the run queue, park and wake, cancellation. It knows
+ * nothing of HTTP: a root task is a function, a label for logs and an
+ * opaque request pointer that the awaitables read back (their memory lives
+ * in that request's arena). dispatch.c starts a root task per request;
+ * app.c one per lifespan hook.
  *
- * A task is a coroutine plus its place in its request's task tree: the
- * handler is the root; cn_spawn adds children. A task is complete when its
- * function has returned AND all its children are complete; only then is
- * its request answered (children may use request memory).
+ * A task is a coroutine plus its place in a task tree: cn_spawn adds
+ * children to the running task. A task is complete when its function has
+ * returned AND all its children are complete; only then is its owner told
+ * (children may use the memory their parent's request owns).
  *
  * Everything here runs on the loop thread. Coroutines are resumed only by
  * the run queue's drain loop, which runs on the loop's own stack.
@@ -18,13 +19,13 @@
 #include <uv.h>
 
 #include "canteen.h"
-#include "router.h"
 
 typedef struct cn__sched cn__sched;
 typedef struct cn_task cn__task; /* the public cn_task */
 
-/* Called on the loop thread once the handler (and its children) finished. */
-typedef void (*cn__done_cb)(cn_req *req, int rc, void *arg);
+/* Called on the loop thread once a root task (and its children) finished,
+ * with its function's result; the task is freed right after. */
+typedef void (*cn__done_cb)(cn__task *t, int rc, void *arg);
 
 struct cn__metrics;
 /* `metrics` (may be NULL) hears about every slow coroutine step. */
@@ -38,21 +39,28 @@ void *cn__task_ext(const cn__task *t, int slot);
 /* Every task must have completed. NULL is allowed. */
 void cn__sched_free(cn__sched *s);
 
-/*
- * Run route->fn(req, res) in the route's mode. `done` is called exactly once,
- * possibly before this returns (a handler that never waits). Returns 0, or
- * a negative code when the task could not be started (then `done` is not
- * called): CN_EAGAIN when no coroutine stack can be mapped, CN_ENOMEM.
- */
-int cn__sched_start(cn__sched *s, cn_req *req, const cn__route *route, cn__done_cb done,
-                    void *arg);
+/* A root task to start. */
+typedef struct cn__root {
+    cn_task_fn fn;
+    void *arg;
+    const char *label; /* "GET /users/{id}", for logs; kept, not copied */
+    size_t stack_size; /* 0: cn_config.stack_size */
+    cn_req *req;       /* what cn__task_req answers (may be NULL); opaque here */
+    cn__done_cb done;  /* may be NULL */
+    void *done_arg;
+} cn__root;
 
 /*
- * Cancel the request's task tree: whatever its tasks are parked on returns
- * CN_ECANCELED. `done` is still called when the handler returns, from a
- * later loop callback (never from inside this call). No-op if not running.
+ * Run r->fn(r->arg) in a new coroutine. It runs at once, before this
+ * returns, unless a drain is already running further up the stack (then
+ * right after the current task parks or ends): a function that never waits
+ * has finished when this returns. `done` is called exactly once, possibly
+ * before this returns. *out (may be NULL) gets the task, valid until done.
+ * Returns 0, or a negative code when the task could not be started (then
+ * `done` is not called): CN_EAGAIN when no coroutine stack can be mapped,
+ * CN_ENOMEM.
  */
-void cn__sched_cancel(cn__sched *s, cn_req *req);
+int cn__sched_start(cn__sched *s, const cn__root *r, cn__task **out);
 
 /* Coroutines created and not yet returned to the stack pool. */
 uint64_t cn__sched_live(const cn__sched *s);
@@ -109,7 +117,26 @@ int cn__task_wait_children(cn__task *cur, cn__task **ts, size_t n);
 /* A completed child's result; frees it. */
 int cn__task_reap(cn__task *child);
 int cn__task_is_child_of(const cn__task *child, const cn__task *parent);
-/* Cancel t and all its descendants. */
+/*
+ * Cancel t and all its descendants: whatever they are parked on returns
+ * CN_ECANCELED. Their owner hears of it when they end, from a later loop
+ * callback (never from inside this call). No-op once complete.
+ */
 void cn__task_cancel(cn__task *t);
+
+/*
+ * For a root task whose work is done but who goes on (to answer, then clean
+ * up): children that were never awaited are reported and cancelled, as when
+ * a function returns, and the running task `t` parks until every child has
+ * ended. Returns CN_ECANCELED if t is cancelled, else 0.
+ */
+int cn__task_settle(cn__task *t);
+
+/*
+ * Clear t's cancellation, so that the cleanup after a cancelled request can
+ * still await (roll a transaction back, say). Only for a task without
+ * children (after cn__task_settle). A later cancel works as usual.
+ */
+void cn__task_shield(cn__task *t);
 
 #endif

@@ -5,7 +5,7 @@
  * behind. Like every awaitable, these run only in a coroutine of the
  * request they answer.
  */
-#include "conn.h"
+#include "dispatch.h"
 #include "req.h"
 #include "scheduler.h"
 
@@ -20,6 +20,8 @@ static int stream_check(cn_res *res, cn__task **task, cn_req **req)
         return CN_EINVAL;
     if (cn__task_is_cancelled(t))
         return CN_ECANCELED;
+    if (cn__res_req(res)->io == NULL)
+        return CN_ERESPONDED; /* answered already: nothing goes out any more */
     *task = t;
     *req = cn__res_req(res);
     return 0;
@@ -43,7 +45,7 @@ int cn_res_stream_begin(cn_res *res, int status, const char *content_type)
 
     if (rc == 0)
         rc = cn__res_stream_start(res, status, content_type);
-    return rc < 0 ? rc : cn__conn_stream_begin(req);
+    return rc < 0 ? rc : req->io->stream_begin(req);
 }
 
 int cn_res_stream_write(cn_res *res, const void *data, size_t len)
@@ -59,7 +61,7 @@ int cn_res_stream_write(cn_res *res, const void *data, size_t len)
     /* a chunk of size 0 would end the body */
     if (len == 0)
         return 0;
-    return cn__conn_stream_write(req, t, data, len);
+    return req->io->stream_write(req, t, data, len);
 }
 
 int cn_res_stream_end(cn_res *res)
@@ -69,7 +71,7 @@ int cn_res_stream_end(cn_res *res)
     int rc = stream_check_open(res, &t, &req);
 
     if (rc == 0)
-        rc = cn__conn_stream_end(req);
+        rc = req->io->stream_end(req);
     if (rc == 0)
         cn__res_stream_mark_ended(res);
     return rc;

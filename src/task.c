@@ -141,7 +141,7 @@ int cn_wait_for(cn_task *t, int64_t timeout_ms)
     return w.timed_out ? CN_ETIMEDOUT : r;
 }
 
-int cn_cancelled(void)
+int cn_task_cancelled(void)
 {
     cn__task *t = cn__task_current();
 
@@ -150,9 +150,19 @@ int cn_cancelled(void)
     return cn__task_is_cancelled(t) ? 1 : 0;
 }
 
-cn_req *cn_current_req(void)
+cn_req *cn_req_current(void)
 {
     cn__task *t = cn__task_current();
 
     return t ? cn__task_req(t) : NULL;
+}
+
+int cn_cancelled(void)
+{
+    return cn_task_cancelled();
+}
+
+cn_req *cn_current_req(void)
+{
+    return cn_req_current();
 }

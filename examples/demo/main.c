@@ -88,7 +88,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "canteen-demo: serving on http://%s%s%s:%d (Ctrl-C to stop); upstream %s%s\n",
             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", cn_app_port(app),
             upstream_base, up ? " (embedded)" : "");
-    rc = cn_app_run(app, NULL, -1);
+    rc = cn_app_run(app);
     cn_app_free(app);
     if (up) {
         fprintf(stderr, "canteen-demo: the embedded upstream accepted %llu connection(s)\n",

@@ -69,7 +69,7 @@ int upstream_register(cn_app *app)
 static void *run(void *arg)
 {
     upstream *u = arg;
-    cn_app_run(u->app, NULL, -1);
+    cn_app_run(u->app);
     return NULL;
 }
 

@@ -60,7 +60,7 @@ int main(int argc, char **argv)
         rc = cn_app_listen(app, "127.0.0.1", port);
     if (rc == 0) {
         fprintf(stderr, "serving on http://127.0.0.1:%d\n", cn_app_port(app));
-        rc = cn_app_run(app, NULL, -1);
+        rc = cn_app_run(app);
     }
     if (rc < 0)
         fprintf(stderr, "01_canteen: %s\n", cn_strerror(rc));

@@ -75,7 +75,7 @@ static int compose(void *arg)
 
     if (rc < 0)
         return rc;
-    g->text = cn_req_sprintf(cn_current_req(), "Hello, %s!\n", g->name);
+    g->text = cn_req_sprintf(cn_req_current(), "Hello, %s!\n", g->name);
     return g->text ? 0 : CN_ENOMEM;
 }
 
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
         rc = cn_app_listen(app, "127.0.0.1", port);
     if (rc == 0) {
         fprintf(stderr, "serving on http://127.0.0.1:%d\n", cn_app_port(app));
-        rc = cn_app_run(app, NULL, -1);
+        rc = cn_app_run(app);
     }
     if (rc < 0)
         fprintf(stderr, "05_golden_rules: %s\n", cn_strerror(rc));

@@ -165,7 +165,7 @@ int main(int argc, char **argv)
         rc = cn_app_route(app, "GET /connects", connects, NULL);
     if (rc == 0) {
         fprintf(stderr, "serving on %s\n", url);
-        rc = cn_app_run(app, NULL, -1);
+        rc = cn_app_run(app);
     }
     if (rc < 0)
         fprintf(stderr, "08_fetch: %s\n", cn_strerror(rc));

@@ -1,6 +1,8 @@
 /* harness.c -- see harness.h. */
 #include "harness.h"
 
+#include "app.h" /* cn__app_free_checked */
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -96,7 +98,7 @@ cn_config h_fast_config(void)
 static void *server_main(void *arg)
 {
     h_server *s = arg;
-    s->run_rc = cn_app_run(s->app, NULL, -1);
+    s->run_rc = cn_app_run(s->app);
     return NULL;
 }
 
@@ -160,7 +162,8 @@ void h_join_and_free(h_server *s)
     if (rc == INT32_MIN)
         fail_msg("server thread did not end within %d ms after cn_app_stop", H_JOIN_MS);
     assert_int_equal(rc, 0);
-    cn_app_free(s->app);
+    /* as libuv's own tests do: the loop must close with no handle left */
+    assert_int_equal(cn__app_free_checked(s->app), 0);
     free(s);
 }
 

@@ -264,7 +264,7 @@ typedef struct up_server {
 static void *up_main(void *arg)
 {
     up_server *u = arg;
-    cn_app_run(u->app, NULL, -1);
+    cn_app_run(u->app);
     return NULL;
 }
 

@@ -101,7 +101,7 @@ typedef struct child_srv {
 static void *child_thread(void *arg)
 {
     child_srv *cs = arg;
-    cs->rc = cn_app_run(cs->app, NULL, -1);
+    cs->rc = cn_app_run(cs->app);
     return NULL;
 }
 
@@ -370,7 +370,7 @@ static void test_port_zero_and_errors(void **state)
     assert_non_null(a);
     assert_non_null(b);
     assert_true(cn_app_port(a) < 0);
-    assert_int_equal(cn_app_run(a, NULL, -1), CN_EINVAL); /* nothing to listen on */
+    assert_int_equal(cn_app_run(a), CN_EINVAL); /* nothing to listen on */
     assert_int_equal(cn_app_listen(a, "127.0.0.1", 0), 0);
     port = cn_app_port(a);
     assert_true(port > 0 && port <= 65535);
@@ -400,10 +400,10 @@ static void test_stop_before_run(void **state)
     assert_int_equal(cn_app_listen(a, "127.0.0.1", 0), 0);
     assert_int_equal(cn_app_stop(a), 0);
     t0 = h_now_ms();
-    assert_int_equal(cn_app_run(a, NULL, -1), 0);
+    assert_int_equal(cn_app_run(a), 0);
     assert_true(h_now_ms() - t0 < 1000);
     assert_int_equal(cn_app_stop(a), CN_ESTATE); /* stopped for good */
-    assert_true(cn_app_run(a, NULL, -1) < 0);
+    assert_true(cn_app_run(a) < 0);
     cn_app_free(a);
 }
 

@@ -137,8 +137,8 @@ static int on_worker_golden(void *arg)
     g->to_thread = cn_to_thread(h_noop, NULL);
     g->fetch = cn_fetch(&fo, &fr);
     g->fetch_all = cn_fetch_all(&fo, 1, &fr);
-    g->cancelled = cn_cancelled();
-    g->current_req_null = cn_current_req() == NULL;
+    g->cancelled = cn_task_cancelled();
+    g->current_req_null = cn_req_current() == NULL;
     return 0;
 }
 

@@ -121,8 +121,8 @@ static int rt_spawn_await(cn_req *req, cn_res *res)
     put(o, "spawn_null_fn", cn_spawn(NULL, NULL, &t));
     put(o, "spawn_null_out", cn_spawn(child_quick, &v[2], NULL));
     put(o, "await_null", cn_await(NULL));
-    put(o, "current_req_ok", cn_current_req() == req);
-    put(o, "cancelled", cn_cancelled());
+    put(o, "current_req_ok", cn_req_current() == req);
+    put(o, "cancelled", cn_task_cancelled());
     return cn_res_json(res, 200, o);
 }
 
@@ -521,7 +521,7 @@ static int rt_sleep_observe(cn_req *req, cn_res *res)
         atomic_store(&c_after_sleep, cn_sleep(5000));
         atomic_store(&c_after_spawn, cn_spawn(h_noop, NULL, &t));
         atomic_store(&c_after_yield, cn_yield());
-        atomic_store(&c_after_cancelled, cn_cancelled());
+        atomic_store(&c_after_cancelled, cn_task_cancelled());
         atomic_store(&c_after_to_thread, cn_to_thread(h_noop, NULL));
         atomic_store(&c_after_fetch, cn_fetch(&fo, &fr));
     }
@@ -598,8 +598,8 @@ static cJSON *golden_codes(void)
     put(o, "fetch_all", cn_fetch_all(&fo, 1, fr));
     memset(fr, 0, sizeof fr);
     put(o, "fetch_json", cn_fetch_json(fr, &j));
-    put(o, "cancelled", cn_cancelled());
-    put(o, "current_req_null", cn_current_req() == NULL);
+    put(o, "cancelled", cn_task_cancelled());
+    put(o, "current_req_null", cn_req_current() == NULL);
     return o;
 }
 

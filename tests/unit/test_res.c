@@ -311,10 +311,31 @@ static void second_body_call_is_eresponded(void **state)
     assert_int_equal(cn_res_json_str(res, 500, "{}"), CN_ERESPONDED);
     assert_int_equal(cn_res_error(res, 500, "no"), CN_ERESPONDED);
     assert_int_equal(cn_res_json(res, 500, cJSON_CreateObject()), CN_ERESPONDED);
-    assert_int_equal(cn_res_header(res, "X-Late", "1"), CN_ERESPONDED);
+    /* headers may still be added on the way out (a middleware's), until the
+     * head is written */
+    assert_int_equal(cn_res_header(res, "X-Late", "1"), 0);
     assert_int_equal(cn_res_status(res), 200);
     want_body(res, "one");
     assert_string_equal(res->content_type, "text/plain; charset=utf-8");
+}
+
+/* Once serialised, nothing about the response can change. */
+static void after_serialize_is_eresponded(void **state)
+{
+    cn_req *req = *state;
+    cn_res *res = &req->res;
+    cn__buf out = {0};
+
+    assert_int_equal(cn_res_text(res, 200, "one"), 0);
+    assert_int_equal(cn__res_serialize(req, &out, true), 0);
+    assert_int_equal(cn_res_header(res, "X-Late", "1"), CN_ERESPONDED);
+    assert_int_equal(cn_res_set_status(res, 201), CN_ERESPONDED);
+    assert_int_equal(cn_res_remove_header(res, "content-type"), CN_ERESPONDED);
+    assert_int_equal(cn_res_reset(res), CN_ERESPONDED);
+    assert_int_equal(cn_res_raise(res, 404, NULL), CN_ERESPONDED);
+    assert_null(cn_res_get_header(res, "content-type"));
+    assert_int_equal(cn_res_body(res).len, 0);
+    cn__buf_free(&out);
 }
 
 static void invalid_status_is_einval(void **state)
@@ -770,49 +791,13 @@ static void serialize_304_has_no_body(void **state)
 
 /* ---- canned error bodies ---------------------------------------------------- */
 
-static void param_error_matches_fastapi_exactly(void **state)
-{
-    cn_req *req = *state;
-
-    assert_int_equal(cn__res_param_error(req, "id", "abc"), 0);
-    assert_int_equal(cn_res_status(&req->res), 422);
-    assert_string_equal(req->res.content_type, "application/json");
-    want_body(&req->res, "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"path\",\"id\"],"
-                         "\"msg\":\"Input should be a valid integer, unable to parse string as an "
-                         "integer\",\"input\":\"abc\"}]}");
-    WANT_WIRE(req, true,
-              "HTTP/1.1 422 Unprocessable Content\r\n"
-              "Server: canteen\r\n"
-              "Date: <date>\r\n"
-              "Content-Length: 147\r\n"
-              "Content-Type: application/json\r\n"
-              "\r\n"
-              "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"path\",\"id\"],"
-              "\"msg\":\"Input should be a valid integer, unable to parse string as an "
-              "integer\",\"input\":\"abc\"}]}");
-}
-
-static void param_error_escapes_the_input(void **state)
-{
-    cn_req *req = *state;
-    cJSON *j, *item;
-
-    assert_int_equal(cn__res_param_error(req, "id", "a\"b\\c\n"), 0);
-    j = body_json(&req->res);
-    item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "detail"), 0);
-    assert_non_null(item);
-    assert_string_equal(cJSON_GetObjectItemCaseSensitive(item, "input")->valuestring, "a\"b\\c\n");
-    assert_string_equal(
-        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(item, "loc"), 1)->valuestring, "id");
-    cJSON_Delete(j);
-}
 
 static void from_error_badjson_is_400(void **state)
 {
     cn_req *req = *state;
     cJSON *j;
 
-    assert_int_equal(cn__res_from_error(&req->res, CN_EBADJSON), 0);
+    assert_int_equal(cn__res_from_error(&req->res, CN_EBADJSON, 0), 0);
     assert_int_equal(cn_res_status(&req->res), 400);
     assert_string_equal(req->res.content_type, "application/json");
     j = body_json(&req->res);
@@ -825,7 +810,7 @@ static void from_error_jsondepth_is_400(void **state)
     cn_req *req = *state;
     cJSON *j;
 
-    assert_int_equal(cn__res_from_error(&req->res, CN_EJSONDEPTH), 0);
+    assert_int_equal(cn__res_from_error(&req->res, CN_EJSONDEPTH, 0), 0);
     assert_int_equal(cn_res_status(&req->res), 400);
     j = body_json(&req->res);
     assert_true(detail_of(j)[0] != 0);
@@ -841,7 +826,7 @@ static void from_error_others_are_500(void **state)
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         cn_req *req = cn__req_new(NULL, NULL);
         assert_non_null(req);
-        assert_int_equal(cn__res_from_error(&req->res, codes[i]), 0);
+        assert_int_equal(cn__res_from_error(&req->res, codes[i], 0), 0);
         assert_int_equal(cn_res_status(&req->res), 500);
         assert_string_equal(req->res.content_type, "application/json");
         want_body(&req->res, "{\"detail\":\"Internal Server Error\"}");
@@ -856,7 +841,7 @@ static void from_error_replaces_a_half_set_response(void **state)
     assert_int_equal(cn_res_header(&req->res, "X-Partial", "1"), 0);
     assert_int_equal(cn_res_header(&req->res, "Content-Type", "text/html"), 0);
     assert_int_equal(cn_res_text(&req->res, 200, "half"), 0);
-    assert_int_equal(cn__res_from_error(&req->res, CN_ENOMEM), 0);
+    assert_int_equal(cn__res_from_error(&req->res, CN_ENOMEM, 0), 0);
     WANT_WIRE(req, false,
               "HTTP/1.1 500 Internal Server Error\r\n"
               "Server: canteen\r\n"
@@ -1110,7 +1095,7 @@ static void params_from_a_router_match(void **state)
     int64_t v = 0;
 
     assert_non_null(r);
-    assert_int_equal(cn__router_add(r, "GET /users/{id:int}/{name}", dummy_handler, &tag, NULL), 0);
+    assert_int_equal(cn__router_add(r, "GET /users/{id:int}/{name}", dummy_handler, &tag, NULL, NULL), 0);
     set_target(req, target);
     assert_int_equal(cn__req_finish_head(req), 0);
     assert_int_equal(
@@ -1452,6 +1437,7 @@ int main(void)
         T(error_null_detail_is_the_reason_phrase),
         T(error_escapes_json),
         T(second_body_call_is_eresponded),
+        T(after_serialize_is_eresponded),
         T(invalid_status_is_einval),
         T(null_text_is_einval),
         T(header_refuses_cr_and_lf),
@@ -1481,8 +1467,6 @@ int main(void)
         T(stream_start_rules),
         T(stream_after_a_body_is_eresponded),
         T(stream_content_type_is_copied),
-        T(param_error_matches_fastapi_exactly),
-        T(param_error_escapes_the_input),
         T(from_error_badjson_is_400),
         T(from_error_jsondepth_is_400),
         cmocka_unit_test(from_error_others_are_500),

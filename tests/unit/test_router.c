@@ -52,7 +52,7 @@ static int teardown(void **state)
 
 static void add(fixture *f, const char *spec)
 {
-    assert_int_equal(cn__router_add(f->r, spec, handler, NULL, NULL), 0);
+    assert_int_equal(cn__router_add(f->r, spec, handler, NULL, NULL, NULL), 0);
 }
 
 static int match(fixture *f, int method, const char *path)
@@ -127,7 +127,7 @@ static void route_keeps_spec_handler_and_data(void **state)
     int tag;
     cn_route_opts opts = {.mode = CN_ROUTE_SYNC, .stack_size = 65536};
 
-    assert_int_equal(cn__router_add(f->r, "POST /items/{id:int}", handler, &tag, &opts), 0);
+    assert_int_equal(cn__router_add(f->r, "POST /items/{id:int}", handler, &tag, &opts, NULL), 0);
     assert_int_equal(match(f, CN__M_POST, "/items/5"), 0);
     assert_string_equal(f->m.route->spec, "POST /items/{id:int}");
     assert_string_equal(f->m.route->label, "POST /items/{id}");
@@ -144,7 +144,7 @@ static void spec_is_copied(void **state)
     fixture *f = *state;
     char spec[] = "GET /copied";
 
-    assert_int_equal(cn__router_add(f->r, spec, handler, NULL, NULL), 0);
+    assert_int_equal(cn__router_add(f->r, spec, handler, NULL, NULL, NULL), 0);
     memset(spec, 'x', sizeof spec - 1);
     want_route(f, CN__M_GET, "/copied", "/copied");
 }
@@ -433,10 +433,10 @@ static void duplicate_route_is_eexist(void **state)
     fixture *f = *state;
 
     add(f, "GET /d/{id}");
-    assert_int_equal(cn__router_add(f->r, "GET /d/{id}", handler, NULL, NULL), CN_EEXIST);
+    assert_int_equal(cn__router_add(f->r, "GET /d/{id}", handler, NULL, NULL, NULL), CN_EEXIST);
     /* same shape, other parameter name or type */
-    assert_int_equal(cn__router_add(f->r, "GET /d/{other}", handler, NULL, NULL), CN_EEXIST);
-    assert_int_equal(cn__router_add(f->r, "GET /d/{id:int}", handler, NULL, NULL), CN_EEXIST);
+    assert_int_equal(cn__router_add(f->r, "GET /d/{other}", handler, NULL, NULL, NULL), CN_EEXIST);
+    assert_int_equal(cn__router_add(f->r, "GET /d/{id:int}", handler, NULL, NULL, NULL), CN_EEXIST);
     /* the original is untouched; another method on the same shape is fine */
     want_route(f, CN__M_GET, "/d/5", "/d/{id}");
     want_param(f, 0, "id", "5");
@@ -449,7 +449,7 @@ static void duplicate_root_is_eexist(void **state)
     fixture *f = *state;
 
     add(f, "GET /");
-    assert_int_equal(cn__router_add(f->r, "GET /", handler, NULL, NULL), CN_EEXIST);
+    assert_int_equal(cn__router_add(f->r, "GET /", handler, NULL, NULL, NULL), CN_EEXIST);
 }
 
 static void malformed_specs_are_ebadpattern(void **state)
@@ -483,7 +483,7 @@ static void malformed_specs_are_ebadpattern(void **state)
     fixture *f = *state;
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        int rc = cn__router_add(f->r, bad[i], handler, NULL, NULL);
+        int rc = cn__router_add(f->r, bad[i], handler, NULL, NULL, NULL);
         if (rc != CN_EBADPATTERN)
             fail_msg("spec \"%s\": got %d, want CN_EBADPATTERN", bad[i], rc);
     }
@@ -510,15 +510,15 @@ static void too_many_params_is_ebadpattern(void **state)
     want_param(f, CN__MAX_PARAMS - 1, "p15", "15");
     /* one more is refused */
     snprintf(spec + n, sizeof spec - (size_t)n, "/{p%d}", CN__MAX_PARAMS);
-    assert_int_equal(cn__router_add(f->r, spec, handler, NULL, NULL), CN_EBADPATTERN);
+    assert_int_equal(cn__router_add(f->r, spec, handler, NULL, NULL, NULL), CN_EBADPATTERN);
 }
 
 static void null_spec_or_handler_is_einval(void **state)
 {
     fixture *f = *state;
 
-    assert_int_equal(cn__router_add(f->r, NULL, handler, NULL, NULL), CN_EINVAL);
-    assert_int_equal(cn__router_add(f->r, "GET /a", NULL, NULL, NULL), CN_EINVAL);
+    assert_int_equal(cn__router_add(f->r, NULL, handler, NULL, NULL, NULL), CN_EINVAL);
+    assert_int_equal(cn__router_add(f->r, "GET /a", NULL, NULL, NULL, NULL), CN_EINVAL);
 }
 
 static void valid_param_names(void **state)
@@ -633,7 +633,7 @@ static void scaling_ten_thousand_routes(void **state)
 
     for (int i = 0; i < N; i++) {
         snprintf(spec, sizeof spec, "GET /r%d/x", i);
-        assert_int_equal(cn__router_add(f->r, spec, handler, &tags[i], NULL), 0);
+        assert_int_equal(cn__router_add(f->r, spec, handler, &tags[i], NULL, NULL), 0);
     }
     for (int i = 0; i < N; i++) {
         snprintf(path, sizeof path, "/r%d/x", i);
@@ -651,7 +651,7 @@ static void scaling_ten_thousand_routes(void **state)
     assert_int_equal(match(f, CN__M_GET, "/r5000"), 404);
     assert_int_equal(match(f, CN__M_GET, "/r/x"), 404);
     assert_int_equal(match(f, CN__M_POST, "/r9999/x"), 405);
-    assert_int_equal(cn__router_add(f->r, "GET /r1234/x", handler, NULL, NULL), CN_EEXIST);
+    assert_int_equal(cn__router_add(f->r, "GET /r1234/x", handler, NULL, NULL, NULL), CN_EEXIST);
 }
 
 int main(void)

@@ -1,0 +1,43 @@
+/*
+ * app.h -- what the layers beside the app need of it: adding routes with a
+ * router's chain (routers.c), owning what is freed with the app, and a
+ * teardown that reports a leaked handle (the tests assert it).
+ */
+#ifndef CN_APP_H
+#define CN_APP_H
+
+#include <stdbool.h>
+
+#include "canteen.h"
+#include "router.h"
+
+/* cn_app_route_ex, with the chain of the router the route belongs to. */
+int cn__app_add_route(cn_app *app, const char *spec, cn_handler fn, void *data,
+                      const cn_route_opts *opts, const cn__chain *chain);
+
+/* Free p with free_fn when the app is freed (after the loop has closed its
+ * handles), in reverse order of adoption. 0 or CN_ENOMEM. */
+int cn__app_adopt(cn_app *app, void (*free_fn)(void *), void *p);
+
+/* Routes, middleware and hooks can still be added (cn_app_run not called). */
+bool cn__app_is_new(const cn_app *app);
+
+/* cn_app_free, returning uv_loop_close's result: 0, or UV_EBUSY when a
+ * handle was left open (a leak the tests catch). */
+int cn__app_free_checked(cn_app *app);
+
+/*
+ * Running an app on the caller's thread, a loop turn at a time (the test
+ * client): start runs the startup hooks and returns once the app serves
+ * (0) or its startup failed (its error, after the shutdown hooks of what
+ * started); run_once is one uv_run(UV_RUN_ONCE); stop drains and runs the
+ * shutdown hooks, returning once the app has stopped; adopt_fd serves a
+ * connected socket (CN_ESTATE unless running).
+ */
+int cn__app_start_inline(cn_app *app);
+void cn__app_run_once(cn_app *app);
+int cn__app_stop_inline(cn_app *app);
+int cn__app_adopt_fd(cn_app *app, int fd);
+struct uv_loop_s *cn__app_uv_loop(cn_app *app);
+
+#endif
