@@ -23,13 +23,11 @@ uint64_t demo_sum(uint64_t n);
 
 /* The TechEmpower database tests (tfb.c): GET /db, /queries, /fortunes,
  * /updates, /cached-queries, through a pool of pool_size connections to
- * `url` of its own. The cache of /cached-queries is read before this
- * returns. 0 or a negative CN_E* code; CN_EINVAL when the demo was built
- * without libcanteen-pg. */
+ * `url` (which must outlive the app) of their own, opened by a startup
+ * hook that also fills the cache of /cached-queries, and closed by its
+ * shutdown hook. 0 or a negative CN_E* code; CN_EINVAL when the demo was
+ * built without libcanteen-pg. */
 int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size);
-
-/* Close that pool (after cn_app_run, before cn_app_free). */
-void demo_close_tfb(void);
 
 /* HTML-escape s (& < > " ') into dst, which has room for
  * demo_html_escaped_len(s) + 1 bytes; returns the length written. */

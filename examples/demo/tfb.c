@@ -77,7 +77,6 @@ size_t demo_html_escape(char *dst, const char *s)
 
 #ifdef DEMO_HAVE_PG
 #include <canteen/pg.h>
-#include <libpq-fe.h>
 
 #define WORLD_ROWS 10000
 #define MAX_QUERIES 500
@@ -362,65 +361,75 @@ static int tfb_fortunes(cn_req *req, cn_res *res)
 
 /* ------------------------------------------------------------------------ */
 
-/* The cache of /cached-queries, read once before the app serves: a plain
- * blocking libpq connection, which is fine before the loop runs. */
-static int fill_cache(const char *url)
-{
-    PGconn *c = PQconnectdb(url);
-    PGresult *r;
-    int rows, rc = 0;
+/* The lifespan: the pool opens and the cache of /cached-queries is filled
+ * (the whole table, read through the pool) before the app accepts anyone;
+ * the pool closes after the last request. */
+typedef struct tfb_setup {
+    const char *url;
+    unsigned pool_size;
+} tfb_setup;
 
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "canteen-demo: the TechEmpower cache: %s", PQerrorMessage(c));
-        PQfinish(c);
-        return CN_EUNAVAILABLE;
+static int open_tfb(cn_app *app, void *arg)
+{
+    const tfb_setup *set = arg;
+    cn_pg_config cfg = {.conninfo = set->url,
+                        .name = "tfb",
+                        .min_size = set->pool_size,
+                        .max_size = set->pool_size,
+                        /* no route here changes session state: a release
+                         * needs no RESET ALL and friends */
+                        .reset_on_release = -1};
+    cn_pg_result *r;
+    int64_t id, number;
+    int rc = cn_pg_pool_new(app, &cfg, &pool);
+
+    if (rc < 0)
+        return rc;
+    rc = cn_pg_query(pool, "SELECT id, randomNumber FROM World", 0, NULL, &r);
+    if (rc < 0) {
+        fprintf(stderr, "canteen-demo: the TechEmpower cache: %s%s%s\n", cn_strerror(rc),
+                rc == CN_EDB ? ": " : "", rc == CN_EDB ? cn_pg_result_message(r) : "");
+        if (rc == CN_EDB)
+            cn_pg_result_free(r);
+        cn_pg_pool_close(pool); /* a failed startup gets no shutdown hook */
+        pool = NULL;
+        return rc;
     }
-    r = PQexec(c, "SELECT id, randomNumber FROM World");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "canteen-demo: the TechEmpower cache: %s", PQerrorMessage(c));
-        rc = CN_EUNAVAILABLE;
-    }
-    rows = rc == 0 ? PQntuples(r) : 0;
-    for (int i = 0; i < rows; i++) {
-        long id = strtol(PQgetvalue(r, i, 0), NULL, 10);
-        if (id >= 1 && id <= WORLD_ROWS)
-            cached[id] = (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10);
-    }
-    PQclear(r);
-    PQfinish(c);
-    return rc;
+    for (int i = 0; i < cn_pg_result_rows(r); i++)
+        if (cn_pg_result_int64(r, i, 0, &id) == 0 && id >= 1 && id <= WORLD_ROWS &&
+            cn_pg_result_int64(r, i, 1, &number) == 0)
+            cached[id] = (int32_t)number;
+    cn_pg_result_free(r);
+    return 0;
+}
+
+static int close_tfb(cn_app *app, void *arg)
+{
+    (void)app;
+    (void)arg;
+    cn_pg_pool_close(pool);
+    pool = NULL;
+    return 0;
 }
 
 int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size)
 {
-    cn_pg_config cfg = {.conninfo = url,
-                        .name = "tfb",
-                        .min_size = pool_size,
-                        .max_size = pool_size,
-                        /* no route here changes session state: a release
-                         * needs no RESET ALL and friends */
-                        .reset_on_release = -1};
+    static tfb_setup set;
     struct timespec ts;
     int rc;
 
     clock_gettime(CLOCK_REALTIME, &ts);
     rng_state =
         ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec ^ 0x9e3779b97f4a7c15ULL;
-    rc = fill_cache(url);
-    if (rc == 0)
-        rc = cn_pg_pool_new(app, &cfg, &pool);
+    set.url = url;
+    set.pool_size = pool_size ? pool_size : 8;
+    rc = cn_app_lifespan(app, open_tfb, close_tfb, &set);
     rc = rc ? rc : cn_app_route(app, "GET /db", tfb_db, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /queries", tfb_queries, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /fortunes", tfb_fortunes, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /updates", tfb_updates, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /cached-queries", tfb_cached, NULL);
     return rc;
-}
-
-void demo_close_tfb(void)
-{
-    cn_pg_pool_close(pool);
-    pool = NULL;
 }
 
 #else /* no libcanteen-pg */
@@ -431,10 +440,6 @@ int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size)
     (void)url;
     (void)pool_size;
     return CN_EINVAL; /* as demo_use_database: no libcanteen-pg */
-}
-
-void demo_close_tfb(void)
-{
 }
 
 #endif
