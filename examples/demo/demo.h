@@ -25,9 +25,10 @@ uint64_t demo_sum(uint64_t n);
  * /updates, /cached-queries, through a pool of pool_size connections to
  * `url` (which must outlive the app) of their own, opened by a startup
  * hook that also fills the cache of /cached-queries, and closed by its
- * shutdown hook. 0 or a negative CN_E* code; CN_EINVAL when the demo was
+ * shutdown hook; pipeline_depth is the pool's (0: its default, 1: no
+ * pipelining). 0 or a negative CN_E* code; CN_EINVAL when the demo was
  * built without libcanteen-pg. */
-int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size);
+int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size, unsigned pipeline_depth);
 
 /* HTML-escape s (& < > " ') into dst, which has room for
  * demo_html_escaped_len(s) + 1 bytes; returns the length written. */

@@ -367,6 +367,7 @@ static int tfb_fortunes(cn_req *req, cn_res *res)
 typedef struct tfb_setup {
     const char *url;
     unsigned pool_size;
+    unsigned pipeline_depth;
 } tfb_setup;
 
 static int open_tfb(cn_app *app, void *arg)
@@ -376,6 +377,7 @@ static int open_tfb(cn_app *app, void *arg)
                         .name = "tfb",
                         .min_size = set->pool_size,
                         .max_size = set->pool_size,
+                        .pipeline_depth = set->pipeline_depth,
                         /* no route here changes session state: a release
                          * needs no RESET ALL and friends */
                         .reset_on_release = -1};
@@ -412,7 +414,7 @@ static int close_tfb(cn_app *app, void *arg)
     return 0;
 }
 
-int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size)
+int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size, unsigned pipeline_depth)
 {
     static tfb_setup set;
     struct timespec ts;
@@ -423,6 +425,7 @@ int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size)
         ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec ^ 0x9e3779b97f4a7c15ULL;
     set.url = url;
     set.pool_size = pool_size ? pool_size : 8;
+    set.pipeline_depth = pipeline_depth; /* 0: the pool's default */
     rc = cn_app_lifespan(app, open_tfb, close_tfb, &set);
     rc = rc ? rc : cn_app_route(app, "GET /db", tfb_db, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /queries", tfb_queries, NULL);
@@ -434,11 +437,12 @@ int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size)
 
 #else /* no libcanteen-pg */
 
-int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size)
+int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size, unsigned pipeline_depth)
 {
     (void)app;
     (void)url;
     (void)pool_size;
+    (void)pipeline_depth;
     return CN_EINVAL; /* as demo_use_database: no libcanteen-pg */
 }
 
