@@ -836,7 +836,7 @@ class TfbInstance:
 
     def __init__(self, name, spec, port, args):
         self.name, self.spec, self.port, self.args = name, spec, port, args
-        self.proc, self.error, self.problems = None, None, None
+        self.proc, self.error, self.problems, self.last = None, None, None, None
 
     def check(self, wl):
         """(status, reason): (None, None) to measure wl; ("skip"|"fail", why) if not."""
@@ -844,8 +844,12 @@ class TfbInstance:
             return "skip", self.spec["tfb_missing"]
         if self.error is None and self.proc is None:
             self.start()
+        if self.error is None and self.proc.poll() is not None:
+            self.error = "the database instance exited (status %s) after %s" % (
+                self.proc.returncode, self.last or "its verification")
         if self.error:
             return "fail", self.error
+        self.last = wl["id"]
         probs = self.problems.get(wl["test"])
         if probs:
             return "fail", "failed the verifier's %s test: %s" % (wl["test"], probs[0])
