@@ -195,6 +195,10 @@ def tfb_targets(records, k, env=None):
                      "not verified: %s" % c["note"], "missed (not run)"))
     for w in TFB_TARGETS:
         c = k.get((w, "canteen"))
+        if c is not None and not ok(c):
+            rows.append(("%s: least server CPU per request, req/s at least each peer's" % w,
+                         "not measured: %s" % c["note"].replace("|", "/")[:160],
+                         "missed (not measured)"))
         if not ok(c):
             continue
         peers = [(p, k.get((w, p))) for p in TFB_PEERS if ok(k.get((w, p)))]
@@ -519,6 +523,9 @@ def plots(records, env, out):
          lambda w: w[2] == "fast")
 
     tfb = [w for w in wls if w[2] == "tfb"]
+    # the servers with a database side (h2o has none here)
+    tservers = [s for s in servers if any((k.get((w[0], s)) or {}).get("status") != "skip"
+                                          for w in tfb)] or servers
     if tfb:
         ncol = min(3, len(tfb))
         nrow = (len(tfb) + ncol - 1) // ncol
@@ -526,22 +533,22 @@ def plots(records, env, out):
         for i, (wid, label, _) in enumerate(tfb):
             ax = axes[i // ncol][i % ncol]
             srv = [num(k[(wid, s)]["cpu_us_per_req"]) if ok(k.get((wid, s))) else None
-                   for s in servers]
+                   for s in tservers]
             pgv = [num(k[(wid, s)].get("pg_us_per_req")) if ok(k.get((wid, s))) else None
-                   for s in servers]
-            xs = range(len(servers))
-            ax.bar(xs, [v or 0 for v in srv], color=[COLORS.get(s, "#333") for s in servers],
+                   for s in tservers]
+            xs = range(len(tservers))
+            ax.bar(xs, [v or 0 for v in srv], color=[COLORS.get(s, "#333") for s in tservers],
                    label="server")
             ax.bar(xs, [v or 0 for v in pgv], bottom=[v or 0 for v in srv], color="#bbbbbb",
                    label="PostgreSQL")
             top = max([(a or 0) + (b or 0) for a, b in zip(srv, pgv)] or [1]) or 1
             for x, a, b in zip(xs, srv, pgv):
-                txt = "n/a" if a is None else "%s+%s" % (fmt_ms(a), fmt_ms(b) if b else "?")
+                txt = "n/a" if a is None else "%s+%s" % (fmt_ms(a), fmt_ms(b) if b else "~0")
                 ax.text(x, (a or 0) + (b or 0) + top * 0.02, txt, ha="center", va="bottom",
                         fontsize=6.5)
             ax.set_ylim(0, top * 1.2)
             ax.set_xticks(list(xs))
-            ax.set_xticklabels([labels.get(s, s).split()[0].split("/")[0] for s in servers],
+            ax.set_xticklabels([labels.get(s, s).split()[0].split("/")[0] for s in tservers],
                                fontsize=8)
             ax.set_title(short(label.replace("TFB ", "")), fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
