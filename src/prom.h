@@ -17,11 +17,18 @@ typedef struct cn__prom_figures {
     cn_loop_stats loop;
 } cn__prom_figures;
 
+/* An extension's figures (cn_app_metrics_add). */
+typedef struct cn__prom_ext {
+    cn_metrics_fn fn;
+    void *data;
+} cn__prom_ext;
+
 /*
- * Write the text for `f` into buf: at most `size` bytes, NUL included (buf
+ * Write the text for `f`, then each extension's, into buf: at most `size` bytes, NUL included (buf
  * may be NULL when size is 0). Returns the length of the whole text, as
  * snprintf does: a result >= size means it was cut short.
  */
-size_t cn__prom_render(const cn__prom_figures *f, char *buf, size_t size);
+size_t cn__prom_render(const cn__prom_figures *f, const cn__prom_ext *ext, size_t next, char *buf,
+                       size_t size);
 
 #endif

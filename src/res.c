@@ -282,6 +282,9 @@ int cn__res_from_error(cn_res *res, int err, unsigned keep)
         return cn_res_error(res, 400, "JSON decode error");
     case CN_EJSONDEPTH:
         return cn_res_error(res, 400, "JSON nesting too deep");
+    case CN_EUNAVAILABLE:
+        /* a dependency (a database pool) cannot serve now: try again later */
+        return cn_res_error(res, 503, NULL);
     default:
         return cn_res_error(res, 500, NULL);
     }

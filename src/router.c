@@ -6,6 +6,7 @@
  * total number of routes. A literal segment wins over a parameter; when the
  * literal branch dead-ends, the parameter branch is tried (backtracking).
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ struct rnode {
 
 struct cn__router {
     rnode root;
+    unsigned nroutes; /* registered so far: the next one's seq */
 };
 
 static const char *const method_names[CN__M_COUNT] = {"GET",    "HEAD",  "POST",   "PUT",
@@ -48,6 +50,45 @@ cn__router *cn__router_new(void)
     return calloc(1, sizeof(cn__router));
 }
 
+/* The route's OpenAPI strings are copied (they are often compound literals
+ * in the registering function); declarations are kept (static data). */
+static void free_doc(cn_route_opts *o)
+{
+    free((void *)(uintptr_t)o->summary);
+    free((void *)(uintptr_t)o->description);
+    free((void *)(uintptr_t)o->operation_id);
+    for (size_t i = 0; o->tags && o->tags[i]; i++)
+        free((void *)(uintptr_t)o->tags[i]);
+    free((void *)(uintptr_t)o->tags);
+    o->summary = o->description = o->operation_id = NULL;
+    o->tags = NULL;
+}
+
+static int copy_doc(cn_route_opts *o)
+{
+    const char *s = o->summary, *d = o->description, *id = o->operation_id;
+    const char *const *tags = o->tags;
+    size_t n = 0;
+    char **t = NULL;
+
+    o->summary = o->description = o->operation_id = NULL;
+    o->tags = NULL;
+    while (tags && tags[n])
+        n++;
+    if ((s && (o->summary = strdup(s)) == NULL) || (d && (o->description = strdup(d)) == NULL) ||
+        (id && (o->operation_id = strdup(id)) == NULL) ||
+        (tags && (t = calloc(n + 1, sizeof(*t))) == NULL))
+        goto fail;
+    o->tags = (const char *const *)t;
+    for (size_t i = 0; i < n; i++)
+        if ((t[i] = strdup(tags[i])) == NULL)
+            goto fail;
+    return 0;
+fail:
+    free_doc(o);
+    return CN_ENOMEM;
+}
+
 static void node_free(rnode *n)
 {
     for (size_t i = 0; i < n->nkids; i++) {
@@ -66,6 +107,7 @@ static void node_free(rnode *n)
         for (unsigned i = 0; i < r->nparams; i++)
             free(r->param_names[i]);
         cn__decl_free(r);
+        free_doc(&r->opts);
         free(r->spec);
         free(r->label);
         free(r);
@@ -209,6 +251,8 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
     rt->data = data;
     if (opts)
         rt->opts = *opts;
+    if (copy_doc(&rt->opts) < 0)
+        goto fail;
     rt->chain = chain;
 
     /* walk "/a/{b:int}/c"; the root path "/" has one empty segment */
@@ -264,11 +308,13 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
     err = cn__decl_prepare(rt);
     if (err < 0)
         goto fail;
+    rt->seq = r->nroutes++;
     n->routes[method] = rt;
     return 0;
 
 fail:
     /* nodes created on the way stay (empty); they never match a method */
+    free_doc(&rt->opts);
     for (unsigned i = 0; i < rt->nparams; i++)
         free(rt->param_names[i]);
     free(rt->spec);
@@ -380,6 +426,37 @@ int cn__router_match(const cn__router *r, int method, const char *path, size_t l
         m->params[i].value = vals[i]->dec;
         m->params[i].len = vals[i]->len;
     }
+    return 0;
+}
+
+static void collect(const rnode *n, const cn__route **out, size_t *k)
+{
+    for (int m = 0; m < CN__M_COUNT; m++)
+        if (n->routes[m])
+            out[(*k)++] = n->routes[m];
+    for (size_t i = 0; i < n->nkids; i++)
+        collect(n->kids[i], out, k);
+    if (n->param)
+        collect(n->param, out, k);
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    unsigned x = (*(const cn__route *const *)a)->seq, y = (*(const cn__route *const *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+int cn__router_routes(const cn__router *r, const cn__route ***out, size_t *n)
+{
+    const cn__route **all = malloc((r->nroutes ? r->nroutes : 1) * sizeof(*all));
+    size_t k = 0;
+
+    if (all == NULL)
+        return CN_ENOMEM;
+    collect(&r->root, all, &k);
+    qsort(all, k, sizeof(*all), by_seq);
+    *out = all;
+    *n = k;
     return 0;
 }
 

@@ -82,18 +82,31 @@ static int login_error(cn_res *res, const char *login)
 }
 
 /* GET /fetch-multiple[?delay_a=ms&delay_b=ms]: two upstream users at once */
+static const cn_field fetch_multiple_params[] = {
+    {.name = "delay_a",
+     .type = CN_INT,
+     .dflt = "0",
+     .ge = CN_NUM(0),
+     .le = CN_NUM(10000),
+     .description = "how long the upstream waits before the first user (ms)"},
+    {.name = "delay_b",
+     .type = CN_INT,
+     .dflt = "0",
+     .ge = CN_NUM(0),
+     .le = CN_NUM(10000),
+     .description = "and before the second"},
+    {0},
+};
+
 static int fetch_multiple(cn_req *req, cn_res *res)
 {
-    int64_t da = 0, db = 0;
     cn_fetch_opts o[2] = {{0}, {0}};
     cn_fetch_result r[2];
     cJSON *list, *j;
     int rc;
 
-    cn_req_query_int(req, "delay_a", &da);
-    cn_req_query_int(req, "delay_b", &db);
-    o[0].url = user_url(req, "octocat", da);
-    o[1].url = user_url(req, "torvalds", db);
+    o[0].url = user_url(req, "octocat", cn_req_int(req, "delay_a"));
+    o[1].url = user_url(req, "torvalds", cn_req_int(req, "delay_b"));
     rc = cn_fetch_all(o, 2, r);
     if (rc == CN_ECANCELED)
         return rc;
@@ -155,6 +168,23 @@ static int load_local(void *arg)
     return cn_to_thread(query_store, arg);
 }
 
+#ifdef DEMO_HAVE_PG
+/* the same users from PostgreSQL: the pool waits on the loop, no thread */
+static int load_local_pg(void *arg)
+{
+    return store_pg_list_users(&((users_job *)arg)->local);
+}
+#endif
+
+static cn_task_fn local_loader(void)
+{
+#ifdef DEMO_HAVE_PG
+    if (store_pg_enabled())
+        return load_local_pg;
+#endif
+    return load_local;
+}
+
 static int load_github(void *arg)
 {
     users_job *u = arg;
@@ -181,7 +211,7 @@ static int users(cn_req *req, cn_res *res)
         return CN_ENOMEM;
     memset(u, 0, sizeof(*u));
     u->req = req;
-    rc = cn_spawn(load_local, u, &t[0]);
+    rc = cn_spawn(local_loader(), u, &t[0]);
     if (rc < 0)
         return rc;
     rc = cn_spawn(load_github, u, &t[1]);
@@ -222,8 +252,27 @@ int demo_register_fetch(cn_app *app, const char *upstream_url)
 
     if (store_open() < 0)
         return CN_EINVAL;
-    rc = rc ? rc : cn_app_route(app, "GET /fetch-multiple", fetch_multiple, u);
+#ifdef DEMO_HAVE_PG
+    if (store_pg_enabled())
+        rc = store_pg_register(app);
+#endif
+    rc = rc ? rc
+            : cn_app_route_ex(app, "GET /fetch-multiple", fetch_multiple, u,
+                              &(cn_route_opts){.params = fetch_multiple_params,
+                                               .summary = "Two upstream calls at once",
+                                               .tags = (const char *const[]){"upstream", NULL}});
     rc = rc ? rc : cn_app_route(app, "GET /users", users, u);
     rc = rc ? rc : cn_app_route(app, "GET /github/{username}", github_user, u);
     return rc;
+}
+
+int demo_use_database(cn_app *app, const char *url)
+{
+#ifdef DEMO_HAVE_PG
+    return store_pg_open(app, url);
+#else
+    (void)app;
+    (void)url;
+    return CN_EINVAL;
+#endif
 }
