@@ -42,6 +42,8 @@ typedef struct pg_query {
     bool leased;    /* on an acquired connection: never sent again */
     bool sent;      /* on the wire: its results must be read */
     bool abandoned; /* the task has gone (timeout, cancel) */
+    /* the waiting task's flag, set when it abandons a query not yet sent */
+    bool *taken_back;
     bool failed;    /* the error of its batch is this query's own */
     bool retry;     /* its batch was rolled back: send it again */
     unsigned items; /* its items still on the wire */

@@ -43,6 +43,7 @@ static void on_abandon(cn_future *f, int reason, void *arg)
     q->fut = NULL;
     if (!q->sent) {
         cn__list_remove(&q->link); /* the pool's or the connection's queue */
+        *q->taken_back = true;     /* the task frees it */
         return;
     }
     pg__conn_abandon(q->conn, q);
@@ -70,6 +71,7 @@ static int run(pg_query *q, pg_conn *c, cn_pg_result **out)
     cn_pg_pool *p = q->pool;
     int64_t timeout = p->cfg.command_timeout_ms > 0 ? p->cfg.command_timeout_ms : -1;
     cn_future *f = cn_future_new();
+    bool taken_back = false;
     int rc;
 
     if (f == NULL) {
@@ -77,6 +79,7 @@ static int run(pg_query *q, pg_conn *c, cn_pg_result **out)
         return CN_ENOMEM;
     }
     q->fut = f;
+    q->taken_back = &taken_back;
     q->t0_ns = pg__now_ns();
     cn_future_on_abandon(f, on_abandon, q);
     if (c) {
@@ -90,8 +93,10 @@ static int run(pg_query *q, pg_conn *c, cn_pg_result **out)
     rc = cn_future_wait(f, timeout);
     cn_future_free(f);
     if (rc == CN_ETIMEDOUT || rc == CN_ECANCELED) {
-        if (!q->sent)
-            free(q); /* taken back; else its connection frees it */
+        /* Not q->sent: a query on the wire belongs to its connection from
+         * the abandon on, which may have freed it before this task ran. */
+        if (taken_back)
+            free(q);
         return rc;
     }
     if (rc == 0 || rc == CN_EDB) {
