@@ -842,6 +842,8 @@ class TfbInstance:
         """(status, reason): (None, None) to measure wl; ("skip"|"fail", why) if not."""
         if "tfb_missing" in self.spec:
             return "skip", self.spec["tfb_missing"]
+        if pgdb.pg_bindir() is None:
+            return "skip", "PostgreSQL is not installed (postgresql, postgresql-contrib)"
         if self.error is None and self.proc is None:
             self.start()
         if self.error is None and self.proc.poll() is not None:
