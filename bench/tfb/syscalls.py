@@ -17,7 +17,6 @@ are lower than bench/run's; compare the counts, not the speeds. Needs perf
 """
 import argparse
 import os
-import re
 import subprocess
 import sys
 import time
