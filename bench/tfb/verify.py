@@ -346,8 +346,7 @@ class FortuneParser(html.parser.HTMLParser):
         self.text.append(data)
 
     def handle_entityref(self, name):
-        import html as h
-        v = h.unescape("&%s;" % name)
+        v = html.unescape("&%s;" % name)
         if v == "&%s;" % name:
             self.bad_refs.append(name)
         self.text.append(v)
