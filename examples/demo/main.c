@@ -2,11 +2,15 @@
  * canteen-demo -- the async guide's service, runnable offline.
  *
  *   canteen-demo [--host 127.0.0.1] [--port 8000] [--access-log] [--with-traps]
- *                [--database URL]
+ *                [--database URL [--db-pool N] [--db-pipeline N]]
  *
  * --database URL (or the environment's DATABASE_URL) keeps the local users
  * in PostgreSQL instead of the embedded SQLite: a libpq connection string
- * or URI ("postgresql://app@localhost/app", "host=/run/postgresql").
+ * or URI ("postgresql://app@localhost/app", "host=/run/postgresql"). It
+ * also serves the TechEmpower database tests (tfb.c: /db, /queries,
+ * /fortunes, /updates, /cached-queries, for bench/run) on a pool of their
+ * own: --db-pool connections (default 8), --db-pipeline queries in flight
+ * on one connection (default: the pool's; 1 turns pipelining off).
  * --with-traps adds routes that misbehave on purpose (a blocking call in an
  * async route) so that the loop-block warning can be seen.
  */
@@ -24,14 +28,15 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: canteen-demo [--host HOST] [--port PORT] [--upstream URL] [--access-log]\n"
                "                    [--pool-threads N] [--pool-nice N] [--with-traps]\n"
-               "                    [--database URL]  (default: $DATABASE_URL, else SQLite)\n");
+               "                    [--database URL]  (default: $DATABASE_URL, else SQLite)\n"
+               "                    [--db-pool N] [--db-pipeline N]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
     const char *upstream_arg = NULL, *upstream_base, *database = getenv("DATABASE_URL");
-    int port = 8000, rc, with_traps = 0;
+    int port = 8000, rc, with_traps = 0, db_pool = 8, db_pipeline = 0;
     upstream *up = NULL;
     cn_config cfg = {.handle_signals = 1};
     cn_app *app;
@@ -45,6 +50,10 @@ int main(int argc, char **argv)
             cfg.access_log = 1;
         } else if (strcmp(argv[i], "--database") == 0 && i + 1 < argc) {
             database = argv[++i];
+        } else if (strcmp(argv[i], "--db-pool") == 0 && i + 1 < argc) {
+            db_pool = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--db-pipeline") == 0 && i + 1 < argc) {
+            db_pipeline = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--upstream") == 0 && i + 1 < argc) {
             upstream_arg = argv[++i];
         } else if (strcmp(argv[i], "--pool-threads") == 0 && i + 1 < argc) {
@@ -89,6 +98,10 @@ int main(int argc, char **argv)
                 rc == CN_EINVAL ? "not a connection string libpq accepts (or built without "
                                   "libcanteen-pg)"
                                 : cn_strerror(rc));
+    if (rc == 0 && database && *database &&
+        (rc = demo_register_tfb(app, database, db_pool > 0 ? (unsigned)db_pool : 8,
+                                db_pipeline > 0 ? (unsigned)db_pipeline : 0)) < 0)
+        fprintf(stderr, "canteen-demo: the TechEmpower routes: %s\n", cn_strerror(rc));
     if (rc == 0)
         rc = demo_register_fetch(app, upstream_base);
     if (rc == 0)
