@@ -8,31 +8,29 @@
  * a fixed 200 (keep-alive), and prints "port P" once all of them listen.
  * MODE is how they get their connections:
  *
- *   shared         one listening socket made by the parent and inherited;
- *                  libuv accepts in a loop until EAGAIN (its default)
- *   shared-single  the same, with uv_tcp_simultaneous_accepts(0): one accept
- *                  per wake-up, then a 1 ns nanosleep (libuv's knob for
- *                  multi-process servers)
- *   shared-turn    the same socket; one connection taken per loop turn (a
- *                  second one libuv hands over is kept for the next turn),
- *                  no sleep
- *   shared-adaptive  the same socket; libuv's single-accept pause only while
- *                  this worker holds more connections than the least busy
- *                  one plus one (counts in shared memory)
- *   reuseport      one SO_REUSEPORT socket per worker (the kernel hashes
- *                  each connection to one of them)
+ *   shared          one listening socket made by the parent and inherited;
+ *                   libuv accepts in a loop until EAGAIN (its default)
+ *   shared-single   the same, with uv_tcp_simultaneous_accepts(0): one
+ *                   accept per wake-up, then a 1 ns nanosleep (libuv's knob
+ *                   for multi-process servers)
+ *   shared-balanced the same socket; single-accept only while this worker
+ *                   holds more connections than the least busy one by more
+ *                   than 1 + 1/16 (counts in shared memory): what
+ *                   src/workers.c does
+ *   reuseport       one SO_REUSEPORT socket per worker (the kernel hashes
+ *                   each connection to one of them)
  *
  * With "close" every response says Connection: close and the connection is
  * closed after it (one connection per request: accept-bound).
  *
  * On SIGTERM (to the parent) each worker prints "worker I conns C requests R"
- * and everything exits. Drive it with wrk and read the split. Loopback only.
+ * and everything exits. Drive it with wrk and read the split; bench/run_listen
+ * does. Loopback only.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,14 +41,16 @@
 
 #include <uv.h>
 
+enum { SHARED, SHARED_SINGLE, SHARED_BALANCED, REUSEPORT };
+
 static const char response[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: "
                                "text/plain\r\n\r\nok";
-
 static const char response_close[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: "
                                      "close\r\nContent-Type: text/plain\r\n\r\nok";
 
-static int worker_index, close_each;
+static int worker_index, nworkers, mode, close_each;
 static unsigned long long nconns, nrequests;
+static volatile unsigned *open_conns; /* shared: per worker */
 static uv_loop_t *loop;
 
 typedef struct client {
@@ -58,17 +58,9 @@ typedef struct client {
     int matched; /* bytes of "\r\n\r\n" seen in a row */
 } client;
 
-static volatile unsigned *active;
-
 static void on_close(uv_handle_t *h)
 {
-    free(h);
-}
-
-static void on_client_close(uv_handle_t *h)
-{
-    if (active)
-        __atomic_sub_fetch(&active[worker_index], 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&open_conns[worker_index], 1, __ATOMIC_RELAXED);
     free(h);
 }
 
@@ -88,7 +80,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     unsigned answers = 0;
 
     if (n < 0) {
-        uv_close((uv_handle_t *)s, on_client_close);
+        uv_close((uv_handle_t *)s, on_close);
         return;
     }
     for (ssize_t i = 0; i < n; i++) {
@@ -105,105 +97,47 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     if (close_each && answers > 0) {
         uv_buf_t out = {(char *)response_close, sizeof response_close - 1};
         uv_try_write(s, &out, 1);
-        uv_close((uv_handle_t *)s, on_client_close);
+        uv_close((uv_handle_t *)s, on_close);
         return;
     }
     while (answers-- > 0) {
         uv_buf_t out = {(char *)response, sizeof response - 1};
         if (uv_try_write(s, &out, 1) != (int)out.len) {
-            uv_close((uv_handle_t *)s, on_client_close);
+            uv_close((uv_handle_t *)s, on_close);
             return;
         }
     }
 }
 
-static int per_turn; /* mode shared-turn: connections taken this loop turn */
-static bool held;    /* one accepted by libuv, left for the next turn */
-static uv_stream_t *listener;
-
-static void take(uv_stream_t *server)
+/* shared-balanced: ahead of the least busy sibling by more than 1 + 1/16 */
+static int ahead(void)
 {
-    client *c = calloc(1, sizeof(*c));
+    unsigned least = ~0u, mine = open_conns[worker_index];
 
+    for (int i = 0; i < nworkers; i++)
+        if (i != worker_index && open_conns[i] < least)
+            least = open_conns[i];
+    return least != ~0u && mine > least + 1 + least / 16;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    client *c;
+
+    if (status < 0)
+        return;
+    c = calloc(1, sizeof(*c));
     uv_tcp_init(loop, &c->tcp);
+    __atomic_add_fetch(&open_conns[worker_index], 1, __ATOMIC_RELAXED);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
         uv_close((uv_handle_t *)&c->tcp, on_close);
         return;
     }
     nconns++;
-    if (active)
-        __atomic_add_fetch(&active[worker_index], 1, __ATOMIC_RELAXED);
     uv_tcp_nodelay(&c->tcp, 1);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-}
-
-static int turn_mode, adaptive, nworkers;
-/* active: shared, open connections per worker */
-
-/* mode shared-adaptive: one accept per wake-up (libuv's single-accept
- * pause) only while this worker holds more connections than the others */
-static unsigned least_other(void)
-{
-    unsigned least = ~0u;
-
-    for (int i = 0; i < nworkers; i++)
-        if (i != worker_index && active[i] < least)
-            least = active[i];
-    return least;
-}
-
-static bool ahead(void)
-{
-    unsigned least = least_other();
-    return active[worker_index] > least + 2 + least / 8;
-}
-
-static void balance(uv_stream_t *server)
-{
-    uv_tcp_simultaneous_accepts((uv_tcp_t *)server, !ahead());
-}
-
-/* mode shared-hold: while ahead, leave the next connection with libuv (it
- * stops watching the listener) and take it 1 ms later */
-static uv_timer_t hold_timer;
-static int hold_mode;
-
-static void on_hold(uv_timer_t *t)
-{
-    (void)t;
-    take(listener);
-}
-
-static void on_connection(uv_stream_t *server, int status)
-{
-    if (status < 0)
-        return;
-    if (hold_mode && ahead()) {
-        uv_timer_start(&hold_timer, on_hold, 1, 0);
-        return;
-    }
-    if (turn_mode && per_turn >= 1) {
-        /* not uv_accept'ed: libuv stops watching the listener until we do */
-        held = true;
-        return;
-    }
-    per_turn++;
-    take(server);
-    if (adaptive)
-        balance(server);
-}
-
-/* Before the loop blocks: a new turn; take the one held back, which makes
- * libuv watch the listener again. */
-static void on_prepare(uv_prepare_t *p)
-{
-    (void)p;
-    per_turn = 0;
-    if (held) {
-        held = false;
-        per_turn++;
-        take(listener);
-    }
+    if (mode == SHARED_BALANCED)
+        uv_tcp_simultaneous_accepts((uv_tcp_t *)server, !ahead());
 }
 
 static void on_term(uv_signal_t *s, int sig)
@@ -228,24 +162,16 @@ static int reuseport_socket(int port)
     return fd;
 }
 
-static void run_worker(int fd, int mode, int ready)
+static void run_worker(int fd, int ready)
 {
     uv_tcp_t server;
     uv_signal_t term;
-    uv_prepare_t prep;
 
     loop = uv_default_loop();
     uv_tcp_init(loop, &server);
     uv_tcp_open(&server, fd);
-    if (mode == 1)
+    if (mode == SHARED_SINGLE)
         uv_tcp_simultaneous_accepts(&server, 0);
-    listener = (uv_stream_t *)&server;
-    turn_mode = mode == 3;
-    adaptive = mode == 4;
-    hold_mode = mode == 5;
-    uv_timer_init(loop, &hold_timer);
-    uv_prepare_init(loop, &prep);
-    uv_prepare_start(&prep, on_prepare);
     if (uv_listen((uv_stream_t *)&server, 511, on_connection) < 0) {
         perror("listen");
         exit(1);
@@ -261,38 +187,33 @@ static void run_worker(int fd, int mode, int ready)
 
 int main(int argc, char **argv)
 {
-    int mode, n, fd = -1, port, ready[2], sig;
+    static const char *const modes[] = {"shared", "shared-single", "shared-balanced",
+                                        "reuseport"};
+    int fd = -1, port, ready[2], sig;
     struct sockaddr_in a = {.sin_family = AF_INET};
     socklen_t alen = sizeof a;
     pid_t *pids;
     sigset_t set;
     char c;
 
-    if (argc < 3 || argc > 4) {
-        fprintf(
-            stderr,
-            "usage: listen_split "
-            "shared|shared-single|shared-turn|shared-adaptive|shared-hold|reuseport N [close]\n");
-        return 2;
-    }
-    mode = strcmp(argv[1], "shared") == 0            ? 0
-           : strcmp(argv[1], "shared-single") == 0   ? 1
-           : strcmp(argv[1], "reuseport") == 0       ? 2
-           : strcmp(argv[1], "shared-turn") == 0     ? 3
-           : strcmp(argv[1], "shared-adaptive") == 0 ? 4
-           : strcmp(argv[1], "shared-hold") == 0     ? 5
-                                                     : -1;
-    n = atoi(argv[2]);
-    nworkers = n;
-    active = mmap(NULL, 64 * sizeof(unsigned), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                  -1, 0);
+    mode = -1;
+    for (int i = 0; argc >= 3 && i < 4; i++)
+        if (strcmp(argv[1], modes[i]) == 0)
+            mode = i;
+    nworkers = argc >= 3 ? atoi(argv[2]) : 0;
     close_each = argc == 4 && strcmp(argv[3], "close") == 0;
-    if (mode < 0 || n < 1 || n > 64) {
-        fprintf(stderr, "listen_split: bad arguments\n");
+    if (mode < 0 || nworkers < 1 || nworkers > 64 || argc > 4) {
+        fprintf(stderr, "usage: listen_split shared|shared-single|shared-balanced|reuseport N "
+                        "[close]\n");
         return 2;
     }
+    signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is EPIPE, not death */
+    open_conns = mmap(NULL, 64 * sizeof(unsigned), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (open_conns == MAP_FAILED)
+        return 1;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (mode == 2) {
+    if (mode == REUSEPORT) {
         /* bound, never listening: holds the port, takes no connections */
         fd = reuseport_socket(0);
     } else {
@@ -310,26 +231,26 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigprocmask(SIG_BLOCK, &set, NULL);
-    pids = calloc((size_t)n, sizeof(*pids));
-    for (int i = 0; i < n; i++) {
+    pids = calloc((size_t)nworkers, sizeof(*pids));
+    for (int i = 0; i < nworkers; i++) {
         pids[i] = fork();
         if (pids[i] == 0) {
             sigprocmask(SIG_UNBLOCK, &set, NULL);
             worker_index = i;
             close(ready[0]);
-            run_worker(mode == 2 ? reuseport_socket(port) : fd, mode, ready[1]);
+            run_worker(mode == REUSEPORT ? reuseport_socket(port) : fd, ready[1]);
         }
     }
     close(ready[1]);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < nworkers; i++)
         if (read(ready[0], &c, 1) != 1)
             return 1;
     printf("port %d\n", port);
     fflush(stdout);
     sigwait(&set, &sig);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < nworkers; i++)
         kill(pids[i], SIGTERM);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < nworkers; i++)
         waitpid(pids[i], NULL, 0);
     return 0;
 }
