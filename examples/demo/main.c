@@ -1,11 +1,17 @@
 /*
  * canteen-demo -- the async guide's service, runnable offline.
  *
- *   canteen-demo [--host 127.0.0.1] [--port 8000] [--access-log] [--with-traps]
+ *   canteen-demo [--host 127.0.0.1] [--port 8000] [--workers N] [--access-log]
+ *                [--with-traps] ... (--help lists them all)
+ *
+ * The operator's options (--host, --port, --workers, --log-level, ...) and
+ * their CANTEEN_* variables are cn_cli's (<canteen/cli.h>); the rest are
+ * the demo's own.
  *
  * --with-traps adds routes that misbehave on purpose (a blocking call in an
  * async route) so that the loop-block warning can be seen.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,42 +22,55 @@
 #include "store.h"
 #include "upstream.h"
 
-static void usage(FILE *f)
+static const char demo_usage[] =
+    "canteen-demo's own options:\n"
+    "  --upstream URL      the GitHub-like API to call (default: one embedded, on a free port)\n"
+    "  --pool-threads N    cn_config.pool_threads (40)\n"
+    "  --pool-nice N       cn_config.pool_nice (10; -1 runs them at the loop's priority)\n"
+    "  --with-traps        add routes that block the loop on purpose\n";
+
+/* The line the tests and the deploy scripts read the port from. */
+static void print_serving(const cn_cli *cli, cn_app *app, const char *upstream_url_, bool embedded)
 {
-    fprintf(f, "usage: canteen-demo [--host HOST] [--port PORT] [--upstream URL] [--access-log]\n"
-               "                    [--pool-threads N] [--pool-nice N] [--with-traps]\n");
+    bool v6 = strchr(cli->host, ':') != NULL;
+    char workers[32] = "";
+
+    if (cli->workers)
+        snprintf(workers, sizeof workers, ", %u workers", cli->workers);
+    fprintf(stderr, "canteen-demo: serving on http://%s%s%s:%d (Ctrl-C to stop%s); upstream %s%s\n",
+            v6 ? "[" : "", cli->host, v6 ? "]" : "", cn_app_port(app), workers, upstream_url_,
+            embedded ? " (embedded)" : "");
 }
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1";
     const char *upstream_arg = NULL, *upstream_base;
-    int port = 8000, rc, with_traps = 0;
+    int rc, with_traps = 0;
     upstream *up = NULL;
-    cn_config cfg = {.handle_signals = 1};
+    cn_config cfg;
+    cn_cli cli;
     cn_app *app;
 
+    cn_cli_init(&cli, "canteen-demo", CN_VERSION_STRING);
+    cli.usage = demo_usage;
+    rc = cn_cli_parse(&cli, &argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    cn_config_init(&cfg);
+    cn_cli_config(&cli, &cfg);
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
-            host = argv[++i];
-        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-            port = atoi(argv[++i]);
-        } else if (strcmp(argv[i], "--access-log") == 0) {
-            cfg.access_log = 1;
-        } else if (strcmp(argv[i], "--upstream") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--upstream") == 0 && i + 1 < argc) {
             upstream_arg = argv[++i];
         } else if (strcmp(argv[i], "--pool-threads") == 0 && i + 1 < argc) {
             cfg.pool_threads = (unsigned)atoi(argv[++i]);
         } else if (strcmp(argv[i], "--pool-nice") == 0 && i + 1 < argc) {
             /* 0 keeps the default (+10); -1 runs workers at the loop's priority */
-            cfg.pool_nice = atoi(argv[++i]);
+            int nice = atoi(argv[++i]);
+            cfg.pool_nice = nice == 0 ? CN_DEFAULT_POOL_NICE : nice;
         } else if (strcmp(argv[i], "--with-traps") == 0) {
             with_traps = 1;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
         } else {
-            usage(stderr);
+            fprintf(stderr, "canteen-demo: unknown option %s (see --help)\n", argv[i]);
             return 2;
         }
     }
@@ -77,17 +96,15 @@ int main(int argc, char **argv)
         rc = demo_register_traps(app);
     if (rc == 0)
         rc = demo_register_fetch(app, upstream_base);
-    if (rc == 0)
-        rc = cn_app_listen(app, host, port);
+    if (rc < 0)
+        fprintf(stderr, "canteen-demo: %s\n", cn_strerror(rc));
+    else if ((rc = cn_cli_listen(&cli, app)) == 0)
+        print_serving(&cli, app, upstream_base, up != NULL);
     if (rc < 0) {
-        fprintf(stderr, "canteen-demo: %s:%d: %s\n", host, port, cn_strerror(rc));
         cn_app_free(app);
         upstream_stop(up);
         return 1;
     }
-    fprintf(stderr, "canteen-demo: serving on http://%s%s%s:%d (Ctrl-C to stop); upstream %s%s\n",
-            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", cn_app_port(app),
-            upstream_base, up ? " (embedded)" : "");
     rc = cn_app_run(app);
     cn_app_free(app);
     if (up) {
