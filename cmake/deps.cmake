@@ -5,6 +5,9 @@ find_package(Threads REQUIRED)
 pkg_check_modules(LIBUV REQUIRED IMPORTED_TARGET libuv>=1.44)
 pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson>=1.7)
 pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl>=7.80)
+# libcanteen-pg only (optional: without it the pg library, its tests and
+# the demo's --database are not built)
+pkg_check_modules(LIBPQ QUIET IMPORTED_TARGET libpq>=14)
 
 # llhttp: prefer a system library (pkg-config or CMake package, as newer
 # distributions ship); otherwise compile the C sources that Debian 12's

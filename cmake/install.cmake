@@ -125,3 +125,26 @@ write_basic_package_version_file("${PROJECT_BINARY_DIR}/canteenConfigVersion.cma
 install(FILES "${PROJECT_BINARY_DIR}/canteenConfig.cmake"
               "${PROJECT_BINARY_DIR}/canteenConfigVersion.cmake"
         DESTINATION "${CANTEEN_CMAKE_INSTALL_DIR}" COMPONENT canteen_Development)
+
+# --- libcanteen-pg -------------------------------------------------------------
+# Its own export set (canteen-pgTargets.cmake, in the same package
+# directory) and its own pkg-config file, so that a consumer of libcanteen
+# alone never needs libpq: find_package(canteen COMPONENTS pg) loads it.
+if(TARGET canteen-pg)
+  install(TARGETS canteen-pg canteen-pg_static
+    EXPORT canteen-pgTargets
+    LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}"
+            COMPONENT canteen_Runtime
+            NAMELINK_COMPONENT canteen_Development
+    ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT canteen_Development
+    RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT canteen_Runtime)
+  install(EXPORT canteen-pgTargets
+          NAMESPACE canteen::
+          FILE canteen-pgTargets.cmake
+          DESTINATION "${CANTEEN_CMAKE_INSTALL_DIR}"
+          COMPONENT canteen_Development)
+  configure_file("${PROJECT_SOURCE_DIR}/cmake/canteen-pg.pc.in"
+                 "${PROJECT_BINARY_DIR}/canteen-pg.pc" @ONLY)
+  install(FILES "${PROJECT_BINARY_DIR}/canteen-pg.pc"
+          DESTINATION "${CANTEEN_PKGCONFIG_INSTALL_DIR}" COMPONENT canteen_Development)
+endif()

@@ -99,9 +99,11 @@ CN_EXTERN const char *cn_version_string(void);
     XX(BADHEADER, -5007, "invalid header name or value")                                           \
     XX(DNS, -5008, "could not resolve host")                                                       \
     XX(TOOBIG, -5009, "response body over the size limit")                                         \
-    XX(UPSTREAM, -5010, "upstream transfer failed")                                               \
-    XX(HTTP, -5011, "an HTTP error response was set")                                             \
-    XX(WORKERS, -5012, "workers keep failing at startup")
+    XX(UPSTREAM, -5010, "upstream transfer failed")                                                \
+    XX(HTTP, -5011, "an HTTP error response was set")                                              \
+    XX(DB, -5012, "the database reported an error")                                                \
+    XX(UNAVAILABLE, -5013, "service unavailable")                                                  \
+    XX(WORKERS, -5014, "workers keep failing at startup")
 
 enum {
 #define CN__ERR_ENUM(name, value, msg) CN_E##name = (value),
@@ -133,6 +135,18 @@ enum { CN_LOG_ERROR = 0, CN_LOG_WARN = 1, CN_LOG_INFO = 2 };
  */
 typedef void (*cn_log_fn)(int level, const char *msg, void *data);
 CN_EXTERN void cn_log_set_handler(cn_log_fn fn, void *data);
+
+/*
+ * Log one line through Canteen's log (the handler above, or stderr with a
+ * timestamp and the level's word), as Canteen's own messages are: for
+ * extensions and services that want their lines beside Canteen's. Lines
+ * are cut at about 1000 bytes. Any thread.
+ */
+CN_EXTERN void cn_log(int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* ------------------------------------------------------------------------ */
 /* Small value types                                                         */
@@ -385,18 +399,33 @@ typedef enum cn_route_mode {
 
 /* A dependency (FastAPI's Depends): see <canteen/depends.h>. */
 typedef struct cn_dep cn_dep;
+/* Declared parameters and bodies, documented responses: <canteen/declare.h>. */
+typedef struct cn_field cn_field;
+typedef struct cn_response_doc cn_response_doc;
 
 /*
  * Per-route options. Zero fields take the app's (or the router's) defaults.
  * The size is fixed: new options take the place of `reserved`, so a
  * program built against this header keeps working with later libraries.
+ * Every pointer is kept, not copied: point at static data.
  */
 typedef struct cn_route_opts {
     cn_route_mode mode;
     size_t stack_size;         /* coroutine stack for this route's handler */
     const cn_dep *const *deps; /* NULL-terminated: resolved, in order, before
                                 * the handler runs (after the app's and the
-                                * router's); kept, not copied */
+                                * router's) */
+    const cn_field *params;    /* declared parameters, ended by {0}: checked
+                                * before the handler (422) */
+    const cn_field *body;      /* the JSON body's declaration (422) */
+    /* OpenAPI (cn_app_openapi): */
+    int status_code;                  /* the success status (0: 200) */
+    const char *summary;              /* one line; default: from the path */
+    const char *description;          /* longer text */
+    const char *operation_id;         /* default: from the path and method */
+    const char *const *tags;          /* NULL-terminated */
+    const cn_response_doc *responses; /* other responses, ended by status 0 */
+    int hidden;                       /* 1: left out of the document */
     void *reserved[8];
 } cn_route_opts;
 
@@ -569,6 +598,41 @@ CN_EXTERN int cn_res_metrics(cn_req *req, cn_res *res);
  * size > 0), CN_ERANGE (the length does not fit an int).
  */
 CN_EXTERN int cn_app_metrics_render(const cn_app *app, char *buf, size_t size);
+
+/*
+ * An extension's own figures in the metrics text (a database pool, a cache,
+ * a queue): every render calls fn(out, data) after Canteen's own figures,
+ * in the order of registration, and fn appends Prometheus text with
+ * cn_metrics_printf / cn_metrics_seconds. fn runs on the thread that
+ * renders (the loop thread for the metrics route, any thread for
+ * cn_app_metrics_render) and must not block; a render may call it more
+ * than once. `data` must stay valid until cn_app_free. Errors: CN_EINVAL
+ * (app or fn NULL), CN_ENOMEM.
+ */
+typedef struct cn_metrics_out cn_metrics_out;
+typedef void (*cn_metrics_fn)(cn_metrics_out *out, void *data);
+CN_EXTERN int cn_app_metrics_add(cn_app *app, cn_metrics_fn fn, void *data);
+
+/* Remove what cn_app_metrics_add(app, fn, data) added (the first match), so
+ * that `data` may be freed: loop thread, or while no render runs. Errors:
+ * CN_EINVAL (app NULL), CN_ENOENT (no such pair). */
+CN_EXTERN int cn_app_metrics_remove(cn_app *app, cn_metrics_fn fn, void *data);
+
+/*
+ * Append printf-formatted text to the metrics being rendered (only inside
+ * a cn_metrics_fn). Floating-point conversions follow the C locale's
+ * LC_NUMERIC, which Prometheus does not: write times with
+ * cn_metrics_seconds and counts with integer conversions.
+ */
+CN_EXTERN void cn_metrics_printf(cn_metrics_out *out, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Append a duration given in milliseconds as seconds ("0.0125"), whatever
+ * the locale: Prometheus' base unit. Negative values are written as 0. */
+CN_EXTERN void cn_metrics_seconds(cn_metrics_out *out, double ms);
 
 /* ------------------------------------------------------------------------ */
 /* The request                                                               */
@@ -955,6 +1019,105 @@ CN_EXTERN int cn_wait_for(cn_task *t, int64_t timeout_ms);
  */
 CN_EXTERN int cn_to_thread(cn_task_fn fn, void *arg);
 
+/*
+ * Run work(arg) on the app's thread pool, then done(arg, status) on the
+ * loop thread: the loop-side form of cn_to_thread, for code that is not a
+ * coroutine (a libuv callback, an extension's state machine) or must not
+ * wait for the job (a cancelled request that still wants a blocking clean-up
+ * done, such as libpq's PQcancel). `status` is 0 when work ran, or
+ * CN_ECANCELED when the app was freed before a worker took the job (work
+ * did not run). done is always called exactly once when this returns 0,
+ * never from inside this call; it owns `arg` from then on. work must not
+ * touch loop objects. Any thread. Errors: CN_EINVAL (NULL app, work or
+ * done), CN_ESTATE (the app is being freed), CN_ENOMEM.
+ */
+CN_EXTERN int cn_app_pool_submit(cn_app *app, void (*work)(void *arg),
+                                 void (*done)(void *arg, int status), void *arg);
+
+/*
+ * Wait for a file descriptor (asyncio's loop.add_reader/add_writer, as an
+ * await): park until `fd` is ready for `events` (CN_READABLE, CN_WRITABLE
+ * or both), `timeout_ms` passes (< 0: no limit; 0: just look), or the
+ * request is cancelled. Returns the events that are ready (> 0, a subset
+ * of `events`, or CN_READABLE|CN_WRITABLE for an error or hang-up on the
+ * socket, which the next read or write reports), CN_ETIMEDOUT,
+ * CN_ECANCELED, CN_ENOTCORO (outside a coroutine), CN_EINVAL (fd < 0, no
+ * or unknown events), CN_EEXIST (the loop already watches fd through a
+ * handle of its own, such as a Canteen connection or a curl socket), or a
+ * libuv code (UV_EBADF for an fd that is not open).
+ *
+ * The fd should be non-blocking: readiness is a hint, and a read after a
+ * wake-up can still get EAGAIN (read until EAGAIN, then wait again). If
+ * the fd is ready at once this returns without parking. Several tasks may
+ * wait on one fd at once: they share one libuv poll handle, watching the
+ * union of their events, and each is woken only for the events it asked
+ * for. Canteen never reads, writes or closes the fd. Close an fd only when
+ * no task is parked on it (cancel or wake its waiters first: with one task
+ * owning each connection that is always the case); once the last wait on it
+ * has returned the loop holds nothing of it and it may be closed at once.
+ */
+enum { CN_READABLE = 1, CN_WRITABLE = 2 };
+CN_EXTERN int cn_wait_fd(int fd, int events, int64_t timeout_ms);
+
+/*
+ * A future (asyncio.Future): a one-shot result that loop-side code
+ * delivers and one task waits for. The owner creates it, hands it to the
+ * code that will complete it (an I/O callback, a state machine driven by
+ * libuv handles), and waits:
+ *
+ *     cn_future *f = cn_future_new();
+ *     cn_future_on_abandon(f, forget_it, job);   // stop what would resolve it
+ *     start_job(job, f);                         // calls cn_future_resolve later
+ *     rc = cn_future_wait(f, 500);               // job's result, or an error
+ *     cn_future_free(f);
+ *
+ * Everything but cn_future_new and cn_future_free is for the loop thread.
+ */
+typedef struct cn_future cn_future;
+
+/* A new, unresolved future, owned by the caller (cn_future_free). Any
+ * thread. NULL when out of memory. */
+CN_EXTERN cn_future *cn_future_new(void);
+
+/*
+ * Free a future. It must not be in a wait (CN_EBUSY is not reported:
+ * freeing a waited future is a bug the waiter's return rules out). NULL
+ * is allowed.
+ */
+CN_EXTERN void cn_future_free(cn_future *f);
+
+/*
+ * Called on the loop thread when a wait ends without a result (timeout or
+ * cancellation), before cn_future_wait returns: `reason` is CN_ETIMEDOUT
+ * or CN_ECANCELED. The resolving side should forget the future there (it
+ * must not resolve it later; if it does, the call is refused with
+ * CN_ESTATE and changes nothing). One hook per future; a later call
+ * replaces it; fn NULL removes it.
+ */
+typedef void (*cn_future_abandon_fn)(cn_future *f, int reason, void *arg);
+CN_EXTERN void cn_future_on_abandon(cn_future *f, cn_future_abandon_fn fn, void *arg);
+
+/*
+ * Park until f is resolved and return its result (resolved before the
+ * wait: at once), or until timeout_ms passes (< 0: no limit) --
+ * CN_ETIMEDOUT -- or the task is cancelled -- CN_ECANCELED; in both of
+ * those cases the abandon hook has run and the future is finished (later
+ * waits return the same code). Errors: CN_ENOTCORO, CN_EINVAL (NULL),
+ * CN_EBUSY (another task waits on it).
+ */
+CN_EXTERN int cn_future_wait(cn_future *f, int64_t timeout_ms);
+
+/*
+ * Resolve f with `result` (any int; by convention 0 or a negative CN_E*)
+ * and wake its waiter, which runs from the run queue, never inside this
+ * call. Loop thread only. Errors: CN_EINVAL (NULL), CN_ESTATE (already
+ * resolved or abandoned).
+ */
+CN_EXTERN int cn_future_resolve(cn_future *f, int result);
+
+/* 1 once f is resolved or abandoned, else 0 (NULL: 0). */
+CN_EXTERN int cn_future_done(const cn_future *f);
+
 /* ------------------------------------------------------------------------ */
 /* Outbound HTTP (httpx.AsyncClient)                                         */
 /* ------------------------------------------------------------------------ */
@@ -1087,10 +1250,12 @@ CN_EXTERN cn_req *cn_current_req(void) CN_DEPRECATED("use cn_req_current");
 }
 #endif
 
-/* Around the handler: middleware, dependencies, routers. */
+/* Around the handler: middleware, dependencies, routers, declarations. */
 #include <canteen/middleware.h>
 #include <canteen/depends.h>
 #include <canteen/routers.h>
+#include <canteen/declare.h>
+#include <canteen/testclient.h>
 /* Operating: workers, socket activation, the client's address, the log. */
 #include <canteen/workers.h>
 #include <canteen/cli.h>

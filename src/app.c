@@ -31,8 +31,10 @@
 
 #include "accesslog.h"
 #include "app.h"
+#include "canteen/uv.h"
 #include "conn.h"
 #include "dispatch.h"
+#include "fdwait.h"
 #include "fetch.h"
 #include "metrics.h"
 #include "pool.h"
@@ -65,7 +67,10 @@ struct cn_app {
     cn__dispatch *dispatch;
     cn__pool *pool;
     cn__fetch *fetch;
+    cn__fdwait *fdwait;
     cn__metrics *metrics;
+    cn__prom_ext *metrics_ext; /* cn_app_metrics_add */
+    size_t nmetrics_ext;
     cn__server srv;
     cn_stats stats;
     uv_tcp_t **listeners;
@@ -170,6 +175,8 @@ static int free_parts(cn_app *app)
     cn__metrics_free(app->metrics);
     uv_run(&app->loop, UV_RUN_DEFAULT);
     cn__dispatch_free(app->dispatch);
+    cn__fdwait_free(app->fdwait);
+    free(app->metrics_ext);
     cn__sched_free(app->sched);
     cn__router_free(app->router);
     for (unsigned i = app->nowned; i-- > 0;)
@@ -243,15 +250,18 @@ cn_app *cn_app_new(const cn_config *cfg)
     app->sched = cn__sched_new(&app->loop, &app->cfg, app->metrics);
     app->pool = cn__pool_new(&app->loop, app->cfg.pool_threads, app->cfg.pool_nice);
     app->fetch = cn__fetch_new(&app->loop, &app->cfg);
+    app->fdwait = cn__fdwait_new(&app->loop);
     app->dispatch = cn__dispatch_new(app, &app->cfg, app->router, app->sched, &app->stats);
     app->srv.readbuf = malloc(READBUF_SIZE);
     if (app->router == NULL || app->metrics == NULL || app->sched == NULL || app->pool == NULL ||
-        app->fetch == NULL || app->dispatch == NULL || app->srv.readbuf == NULL) {
+        app->fetch == NULL || app->fdwait == NULL || app->dispatch == NULL ||
+        app->srv.readbuf == NULL) {
         free_parts(app);
         return NULL;
     }
     cn__sched_set_ext(app->sched, CN__EXT_POOL, app->pool);
     cn__sched_set_ext(app->sched, CN__EXT_FETCH, app->fetch);
+    cn__sched_set_ext(app->sched, CN__EXT_FDWAIT, app->fdwait);
     cn__dispatch_on_idle(app->dispatch, on_dispatch_idle, app);
     app->srv.readbuf_size = READBUF_SIZE;
     app->srv.loop = &app->loop;
@@ -872,6 +882,66 @@ int cn_app_run(cn_app *app)
     return app->run_rc;
 }
 
+uv_loop_t *cn_app_loop(cn_app *app)
+{
+    return app ? &app->loop : NULL;
+}
+
+int cn_app_pool_submit(cn_app *app, void (*work)(void *arg), void (*done)(void *arg, int status),
+                       void *arg)
+{
+    if (app == NULL)
+        return CN_EINVAL;
+    return cn__pool_submit_fn(app->pool, work, done, arg);
+}
+
+/* ---- run by the caller, a turn at a time (the test client) ---- */
+
+int cn__app_start_inline(cn_app *app)
+{
+    int expected = APP_NEW;
+
+    if (!atomic_compare_exchange_strong(&app->state, &expected, APP_STARTING))
+        return CN_ESTATE;
+    ignore_sigpipe();
+    start_phase(app, true);
+    while (atomic_load(&app->state) == APP_STARTING)
+        uv_run(&app->loop, UV_RUN_ONCE);
+    if (atomic_load(&app->state) == APP_RUNNING)
+        return 0;
+    /* a failed startup: let its shutdown hooks finish */
+    while (atomic_load(&app->state) != APP_STOPPED)
+        uv_run(&app->loop, UV_RUN_ONCE);
+    return app->run_rc ? app->run_rc : CN_ECANCELED;
+}
+
+void cn__app_run_once(cn_app *app)
+{
+    uv_run(&app->loop, UV_RUN_ONCE);
+}
+
+int cn__app_stop_inline(cn_app *app)
+{
+    if (atomic_load(&app->state) == APP_STOPPED)
+        return app->run_rc;
+    begin_shutdown(app);
+    while (atomic_load(&app->state) != APP_STOPPED)
+        uv_run(&app->loop, UV_RUN_ONCE);
+    return app->run_rc;
+}
+
+int cn__app_adopt_fd(cn_app *app, int fd)
+{
+    if (atomic_load(&app->state) != APP_RUNNING)
+        return CN_ESTATE;
+    return cn__conn_adopt(&app->srv, fd);
+}
+
+struct uv_loop_s *cn__app_uv_loop(cn_app *app)
+{
+    return &app->loop;
+}
+
 /* ---- figures ---- */
 
 void cn_app_pool_stats(const cn_app *app, cn_pool_stats *out)
@@ -904,8 +974,8 @@ static void metrics_snapshot(const cn_app *app, cn__prom_figures *f)
 static size_t render(const cn_app *app, const cn__prom_figures *f, char *buf, size_t size)
 {
     if (app->worker)
-        return cn__worker_render(app->worker, f, buf, size);
-    return cn__prom_render(f, buf, size);
+        return cn__worker_render(app->worker, f, app->metrics_ext, app->nmetrics_ext, buf, size);
+    return cn__prom_render(f, app->metrics_ext, app->nmetrics_ext, buf, size);
 }
 
 int cn_app_metrics_render(const cn_app *app, char *buf, size_t size)
@@ -923,20 +993,28 @@ int cn_app_metrics_render(const cn_app *app, char *buf, size_t size)
 int cn_res_metrics(cn_req *req, cn_res *res)
 {
     cn__prom_figures f;
+    cn_app *app;
     size_t n;
     char *text;
 
     if (req == NULL || res == NULL)
         return CN_EINVAL;
-    /* one snapshot, measured then written: the two passes cannot disagree */
-    metrics_snapshot(cn_req_app(req), &f);
-    /* the other workers' figures move between two passes: room to spare */
-    n = render(cn_req_app(req), &f, NULL, 0) + 4096;
-    text = cn_req_alloc(req, n + 1);
-    if (text == NULL)
-        return CN_ENOMEM;
-    n = render(cn_req_app(req), &f, text, n + 1);
-    return cn_res_bytes(res, 200, text, n, CN_METRICS_CONTENT_TYPE);
+    /* one snapshot of Canteen's own figures, measured then written; an
+     * extension's text, or the other workers' figures, may grow between the
+     * two passes, so leave room and measure again if it did (bounded) */
+    app = cn_req_app(req);
+    metrics_snapshot(app, &f);
+    n = render(app, &f, NULL, 0);
+    for (int tries = 0; tries < 4; tries++) {
+        size_t room = n + 1 + (app->nmetrics_ext || app->worker ? n / 8 + 256 : 0);
+        text = cn_req_alloc(req, room);
+        if (text == NULL)
+            return CN_ENOMEM;
+        n = render(app, &f, text, room);
+        if (n < room)
+            return cn_res_bytes(res, 200, text, n, CN_METRICS_CONTENT_TYPE);
+    }
+    return CN_ERANGE;
 }
 
 int cn_app_metrics_route(cn_app *app, const char *path)
@@ -958,16 +1036,42 @@ int cn_app_metrics_route(cn_app *app, const char *path)
     return rc;
 }
 
+int cn_app_metrics_add(cn_app *app, cn_metrics_fn fn, void *data)
+{
+    cn__prom_ext *grown;
+
+    if (app == NULL || fn == NULL)
+        return CN_EINVAL;
+    grown = realloc(app->metrics_ext, (app->nmetrics_ext + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return CN_ENOMEM;
+    grown[app->nmetrics_ext].fn = fn;
+    grown[app->nmetrics_ext].data = data;
+    app->metrics_ext = grown;
+    app->nmetrics_ext++;
+    return 0;
+}
+
+int cn_app_metrics_remove(cn_app *app, cn_metrics_fn fn, void *data)
+{
+    if (app == NULL)
+        return CN_EINVAL;
+    for (size_t i = 0; i < app->nmetrics_ext; i++) {
+        if (app->metrics_ext[i].fn == fn && app->metrics_ext[i].data == data) {
+            memmove(&app->metrics_ext[i], &app->metrics_ext[i + 1],
+                    (app->nmetrics_ext - i - 1) * sizeof(*app->metrics_ext));
+            app->nmetrics_ext--;
+            return 0;
+        }
+    }
+    return CN_ENOENT;
+}
+
 /* ---- workers (workers.h) ---- */
 
 const cn__trust *cn__app_trust(const cn_app *app)
 {
     return app->trust;
-}
-
-uv_loop_t *cn__app_loop(cn_app *app)
-{
-    return &app->loop;
 }
 
 void cn__app_snapshot(const cn_app *app, cn__prom_figures *f)

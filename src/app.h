@@ -26,6 +26,20 @@ bool cn__app_is_new(const cn_app *app);
  * handle was left open (a leak the tests catch). */
 int cn__app_free_checked(cn_app *app);
 
+/*
+ * Running an app on the caller's thread, a loop turn at a time (the test
+ * client): start runs the startup hooks and returns once the app serves
+ * (0) or its startup failed (its error, after the shutdown hooks of what
+ * started); run_once is one uv_run(UV_RUN_ONCE); stop drains and runs the
+ * shutdown hooks, returning once the app has stopped; adopt_fd serves a
+ * connected socket (CN_ESTATE unless running).
+ */
+int cn__app_start_inline(cn_app *app);
+void cn__app_run_once(cn_app *app);
+int cn__app_stop_inline(cn_app *app);
+int cn__app_adopt_fd(cn_app *app, int fd);
+struct uv_loop_s *cn__app_uv_loop(cn_app *app);
+
 /* ---- for workers (workers.c, supervisor.c, forwarded.c) ---- */
 
 struct cn__worker;
@@ -35,9 +49,6 @@ struct cn__prom_figures;
 
 /* The proxies whose Forwarded headers are believed (NULL: none). */
 const struct cn__trust *cn__app_trust(const cn_app *app);
-
-/* The app's loop (a worker adds its heartbeat and signals to it). */
-struct uv_loop_s *cn__app_loop(cn_app *app);
 
 /* In a child after fork(2): give the loop its own kernel state, make a curl
  * multi of its own, and turn the app into worker `w`, not run yet. 0 or a

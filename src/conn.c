@@ -995,7 +995,12 @@ static void start_reading(cn__conn *c)
 
 /* ---- accept and shutdown ---- */
 
-int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
+/*
+ * A connection on `listener`'s next pending socket, or (listener NULL) on
+ * `fd`, a connected stream socket of the caller's (the test client's
+ * socketpair end): the same path from there on.
+ */
+static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
 {
     cn__conn *c = calloc(1, sizeof(*c));
     int rc;
@@ -1014,13 +1019,14 @@ int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
     c->refs = 2;
     cn__list_push(&srv->conns, &c->link);
     srv->stats->connections_active++;
-    rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
+    rc = listener ? uv_accept(listener, (uv_stream_t *)&c->tcp) : uv_tcp_open(&c->tcp, fd);
     if (rc < 0) {
         conn_close(c);
         return rc;
     }
     srv->stats->connections_accepted++;
-    uv_tcp_nodelay(&c->tcp, 1);
+    if (listener)
+        uv_tcp_nodelay(&c->tcp, 1);
     {
         struct sockaddr_storage ss;
         int len = sizeof ss;
@@ -1046,6 +1052,16 @@ int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
     timer_set(c, TIMER_IDLE, srv->cfg->header_timeout_ms);
     start_reading(c);
     return 0;
+}
+
+int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
+{
+    return conn_start(srv, listener, -1);
+}
+
+int cn__conn_adopt(cn__server *srv, int fd)
+{
+    return conn_start(srv, NULL, fd);
 }
 
 void cn__conn_drain_all(cn__server *srv)

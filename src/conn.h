@@ -39,6 +39,10 @@ typedef struct cn__server {
 /* Accept one pending connection on `listener`. Errors are libuv codes. */
 int cn__conn_accept(cn__server *srv, uv_stream_t *listener);
 
+/* Serve a connected stream socket of the caller's (the in-process test
+ * client's end of a socketpair); it is closed with the connection. */
+int cn__conn_adopt(cn__server *srv, int fd);
+
 /*
  * Graceful shutdown, step 1: close idle connections now; the busy ones
  * close after their current response (which says Connection: close).

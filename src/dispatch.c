@@ -26,6 +26,7 @@
 #include "depends.h"
 #include "dispatch.h"
 #include "req.h"
+#include "validate.h"
 
 struct cn__dispatch {
     cn_app *app;
@@ -128,20 +129,6 @@ int cn__dispatch_depends(cn__dispatch *d, const cn_dep *dep)
 
 /* ---- the route's outcome ---- */
 
-/* The first `:int` parameter that does not convert, or -1. */
-static int bad_int_param(const cn_req *req)
-{
-    const cn__route *rt = req->match.route;
-
-    for (unsigned i = 0; i < req->match.nparams; i++) {
-        int64_t v;
-        if (rt->param_types[i] == CN__PARAM_INT &&
-            cn_req_param_int(req, req->match.params[i].name, &v) < 0)
-            return (int)i;
-    }
-    return -1;
-}
-
 /* Match the request: 0 (req->match.route set), or the status to answer. */
 static int route_match(cn__dispatch *d, cn_req *req)
 {
@@ -154,20 +141,13 @@ static int route_match(cn__dispatch *d, cn_req *req)
         st =
             cn__router_match(d->router, req->method, req->target, rawlen, &req->arena, &req->match);
     }
-    if (st == 0 && bad_int_param(req) >= 0)
-        st = 422;
     return st;
 }
 
 /* The response for a request no handler can answer. */
 static void outcome_response(cn_req *req, int st)
 {
-    int i;
-
-    if (st == 422 && (i = bad_int_param(req)) >= 0) {
-        if (cn__res_param_error(req, req->match.params[i].name, req->match.params[i].value) < 0)
-            cn_res_error(&req->res, 500, NULL);
-    } else if (st == 405) {
+    if (st == 405) {
         char allow[96];
         cn__allow_header(req->match.allow, allow, sizeof allow);
         cn_res_header(&req->res, "Allow", allow);
@@ -275,6 +255,12 @@ static int run_route(run *r)
         rc = resolve_deps(r, rt->chain->deps, rt->chain->ndeps, keep);
     if (rc == 0)
         rc = resolve_deps(r, rt->opts.deps, count_deps(rt->opts.deps), keep);
+    /* then the declared parameters and body: FastAPI's 422 */
+    if (rc == 0) {
+        rc = cn__validate(req);
+        if (rc < 0 && rc != CN_EHTTP)
+            return finish_level(r, rc, "validation", NULL, keep);
+    }
     if (rc != 0)
         return rc;
     if (rt->opts.mode == CN_ROUTE_SYNC)

@@ -175,22 +175,19 @@ void cn_log_set_handler(cn_log_fn fn, void *data)
     log_data = data;
 }
 
-void cn__log(int level, const char *fmt, ...)
+static void vlog(int level, const char *fmt, va_list ap)
 {
     static const char *const words[] = {"ERROR", "WARNING", "INFO"};
     char stamp[32];
     struct timespec ts;
     struct tm tm;
     char line[1024];
-    va_list ap;
     int n;
 
     if (!cn__log_enabled(level))
         return;
     if (log_fn) {
-        va_start(ap, fmt);
         vsnprintf(line, sizeof line, fmt, ap);
-        va_end(ap);
         log_fn(level, line, log_data);
         return;
     }
@@ -199,11 +196,29 @@ void cn__log(int level, const char *fmt, ...)
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
     n = snprintf(line, sizeof line, "%s.%03ldZ canteen %s: ", stamp, ts.tv_nsec / 1000000L,
                  words[level < 0 || level > 2 ? 0 : level]);
-    va_start(ap, fmt);
     vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
-    va_end(ap);
     /* one write per line so that concurrent loggers do not interleave */
     fprintf(stderr, "%s\n", line);
+}
+
+void cn__log(int level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vlog(level, fmt, ap);
+    va_end(ap);
+}
+
+void cn_log(int level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (fmt == NULL)
+        return;
+    va_start(ap, fmt);
+    vlog(level, fmt, ap);
+    va_end(ap);
 }
 
 bool cn__ieq(const char *a, size_t alen, const char *b)

@@ -150,6 +150,9 @@ static void free_after_close(uv_handle_t *h)
     free(h->data);
 }
 
+static void loop_job_work(cn__job *j);
+static void finish_loop_jobs(cn__list *list, bool ran);
+
 void cn__pool_free(cn__pool *p)
 {
     if (p == NULL)
@@ -160,6 +163,10 @@ void cn__pool_free(cn__pool *p)
     pthread_mutex_unlock(&p->mu);
     for (unsigned i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
+    /* cn_app_pool_submit promises its done callback: give it to the jobs
+     * finished too late for the loop and to those no worker took */
+    finish_loop_jobs(&p->done, true);
+    finish_loop_jobs(&p->queue, false);
     free(p->threads);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
@@ -293,4 +300,65 @@ int cn_to_thread(cn_task_fn fn, void *arg)
     while (!tc.finished)
         cn__task_park_nocancel(t);
     return cn__task_is_cancelled(t) ? CN_ECANCELED : tc.rc;
+}
+
+/* ---- cn_app_pool_submit: a job with a loop-side completion ---- */
+
+typedef struct loop_job {
+    cn__job job;
+    void (*work)(void *arg);
+    void (*done)(void *arg, int status);
+    void *arg;
+} loop_job;
+
+static void loop_job_work(cn__job *j)
+{
+    loop_job *lj = CN__CONTAINER_OF(j, loop_job, job);
+    lj->work(lj->arg);
+}
+
+static void loop_job_done(cn__job *j, int status)
+{
+    loop_job *lj = CN__CONTAINER_OF(j, loop_job, job);
+    void (*done)(void *, int) = lj->done;
+    void *arg = lj->arg;
+
+    free(lj);
+    done(arg, status);
+}
+
+static void finish_loop_jobs(cn__list *list, bool ran)
+{
+    cn__list *it, *next;
+
+    for (it = list->next; it != list; it = next) {
+        cn__job *j = CN__CONTAINER_OF(it, cn__job, link);
+        next = it->next;
+        if (j->work != loop_job_work)
+            continue;
+        cn__list_remove(&j->link);
+        loop_job_done(j, ran ? j->status : CN_ECANCELED);
+    }
+}
+
+int cn__pool_submit_fn(cn__pool *p, void (*work)(void *arg), void (*done)(void *arg, int status),
+                       void *arg)
+{
+    loop_job *lj;
+    int rc;
+
+    if (work == NULL || done == NULL)
+        return CN_EINVAL;
+    lj = calloc(1, sizeof(*lj));
+    if (lj == NULL)
+        return CN_ENOMEM;
+    lj->work = work;
+    lj->done = done;
+    lj->arg = arg;
+    lj->job.work = loop_job_work;
+    lj->job.done = loop_job_done;
+    rc = cn__pool_submit(p, &lj->job);
+    if (rc < 0)
+        free(lj);
+    return rc;
 }

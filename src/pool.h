@@ -37,7 +37,8 @@ cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta);
 int cn__pool_start(cn__pool *p);
 
 /* Stop the workers (after the jobs they are running) and free the pool.
- * Queued jobs are dropped without their done callback. */
+ * Queued jobs and finished ones the loop has not seen are completed with
+ * CN_ECANCELED, on this thread, before it returns. */
 void cn__pool_free(cn__pool *p);
 
 /* Queue a job (FIFO). 0, CN_ESTATE when the pool is stopping, CN_EAGAIN
@@ -52,5 +53,10 @@ int cn__pool_submit(cn__pool *p, cn__job *j);
 int cn__pool_cancel(cn__pool *p, cn__job *j);
 
 void cn__pool_stats(cn__pool *p, cn_pool_stats *out);
+
+/* cn_app_pool_submit's body: a heap job that runs work on a worker, then
+ * done on the loop (freed before done runs). */
+int cn__pool_submit_fn(cn__pool *p, void (*work)(void *arg), void (*done)(void *arg, int status),
+                       void *arg);
 
 #endif

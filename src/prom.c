@@ -143,29 +143,70 @@ static const sample samples[] = {
      U64(app.fetch_failures)},
 };
 
-/* A bounded writer that goes on counting past the end, as snprintf does. */
-typedef struct writer {
+/* A bounded writer that goes on counting past the end, as snprintf does.
+ * Extensions see it as the public cn_metrics_out. */
+struct cn_metrics_out {
     char *buf;
     size_t size, len;
-} writer;
+};
+typedef struct cn_metrics_out writer;
 
-static void put(writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(writer *w, const char *fmt, ...)
+static void vput(writer *w, const char *fmt, va_list ap)
 {
     char *dst = NULL;
     size_t room = 0;
-    va_list ap;
     int n;
 
     if (w->len < w->size) {
         dst = w->buf + w->len;
         room = w->size - w->len;
     }
-    va_start(ap, fmt);
     n = vsnprintf(dst, room, fmt, ap);
-    va_end(ap);
     if (n > 0)
         w->len += (size_t)n;
+}
+
+static void put(writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(writer *w, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vput(w, fmt, ap);
+    va_end(ap);
+}
+
+void cn_metrics_printf(cn_metrics_out *out, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (out == NULL || fmt == NULL)
+        return;
+    va_start(ap, fmt);
+    vput(out, fmt, ap);
+    va_end(ap);
+}
+
+/* Milliseconds as seconds: whole seconds and up to nine decimals. */
+static void put_seconds(writer *w, double ms)
+{
+    uint64_t ns = ms > 0 ? (uint64_t)(ms * 1e6 + 0.5) : 0;
+    unsigned long long frac;
+    int digits = 9;
+
+    put(w, "%llu", (unsigned long long)(ns / 1000000000u));
+    frac = ns % 1000000000u;
+    if (frac == 0)
+        return;
+    for (; frac % 10 == 0; frac /= 10)
+        digits--;
+    put(w, ".%0*llu", digits, frac);
+}
+
+void cn_metrics_seconds(cn_metrics_out *out, double ms)
+{
+    if (out)
+        put_seconds(out, ms);
 }
 
 static void put_value(writer *w, const cn__prom_figures *f, const sample *s)
@@ -179,21 +220,9 @@ static void put_value(writer *w, const cn__prom_figures *f, const sample *s)
     case V_UINT:
         put(w, "%u", *(const unsigned *)at);
         break;
-    case V_MS: {
-        double ms = *(const double *)at;
-        uint64_t ns = ms > 0 ? (uint64_t)(ms * 1e6 + 0.5) : 0;
-        unsigned long long frac;
-        int digits = 9;
-
-        put(w, "%llu", (unsigned long long)(ns / 1000000000u));
-        frac = ns % 1000000000u;
-        if (frac == 0)
-            break;
-        for (; frac % 10 == 0; frac /= 10)
-            digits--;
-        put(w, ".%0*llu", digits, frac);
+    case V_MS:
+        put_seconds(w, *(const double *)at);
         break;
-    }
     default:
         put(w, "1");
         break;
@@ -202,13 +231,16 @@ static void put_value(writer *w, const cn__prom_figures *f, const sample *s)
 
 static void render_figures(writer *w, const cn__prom_figures *f);
 
-size_t cn__prom_render(const cn__prom_figures *f, char *buf, size_t size)
+size_t cn__prom_render(const cn__prom_figures *f, const cn__prom_ext *ext, size_t next, char *buf,
+                       size_t size)
 {
     writer w = {buf, size, 0};
 
     if (size > 0)
         buf[0] = 0;
     render_figures(&w, f);
+    for (size_t i = 0; i < next; i++)
+        ext[i].fn(&w, ext[i].data);
     return w.len;
 }
 
@@ -318,7 +350,8 @@ static const sample worker_samples[] = {
 
 static const char *const state_names[] = {"free", "starting", "ready", "draining"};
 
-size_t cn__prom_render_server(const cn__prom_server *srv, char *buf, size_t size)
+size_t cn__prom_render_server(const cn__prom_server *srv, const cn__prom_ext *ext, size_t next,
+                              char *buf, size_t size)
 {
     writer w = {buf, size, 0};
 
@@ -355,5 +388,7 @@ size_t cn__prom_render_server(const cn__prom_server *srv, char *buf, size_t size
             put(&w, "\n");
         }
     }
+    for (size_t i = 0; i < next; i++)
+        ext[i].fn(&w, ext[i].data);
     return w.len;
 }

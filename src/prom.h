@@ -18,12 +18,19 @@ typedef struct cn__prom_figures {
     cn_loop_stats loop;
 } cn__prom_figures;
 
+/* An extension's figures (cn_app_metrics_add). */
+typedef struct cn__prom_ext {
+    cn_metrics_fn fn;
+    void *data;
+} cn__prom_ext;
+
 /*
- * Write the text for `f` into buf: at most `size` bytes, NUL included (buf
+ * Write the text for `f`, then each extension's, into buf: at most `size` bytes, NUL included (buf
  * may be NULL when size is 0). Returns the length of the whole text, as
  * snprintf does: a result >= size means it was cut short.
  */
-size_t cn__prom_render(const cn__prom_figures *f, char *buf, size_t size);
+size_t cn__prom_render(const cn__prom_figures *f, const cn__prom_ext *ext, size_t next, char *buf,
+                       size_t size);
 
 /*
  * Workers: add `from` into `into`, each figure as it adds up over processes
@@ -50,7 +57,9 @@ typedef struct cn__prom_server {
 } cn__prom_server;
 
 /* cn__prom_render for a server of workers: the totals under the usual
- * names, then canteen_workers*, and canteen_worker_* with a worker label. */
-size_t cn__prom_render_server(const cn__prom_server *srv, char *buf, size_t size);
+ * names, then canteen_workers*, and canteen_worker_* with a worker label,
+ * then the extensions (the answering worker's own). */
+size_t cn__prom_render_server(const cn__prom_server *srv, const cn__prom_ext *ext, size_t next,
+                              char *buf, size_t size);
 
 #endif

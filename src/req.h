@@ -64,6 +64,7 @@ struct cn_req {
     struct cn__dep_entry *deps;  /* every dependency asked for, newest first (depends.c) */
     struct cn__dep_entry *resolved; /* those that resolved, newest first: cleanup order */
     char *id;                       /* cn_req_set_id, or NULL */
+    struct cn__value *valid;        /* declared parameters' values (validate.c) */
     cn__addr peer;                  /* the connection's peer (family 0: none) */
     cn__addr client;                /* the client, once resolved (forwarded.c) */
     bool client_done;
@@ -125,9 +126,6 @@ cn_req *cn__res_req(cn_res *res);
  * headers (those set before the code that failed ran): 0 or CN_ENOMEM.
  */
 int cn__res_from_error(cn_res *res, int err, unsigned keep);
-
-/* FastAPI's 422 body for a path parameter that is not an int. */
-int cn__res_param_error(cn_req *req, const char *name, const char *value);
 
 /*
  * A complete standalone error response (for requests that never reached a

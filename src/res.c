@@ -282,26 +282,12 @@ int cn__res_from_error(cn_res *res, int err, unsigned keep)
         return cn_res_error(res, 400, "JSON decode error");
     case CN_EJSONDEPTH:
         return cn_res_error(res, 400, "JSON nesting too deep");
+    case CN_EUNAVAILABLE:
+        /* a dependency (a database pool) cannot serve now: try again later */
+        return cn_res_error(res, 503, NULL);
     default:
         return cn_res_error(res, 500, NULL);
     }
-}
-
-int cn__res_param_error(cn_req *req, const char *name, const char *value)
-{
-    cn__buf b = {0};
-    int rc = CN_ENOMEM;
-
-    if (cn__buf_puts(&b, "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"path\",") ||
-        json_quote(&b, name) ||
-        cn__buf_puts(&b, "],\"msg\":\"Input should be a valid integer, unable to parse string "
-                         "as an integer\",\"input\":") ||
-        json_quote(&b, value) || cn__buf_puts(&b, "}]}"))
-        goto out;
-    rc = set_body(&req->res, 422, b.data, b.len, "application/json", &req->arena);
-out:
-    cn__buf_free(&b);
-    return rc;
 }
 
 const char *cn__http_date(void)

@@ -11,6 +11,7 @@
 
 #include "router.h"
 #include "url.h"
+#include "validate.h"
 
 typedef struct rnode rnode;
 struct rnode {
@@ -64,6 +65,7 @@ static void node_free(rnode *n)
             continue;
         for (unsigned i = 0; i < r->nparams; i++)
             free(r->param_names[i]);
+        cn__decl_free(r);
         free(r->spec);
         free(r->label);
         free(r);
@@ -259,6 +261,9 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
         err = CN_EEXIST;
         goto fail;
     }
+    err = cn__decl_prepare(rt);
+    if (err < 0)
+        goto fail;
     n->routes[method] = rt;
     return 0;
 
@@ -317,8 +322,7 @@ static const rnode *walk(const rnode *n, const seg *segs, size_t i, size_t nsegs
         return hit;
     if (n->param && segs[i].len > 0 && nvals < CN__MAX_PARAMS) {
         vals[nvals] = &segs[i];
-        if ((hit = walk(n->param, segs, i + 1, nsegs, method, vals, nvals + 1, out_nvals,
-                        allow)))
+        if ((hit = walk(n->param, segs, i + 1, nsegs, method, vals, nvals + 1, out_nvals, allow)))
             return hit;
     }
     return NULL;

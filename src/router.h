@@ -54,6 +54,7 @@ typedef struct cn__route {
     void *data;
     cn_route_opts opts;
     const cn__chain *chain; /* its router's, or NULL (a route of the app) */
+    struct cn__decl *decl;  /* its declarations, prepared (validate.c), or NULL */
     unsigned nparams;
     char *param_names[CN__MAX_PARAMS];
     int param_types[CN__MAX_PARAMS];

@@ -33,7 +33,7 @@ cn__sched *cn__sched_new(uv_loop_t *loop, const cn_config *cfg, struct cn__metri
 
 /* Opaque slots for the layers beside task (the pool, fetch), so that an
  * awaitable can find its machinery from the running task. */
-enum { CN__EXT_POOL, CN__EXT_FETCH, CN__EXT_COUNT };
+enum { CN__EXT_POOL, CN__EXT_FETCH, CN__EXT_FDWAIT, CN__EXT_COUNT };
 void cn__sched_set_ext(cn__sched *s, int slot, void *p);
 void *cn__task_ext(const cn__task *t, int slot);
 /* Every task must have completed. NULL is allowed. */

@@ -255,7 +255,8 @@ void cn__worker_accepted(cn__worker *w, uv_stream_t *listener, uint64_t open)
                                 least == UINT64_MAX || open <= least + 1 + least / 16);
 }
 
-size_t cn__worker_render(cn__worker *w, const cn__prom_figures *mine, char *buf, size_t size)
+size_t cn__worker_render(cn__worker *w, const cn__prom_figures *mine, const cn__prom_ext *ext,
+                         size_t next, char *buf, size_t size)
 {
     cn__wtable *t = w->t;
     cn__prom_worker *list = malloc(CN__WORKER_SLOTS * sizeof(*list));
@@ -264,7 +265,7 @@ size_t cn__worker_render(cn__worker *w, const cn__prom_figures *mine, char *buf,
 
     if (list == NULL) {
         /* no room for the others: this worker's figures, said plainly */
-        return cn__prom_render(mine, buf, size);
+        return cn__prom_render(mine, ext, next, buf, size);
     }
     /* ours first, so that the text shows them as they are now */
     publish(w->slot, mine);
@@ -298,7 +299,7 @@ size_t cn__worker_render(cn__worker *w, const cn__prom_figures *mine, char *buf,
     srv.workers = list;
     srv.target = atomic_load(&t->target);
     srv.restarts = atomic_load(&t->restarts);
-    len = cn__prom_render_server(&srv, buf, size);
+    len = cn__prom_render_server(&srv, ext, next, buf, size);
     free(list);
     return len;
 }
@@ -336,7 +337,7 @@ _Noreturn void cn__worker_main(cn_app *app, cn__wtable *t, int slot, int notify_
         cn__log(CN__LOG_ERROR, "worker %d: cannot set up its loop: %s", slot, cn_strerror(rc));
         _exit(3);
     }
-    loop = cn__app_loop(app);
+    loop = cn__app_uv_loop(app);
     ignore_signals();
     /* none of these keeps the loop running: the app's own handles do */
     uv_signal_init(loop, &w.sig_term);

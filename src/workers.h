@@ -90,8 +90,9 @@ void cn__worker_accepted(cn__worker *w, uv_stream_t *listener, uint64_t open);
 void cn__worker_conns(cn__worker *w, uint64_t open);
 int cn__worker_id(const cn__worker *w);
 /* The whole server's metrics text (prom.c's format), `mine` being this
- * worker's own figures: as cn__prom_render. */
-size_t cn__worker_render(cn__worker *w, const cn__prom_figures *mine, char *buf, size_t size);
+ * worker's own figures, then this worker's extensions: as cn__prom_render. */
+size_t cn__worker_render(cn__worker *w, const cn__prom_figures *mine, const cn__prom_ext *ext,
+                         size_t next, char *buf, size_t size);
 
 /* ---- the supervisor (supervisor.c) ---- */
 

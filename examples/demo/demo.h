@@ -17,6 +17,19 @@ int demo_register_traps(cn_app *app);
  * which must outlive the app. */
 int demo_register_fetch(cn_app *app, const char *upstream_url);
 
+/*
+ * Make the local store PostgreSQL (canteen-demo --database URL): GET /users
+ * then reads its users through a libcanteen-pg pool, and GET
+ * /db/sleep/{ms}?n=N shows N pg_sleep queries waiting together. The pool
+ * opens in the app's startup and closes in its shutdown (lifespan hooks).
+ * `url` must outlive the app. Call before demo_register_fetch. CN_EINVAL
+ * when this demo was built without libcanteen-pg.
+ */
+int demo_use_database(cn_app *app, const char *url);
+
+/* Milliseconds on a monotonic clock. */
+uint64_t demo_now_ms(void);
+
 /* The sum of 0..n-1, computed for real (the loop is kept opaque to the
  * optimiser so it is not turned into n*(n-1)/2). */
 uint64_t demo_sum(uint64_t n);

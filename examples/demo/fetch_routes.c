@@ -155,6 +155,23 @@ static int load_local(void *arg)
     return cn_to_thread(query_store, arg);
 }
 
+#ifdef DEMO_HAVE_PG
+/* the same users from PostgreSQL: the pool waits on the loop, no thread */
+static int load_local_pg(void *arg)
+{
+    return store_pg_list_users(&((users_job *)arg)->local);
+}
+#endif
+
+static cn_task_fn local_loader(void)
+{
+#ifdef DEMO_HAVE_PG
+    if (store_pg_enabled())
+        return load_local_pg;
+#endif
+    return load_local;
+}
+
 static int load_github(void *arg)
 {
     users_job *u = arg;
@@ -181,7 +198,7 @@ static int users(cn_req *req, cn_res *res)
         return CN_ENOMEM;
     memset(u, 0, sizeof(*u));
     u->req = req;
-    rc = cn_spawn(load_local, u, &t[0]);
+    rc = cn_spawn(local_loader(), u, &t[0]);
     if (rc < 0)
         return rc;
     rc = cn_spawn(load_github, u, &t[1]);
@@ -222,8 +239,23 @@ int demo_register_fetch(cn_app *app, const char *upstream_url)
 
     if (store_open() < 0)
         return CN_EINVAL;
+#ifdef DEMO_HAVE_PG
+    if (store_pg_enabled())
+        rc = store_pg_register(app);
+#endif
     rc = rc ? rc : cn_app_route(app, "GET /fetch-multiple", fetch_multiple, u);
     rc = rc ? rc : cn_app_route(app, "GET /users", users, u);
     rc = rc ? rc : cn_app_route(app, "GET /github/{username}", github_user, u);
     return rc;
+}
+
+int demo_use_database(cn_app *app, const char *url)
+{
+#ifdef DEMO_HAVE_PG
+    return store_pg_open(app, url);
+#else
+    (void)app;
+    (void)url;
+    return CN_EINVAL;
+#endif
 }

@@ -8,6 +8,9 @@
  * their CANTEEN_* variables are cn_cli's (<canteen/cli.h>); the rest are
  * the demo's own.
  *
+ * --database URL (or the environment's DATABASE_URL) keeps the local users
+ * in PostgreSQL instead of the embedded SQLite: a libpq connection string
+ * or URI ("postgresql://app@localhost/app", "host=/run/postgresql").
  * --with-traps adds routes that misbehave on purpose (a blocking call in an
  * async route) so that the loop-block warning can be seen.
  */
@@ -27,24 +30,28 @@ static const char demo_usage[] =
     "  --upstream URL      the GitHub-like API to call (default: one embedded, on a free port)\n"
     "  --pool-threads N    cn_config.pool_threads (40)\n"
     "  --pool-nice N       cn_config.pool_nice (10; -1 runs them at the loop's priority)\n"
-    "  --with-traps        add routes that block the loop on purpose\n";
+    "  --with-traps        add routes that block the loop on purpose\n"
+    "  --database URL      the users in PostgreSQL (default: $DATABASE_URL, else SQLite)\n";
 
 /* The line the tests and the deploy scripts read the port from. */
-static void print_serving(const cn_cli *cli, cn_app *app, const char *upstream_url_, bool embedded)
+static void print_serving(const cn_cli *cli, cn_app *app, const char *upstream_url_, bool embedded,
+                          bool postgres)
 {
     bool v6 = strchr(cli->host, ':') != NULL;
     char workers[32] = "";
 
     if (cli->workers)
         snprintf(workers, sizeof workers, ", %u workers", cli->workers);
-    fprintf(stderr, "canteen-demo: serving on http://%s%s%s:%d (Ctrl-C to stop%s); upstream %s%s\n",
+    fprintf(stderr,
+            "canteen-demo: serving on http://%s%s%s:%d (Ctrl-C to stop%s); upstream %s%s; users in "
+            "%s\n",
             v6 ? "[" : "", cli->host, v6 ? "]" : "", cn_app_port(app), workers, upstream_url_,
-            embedded ? " (embedded)" : "");
+            embedded ? " (embedded)" : "", postgres ? "PostgreSQL" : "SQLite (embedded)");
 }
 
 int main(int argc, char **argv)
 {
-    const char *upstream_arg = NULL, *upstream_base;
+    const char *upstream_arg = NULL, *upstream_base, *database = getenv("DATABASE_URL");
     int rc, with_traps = 0;
     upstream *up = NULL;
     cn_config cfg;
@@ -59,7 +66,9 @@ int main(int argc, char **argv)
     cn_config_init(&cfg);
     cn_cli_config(&cli, &cfg);
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--upstream") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--database") == 0 && i + 1 < argc) {
+            database = argv[++i];
+        } else if (strcmp(argv[i], "--upstream") == 0 && i + 1 < argc) {
             upstream_arg = argv[++i];
         } else if (strcmp(argv[i], "--pool-threads") == 0 && i + 1 < argc) {
             cfg.pool_threads = (unsigned)atoi(argv[++i]);
@@ -94,12 +103,19 @@ int main(int argc, char **argv)
     rc = demo_register(app);
     if (rc == 0 && with_traps)
         rc = demo_register_traps(app);
-    if (rc == 0)
-        rc = demo_register_fetch(app, upstream_base);
-    if (rc < 0)
-        fprintf(stderr, "canteen-demo: %s\n", cn_strerror(rc));
-    else if ((rc = cn_cli_listen(&cli, app)) == 0)
-        print_serving(&cli, app, upstream_base, up != NULL);
+    if (rc == 0 && database && *database && (rc = demo_use_database(app, database)) < 0) {
+        fprintf(stderr, "canteen-demo: --database: %s\n",
+                rc == CN_EINVAL ? "not a connection string libpq accepts (or built without "
+                                  "libcanteen-pg)"
+                                : cn_strerror(rc));
+    } else {
+        if (rc == 0)
+            rc = demo_register_fetch(app, upstream_base);
+        if (rc < 0)
+            fprintf(stderr, "canteen-demo: %s\n", cn_strerror(rc));
+        else if ((rc = cn_cli_listen(&cli, app)) == 0)
+            print_serving(&cli, app, upstream_base, up != NULL, database && *database);
+    }
     if (rc < 0) {
         cn_app_free(app);
         upstream_stop(up);

@@ -115,7 +115,7 @@ typedef struct scenario_step {
     uint64_t took_ms;
 } scenario_step;
 
-static uint64_t now_ms(void)
+uint64_t demo_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -125,9 +125,9 @@ static uint64_t now_ms(void)
 static int scenario_step_run(void *arg)
 {
     scenario_step *st = arg;
-    uint64_t t0 = now_ms();
+    uint64_t t0 = demo_now_ms();
     int rc = cn_sleep(st->ms);
-    st->took_ms = now_ms() - t0;
+    st->took_ms = demo_now_ms() - t0;
     return rc;
 }
 
@@ -136,7 +136,7 @@ static int scenario(cn_req *req, cn_res *res)
 {
     scenario_step *steps = cn_req_alloc(req, 3 * sizeof(*steps));
     cn_task *tasks[3];
-    uint64_t t0 = now_ms();
+    uint64_t t0 = demo_now_ms();
     cJSON *o, *arr;
     int rc;
 
@@ -164,7 +164,7 @@ static int scenario(cn_req *req, cn_res *res)
         cJSON_AddNumberToObject(s, "took_ms", (double)steps[i].took_ms);
         cJSON_AddItemToArray(arr, s);
     }
-    cJSON_AddNumberToObject(o, "total_ms", (double)(now_ms() - t0));
+    cJSON_AddNumberToObject(o, "total_ms", (double)(demo_now_ms() - t0));
     return cn_res_json(res, 200, o);
 }
 

@@ -16,4 +16,13 @@ void store_close(void);
  * negative CN_E* code. Thread-safe (the connection is serialised). */
 int store_list_users(cJSON **out);
 
+/* PostgreSQL (store_pg.c, when built with libcanteen-pg). Awaitable: call
+ * from a coroutine. The rows as a JSON array into *out (caller owns it). */
+#include <stdbool.h>
+#include <canteen.h>
+int store_pg_open(cn_app *app, const char *url); /* registers the lifespan */
+bool store_pg_enabled(void);
+int store_pg_list_users(cJSON **out);
+int store_pg_register(cn_app *app);
+
 #endif

@@ -43,8 +43,10 @@ static int get_user(cn_req *req, cn_res *res)
         cJSON_AddStringToObject(o, "login", u->login);
         cJSON_AddNumberToObject(o, "id", u->id);
         cJSON_AddStringToObject(
-            o, "avatar_url", cn_req_sprintf(req, "https://avatars.githubusercontent.com/u/%d?v=4", u->id));
-        cJSON_AddStringToObject(o, "html_url", cn_req_sprintf(req, "https://github.com/%s", u->login));
+            o, "avatar_url",
+            cn_req_sprintf(req, "https://avatars.githubusercontent.com/u/%d?v=4", u->id));
+        cJSON_AddStringToObject(o, "html_url",
+                                cn_req_sprintf(req, "https://github.com/%s", u->login));
         cJSON_AddStringToObject(o, "type", "User");
         cJSON_AddStringToObject(o, "name", u->name);
         if (u->company)

@@ -10,10 +10,12 @@
 # line per failed check, 77 (skipped) when the programs were not built.
 set -uo pipefail
 
-if [[ $# -ne 1 ]]; then
+if [[ $# -lt 1 || $# -gt 2 ]]; then
     echo "usage: $0 <build-dir>" >&2
     exit 2
 fi
+only_pg=0
+[[ ${2:-} == --only-pg ]] && only_pg=1
 bin=$1/examples/guide
 if [[ ! -x $bin/04_tasks ]]; then
     echo "run_guide_examples: $bin/04_tasks not built; skipping" >&2
@@ -86,6 +88,41 @@ wait_log() {
     done
     fail "log has no line with '$1' after 2 s; log: $(cat "$log")"
 }
+
+# 11: PostgreSQL through libcanteen-pg, against a throwaway server
+# (tests/pg/run_pg_test.sh starts one for this check and stops it after)
+pg_check() {
+    local u="http://127.0.0.1:$port" body code t
+    # the startup hook made the table before the app served anyone
+    body=$(curl -s "$u/accounts/2")
+    [[ $body == '{"id":2,"owner":"bob","balance":50}' ]] || fail "GET /accounts/2: got '$body'"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$u/accounts/9")
+    [[ $code == 404 ]] || fail "GET /accounts/9: expected 404, got $code"
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$u/transfer?from=1&to=2&amount=30")
+    [[ $code == 200 ]] || fail "POST /transfer 30: expected 200, got $code"
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$u/transfer?from=1&to=2&amount=300")
+    [[ $code == 409 ]] || fail "POST /transfer 300: expected 409, got $code"
+    body=$(curl -s "$u/accounts")
+    [[ $body == '[{"id":1,"owner":"alice","balance":70},{"id":2,"owner":"bob","balance":80}]' ]] ||
+        fail "GET /accounts after the transfers: got '$body'"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$u/slow/3000")
+    [[ $code == 504 ]] || fail "GET /slow/3000 under a 500 ms command timeout: expected 504, got $code"
+    body=$(curl -s "$u/together?n=5&ms=300")
+    t=$(sed -n 's/.*"total_ms":\([0-9]*\)}$/\1/p' <<<"$body")
+    { [[ -n $t ]] && lt "$t" 900 && lt 295 "$t"; } ||
+        fail "GET /together?n=5&ms=300: the five sleeps should overlap (about 300 ms): '$body'"
+    body=$(curl -s "$u/pool")
+    [[ $body == *'"cancels":1}' ]] || fail "GET /pool: the timed-out query should have been cancelled: '$body'"
+}
+# Inside run_pg_test.sh (see the end of this file): only chapter 11.
+if [[ $only_pg -eq 1 ]]; then
+    if start 11_postgres; then
+        pg_check
+        stop
+        expect_log "SIGTERM received"
+    fi
+    exit $failed
+fi
 
 # 1: twenty async orders wait together
 if start 01_canteen; then
@@ -263,8 +300,40 @@ if start 10_observe; then
     stop
 fi
 
+# 12: a client of our own over raw sockets, awaited with cn_wait_fd
+if start 12_wait_fd; then
+    body=$(get '/shout/hello?ms=50')
+    [[ $body == '{"answer":"HELLO","ms":'* ]] || fail "GET /shout/hello: got '$body'"
+    body=$(get '/shout-many?n=5&ms=300')
+    total=$(sed -n 's/.*"total_ms":\([0-9]*\)}$/\1/p' <<<"$body")
+    [[ $body == '{"answers":["CALL0","CALL1","CALL2","CALL3","CALL4"],'* ]] &&
+        [[ -n $total ]] && lt "$total" 900 && lt 295 "$total" ||
+        fail "GET /shout-many?n=5&ms=300: five calls should overlap (about 300 ms): '$body'"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/shout/late?ms=3000&timeout=100")
+    [[ $code == 504 ]] || fail "GET /shout/late with a 100 ms timeout: expected 504, got $code"
+    stop
+fi
+programs=11
+
+pg_runner=$(cd "$(dirname "${BASH_SOURCE[0]}")/../pg" && pwd)/run_pg_test.sh
+if [[ -x $bin/11_postgres ]]; then
+    rc=0
+    bash "$pg_runner" bash -c 'DATABASE_URL=$CANTEEN_PG_CONNINFO exec bash "$0" "$1" --only-pg' \
+        "${BASH_SOURCE[0]}" "$1" || rc=$?
+    if [[ $rc -eq 77 ]]; then
+        echo "run_guide_examples: 11_postgres skipped (no PostgreSQL server here)" >&2
+    elif [[ $rc -ne 0 ]]; then
+        echo "run_guide_examples: 11_postgres: FAILED" >&2
+        failed=1
+    else
+        programs=12
+    fi
+elif [[ ${CI:-} == true ]]; then
+    fail "11_postgres was not built (libcanteen-pg needs libpq)"
+fi
+
 if [[ $failed -ne 0 ]]; then
     echo "run_guide_examples: FAILED" >&2
     exit 1
 fi
-echo "run_guide_examples: ok: 10 programs run and checked"
+echo "run_guide_examples: ok: $programs programs run and checked"

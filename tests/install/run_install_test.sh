@@ -233,4 +233,35 @@ if [[ $(needed "$cmb/consumer_static") == *" libcanteen"* ]]; then
 fi
 check_run "find_package consumer (canteen::canteen_static)" "$cmb/consumer_static"
 
+# --- 5. libcanteen-pg, when the build has it ------------------------------------
+if [[ -e $libdir/libcanteen-pg.so ]]; then
+    for f in "$prefix/include/canteen/pg.h" "$prefix/include/canteen/uv.h" \
+        "$libdir/libcanteen-pg.a" "$pcdir/canteen-pg.pc" "$cmakedir/canteen-pgTargets.cmake"; do
+        [[ -e $f ]] || die "not installed: ${f#"$prefix"/}"
+    done
+    extra=$(nm -D --defined-only "$libdir/libcanteen-pg.so" | awk '{print $NF}' |
+        grep -vE '^(cn_pg_|_init$|_fini$|__odr_asan)' || true)
+    # shellcheck disable=SC2086 # one line of names
+    [[ -z $extra ]] || die "libcanteen-pg.so exports non-cn_pg_ symbols: $(printf "%s " $extra | head -c 300)"
+    # it reaches the core through the public API only: every cn_ symbol it
+    # needs is one libcanteen.so exports
+    for sym in $(nm -D --undefined-only "$libdir/libcanteen-pg.so" | awk '{print $NF}' | grep '^cn_'); do
+        nm -D --defined-only "$libdir/libcanteen.so" | awk '{print $NF}' | grep -qx "$sym" ||
+            die "libcanteen-pg.so needs $sym, which libcanteen.so does not export"
+    done
+    pglibs=" $("$PKG_CONFIG" --libs canteen-pg) "
+    [[ $pglibs == *" -lcanteen-pg "* && $pglibs == *" -lcanteen "* ]] ||
+        die "pkg-config --libs canteen-pg: $pglibs"
+    cp "$consumer_src/pg_main.c" "$mk/"
+    quiet "make consumer-pg (pkg-config canteen-pg)" make -C "$mk" consumer-pg CC="$cc" \
+        CFLAGS="-O1 -g -Wall -Wextra -Werror $san" LDFLAGS="$san"
+    out=$(LD_LIBRARY_PATH="$ldpath" timeout 60 "$mk/consumer-pg" 2>&1) ||
+        die "consumer-pg failed: $out"
+    [[ $out == "consumer_pg: pool of 10 to 10 connections" ]] || die "consumer-pg: $out"
+    [[ -x $cmb/consumer_pg ]] || die "find_package(canteen COMPONENTS pg) did not give canteen::canteen-pg"
+    out=$(LD_LIBRARY_PATH="$ldpath" timeout 60 "$cmb/consumer_pg" 2>&1) ||
+        die "CMake consumer_pg failed: $out"
+    say "ok: libcanteen-pg installed, only cn_pg_* exported, pkg-config and CMake consumers run"
+fi
+
 say "PASS${san:+ (with $san)}"

@@ -23,11 +23,11 @@
 /* The whole text of f, malloc'd. */
 static char *render(const cn__prom_figures *f)
 {
-    size_t n = cn__prom_render(f, NULL, 0);
+    size_t n = cn__prom_render(f, NULL, 0, NULL, 0);
     char *text = malloc(n + 1);
 
     assert_non_null(text);
-    assert_int_equal(cn__prom_render(f, text, n + 1), n);
+    assert_int_equal(cn__prom_render(f, NULL, 0, text, n + 1), n);
     assert_int_equal(strlen(text), n);
     return text;
 }
@@ -175,15 +175,15 @@ static void test_truncation(void **state)
     size_t n = strlen(full);
 
     (void)state;
-    assert_int_equal(cn__prom_render(&f, small, sizeof small), n);
+    assert_int_equal(cn__prom_render(&f, NULL, 0, small, sizeof small), n);
     assert_int_equal(strlen(small), sizeof small - 1);
     assert_memory_equal(small, full, sizeof small - 1);
-    assert_int_equal(cn__prom_render(&f, one, 1), n);
+    assert_int_equal(cn__prom_render(&f, NULL, 0, one, 1), n);
     assert_int_equal(one[0], 0);
     /* exactly the length: one byte short of the NUL */
     tight = malloc(n);
     assert_non_null(tight);
-    assert_int_equal(cn__prom_render(&f, tight, n), n);
+    assert_int_equal(cn__prom_render(&f, NULL, 0, tight, n), n);
     assert_int_equal(strlen(tight), n - 1);
     free(tight);
     free(full);

@@ -791,42 +791,6 @@ static void serialize_304_has_no_body(void **state)
 
 /* ---- canned error bodies ---------------------------------------------------- */
 
-static void param_error_matches_fastapi_exactly(void **state)
-{
-    cn_req *req = *state;
-
-    assert_int_equal(cn__res_param_error(req, "id", "abc"), 0);
-    assert_int_equal(cn_res_status(&req->res), 422);
-    assert_string_equal(req->res.content_type, "application/json");
-    want_body(&req->res, "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"path\",\"id\"],"
-                         "\"msg\":\"Input should be a valid integer, unable to parse string as an "
-                         "integer\",\"input\":\"abc\"}]}");
-    WANT_WIRE(req, true,
-              "HTTP/1.1 422 Unprocessable Content\r\n"
-              "Server: canteen\r\n"
-              "Date: <date>\r\n"
-              "Content-Length: 147\r\n"
-              "Content-Type: application/json\r\n"
-              "\r\n"
-              "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"path\",\"id\"],"
-              "\"msg\":\"Input should be a valid integer, unable to parse string as an "
-              "integer\",\"input\":\"abc\"}]}");
-}
-
-static void param_error_escapes_the_input(void **state)
-{
-    cn_req *req = *state;
-    cJSON *j, *item;
-
-    assert_int_equal(cn__res_param_error(req, "id", "a\"b\\c\n"), 0);
-    j = body_json(&req->res);
-    item = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "detail"), 0);
-    assert_non_null(item);
-    assert_string_equal(cJSON_GetObjectItemCaseSensitive(item, "input")->valuestring, "a\"b\\c\n");
-    assert_string_equal(
-        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(item, "loc"), 1)->valuestring, "id");
-    cJSON_Delete(j);
-}
 
 static void from_error_badjson_is_400(void **state)
 {
@@ -1503,8 +1467,6 @@ int main(void)
         T(stream_start_rules),
         T(stream_after_a_body_is_eresponded),
         T(stream_content_type_is_copied),
-        T(param_error_matches_fastapi_exactly),
-        T(param_error_escapes_the_input),
         T(from_error_badjson_is_400),
         T(from_error_jsondepth_is_400),
         cmocka_unit_test(from_error_others_are_500),

@@ -1,0 +1,90 @@
+/*
+ * canteen/testclient.h -- an in-process test client (FastAPI's TestClient).
+ * Included by canteen.h.
+ *
+ * It drives requests through the real stack -- the HTTP parser, the
+ * router, middleware, dependencies, declared-parameter checks, coroutines,
+ * the thread pool, the response writer -- without a listening socket: the
+ * client talks to the app over a socketpair, and runs the app's loop on the
+ * calling thread while it waits. It runs the app's startup hooks when it is
+ * made and its shutdown hooks when it is freed. Use it from your own tests:
+ *
+ *     cn_app *app = make_my_app();        // routes, middleware, lifespan...
+ *     cn_test_client *tc;
+ *     assert_int_equal(cn_test_client_new(app, &tc), 0);
+ *     cn_test_response r;
+ *     assert_int_equal(cn_test_get(tc, "/items/1", &r), 0);
+ *     assert_int_equal(r.status, 200);
+ *     assert_string_equal(r.body, "{\"id\":1,\"name\":\"item1\"}");
+ *     cn_test_response_free(&r);
+ *     cn_test_client_free(tc);            // shutdown hooks
+ *     cn_app_free(app);
+ *
+ * One client per app, used from one thread; the app must not be run
+ * otherwise (no cn_app_run) while the client exists. Requests go one at a
+ * time over one keep-alive connection, reopened when the app closes it.
+ */
+#ifndef CANTEEN_TESTCLIENT_H
+#define CANTEEN_TESTCLIENT_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cn_test_client cn_test_client;
+
+/* A response, owned by the caller until cn_test_response_free. */
+typedef struct cn_test_response {
+    int status;
+    size_t nheaders;
+    cn_str *header_names, *header_values; /* as sent, NUL-terminated */
+    char *body;                           /* de-chunked, NUL-terminated */
+    size_t body_len;
+    void *reserved[4];
+} cn_test_response;
+
+/*
+ * Make a client for `app`, which must not have run yet (listening is not
+ * needed), and run the app's startup hooks. On success *out owns the
+ * client. Errors: the error of a startup hook that failed (the app is then
+ * stopped: free it), CN_EINVAL, CN_ESTATE (the app ran already),
+ * CN_ENOMEM.
+ */
+CN_EXTERN int cn_test_client_new(cn_app *app, cn_test_client **out);
+
+/*
+ * Send one request and wait for its response: `method` ("GET"), `target`
+ * ("/items?limit=5"), `headers` (NULL-terminated "Name: value" strings, or
+ * NULL; Host: testserver and Content-Length are added unless given), and
+ * `body` (len bytes, may be NULL with len 0). *out gets the response (free
+ * it with cn_test_response_free), also for 4xx and 5xx. Waits at most
+ * `timeout_ms` (0: 30000) of the app's work.
+ * Errors: CN_EINVAL, CN_ETIMEDOUT (no complete response in time),
+ * CN_EPIPE (the app closed the connection without a response), CN_EBADHEADER
+ * (a header string without ": "), CN_ENOMEM.
+ */
+CN_EXTERN int cn_test_request(cn_test_client *tc, const char *method, const char *target,
+                              const char *const *headers, const void *body, size_t len,
+                              int timeout_ms, cn_test_response *out);
+
+/* GET target, no headers, the default timeout. */
+CN_EXTERN int cn_test_get(cn_test_client *tc, const char *target, cn_test_response *out);
+
+/* A response header (case-insensitive), or NULL. */
+CN_EXTERN const char *cn_test_header(const cn_test_response *r, const char *name);
+
+/* Free what a response holds. NULL allowed. */
+CN_EXTERN void cn_test_response_free(cn_test_response *r);
+
+/*
+ * Close the connection, run the app's graceful stop and its shutdown
+ * hooks, and free the client; the app is then stopped (cn_app_free it).
+ * Returns 0, or the error cn_app_run would have returned. NULL allowed.
+ */
+CN_EXTERN int cn_test_client_free(cn_test_client *tc);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
