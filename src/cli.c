@@ -216,8 +216,8 @@ int cn_cli_parse(cn_cli *cli, int *argc, char **argv)
         size_t k;
 
         if (strcmp(a, "--") == 0) {
-            /* the rest is the program's */
-            while (i < *argc)
+            /* the rest is the program's ("--" itself is taken) */
+            for (i++; i < *argc;)
                 argv[out++] = argv[i++];
             break;
         }
