@@ -388,24 +388,14 @@ porttaken)
         die "not one line saying the port is taken and what to do: $out"
     say "demo: $line"
     if [[ -n $hello ]]; then
-        # examples/hello listens on 8000: hold it, if it is free
-        holder=""
-        if command -v python3 >/dev/null; then
-            start holder python3 -c '
-import socket, sys, time
-s = socket.socket()
-try:
-    s.bind(("127.0.0.1", 8000)); s.listen(1)
-except OSError:
-    pass  # taken already: as good
-print("held", flush=True)
-time.sleep(60)'
-            holder=$pid
-            for ((i = 0; i < 100; i++)); do
-                grep -q held "$tmp/holder.log" && break
-                sleep 0.05
-            done
-        fi
+        # examples/hello listens on 8000: hold it with a demo, if it is free
+        # (if it is not, it is taken already: as good)
+        start holder "$demo" --port 8000
+        for ((i = 0; i < 200; i++)); do
+            grep -q 'serving on\|already in use' "$tmp/holder.log" && break
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
         out=$(timeout 10 "$hello" 2>&1)
         rc=$?
         ((rc == 1)) || die "hello exited with $rc on a taken port 8000: $out"
