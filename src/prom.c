@@ -383,6 +383,10 @@ size_t cn__prom_render_server(const cn__prom_server *srv, const cn__prom_ext *ex
         const sample *s = &worker_samples[j];
         put(&w, "# HELP %s %s\n# TYPE %s %s\n", s->name, s->help, s->name, s->type);
         for (unsigned i = 0; i < srv->n; i++) {
+            /* a draining worker's number is its replacement's already: it
+             * counts in the totals and in canteen_worker_info only */
+            if (srv->workers[i].draining)
+                continue;
             put(&w, "%s{worker=\"%d\"} ", s->name, srv->workers[i].id);
             put_value(&w, &srv->workers[i].f, s);
             put(&w, "\n");

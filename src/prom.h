@@ -43,7 +43,8 @@ void cn__prom_merge(cn__prom_figures *into, const cn__prom_figures *from, bool l
 /* One worker in the server's text. */
 typedef struct cn__prom_worker {
     int id, pid;
-    int state; /* CN__W_* (workers.h) */
+    int state;     /* CN__W_* (workers.h): a name in canteen_worker_info */
+    bool draining; /* then the number is its replacement's too */
     cn__prom_figures f;
 } cn__prom_worker;
 

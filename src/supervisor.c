@@ -42,7 +42,8 @@
 /* A worker process, as the supervisor sees it. */
 typedef struct proc {
     pid_t pid;
-    int slot;
+    int slot;     /* in the shared table */
+    int number;   /* the worker's number: its replacement takes it again */
     unsigned gen; /* the SIGHUP generation it was started in */
     bool ready;
     bool asked;      /* told to stop (a roll, SIGTTOU, the shutdown) */
@@ -59,7 +60,10 @@ typedef struct sup {
     unsigned n;
     unsigned target;
     unsigned gen;
-    uint64_t pending[MAX_PENDING]; /* when the replacements due may start */
+    struct {
+        uint64_t at; /* when it may start */
+        int number;  /* of the worker it replaces */
+    } pending[MAX_PENDING];
     unsigned npending;
     unsigned streak;           /* workers in a row that died soon after starting */
     unsigned startup_failures; /* in a row */
@@ -141,8 +145,8 @@ static proc *find(sup *s, pid_t pid)
     return NULL;
 }
 
-/* Fork a worker; in the child this never returns. NULL if it could not. */
-static proc *start_worker(sup *s, pid_t replaces)
+/* Fork worker `number`; in the child this never returns. NULL if it could not. */
+static proc *start_worker(sup *s, int number, pid_t replaces)
 {
     sigset_t all, old;
     int slot = cn__wtable_claim(s->t);
@@ -155,6 +159,7 @@ static proc *start_worker(sup *s, pid_t replaces)
             cn__wtable_release(s->t, slot);
         return NULL;
     }
+    atomic_store(&s->t->slots[slot].number, number);
     /* buffered output would be written once by each process */
     fflush(NULL);
     /* no signal may reach the child's copy of our handlers, which would
@@ -187,17 +192,42 @@ static proc *start_worker(sup *s, pid_t replaces)
     memset(p, 0, sizeof(*p));
     p->pid = pid;
     p->slot = slot;
+    p->number = number;
     p->gen = s->gen;
     p->replaces = replaces;
     p->started_ms = cn__mono_ms();
     return p;
 }
 
-/* A delay before the next replacement, and its due time. */
-static void schedule(sup *s, uint64_t delay_ms)
+/* Worker `number` is to be started again after delay_ms. */
+static void schedule(sup *s, uint64_t delay_ms, int number)
 {
-    if (s->npending < MAX_PENDING)
-        s->pending[s->npending++] = cn__mono_ms() + delay_ms;
+    if (s->npending < MAX_PENDING) {
+        s->pending[s->npending].at = cn__mono_ms() + delay_ms;
+        s->pending[s->npending].number = number;
+        s->npending++;
+    }
+}
+
+/* Whether some worker not told to stop, or one waiting to start, has it. */
+static bool number_taken(const sup *s, int number)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if (!s->procs[i].asked && s->procs[i].number == number)
+            return true;
+    for (unsigned i = 0; i < s->npending; i++)
+        if (s->pending[i].number == number)
+            return true;
+    return false;
+}
+
+static int free_number(const sup *s)
+{
+    int n = 0;
+
+    while (number_taken(s, n))
+        n++;
+    return n;
 }
 
 static void ask_stop(sup *s, proc *p, int sig)
@@ -236,11 +266,11 @@ static void on_ready(sup *s, proc *p)
         return;
     old = p->replaces ? find(s, p->replaces) : NULL;
     if (old && !old->asked) {
-        cn__log(CN__LOG_INFO, "worker %d (pid %d) ready; worker %d (pid %d) drains", p->slot,
-                (int)p->pid, old->slot, (int)old->pid);
+        cn__log(CN__LOG_INFO, "worker %d (pid %d) ready; the old worker %d (pid %d) drains",
+                p->number, (int)p->pid, old->number, (int)old->pid);
         ask_stop(s, old, SIGTERM);
     } else {
-        cn__log(CN__LOG_INFO, "worker %d (pid %d) ready", p->slot, (int)p->pid);
+        cn__log(CN__LOG_INFO, "worker %d (pid %d) ready", p->number, (int)p->pid);
     }
     p->replaces = 0;
 }
@@ -257,7 +287,7 @@ static void on_exit_(sup *s, unsigned i, int status)
     describe(status, how, sizeof how);
     if (p.asked || s->stopping) {
         if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-            cn__log(CN__LOG_WARN, "worker %d (pid %d) %s%s%s", p.slot, (int)p.pid, how,
+            cn__log(CN__LOG_WARN, "worker %d (pid %d) %s%s%s", p.number, (int)p.pid, how,
                     p.why ? ": " : " while stopping", p.why ? p.why : "");
         return;
     }
@@ -267,7 +297,7 @@ static void on_exit_(sup *s, unsigned i, int status)
             cn__log(CN__LOG_ERROR,
                     "worker %d (pid %d) %s%s%s before it was ready: rolling restart abandoned, "
                     "the running workers stay",
-                    p.slot, (int)p.pid, how, p.why ? ": " : "", p.why ? p.why : "");
+                    p.number, (int)p.pid, how, p.why ? ": " : "", p.why ? p.why : "");
             for (unsigned k = 0; k < s->n; k++)
                 s->procs[k].gen = s->gen;
             s->rolling = false;
@@ -278,7 +308,7 @@ static void on_exit_(sup *s, unsigned i, int status)
             cn__log(CN__LOG_ERROR,
                     "worker %d (pid %d) %s%s%s before it was ready: %u workers in a row failed "
                     "at startup; stopping (the worker's own error is above)",
-                    p.slot, (int)p.pid, how, p.why ? ": " : "", p.why ? p.why : "",
+                    p.number, (int)p.pid, how, p.why ? ": " : "", p.why ? p.why : "",
                     s->startup_failures);
             s->rc = CN_EWORKERS;
             begin_stop(s, NULL);
@@ -296,7 +326,7 @@ static void on_exit_(sup *s, unsigned i, int status)
         s->streak++;
     }
     if (p.ready)
-        cn__log(CN__LOG_WARN, "worker %d (pid %d) %s%s%s; %s", p.slot, (int)p.pid, how,
+        cn__log(CN__LOG_WARN, "worker %d (pid %d) %s%s%s; %s", p.number, (int)p.pid, how,
                 p.why ? ": " : "", p.why ? p.why : "",
                 delay ? "replacing it soon" : "replacing it");
     else
@@ -305,7 +335,7 @@ static void on_exit_(sup *s, unsigned i, int status)
                 STARTUP_FAILURES_MAX);
     if (delay)
         cn__log(CN__LOG_INFO, "starting a new worker in %llu ms", (unsigned long long)delay);
-    schedule(s, delay);
+    schedule(s, delay, p.number);
 }
 
 static void reap(sup *s)
@@ -334,7 +364,7 @@ static void kill_worker(proc *p, const char *why)
     if (p->why)
         return;
     p->why = why;
-    cn__log(CN__LOG_ERROR, "worker %d (pid %d): %s; killing it", p->slot, (int)p->pid, why);
+    cn__log(CN__LOG_ERROR, "worker %d (pid %d): %s; killing it", p->number, (int)p->pid, why);
     kill(p->pid, SIGKILL);
 }
 
@@ -344,10 +374,11 @@ static void check_time(sup *s, uint64_t now)
     unsigned timeout = s->cfg->worker_timeout_ms;
 
     for (unsigned i = 0; i < s->npending;) {
-        if (s->pending[i] <= now && !s->stopping) {
+        if (s->pending[i].at <= now && !s->stopping) {
+            int number = s->pending[i].number;
             s->pending[i] = s->pending[--s->npending];
-            if (serving(s) < s->target)
-                start_worker(s, 0);
+            if (serving(s) < s->target && !number_taken(s, number))
+                start_worker(s, number, 0);
         } else {
             i++;
         }
@@ -385,7 +416,7 @@ static void roll(sup *s)
         cn__log(CN__LOG_INFO, "rolling restart done");
         return;
     }
-    if (start_worker(s, old->pid) == NULL)
+    if (start_worker(s, old->number, old->pid) == NULL)
         s->rolling = false;
 }
 
@@ -398,26 +429,30 @@ static void resize(sup *s, int by)
         }
         s->target++;
         cn__log(CN__LOG_INFO, "SIGTTIN: %u workers", s->target);
-        start_worker(s, 0);
+        start_worker(s, free_number(s), 0);
     } else {
-        proc *newest = NULL;
+        proc *last = NULL;
+        unsigned drop = 0;
         if (s->target <= 1) {
             cn__log(CN__LOG_WARN, "SIGTTOU: one worker is the fewest");
             return;
         }
         s->target--;
         cn__log(CN__LOG_INFO, "SIGTTOU: %u workers", s->target);
-        if (s->npending > 0) {
-            s->npending--; /* one that was to be replaced is simply not */
-            return;
-        }
+        /* the highest number goes: a replacement waiting for it is simply
+         * not started, else the worker that has it drains */
         for (unsigned i = 0; i < s->n; i++) {
             proc *p = &s->procs[i];
-            if (!p->asked && (newest == NULL || p->started_ms > newest->started_ms))
-                newest = p;
+            if (!p->asked && (last == NULL || p->number > last->number))
+                last = p;
         }
-        if (newest)
-            ask_stop(s, newest, SIGTERM);
+        for (unsigned i = 1; i < s->npending; i++)
+            if (s->pending[i].number > s->pending[drop].number)
+                drop = i;
+        if (s->npending > 0 && (last == NULL || s->pending[drop].number > last->number))
+            s->pending[drop] = s->pending[--s->npending];
+        else if (last)
+            ask_stop(s, last, SIGTERM);
     }
     atomic_store(&s->t->target, s->target);
 }
@@ -476,12 +511,13 @@ static void run(sup *s)
             break;
         if (!s->stopping && s->n == 0 && s->npending == 0) {
             /* everything failed to start (fork, or no slot): try again later */
-            schedule(s, BACKOFF_MAX_MS);
+            for (unsigned i = 0; i < s->target; i++)
+                schedule(s, BACKOFF_MAX_MS, (int)i);
         }
         next = now + TICK_MS;
         for (unsigned i = 0; i < s->npending; i++)
-            if (s->pending[i] < next)
-                next = s->pending[i];
+            if (s->pending[i].at < next)
+                next = s->pending[i].at;
         timeout = next > now ? (int)(next - now) : 0;
         if (poll(fds, 2, timeout) < 0 && errno != EINTR)
             break;
@@ -532,7 +568,7 @@ int cn__supervise(cn_app *app)
     if (cn__app_stop_pending(app))
         begin_stop(s, "cn_app_stop");
     for (unsigned i = 0; i < s->target && !s->stopping; i++)
-        start_worker(s, 0);
+        start_worker(s, (int)i, 0);
     run(s);
     cn__app_set_supervised(app, false);
     for (size_t i = 0; i < CN__ARRAY_SIZE(handled); i++)

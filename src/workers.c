@@ -139,7 +139,8 @@ struct cn__worker {
     cn_app *app;
     cn__wtable *t;
     cn__wslot *slot;
-    int id;
+    int index; /* of its slot */
+    int id;    /* its number */
     int notify_fd;
     uv_timer_t beat;
     uv_signal_t sig_term, sig_quit;
@@ -168,7 +169,8 @@ static uint64_t least_sibling(cn__worker *w)
 
     for (unsigned i = 0; i < hi; i++) {
         cn__wslot *s = &w->t->slots[i];
-        if ((int)i == w->id || atomic_load_explicit(&s->state, memory_order_relaxed) != CN__W_READY)
+        if ((int)i == w->index ||
+            atomic_load_explicit(&s->state, memory_order_relaxed) != CN__W_READY)
             continue;
         uint64_t c = atomic_load_explicit(&s->conns, memory_order_relaxed);
         if (c < least)
@@ -284,9 +286,10 @@ size_t cn__worker_render(cn__worker *w, const cn__prom_figures *mine, const cn__
             int st = atomic_load(&s->state);
             if (st == CN__W_FREE)
                 continue;
-            list[n].id = (int)i;
+            list[n].id = atomic_load(&s->number);
             list[n].pid = atomic_load(&s->pid);
             list[n].state = st;
+            list[n].draining = st == CN__W_STOPPING;
             read_figs(s, &list[n].f);
             cn__prom_merge(&srv.total, &list[n].f, true);
             n++;
@@ -328,13 +331,14 @@ _Noreturn void cn__worker_main(cn_app *app, cn__wtable *t, int slot, int notify_
     w.app = app;
     w.t = t;
     w.slot = &t->slots[slot];
-    w.id = slot;
+    w.index = slot;
+    w.id = atomic_load(&w.slot->number);
     w.notify_fd = notify_fd;
     atomic_store(&w.slot->pid, (int)getpid());
     atomic_store(&w.slot->heartbeat_ms, cn__mono_ms());
     rc = cn__app_fork_child(app, &w);
     if (rc < 0) {
-        cn__log(CN__LOG_ERROR, "worker %d: cannot set up its loop: %s", slot, cn_strerror(rc));
+        cn__log(CN__LOG_ERROR, "worker %d: cannot set up its loop: %s", w.id, cn_strerror(rc));
         _exit(3);
     }
     loop = cn__app_uv_loop(app);

@@ -48,6 +48,7 @@ typedef struct cn__wfigs {
 typedef struct cn__wslot {
     _Atomic int state;
     _Atomic int pid;
+    _Atomic int number;            /* the worker's number (cn_app_worker_id) */
     _Atomic uint64_t heartbeat_ms; /* CLOCK_MONOTONIC, the worker's loop */
     _Atomic uint64_t conns;        /* open connections now */
     _Atomic unsigned cur;          /* which of figs[] is the latest whole one */
@@ -79,7 +80,7 @@ void cn__wtable_release(cn__wtable *t, int slot);
 
 typedef struct cn__worker cn__worker;
 
-/* Run the app as worker `slot` and exit the process with its status
+/* Run the app as the worker of `slot` and exit the process with its status
  * (0 after a graceful stop, 3 when its startup failed). */
 _Noreturn void cn__worker_main(cn_app *app, cn__wtable *t, int slot, int notify_fd,
                                const sigset_t *mask);

@@ -57,10 +57,10 @@ extern "C" {
 #define CN_WORKERS_MAX 128
 
 /*
- * The number of the worker process this app runs in (0, 1, ...; the
+ * The number of the worker process this app runs in (0 to N-1; the
  * `worker` label of the metrics), or -1 when the app is not a worker (one
- * process, or the supervisor). A worker's number is free again once it has
- * exited: its replacement may take it.
+ * process, or the supervisor). A replacement (after a crash, or in a
+ * rolling restart) has the number of the worker it replaces.
  */
 CN_EXTERN int cn_app_worker_id(const cn_app *app);
 
