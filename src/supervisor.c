@@ -242,7 +242,8 @@ static void begin_stop(sup *s, const char *why)
 {
     if (s->stopping) {
         /* a second stop: the workers stop waiting for their requests */
-        cn__log(CN__LOG_WARN, "%s again: stopping now, cancelling the requests in flight", why);
+        cn__log(CN__LOG_WARN, "%s again: stopping now, cancelling the requests in flight",
+                why ? why : "a stop");
         for (unsigned i = 0; i < s->n; i++)
             kill(s->procs[i].pid, SIGQUIT);
         return;
