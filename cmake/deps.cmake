@@ -5,6 +5,8 @@ find_package(Threads REQUIRED)
 pkg_check_modules(LIBUV REQUIRED IMPORTED_TARGET libuv>=1.44)
 pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson>=1.7)
 pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl>=7.80)
+# the gzip middleware (Debian: zlib1g-dev)
+pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib>=1.2)
 # libcanteen-pg only (optional: without it the pg library, its tests and
 # the demo's --database are not built)
 pkg_check_modules(LIBPQ QUIET IMPORTED_TARGET libpq>=14)

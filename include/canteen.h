@@ -11,7 +11,11 @@
  *     int main(void) {
  *         cn_app *app = cn_app_new(NULL);
  *         cn_app_route(app, "GET /", hello, NULL);
- *         return cn_app_run(app, "127.0.0.1", 8000) < 0;
+ *         int rc = cn_app_listen(app, "127.0.0.1", 8000);
+ *         if (rc == 0)
+ *             rc = cn_app_run(app);
+ *         cn_app_free(app);
+ *         return rc < 0;
  *     }
  *
  * Conventions, written once:
@@ -393,8 +397,9 @@ typedef int (*cn_handler)(cn_req *req, cn_res *res);
 
 /* How a route runs. */
 typedef enum cn_route_mode {
-    CN_ROUTE_ASYNC = 0, /* on the event loop, in a coroutine (the default) */
-    CN_ROUTE_SYNC = 1,  /* on the thread pool; may block */
+    CN_ROUTE_DEFAULT = 0, /* its router's default (cn_router_defaults), else async */
+    CN_ROUTE_SYNC = 1,    /* on the thread pool; may block */
+    CN_ROUTE_ASYNC = 2,   /* on the event loop, in a coroutine (what the default is) */
 } cn_route_mode;
 
 /* A dependency (FastAPI's Depends): see <canteen/depends.h>. */
@@ -407,7 +412,9 @@ typedef struct cn_response_doc cn_response_doc;
  * Per-route options. Zero fields take the app's (or the router's) defaults.
  * The size is fixed: new options take the place of `reserved`, so a
  * program built against this header keeps working with later libraries.
- * Every pointer is kept, not copied: point at static data.
+ * The OpenAPI strings (summary, description, operation_id, tags) are
+ * copied; `deps`, `params`, `body` and `responses` are kept, not copied:
+ * point them at static data.
  */
 typedef struct cn_route_opts {
     cn_route_mode mode;
@@ -436,7 +443,10 @@ typedef struct cn_route_opts {
  * FastAPI-style 422 response before the handler runs. `spec` is copied.
  * `data` is handed back to the handler through cn_req_route_data().
  * Routes are matched by a trie: cost grows with the path's length, not the
- * number of routes. A literal segment wins over a parameter.
+ * number of routes. A literal segment wins over a parameter. The last
+ * segment may be `{name:path}` (Starlette's path convertor): the rest of the
+ * path, slashes included, possibly empty, decoded in one piece (static files
+ * use it: canteen/static.h).
  *
  * Errors: CN_EBADPATTERN (malformed spec), CN_EEXIST (same method and shape
  * already registered), CN_ESTATE (the app is running), CN_ENOMEM.
@@ -446,6 +456,35 @@ CN_EXTERN int cn_app_route(cn_app *app, const char *spec, cn_handler fn, void *d
 /* As cn_app_route, with options (NULL means defaults). */
 CN_EXTERN int cn_app_route_ex(cn_app *app, const char *spec, cn_handler fn, void *data,
                               const cn_route_opts *opts);
+
+/*
+ * A route as data. A table of them, next to the handlers, reads like
+ * FastAPI's decorators:
+ *
+ *     static const cn_route routes[] = {
+ *         {.spec = "GET /items/{id:int}", .fn = get_item},
+ *         {.spec = "POST /items", .fn = create_item, .opts = {.body = &item, .status_code = 201}},
+ *         {.spec = "GET /cpu/{n:int}", .fn = cpu, .opts.mode = CN_ROUTE_SYNC},
+ *         {0},
+ *     };
+ *
+ * (Designated initializers keep -Wextra's missing-field warning quiet.)
+ *     rc = cn_app_routes(app, routes);
+ */
+typedef struct cn_route {
+    const char *spec; /* "METHOD /path"; NULL ends a table */
+    cn_handler fn;
+    void *data;
+    cn_route_opts opts;
+} cn_route;
+
+/*
+ * Register every route of the table `routes` (ended by an entry whose spec
+ * is NULL), in order, as cn_app_route_ex would. Stops at the first error
+ * and returns it; the routes before it stay registered. Errors: those of
+ * cn_app_route_ex, CN_EINVAL (NULL table).
+ */
+CN_EXTERN int cn_app_routes(cn_app *app, const cn_route *routes);
 
 /*
  * Bind and listen on host:port (IPv4 or IPv6 literal, or a name resolved
@@ -816,6 +855,26 @@ CN_EXTERN int cn_res_json(cn_res *res, int status, cJSON *json);
 
 /* application/json from an already serialised string (copied). */
 CN_EXTERN int cn_res_json_str(cn_res *res, int status, const char *json);
+
+/*
+ * application/json from a printf format, made in the request's arena:
+ * `cn_res_jsonf(res, 200, "{\"id\":%d}", id)`. What the format puts in must
+ * already be JSON: a string argument is not escaped (build strings from
+ * request data with cJSON and cn_res_json). Errors: CN_EINVAL (NULL fmt),
+ * CN_ENOMEM, CN_ERESPONDED.
+ */
+CN_EXTERN int cn_res_jsonf(cn_res *res, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/*
+ * `s` as a JSON string literal, quoted and escaped ("a\"b" for a"b), or
+ * `null` when s is NULL: what to give cn_res_jsonf for a string, request
+ * data included. In the request's arena; NULL only when out of memory.
+ */
+CN_EXTERN const char *cn_req_json_quote(cn_req *req, const char *s);
 
 /*
  * FastAPI's HTTPException: `{"detail": "<detail>"}` with `status`.
@@ -1193,6 +1252,7 @@ CN_EXTERN int cn_fetch_json(const cn_fetch_result *r, cJSON **out);
  */
 CN_EXTERN int cn_res_upstream_error(cn_res *res, const cn_fetch_result *r,
                                     const char *not_found_detail);
+
 /*
  * Building outbound URLs from request data. A path parameter arrives
  * percent-decoded: put "..%2F..%2Fadmin" into "%s/users/%s" and the URL
@@ -1256,6 +1316,13 @@ CN_EXTERN cn_req *cn_current_req(void) CN_DEPRECATED("use cn_req_current");
 #include <canteen/routers.h>
 #include <canteen/declare.h>
 #include <canteen/testclient.h>
+#include <canteen/openapi.h>
+
+/* Batteries: cookies, shipped middleware, static files. */
+#include <canteen/cookies.h>
+#include <canteen/batteries.h>
+#include <canteen/static.h>
+
 /* Operating: workers, socket activation, the client's address, the log. */
 #include <canteen/workers.h>
 #include <canteen/cli.h>

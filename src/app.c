@@ -353,8 +353,10 @@ int cn__app_add_route(cn_app *app, const char *spec, cn_handler fn, void *data,
         return CN_ESTATE;
     if (opts)
         o = *opts;
-    if (o.mode != CN_ROUTE_ASYNC && o.mode != CN_ROUTE_SYNC)
+    if (o.mode != CN_ROUTE_DEFAULT && o.mode != CN_ROUTE_ASYNC && o.mode != CN_ROUTE_SYNC)
         return CN_EINVAL;
+    if (o.mode == CN_ROUTE_DEFAULT)
+        o.mode = CN_ROUTE_ASYNC;
     if (o.stack_size == 0)
         o.stack_size = app->cfg.stack_size;
     return cn__router_add(app->router, spec, fn, data, &o, chain);
@@ -369,6 +371,18 @@ int cn_app_route_ex(cn_app *app, const char *spec, cn_handler fn, void *data,
                     const cn_route_opts *opts)
 {
     return cn__app_add_route(app, spec, fn, data, opts, NULL);
+}
+
+int cn_app_routes(cn_app *app, const cn_route *routes)
+{
+    if (routes == NULL)
+        return CN_EINVAL;
+    for (const cn_route *r = routes; r->spec; r++) {
+        int rc = cn__app_add_route(app, r->spec, r->fn, r->data, &r->opts, NULL);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 int cn_app_use(cn_app *app, const char *name, cn_middleware_fn fn, void *data)
@@ -852,7 +866,11 @@ int cn_app_run(cn_app *app)
 {
     int expected = APP_NEW;
 
-    if (app == NULL || app->nlisteners == 0)
+    if (app == NULL)
+        return CN_EINVAL;
+    if (atomic_load(&app->state) != APP_NEW)
+        return CN_ESTATE;
+    if (app->nlisteners == 0)
         return CN_EINVAL;
     if (!atomic_compare_exchange_strong(&app->state, &expected, APP_STARTING))
         return CN_ESTATE;
@@ -937,9 +955,9 @@ int cn__app_adopt_fd(cn_app *app, int fd)
     return cn__conn_adopt(&app->srv, fd);
 }
 
-struct uv_loop_s *cn__app_uv_loop(cn_app *app)
+const cn__router *cn__app_router(const cn_app *app)
 {
-    return &app->loop;
+    return app->router;
 }
 
 /* ---- figures ---- */

@@ -38,7 +38,10 @@ int cn__app_start_inline(cn_app *app);
 void cn__app_run_once(cn_app *app);
 int cn__app_stop_inline(cn_app *app);
 int cn__app_adopt_fd(cn_app *app, int fd);
-struct uv_loop_s *cn__app_uv_loop(cn_app *app);
+
+/* The app's route table (read-only), for the OpenAPI document and the
+ * slash redirect (slashes.c). */
+const cn__router *cn__app_router(const cn_app *app);
 
 /* ---- for workers (workers.c, supervisor.c, forwarded.c) ---- */
 

@@ -446,10 +446,11 @@ static void complete_response(cn__conn *c, cn_req *req)
 
 /* ---- streamed responses ---- */
 
-/* A stream keeps the connection only when its end is marked in the body. */
+/* A stream keeps the connection only when its end is marked in the body
+ * (chunks, or a declared length; one that fell short closes it). */
 static bool stream_keep(cn__conn *c, cn_req *req)
 {
-    return may_keep(c) && cn__res_stream_chunked(req);
+    return may_keep(c) && cn__res_stream_framed(req);
 }
 
 /* Send what a stream call queued (rc: how queueing went). */
@@ -523,7 +524,9 @@ static bool conn_respond(cn_req *req)
         if (stream == CN__STREAM_NONE)
             complete_response(c, req);
         else
-            finish_request(c, req, stream == CN__STREAM_ENDED && stream_keep(c, req));
+            finish_request(c, req,
+                           stream == CN__STREAM_ENDED && stream_keep(c, req) &&
+                               cn__res_stream_complete(req));
         sent = true;
         /* called from inside the parser (a handler that never waited), the
          * parser goes on by itself; otherwise flush and pick up where it

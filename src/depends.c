@@ -72,6 +72,8 @@ static int resolve(cn_req *req, cn__task *t, const cn_dep *dep, void **value)
     e->next = req->deps;
     req->deps = e;
     e->rc = dep->resolve(req, &req->res, dep->data, &v);
+    if (e->rc > 0)
+        e->rc = CN_EINVAL; /* "non-zero fails": a positive result is no value */
     e->done = true;
     if (e->rc == 0) {
         e->value = v;
@@ -95,6 +97,10 @@ int cn_depends(cn_req *req, const cn_dep *dep, void **value)
 
     if (req == NULL || dep == NULL || dep->resolve == NULL || value == NULL)
         return CN_EINVAL;
+    /* after the response the cleanups have run: values are gone, and a new
+     * one would never be cleaned up (a background task must not ask) */
+    if (req->deps_closed)
+        return CN_ESTATE;
     e = find(req, dep);
     if (e && e->done) {
         if (e->rc == 0)
@@ -118,7 +124,7 @@ int cn_depends(cn_req *req, const cn_dep *dep, void **value)
 
 void *cn_req_dep(const cn_req *req, const char *name)
 {
-    if (req == NULL || name == NULL)
+    if (req == NULL || name == NULL || req->deps_closed)
         return NULL;
     for (const dep_entry *e = req->resolved; e; e = e->next_resolved)
         if (e->dep->name && strcmp(e->dep->name, name) == 0)
@@ -130,6 +136,7 @@ void cn__deps_cleanup(cn_req *req)
 {
     dep_entry *e;
 
+    req->deps_closed = true;
     while ((e = req->resolved) != NULL) {
         req->resolved = e->next_resolved;
         if (e->dep->cleanup)

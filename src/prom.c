@@ -141,6 +141,17 @@ static const sample samples[] = {
     {"canteen_fetch_failures_total", "counter",
      "Outbound transfers that got no response (timeout, refused, cancelled...).", NULL,
      U64(app.fetch_failures)},
+
+    /* background tasks (cn_req_background) */
+    {"canteen_background_tasks_started_total", "counter",
+     "Background tasks begun, after their request was answered.", NULL,
+     U64(app.background_started)},
+    {"canteen_background_tasks_failed_total", "counter",
+     "Background tasks that returned an error (each is logged with its route).", NULL,
+     U64(app.background_failed)},
+    {"canteen_background_tasks_running", "gauge",
+     "Background tasks running now (a graceful stop waits for them).", NULL,
+     U64(app.background_running)},
 };
 
 /* A bounded writer that goes on counting past the end, as snprintf does.

@@ -9,7 +9,7 @@
 #include "url.h"
 
 /* The request struct and its first arena bytes come in one allocation. */
-#define REQ_INLINE_ARENA 1024
+#define REQ_INLINE_ARENA 2048
 
 struct cn__defer {
     cn__defer *next;

@@ -32,6 +32,13 @@ struct cn_res {
     bool head_sent; /* serialised (a stream's head, or the whole response):
                      * nothing can change any more */
     int stream;     /* CN__STREAM_* */
+    /* a stream of a known length (static files): Content-Length, no chunks */
+    bool sized;
+    size_t size;
+    /* a body filter set by a middleware before cn_next (filter.h) */
+    const struct cn__filter *filter;
+    void *filter_ctx;
+    bool filter_on; /* it takes this stream's bytes */
 };
 
 /* Where a streamed response is (cn_res_stream_*). */
@@ -64,6 +71,7 @@ struct cn_req {
     struct cn__dep_entry *deps;  /* every dependency asked for, newest first (depends.c) */
     struct cn__dep_entry *resolved; /* those that resolved, newest first: cleanup order */
     char *id;                       /* cn_req_set_id, or NULL */
+    bool deps_closed;               /* the dependencies' cleanups have run */
     struct cn__value *valid;        /* declared parameters' values (validate.c) */
     cn__addr peer;                  /* the connection's peer (family 0: none) */
     cn__addr client;                /* the client, once resolved (forwarded.c) */
@@ -110,6 +118,10 @@ int cn__res_stream_start(cn_res *res, int status, const char *content_type);
 int cn__res_stream_state(const cn_res *res);
 void cn__res_stream_mark_ended(cn_res *res);
 bool cn__res_stream_chunked(const cn_req *req);
+/* The body's end is marked (chunked, or a known length): the connection
+ * may carry another request after it, if the stream was complete. */
+bool cn__res_stream_framed(const cn_req *req);
+bool cn__res_stream_complete(const cn_req *req);
 /* The head (no Content-Length; Transfer-Encoding: chunked when chunked). */
 int cn__res_stream_head(cn_req *req, cn__buf *out, bool keep_alive);
 /* One piece of body (n > 0), and the end of it. Nothing for HEAD, and no

@@ -1,4 +1,6 @@
 /* res.c -- the response builder, error bodies and HTTP/1.1 serialisation. */
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -6,27 +8,36 @@
 #include "common.h"
 #include "req.h"
 
-static int set_body(cn_res *res, int status, const char *body, size_t len, const char *ctype,
-                    cn__arena *arena)
+/* Set status and body; `body` is copied into the arena unless it lives there already. */
+static int put_body(cn_res *res, int status, const char *body, size_t len, const char *ctype,
+                    cn__arena *arena, bool copy)
 {
-    char *copy;
+    char *p = (char *)(uintptr_t)body;
 
     if (res->body_set)
         return CN_ERESPONDED;
     if (status < 100 || status > 999)
         return CN_EINVAL;
-    copy = cn__arena_alloc(arena, len ? len : 1);
-    if (copy == NULL)
-        return CN_ENOMEM;
-    if (len)
-        memcpy(copy, body, len);
+    if (copy) {
+        p = cn__arena_alloc(arena, len ? len : 1);
+        if (p == NULL)
+            return CN_ENOMEM;
+        if (len)
+            memcpy(p, body, len);
+    }
     res->status = status;
-    res->body = copy;
+    res->body = p;
     res->body_len = len;
     if (res->content_type == NULL)
         res->content_type = ctype;
     res->body_set = true;
     return 0;
+}
+
+static int set_body(cn_res *res, int status, const char *body, size_t len, const char *ctype,
+                    cn__arena *arena)
+{
+    return put_body(res, status, body, len, ctype, arena, true);
 }
 
 /* The response is embedded in its request; the arena is the request's. */
@@ -136,6 +147,32 @@ int cn_res_json(cn_res *res, int status, cJSON *json)
     return rc;
 }
 
+int cn_res_jsonf(cn_res *res, int status, const char *fmt, ...)
+{
+    va_list ap;
+    int n, rc;
+    char *p;
+
+    if (fmt == NULL)
+        return CN_EINVAL;
+    if (res->body_set)
+        return CN_ERESPONDED;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return CN_EINVAL;
+    p = cn__arena_alloc(res_arena(res), (size_t)n + 1);
+    if (p == NULL)
+        return CN_ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    /* made in the arena already: no second copy */
+    rc = put_body(res, status, p, (size_t)n, "application/json", res_arena(res), false);
+    return rc;
+}
+
 int cn_res_json_str(cn_res *res, int status, const char *json)
 {
     if (json == NULL)
@@ -165,6 +202,24 @@ static int json_quote(cn__buf *b, const char *s)
         }
     }
     return cn__buf_append(b, "\"", 1);
+}
+
+const char *cn_req_json_quote(cn_req *req, const char *s)
+{
+    cn__buf b = {0};
+    char *p;
+
+    if (req == NULL)
+        return NULL;
+    if (s == NULL)
+        return "null";
+    if (json_quote(&b, s)) {
+        cn__buf_free(&b);
+        return NULL;
+    }
+    p = cn_req_strndup(req, b.data, b.len);
+    cn__buf_free(&b);
+    return p;
 }
 
 int cn_res_error(cn_res *res, int status, const char *detail)
@@ -421,14 +476,26 @@ void cn__res_stream_mark_ended(cn_res *res)
 
 bool cn__res_stream_chunked(const cn_req *req)
 {
-    return req->http_minor >= 1;
+    return req->http_minor >= 1 && !req->res.sized;
+}
+
+bool cn__res_stream_framed(const cn_req *req)
+{
+    return req->res.sized || cn__res_stream_chunked(req);
+}
+
+bool cn__res_stream_complete(const cn_req *req)
+{
+    return !req->res.sized || req->method == CN__M_HEAD || req->res.body_len == req->res.size;
 }
 
 int cn__res_stream_head(cn_req *req, cn__buf *out, bool keep_alive)
 {
     size_t start = out->len;
 
-    if (put_head(req, out, keep_alive, NULL, req->res.content_type, cn__res_stream_chunked(req))) {
+    const size_t *clen = req->res.sized ? &req->res.size : NULL;
+
+    if (put_head(req, out, keep_alive, clen, req->res.content_type, cn__res_stream_chunked(req))) {
         out->len = start;
         return CN_ENOMEM;
     }
@@ -443,6 +510,9 @@ int cn__res_stream_chunk(cn_req *req, cn__buf *out, const void *p, size_t n)
 
     if (req->method == CN__M_HEAD || n == 0)
         return 0;
+    /* past a declared length the bytes would be read as the next response */
+    if (req->res.sized && n > req->res.size - req->res.body_len)
+        return CN_EINVAL;
     /* "<hex size>\r\n<data>\r\n" (RFC 9112 7.1), or the bare bytes */
     if (cn__res_stream_chunked(req))
         k = (size_t)snprintf(size, sizeof size, "%zx\r\n", n);

@@ -6,6 +6,7 @@
  * total number of routes. A literal segment wins over a parameter; when the
  * literal branch dead-ends, the parameter branch is tried (backtracking).
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,11 +21,13 @@ struct rnode {
     rnode **kids; /* literal children sorted by (seglen, bytes) */
     size_t nkids;
     rnode *param; /* parameter child */
+    rnode *rest;  /* {name:path} child: takes every segment left */
     cn__route *routes[CN__M_COUNT];
 };
 
 struct cn__router {
     rnode root;
+    unsigned nroutes; /* registered so far: the next one's seq */
 };
 
 static const char *const method_names[CN__M_COUNT] = {"GET",    "HEAD",  "POST",   "PUT",
@@ -48,6 +51,113 @@ cn__router *cn__router_new(void)
     return calloc(1, sizeof(cn__router));
 }
 
+/* The route's OpenAPI strings are copied (they are often compound literals
+ * in the registering function); declarations are kept (static data). */
+static void free_doc(cn_route_opts *o)
+{
+    free((void *)(uintptr_t)o->summary);
+    free((void *)(uintptr_t)o->description);
+    free((void *)(uintptr_t)o->operation_id);
+    for (size_t i = 0; o->tags && o->tags[i]; i++)
+        free((void *)(uintptr_t)o->tags[i]);
+    free((void *)(uintptr_t)o->tags);
+    o->summary = o->description = o->operation_id = NULL;
+    o->tags = NULL;
+}
+
+static int copy_doc(cn_route_opts *o)
+{
+    const char *s = o->summary, *d = o->description, *id = o->operation_id;
+    const char *const *tags = o->tags;
+    size_t n = 0;
+    char **t = NULL;
+
+    o->summary = o->description = o->operation_id = NULL;
+    o->tags = NULL;
+    while (tags && tags[n])
+        n++;
+    if ((s && (o->summary = strdup(s)) == NULL) || (d && (o->description = strdup(d)) == NULL) ||
+        (id && (o->operation_id = strdup(id)) == NULL) ||
+        (tags && (t = calloc(n + 1, sizeof(*t))) == NULL))
+        goto fail;
+    o->tags = (const char *const *)t;
+    for (size_t i = 0; i < n; i++)
+        if ((t[i] = strdup(tags[i])) == NULL)
+            goto fail;
+    return 0;
+fail:
+    free_doc(o);
+    return CN_ENOMEM;
+}
+
+static bool valid_name(const char *s, size_t len);
+
+static void free_query_decl(cn_field *q)
+{
+    for (cn_field *f = q; f && f->name; f++) {
+        free((void *)(uintptr_t)f->name);
+        free((void *)(uintptr_t)f->dflt);
+    }
+    free(q);
+}
+
+/*
+ * The query part of a spec, "limit:int=10&q:str?&flag:bool": each item a
+ * parameter name, an optional type (int, float, bool, str; str when none)
+ * and either a default ("=10"), "?" (optional, no default) or nothing
+ * (required). 0, CN_EBADPATTERN, CN_ENOMEM.
+ */
+static int parse_query_decl(const char *qs, cn_field **out)
+{
+    static const struct {
+        const char *name;
+        cn_type type;
+    } types[] = {{"int", CN_INT}, {"float", CN_FLOAT}, {"bool", CN_BOOL}, {"str", CN_STR}};
+    size_t n = 1;
+    cn_field *fs;
+
+    for (const char *p = qs; *p; p++)
+        n += *p == '&';
+    fs = calloc(n + 1, sizeof(*fs));
+    if (fs == NULL)
+        return CN_ENOMEM;
+    *out = fs;
+    for (const char *p = qs; *p;) {
+        const char *end = p + strcspn(p, "&"), *eq = memchr(p, '=', (size_t)(end - p));
+        const char *name_end = p + strcspn(p, ":=?&");
+        size_t nlen = (size_t)(name_end - p);
+        cn_field *f = fs++;
+        if (!valid_name(p, nlen))
+            return CN_EBADPATTERN;
+        if ((f->name = strndup(p, nlen)) == NULL)
+            return CN_ENOMEM;
+        f->type = CN_STR;
+        if (*name_end == ':') {
+            const char *t = name_end + 1;
+            size_t tlen = strcspn(t, "=?&");
+            f->type = 0;
+            for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+                if (strlen(types[i].name) == tlen && memcmp(types[i].name, t, tlen) == 0)
+                    f->type = types[i].type;
+            if (f->type == 0)
+                return CN_EBADPATTERN;
+            name_end = t + tlen;
+        }
+        if (eq) {
+            if ((f->dflt = strndup(eq + 1, (size_t)(end - eq - 1))) == NULL)
+                return CN_ENOMEM;
+        } else if (*name_end == '?' && name_end + 1 == end) {
+            /* optional, no default */
+        } else if (name_end == end) {
+            f->required = 1;
+        } else {
+            return CN_EBADPATTERN;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
 static void node_free(rnode *n)
 {
     for (size_t i = 0; i < n->nkids; i++) {
@@ -59,6 +169,10 @@ static void node_free(rnode *n)
         node_free(n->param);
         free(n->param);
     }
+    if (n->rest) {
+        node_free(n->rest);
+        free(n->rest);
+    }
     for (int m = 0; m < CN__M_COUNT; m++) {
         cn__route *r = n->routes[m];
         if (r == NULL)
@@ -66,6 +180,8 @@ static void node_free(rnode *n)
         for (unsigned i = 0; i < r->nparams; i++)
             free(r->param_names[i]);
         cn__decl_free(r);
+        free_query_decl(r->query);
+        free_doc(&r->opts);
         free(r->spec);
         free(r->label);
         free(r);
@@ -180,6 +296,7 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
                    const cn_route_opts *opts, const cn__chain *chain)
 {
     const char *sp, *path, *p;
+    char *qs;
     int method;
     rnode *n = &r->root;
     cn__route *rt;
@@ -200,8 +317,16 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
     rt->spec = strdup(spec);
     if (rt->spec == NULL)
         goto fail;
+    /* "GET /items?limit:int=10": the query part declares parameters */
+    if ((qs = strchr(rt->spec, '?')) != NULL) {
+        *qs = 0;
+        err = parse_query_decl(qs + 1, &rt->query);
+        if (err < 0)
+            goto fail;
+        err = CN_ENOMEM;
+    }
     rt->pattern = rt->spec + (path - spec);
-    rt->label = make_label(spec);
+    rt->label = make_label(rt->spec);
     if (rt->label == NULL)
         goto fail;
     rt->method = method;
@@ -209,10 +334,12 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
     rt->data = data;
     if (opts)
         rt->opts = *opts;
+    if (copy_doc(&rt->opts) < 0)
+        goto fail;
     rt->chain = chain;
 
     /* walk "/a/{b:int}/c"; the root path "/" has one empty segment */
-    p = path + 1;
+    p = rt->pattern + 1; /* the path, without a "?..." shorthand */
     for (;;) {
         const char *slash = strchr(p, '/');
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
@@ -230,6 +357,8 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
                     type = CN__PARAM_INT;
                 else if (tlen == 3 && memcmp(colon + 1, "str", 3) == 0)
                     type = CN__PARAM_STR;
+                else if (tlen == 4 && memcmp(colon + 1, "path", 4) == 0 && slash == NULL)
+                    type = CN__PARAM_PATH; /* the rest of the path: last only */
                 else
                     goto fail;
             }
@@ -242,9 +371,12 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
             if (rt->param_names[rt->nparams] == NULL)
                 goto fail;
             rt->param_types[rt->nparams++] = type;
-            if (n->param == NULL && (n->param = calloc(1, sizeof(rnode))) == NULL)
-                goto fail;
-            n = n->param;
+            {
+                rnode **kid = type == CN__PARAM_PATH ? &n->rest : &n->param;
+                if (*kid == NULL && (*kid = calloc(1, sizeof(rnode))) == NULL)
+                    goto fail;
+                n = *kid;
+            }
         } else {
             if (memchr(p, '{', len) || memchr(p, '}', len)) {
                 err = CN_EBADPATTERN;
@@ -264,11 +396,14 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
     err = cn__decl_prepare(rt);
     if (err < 0)
         goto fail;
+    rt->seq = r->nroutes++;
     n->routes[method] = rt;
     return 0;
 
 fail:
     /* nodes created on the way stay (empty); they never match a method */
+    free_doc(&rt->opts);
+    free_query_decl(rt->query);
     for (unsigned i = 0; i < rt->nparams; i++)
         free(rt->param_names[i]);
     free(rt->spec);
@@ -295,35 +430,51 @@ static const cn__route *node_route(const rnode *n, int method)
     return NULL;
 }
 
+/* The methods of a node whose path matched, for the 405's Allow. */
+static const rnode *path_only(const rnode *n, int method, unsigned nvals, unsigned *out_nvals,
+                              unsigned *allow)
+{
+    if (node_route(n, method)) {
+        *out_nvals = nvals;
+        return n;
+    }
+    for (int m = 0; m < CN__M_COUNT; m++)
+        if (n->routes[m])
+            *allow |= 1u << m;
+    return NULL;
+}
+
 /*
- * Depth-first search with literal-first preference. `vals` collects the
- * parameter segments along the current branch. Returns the matching node or
- * NULL; *allow collects the methods of every node whose path matched, so that
- * a 405 lists all of them (RFC 9110 15.5.6) -- when nothing matches, every
+ * Depth-first search with literal-first preference, then a parameter, then
+ * a {name:path} that takes every segment left (segs + i: *rest_from gets
+ * i, and its value slot stays NULL). `vals` collects the parameter
+ * segments along the current branch. Returns the matching node or NULL;
+ * *allow collects the methods of every node whose path matched, so that a
+ * 405 lists all of them (RFC 9110 15.5.6) -- when nothing matches, every
  * branch has been visited.
  */
 static const rnode *walk(const rnode *n, const seg *segs, size_t i, size_t nsegs, int method,
-                         const seg **vals, unsigned nvals, unsigned *out_nvals, unsigned *allow)
+                         const seg **vals, unsigned nvals, unsigned *out_nvals, unsigned *allow,
+                         size_t *rest_from)
 {
     const rnode *k, *hit;
 
-    if (i == nsegs) {
-        if (node_route(n, method)) {
-            *out_nvals = nvals;
-            return n;
-        }
-        for (int m = 0; m < CN__M_COUNT; m++)
-            if (n->routes[m])
-                *allow |= 1u << m;
-        return NULL;
-    }
+    if (i == nsegs)
+        return path_only(n, method, nvals, out_nvals, allow);
     k = find_kid(n, segs[i].dec, segs[i].len, NULL);
-    if (k && (hit = walk(k, segs, i + 1, nsegs, method, vals, nvals, out_nvals, allow)))
+    if (k && (hit = walk(k, segs, i + 1, nsegs, method, vals, nvals, out_nvals, allow, rest_from)))
         return hit;
     if (n->param && segs[i].len > 0 && nvals < CN__MAX_PARAMS) {
         vals[nvals] = &segs[i];
-        if ((hit = walk(n->param, segs, i + 1, nsegs, method, vals, nvals + 1, out_nvals, allow)))
+        if ((hit = walk(n->param, segs, i + 1, nsegs, method, vals, nvals + 1, out_nvals, allow,
+                        rest_from)))
             return hit;
+    }
+    if (n->rest && nvals < CN__MAX_PARAMS) {
+        vals[nvals] = NULL;
+        if ((hit = path_only(n->rest, method, nvals + 1, out_nvals, allow)))
+            *rest_from = i;
+        return hit;
     }
     return NULL;
 }
@@ -337,6 +488,7 @@ int cn__router_match(const cn__router *r, int method, const char *path, size_t l
     const char *p, *end = path + len;
     const rnode *hit;
     unsigned nvals = 0, allow = 0;
+    size_t rest_from = 0;
 
     m->route = NULL;
     m->nparams = 0;
@@ -364,7 +516,7 @@ int cn__router_match(const cn__router *r, int method, const char *path, size_t l
         p = slash + 1;
     }
 
-    hit = walk(&r->root, segs, 0, nsegs, method, vals, 0, &nvals, &allow);
+    hit = walk(&r->root, segs, 0, nsegs, method, vals, 0, &nvals, &allow, &rest_from);
     if (hit == NULL) {
         if (allow == 0)
             return 404;
@@ -377,9 +529,54 @@ int cn__router_match(const cn__router *r, int method, const char *path, size_t l
     m->nparams = nvals;
     for (i = 0; i < nvals; i++) {
         m->params[i].name = m->route->param_names[i];
+        if (vals[i] == NULL) {
+            /* {name:path}: the raw rest, decoded in one piece */
+            const char *from = segs[rest_from].raw;
+            char *dec = cn__arena_alloc(arena, (size_t)(end - from) + 1);
+            long dl;
+            if (dec == NULL)
+                return 500;
+            dl = cn__url_decode(dec, from, (size_t)(end - from), false);
+            if (dl < 0)
+                return 400;
+            m->params[i].value = dec;
+            m->params[i].len = (size_t)dl;
+            continue;
+        }
         m->params[i].value = vals[i]->dec;
         m->params[i].len = vals[i]->len;
     }
+    return 0;
+}
+
+static void collect(const rnode *n, const cn__route **out, size_t *k)
+{
+    for (int m = 0; m < CN__M_COUNT; m++)
+        if (n->routes[m])
+            out[(*k)++] = n->routes[m];
+    for (size_t i = 0; i < n->nkids; i++)
+        collect(n->kids[i], out, k);
+    if (n->param)
+        collect(n->param, out, k);
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    unsigned x = (*(const cn__route *const *)a)->seq, y = (*(const cn__route *const *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+int cn__router_routes(const cn__router *r, const cn__route ***out, size_t *n)
+{
+    const cn__route **all = malloc((r->nroutes ? r->nroutes : 1) * sizeof(*all));
+    size_t k = 0;
+
+    if (all == NULL)
+        return CN_ENOMEM;
+    collect(&r->root, all, &k);
+    qsort(all, k, sizeof(*all), by_seq);
+    *out = all;
+    *n = k;
     return 0;
 }
 

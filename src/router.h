@@ -23,7 +23,9 @@ enum {
 #define CN__MAX_PARAMS 16
 #define CN__MAX_SEGMENTS 128
 
-enum { CN__PARAM_STR, CN__PARAM_INT };
+/* {name} / {name:str}, {name:int}, and {name:path}: the rest of the path,
+ * slashes included (Starlette's path convertor; last segment only). */
+enum { CN__PARAM_STR, CN__PARAM_INT, CN__PARAM_PATH };
 
 /* A middleware as registered (canteen/middleware.h). */
 typedef struct cn__mw {
@@ -55,6 +57,9 @@ typedef struct cn__route {
     cn_route_opts opts;
     const cn__chain *chain; /* its router's, or NULL (a route of the app) */
     struct cn__decl *decl;  /* its declarations, prepared (validate.c), or NULL */
+    cn_field *query;        /* "?limit:int=10" in the spec: query parameters it
+                             * declares, ended by {0}, strings owned; or NULL */
+    unsigned seq;           /* registration order */
     unsigned nparams;
     char *param_names[CN__MAX_PARAMS];
     int param_types[CN__MAX_PARAMS];
@@ -95,6 +100,13 @@ const char *cn__method_name(int m);
  */
 int cn__router_match(const cn__router *r, int method, const char *path, size_t len,
                      cn__arena *arena, cn__match *m);
+
+/*
+ * Every route, in the order they were registered: *out gets a malloc'd
+ * array of *n pointers (the caller frees the array, not the routes).
+ * 0 or CN_ENOMEM.
+ */
+int cn__router_routes(const cn__router *r, const cn__route ***out, size_t *n);
 
 /* Write "GET, HEAD, POST" for an allow mask into buf; returns length. */
 size_t cn__allow_header(unsigned allow, char *buf, size_t size);

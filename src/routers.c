@@ -105,7 +105,8 @@ int cn_router_route(cn_router *r, const char *spec, cn_handler fn, void *data,
         return CN_ESTATE;
     if (!valid_spec(spec) || (spec[strcspn(spec, " ") + 1] == 0 && r->prefix[0] == 0))
         return CN_EBADPATTERN;
-    if (opts && opts->mode != CN_ROUTE_ASYNC && opts->mode != CN_ROUTE_SYNC)
+    if (opts && opts->mode != CN_ROUTE_DEFAULT && opts->mode != CN_ROUTE_ASYNC &&
+        opts->mode != CN_ROUTE_SYNC)
         return CN_EINVAL;
     for (unsigned i = 0; i < r->nroutes; i++)
         if (strcmp(r->routes[i].spec, spec) == 0)
@@ -124,6 +125,18 @@ int cn_router_route(cn_router *r, const char *spec, cn_handler fn, void *data,
     if (opts)
         e->opts = *opts;
     r->nroutes++;
+    return 0;
+}
+
+int cn_router_routes(cn_router *r, const cn_route *routes)
+{
+    if (routes == NULL)
+        return CN_EINVAL;
+    for (const cn_route *e = routes; e->spec; e++) {
+        int rc = cn_router_route(r, e->spec, e->fn, e->data, &e->opts);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -167,7 +180,8 @@ int cn_router_depends(cn_router *r, const cn_dep *dep)
 int cn_router_defaults(cn_router *r, const cn_route_opts *opts)
 {
     if (r == NULL || opts == NULL || opts->deps != NULL ||
-        (opts->mode != CN_ROUTE_ASYNC && opts->mode != CN_ROUTE_SYNC))
+        (opts->mode != CN_ROUTE_DEFAULT && opts->mode != CN_ROUTE_ASYNC &&
+         opts->mode != CN_ROUTE_SYNC))
         return CN_EINVAL;
     if (r->included)
         return CN_ESTATE;
@@ -221,7 +235,7 @@ static int build_chain(cn_router *r, const cn__chain *above)
 /* Fields a route (or router) leaves zero take the defaults above it. */
 static void merge_defaults(cn_route_opts *o, const cn_route_opts *dflt)
 {
-    if (o->mode == CN_ROUTE_ASYNC)
+    if (o->mode == CN_ROUTE_DEFAULT)
         o->mode = dflt->mode;
     if (o->stack_size == 0)
         o->stack_size = dflt->stack_size;

@@ -6,6 +6,7 @@
  * request they answer.
  */
 #include "dispatch.h"
+#include "filter.h"
 #include "req.h"
 #include "scheduler.h"
 
@@ -43,6 +44,12 @@ int cn_res_stream_begin(cn_res *res, int status, const char *content_type)
     cn_req *req;
     int rc = stream_check(res, &t, &req);
 
+    /* a filter decides now, while the head can still change */
+    if (rc == 0 && res->filter && !res->body_set) {
+        rc = res->filter->begin(req, status, content_type, res->filter_ctx);
+        res->filter_on = rc > 0;
+        rc = rc > 0 ? 0 : rc;
+    }
     if (rc == 0)
         rc = cn__res_stream_start(res, status, content_type);
     return rc < 0 ? rc : req->io->stream_begin(req);
@@ -61,6 +68,8 @@ int cn_res_stream_write(cn_res *res, const void *data, size_t len)
     /* a chunk of size 0 would end the body */
     if (len == 0)
         return 0;
+    if (res->filter_on)
+        return res->filter->write(req, data, len, res->filter_ctx);
     return req->io->stream_write(req, t, data, len);
 }
 
@@ -70,9 +79,46 @@ int cn_res_stream_end(cn_res *res)
     cn_req *req;
     int rc = stream_check_open(res, &t, &req);
 
+    if (rc == 0 && res->filter_on)
+        rc = res->filter->end(req, res->filter_ctx);
     if (rc == 0)
         rc = req->io->stream_end(req);
     if (rc == 0)
         cn__res_stream_mark_ended(res);
     return rc;
+}
+
+/* ---- body filters and sized streams (filter.h) ---- */
+
+int cn__res_set_filter(cn_res *res, const cn__filter *f, void *ctx)
+{
+    if (res->head_sent)
+        return CN_ERESPONDED;
+    if (res->filter)
+        return CN_EBUSY;
+    res->filter = f;
+    res->filter_ctx = ctx;
+    return 0;
+}
+
+int cn__stream_emit(cn_req *req, const void *p, size_t n)
+{
+    cn__task *t;
+    cn_req *r;
+    int rc = stream_check_open(&req->res, &t, &r);
+
+    if (rc < 0 || n == 0)
+        return rc;
+    return req->io->stream_write(req, t, p, n);
+}
+
+void cn__res_stream_size(cn_res *res, size_t size)
+{
+    res->sized = true;
+    res->size = size;
+}
+
+void cn__res_stream_unsize(cn_res *res)
+{
+    res->sized = false;
 }

@@ -21,6 +21,8 @@
 #include <llhttp.h>
 #include <uv.h>
 
+#include <canteen/uv.h>
+
 #include "app.h"
 #include "buf.h"
 #include "common.h"
@@ -88,7 +90,7 @@ static int connect_app(cn_test_client *tc)
         return rc;
     }
     tc->poll = malloc(sizeof(*tc->poll));
-    if (tc->poll == NULL || uv_poll_init(cn__app_uv_loop(tc->app), tc->poll, sv[0]) < 0) {
+    if (tc->poll == NULL || uv_poll_init(cn_app_loop(tc->app), tc->poll, sv[0]) < 0) {
         free(tc->poll);
         tc->poll = NULL;
         close(sv[0]);
@@ -122,7 +124,7 @@ int cn_test_client_new(cn_app *app, cn_test_client **out)
         free(tc);
         return rc;
     }
-    uv_timer_init(cn__app_uv_loop(app), tc->timer);
+    uv_timer_init(cn_app_loop(app), tc->timer);
     tc->timer->data = tc;
     *out = tc;
     return 0;

@@ -183,18 +183,34 @@ static size_t char_count(const char *s, size_t n)
 
 /* ---- errors, as pydantic words them ---- */
 
+/* Where a value is: a chain on the C stack, made into `loc` only for an error. */
+typedef struct where {
+    const struct where *up;
+    const char *key; /* NULL: an array index */
+    size_t index;
+} where;
+
+/* What an error quotes as its input: a parameter's text or a body's node. */
+typedef struct input {
+    const char *text;
+    const cJSON *json;
+} input;
+
+#define TEXT(t) ((input){.text = (t)})
+#define NODE(j) ((input){.json = (j)})
+
 typedef struct errors {
     cn_req *req;
-    cJSON *list;
+    cJSON *list; /* made with the first error */
     bool oom;
 } errors;
 
-/* A number as Python prints an int or a float. */
 static cJSON *number(double v)
 {
     return cJSON_CreateNumber(v);
 }
 
+/* A number as Python prints an int, or a float. */
 static void fmt_num(char *buf, size_t size, double v)
 {
     if (v == floor(v) && fabs(v) < 1e15)
@@ -203,39 +219,40 @@ static void fmt_num(char *buf, size_t size, double v)
         snprintf(buf, size, "%.17g", v);
 }
 
-/*
- * Add an error: type, loc (a cJSON array, taken), msg, input (taken; NULL:
- * null), ctx (taken; NULL: none).
- */
-static void add_error(errors *e, const char *type, cJSON *loc, const char *msg, cJSON *input,
+static void add_loc(cJSON *loc, const where *w)
+{
+    if (w == NULL)
+        return;
+    add_loc(loc, w->up);
+    cJSON_AddItemToArray(loc, w->key ? cJSON_CreateString(w->key) : number((double)w->index));
+}
+
+/* Add an error: type, where, msg, the input it quotes, ctx (taken; NULL: none). */
+static void add_error(errors *e, const char *type, const where *w, const char *msg, input in,
                       cJSON *ctx)
 {
-    cJSON *o = cJSON_CreateObject();
+    cJSON *o = cJSON_CreateObject(), *loc = cJSON_CreateArray();
 
-    if (o == NULL || loc == NULL) {
+    if (e->list == NULL)
+        e->list = cJSON_CreateArray();
+    if (o == NULL || loc == NULL || e->list == NULL) {
         e->oom = true;
         cJSON_Delete(o);
         cJSON_Delete(loc);
-        cJSON_Delete(input);
         cJSON_Delete(ctx);
         return;
     }
+    add_loc(loc, w);
     cJSON_AddStringToObject(o, "type", type);
     cJSON_AddItemToObject(o, "loc", loc);
     cJSON_AddStringToObject(o, "msg", msg);
-    cJSON_AddItemToObject(o, "input", input ? input : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "input",
+                          in.text   ? cJSON_CreateString(in.text)
+                          : in.json ? cJSON_Duplicate(in.json, 1)
+                                    : cJSON_CreateNull());
     if (ctx)
         cJSON_AddItemToObject(o, "ctx", ctx);
     cJSON_AddItemToArray(e->list, o);
-}
-
-static cJSON *loc_dup_add(const cJSON *loc, cJSON *last)
-{
-    cJSON *l = cJSON_Duplicate(loc, 1);
-
-    if (l)
-        cJSON_AddItemToArray(l, last);
-    return l;
 }
 
 static cJSON *ctx1(const char *k, cJSON *v)
@@ -265,8 +282,8 @@ static char *expected_repr(cn_req *req, const char *const *values)
     return out;
 }
 
-/* Checks of a number against its bounds, in pydantic's order: le, lt, ge, gt. */
-static bool bounds_ok(errors *e, const cn_field *f, double v, cJSON *input, const cJSON *loc)
+/* A number against its bounds, in pydantic's order: le, lt, ge, gt. */
+static bool bounds_ok(errors *e, const cn_field *f, double v, input in, const where *w)
 {
     static const struct {
         const char *type, *key, *words;
@@ -303,11 +320,9 @@ static bool bounds_ok(errors *e, const cn_field *f, double v, cJSON *input, cons
             continue;
         fmt_num(num, sizeof num, *b);
         snprintf(msg, sizeof msg, "Input should be %s %s", checks[i].words, num);
-        add_error(e, checks[i].type, cJSON_Duplicate(loc, 1), msg, input,
-                  ctx1(checks[i].key, number(*b)));
+        add_error(e, checks[i].type, w, msg, in, ctx1(checks[i].key, number(*b)));
         return false;
     }
-    cJSON_Delete(input);
     return true;
 }
 
@@ -325,59 +340,60 @@ static const regex_t *pattern_of(const decl *d, const cn_field *f)
 }
 
 /* A string's constraints, in pydantic's order: min_length, max_length, pattern. */
-static bool string_ok(errors *e, const decl *d, const cn_field *f, const char *s, cJSON *input,
-                      const cJSON *loc)
+static bool string_ok(errors *e, const decl *d, const cn_field *f, const char *s, input in,
+                      const where *w)
 {
-    size_t n = char_count(s, strlen(s));
+    size_t n = f->min_length || f->max_length ? char_count(s, strlen(s)) : 0;
     const regex_t *re;
     char msg[160];
 
     if (f->min_length && n < f->min_length) {
         snprintf(msg, sizeof msg, "String should have at least %zu character%s", f->min_length,
                  f->min_length == 1 ? "" : "s");
-        add_error(e, "string_too_short", cJSON_Duplicate(loc, 1), msg, input,
+        add_error(e, "string_too_short", w, msg, in,
                   ctx1("min_length", number((double)f->min_length)));
         return false;
     }
     if (f->max_length && n > f->max_length) {
         snprintf(msg, sizeof msg, "String should have at most %zu character%s", f->max_length,
                  f->max_length == 1 ? "" : "s");
-        add_error(e, "string_too_long", cJSON_Duplicate(loc, 1), msg, input,
+        add_error(e, "string_too_long", w, msg, in,
                   ctx1("max_length", number((double)f->max_length)));
         return false;
     }
     if (f->pattern && (re = pattern_of(d, f)) != NULL && regexec(re, s, 0, NULL, 0) != 0) {
         char *m = cn_req_sprintf(e->req, "String should match pattern '%s'", f->pattern);
-        add_error(e, "string_pattern_mismatch", cJSON_Duplicate(loc, 1),
-                  m ? m : "String should match pattern", input,
+        add_error(e, "string_pattern_mismatch", w, m ? m : "String should match pattern", in,
                   ctx1("pattern", cJSON_CreateString(f->pattern)));
         return false;
     }
-    cJSON_Delete(input);
     return true;
 }
 
-static bool enum_ok(errors *e, const cn_field *f, const char *s, cJSON *input, const cJSON *loc)
+static bool enum_ok(errors *e, const cn_field *f, const char *s, input in, const where *w)
 {
     char *exp, *msg;
 
     for (size_t i = 0; f->values && f->values[i]; i++)
-        if (s && strcmp(f->values[i], s) == 0) {
-            cJSON_Delete(input);
+        if (s && strcmp(f->values[i], s) == 0)
             return true;
-        }
     exp = expected_repr(e->req, f->values);
     msg = exp ? cn_req_sprintf(e->req, "Input should be %s", exp) : NULL;
-    add_error(e, "enum", cJSON_Duplicate(loc, 1), msg ? msg : "Input should be one of the values",
-              input, ctx1("expected", cJSON_CreateString(exp ? exp : "")));
+    add_error(e, "enum", w, msg ? msg : "Input should be one of the values", in,
+              ctx1("expected", cJSON_CreateString(exp ? exp : "")));
     return false;
 }
 
+static const char *const int_parsing_msg =
+    "Input should be a valid integer, unable to parse string as an integer";
+static const char *const int_size_msg =
+    "Unable to parse input string as an integer, exceeded maximum size";
+
 /* ---- parameters: strings in, typed values out ---- */
 
-/* Check one parameter's text; fill *v. The input in errors is the text. */
+/* Check one parameter's text; fill *v. The input errors quote is the text. */
 static bool check_param_text(errors *e, const decl *d, const cn_field *f, const char *text,
-                             const cJSON *loc, value *v)
+                             const where *w, value *v)
 {
     const char *type;
 
@@ -386,40 +402,37 @@ static bool check_param_text(errors *e, const decl *d, const cn_field *f, const 
     switch (f->type) {
     case CN_INT:
         if (parse_int(text, &v->i, &type) < 0) {
-            add_error(e, type, cJSON_Duplicate(loc, 1),
-                      strcmp(type, "int_parsing") == 0
-                          ? "Input should be a valid integer, unable to parse string as an integer"
-                          : "Unable to parse input string as an integer, exceeded maximum size",
-                      cJSON_CreateString(text), NULL);
+            add_error(e, type, w, strcmp(type, "int_parsing") == 0 ? int_parsing_msg : int_size_msg,
+                      TEXT(text), NULL);
             return false;
         }
         v->d = (double)v->i;
-        return bounds_ok(e, f, v->d, cJSON_CreateString(text), loc);
+        return bounds_ok(e, f, v->d, TEXT(text), w);
     case CN_FLOAT:
         if (parse_float(text, &v->d) < 0) {
-            add_error(e, "float_parsing", cJSON_Duplicate(loc, 1),
+            add_error(e, "float_parsing", w,
                       "Input should be a valid number, unable to parse string as a number",
-                      cJSON_CreateString(text), NULL);
+                      TEXT(text), NULL);
             return false;
         }
-        return bounds_ok(e, f, v->d, cJSON_CreateString(text), loc);
+        return bounds_ok(e, f, v->d, TEXT(text), w);
     case CN_BOOL:
         if (parse_bool(text, &v->b) < 0) {
-            add_error(e, "bool_parsing", cJSON_Duplicate(loc, 1),
-                      "Input should be a valid boolean, unable to interpret input",
-                      cJSON_CreateString(text), NULL);
+            add_error(e, "bool_parsing", w,
+                      "Input should be a valid boolean, unable to interpret input", TEXT(text),
+                      NULL);
             return false;
         }
         v->i = v->b;
         return true;
     case CN_ENUM:
-        return enum_ok(e, f, text, cJSON_CreateString(text), loc);
+        return enum_ok(e, f, text, TEXT(text), w);
     default:
-        return string_ok(e, d, f, text, cJSON_CreateString(text), loc);
+        return string_ok(e, d, f, text, TEXT(text), w);
     }
 }
 
-static const char *where(cn_in in)
+static const char *where_name(cn_in in)
 {
     switch (in) {
     case CN_PATH:
@@ -433,38 +446,6 @@ static const char *where(cn_in in)
     }
 }
 
-/* The value of a cookie in the request's Cookie headers (RFC 6265 5.4), in the arena. */
-static const char *cookie_value(cn_req *req, const char *name)
-{
-    size_t nlen = strlen(name);
-
-    for (unsigned i = 0; i < req->nheaders; i++) {
-        const cn__hdr *h = &req->headers[i];
-        const char *p = h->value, *end = h->value + h->vlen;
-        if (!cn__ieq(h->name, h->nlen, "cookie"))
-            continue;
-        while (p < end) {
-            const char *semi = memchr(p, ';', (size_t)(end - p)), *eq;
-            const char *stop = semi ? semi : end;
-            while (p < stop && (*p == ' ' || *p == '\t'))
-                p++;
-            eq = memchr(p, '=', (size_t)(stop - p));
-            if (eq && (size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0) {
-                const char *vs = eq + 1, *ve = stop;
-                while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t'))
-                    ve--;
-                if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"') {
-                    vs++;
-                    ve--;
-                }
-                return cn_req_strndup(req, vs, (size_t)(ve - vs));
-            }
-            p = semi ? semi + 1 : end;
-        }
-    }
-    return NULL;
-}
-
 static const char *param_text(cn_req *req, const cn_field *f)
 {
     switch (f->in) {
@@ -473,7 +454,7 @@ static const char *param_text(cn_req *req, const cn_field *f)
     case CN_HEADER:
         return cn_req_header(req, f->name);
     case CN_COOKIE:
-        return cookie_value(req, f->name);
+        return cn_req_cookie(req, f->name); /* cookies.c */
     default:
         return cn_req_query(req, f->name);
     }
@@ -484,27 +465,22 @@ static void check_params(errors *e, const decl *d, value *vals)
     for (unsigned i = 0; i < d->nparams; i++) {
         const cn_field *f = d->params[i];
         const char *text = param_text(e->req, f);
-        cJSON *loc = cJSON_CreateArray();
-        cJSON_AddItemToArray(loc, cJSON_CreateString(where(f->in)));
-        cJSON_AddItemToArray(loc, cJSON_CreateString(f->name));
+        where root = {.key = where_name(f->in)}, w = {.up = &root, .key = f->name};
         if (text == NULL && (f->required || f->in == CN_PATH)) {
-            add_error(e, "missing", loc, "Field required", NULL, NULL);
+            add_error(e, "missing", &w, "Field required", (input){0}, NULL);
             continue;
         }
-        if (text == NULL && f->dflt == NULL) {
-            cJSON_Delete(loc);
+        if (text == NULL && f->dflt == NULL)
             continue; /* optional, no default: absent */
-        }
         /* a default is checked like a value (it was at registration) */
-        check_param_text(e, d, f, text ? text : f->dflt, loc, &vals[i]);
-        cJSON_Delete(loc);
+        check_param_text(e, d, f, text ? text : f->dflt, &w, &vals[i]);
     }
 }
 
 /* ---- the body: JSON in, a validated tree out ---- */
 
 static cJSON *check_value(errors *e, const decl *d, const cn_field *f, const cJSON *in,
-                          const cJSON *loc);
+                          const where *w);
 
 /* A default as a JSON value of f's type (NULL when it has none). */
 static cJSON *default_value(const cn_field *f)
@@ -532,34 +508,34 @@ static cJSON *default_value(const cn_field *f)
 }
 
 static cJSON *check_object(errors *e, const decl *d, const cn_field *f, const cJSON *in,
-                           const cJSON *loc)
+                           const where *w)
 {
     cJSON *out;
     const cJSON *it;
     bool bad = false;
 
     if (!cJSON_IsObject(in)) {
-        add_error(e, "model_attributes_type", cJSON_Duplicate(loc, 1),
-                  "Input should be a valid dictionary or object to extract fields from",
-                  cJSON_Duplicate(in, 1), NULL);
+        add_error(e, "model_attributes_type", w,
+                  "Input should be a valid dictionary or object to extract fields from", NODE(in),
+                  NULL);
         return NULL;
     }
     out = cJSON_CreateObject();
     for (const cn_field *k = f->fields; k && k->name; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, k->name);
-        cJSON *kloc = loc_dup_add(loc, cJSON_CreateString(k->name)), *nv;
+        where kw = {.up = w, .key = k->name};
+        cJSON *nv;
         if (v == NULL) {
             if (k->required) {
-                add_error(e, "missing", kloc, "Field required", cJSON_Duplicate(in, 1), NULL);
+                add_error(e, "missing", &kw, "Field required", NODE(in), NULL);
                 bad = true;
                 continue;
             }
             nv = k->dflt ? default_value(k) : cJSON_CreateNull();
         } else {
-            nv = check_value(e, d, k, v, kloc);
+            nv = check_value(e, d, k, v, &kw);
             bad |= nv == NULL;
         }
-        cJSON_Delete(kloc);
         if (nv)
             cJSON_AddItemToObject(out, k->name, nv);
     }
@@ -571,8 +547,8 @@ static cJSON *check_object(errors *e, const decl *d, const cn_field *f, const cJ
         if (declared || f->extra == CN_EXTRA_IGNORE)
             continue;
         if (f->extra == CN_EXTRA_FORBID) {
-            add_error(e, "extra_forbidden", loc_dup_add(loc, cJSON_CreateString(it->string)),
-                      "Extra inputs are not permitted", cJSON_Duplicate(it, 1), NULL);
+            where xw = {.up = w, .key = it->string};
+            add_error(e, "extra_forbidden", &xw, "Extra inputs are not permitted", NODE(it), NULL);
             bad = true;
         } else {
             cJSON_AddItemToObject(out, it->string, cJSON_Duplicate(it, 1));
@@ -586,7 +562,7 @@ static cJSON *check_object(errors *e, const decl *d, const cn_field *f, const cJ
 }
 
 static cJSON *check_array(errors *e, const decl *d, const cn_field *f, const cJSON *in,
-                          const cJSON *loc)
+                          const where *w)
 {
     cJSON *out;
     const cJSON *it;
@@ -595,19 +571,14 @@ static cJSON *check_array(errors *e, const decl *d, const cn_field *f, const cJS
     char msg[128];
 
     if (!cJSON_IsArray(in)) {
-        add_error(e, "list_type", cJSON_Duplicate(loc, 1), "Input should be a valid list",
-                  cJSON_Duplicate(in, 1), NULL);
+        add_error(e, "list_type", w, "Input should be a valid list", NODE(in), NULL);
         return NULL;
     }
     out = cJSON_CreateArray();
     cJSON_ArrayForEach(it, in)
     {
-        cJSON *iloc = loc_dup_add(loc, number((double)n)), *nv = NULL;
-        if (f->items)
-            nv = check_value(e, d, f->items, it, iloc);
-        else
-            nv = cJSON_Duplicate(it, 1);
-        cJSON_Delete(iloc);
+        where iw = {.up = w, .index = n};
+        cJSON *nv = f->items ? check_value(e, d, f->items, it, &iw) : cJSON_Duplicate(it, 1);
         bad |= nv == NULL;
         if (nv)
             cJSON_AddItemToArray(out, nv);
@@ -626,8 +597,7 @@ static cJSON *check_array(errors *e, const decl *d, const cn_field *f, const cJS
         cJSON_AddStringToObject(ctx, "field_type", "List");
         cJSON_AddNumberToObject(ctx, shrt ? "min_length" : "max_length", (double)lim);
         cJSON_AddNumberToObject(ctx, "actual_length", (double)n);
-        add_error(e, shrt ? "too_short" : "too_long", cJSON_Duplicate(loc, 1), msg,
-                  cJSON_Duplicate(in, 1), ctx);
+        add_error(e, shrt ? "too_short" : "too_long", w, msg, NODE(in), ctx);
         cJSON_Delete(out);
         return NULL;
     }
@@ -635,7 +605,7 @@ static cJSON *check_array(errors *e, const decl *d, const cn_field *f, const cJS
 }
 
 /* pydantic's lax int from a Python value (what json.loads made). */
-static cJSON *check_int(errors *e, const cn_field *f, const cJSON *in, const cJSON *loc)
+static cJSON *check_int(errors *e, const cn_field *f, const cJSON *in, const where *w)
 {
     double v;
     int64_t i;
@@ -645,36 +615,31 @@ static cJSON *check_int(errors *e, const cn_field *f, const cJSON *in, const cJS
         v = cJSON_IsTrue(in);
     } else if (cJSON_IsString(in)) {
         if (parse_int(in->valuestring, &i, &type) < 0) {
-            add_error(e, type, cJSON_Duplicate(loc, 1),
-                      strcmp(type, "int_parsing") == 0
-                          ? "Input should be a valid integer, unable to parse string as an integer"
-                          : "Unable to parse input string as an integer, exceeded maximum size",
-                      cJSON_Duplicate(in, 1), NULL);
+            add_error(e, type, w, strcmp(type, "int_parsing") == 0 ? int_parsing_msg : int_size_msg,
+                      NODE(in), NULL);
             return NULL;
         }
         v = (double)i;
     } else if (cJSON_IsNumber(in)) {
         v = in->valuedouble;
         if (!isfinite(v)) {
-            add_error(e, "finite_number", cJSON_Duplicate(loc, 1),
-                      "Input should be a finite number", cJSON_Duplicate(in, 1), NULL);
+            add_error(e, "finite_number", w, "Input should be a finite number", NODE(in), NULL);
             return NULL;
         }
         if (v != floor(v)) {
-            add_error(e, "int_from_float", cJSON_Duplicate(loc, 1),
+            add_error(e, "int_from_float", w,
                       "Input should be a valid integer, got a number with a fractional part",
-                      cJSON_Duplicate(in, 1), NULL);
+                      NODE(in), NULL);
             return NULL;
         }
     } else {
-        add_error(e, "int_type", cJSON_Duplicate(loc, 1), "Input should be a valid integer",
-                  cJSON_Duplicate(in, 1), NULL);
+        add_error(e, "int_type", w, "Input should be a valid integer", NODE(in), NULL);
         return NULL;
     }
-    return bounds_ok(e, f, v, cJSON_Duplicate(in, 1), loc) ? number(v) : NULL;
+    return bounds_ok(e, f, v, NODE(in), w) ? number(v) : NULL;
 }
 
-static cJSON *check_float(errors *e, const cn_field *f, const cJSON *in, const cJSON *loc)
+static cJSON *check_float(errors *e, const cn_field *f, const cJSON *in, const where *w)
 {
     double v;
 
@@ -684,20 +649,19 @@ static cJSON *check_float(errors *e, const cn_field *f, const cJSON *in, const c
         v = cJSON_IsTrue(in);
     } else if (cJSON_IsString(in)) {
         if (parse_float(in->valuestring, &v) < 0) {
-            add_error(e, "float_parsing", cJSON_Duplicate(loc, 1),
+            add_error(e, "float_parsing", w,
                       "Input should be a valid number, unable to parse string as a number",
-                      cJSON_Duplicate(in, 1), NULL);
+                      NODE(in), NULL);
             return NULL;
         }
     } else {
-        add_error(e, "float_type", cJSON_Duplicate(loc, 1), "Input should be a valid number",
-                  cJSON_Duplicate(in, 1), NULL);
+        add_error(e, "float_type", w, "Input should be a valid number", NODE(in), NULL);
         return NULL;
     }
-    return bounds_ok(e, f, v, cJSON_Duplicate(in, 1), loc) ? number(v) : NULL;
+    return bounds_ok(e, f, v, NODE(in), w) ? number(v) : NULL;
 }
 
-static cJSON *check_bool(errors *e, const cJSON *in, const cJSON *loc)
+static cJSON *check_bool(errors *e, const cJSON *in, const where *w)
 {
     bool b;
 
@@ -708,45 +672,39 @@ static cJSON *check_bool(errors *e, const cJSON *in, const cJSON *loc)
     if (cJSON_IsNumber(in) && (in->valuedouble == 0 || in->valuedouble == 1))
         return cJSON_CreateBool(in->valuedouble == 1);
     if (cJSON_IsString(in) || (cJSON_IsNumber(in) && in->valuedouble == floor(in->valuedouble)))
-        add_error(e, "bool_parsing", cJSON_Duplicate(loc, 1),
-                  "Input should be a valid boolean, unable to interpret input",
-                  cJSON_Duplicate(in, 1), NULL);
+        add_error(e, "bool_parsing", w,
+                  "Input should be a valid boolean, unable to interpret input", NODE(in), NULL);
     else
-        add_error(e, "bool_type", cJSON_Duplicate(loc, 1), "Input should be a valid boolean",
-                  cJSON_Duplicate(in, 1), NULL);
+        add_error(e, "bool_type", w, "Input should be a valid boolean", NODE(in), NULL);
     return NULL;
 }
 
 static cJSON *check_value(errors *e, const decl *d, const cn_field *f, const cJSON *in,
-                          const cJSON *loc)
+                          const where *w)
 {
     if (cJSON_IsNull(in) && f->nullable)
         return cJSON_CreateNull();
     switch (f->type) {
     case CN_OBJECT:
-        return check_object(e, d, f, in, loc);
+        return check_object(e, d, f, in, w);
     case CN_ARRAY:
-        return check_array(e, d, f, in, loc);
+        return check_array(e, d, f, in, w);
     case CN_INT:
-        return check_int(e, f, in, loc);
+        return check_int(e, f, in, w);
     case CN_FLOAT:
-        return check_float(e, f, in, loc);
+        return check_float(e, f, in, w);
     case CN_BOOL:
-        return check_bool(e, in, loc);
+        return check_bool(e, in, w);
     case CN_ENUM:
-        return enum_ok(e, f, cJSON_IsString(in) ? in->valuestring : NULL, cJSON_Duplicate(in, 1),
-                       loc)
+        return enum_ok(e, f, cJSON_IsString(in) ? in->valuestring : NULL, NODE(in), w)
                    ? cJSON_Duplicate(in, 1)
                    : NULL;
     default:
         if (!cJSON_IsString(in)) {
-            add_error(e, "string_type", cJSON_Duplicate(loc, 1), "Input should be a valid string",
-                      cJSON_Duplicate(in, 1), NULL);
+            add_error(e, "string_type", w, "Input should be a valid string", NODE(in), NULL);
             return NULL;
         }
-        return string_ok(e, d, f, in->valuestring, cJSON_Duplicate(in, 1), loc)
-                   ? cJSON_Duplicate(in, 1)
-                   : NULL;
+        return string_ok(e, d, f, in->valuestring, NODE(in), w) ? cJSON_Duplicate(in, 1) : NULL;
     }
 }
 
@@ -770,59 +728,57 @@ static bool json_content_type(const cn_req *req)
            (n - 12 > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
 }
 
-/* The body: 0 (checked, req->json replaced by the validated tree), 400, or errors. */
+/* Use out as the body the handler sees (cn_req_json). */
+static void set_body(cn_req *req, cJSON *out)
+{
+    if (out) {
+        cJSON_Delete(req->json);
+        req->json = out;
+    }
+}
+
+/* The body: 0 (checked), 400 (not UTF-8), or errors added. */
 static int check_body(errors *e, const decl *d)
 {
     cn_req *req = e->req;
     const cn_field *f = d->body;
-    cJSON *loc = cJSON_CreateArray(), *parsed, *out;
+    where root = {.key = "body"};
+    cJSON *parsed;
     size_t pos;
     const char *msg;
-    int rc = 0;
+    int rc;
 
-    cJSON_AddItemToArray(loc, cJSON_CreateString("body"));
     if (req->body_len == 0) {
         if (f->required)
-            add_error(e, "missing", cJSON_Duplicate(loc, 1), "Field required", NULL, NULL);
-        goto done;
+            add_error(e, "missing", &root, "Field required", (input){0}, NULL);
+        return 0;
     }
     if (!json_content_type(req)) {
         /* not JSON: the bytes themselves are what the model gets */
         cJSON *raw = cJSON_CreateStringReference(req->body);
-        out = raw ? check_value(e, d, f, raw, loc) : NULL;
-        if (out) {
-            cJSON_Delete(req->json);
-            req->json = out;
-        }
+        if (raw)
+            set_body(req, check_value(e, d, f, raw, &root));
         cJSON_Delete(raw);
-        goto done;
+        return 0;
     }
-    if (!cn__utf8_valid(req->body, req->body_len)) {
-        rc = 400; /* Python cannot even decode it (FastAPI: 400) */
-        goto done;
-    }
+    if (!cn__utf8_valid(req->body, req->body_len))
+        return 400; /* Python cannot even decode it (FastAPI: 400) */
     if (cn__json_check(req->body, req->body_len, &pos, &msg)) {
-        add_error(e, "json_invalid", loc_dup_add(loc, number((double)pos)), "JSON decode error",
-                  cJSON_CreateObject(), ctx1("error", cJSON_CreateString(msg)));
-        goto done;
+        where at = {.up = &root, .index = pos};
+        add_error(e, "json_invalid", &at, "JSON decode error", NODE(&(cJSON){.type = cJSON_Object}),
+                  ctx1("error", cJSON_CreateString(msg)));
+        return 0;
     }
     rc = cn_req_json(req, &parsed);
     if (rc < 0) {
         /* valid to Python, not to Canteen (NaN, too deep, a \u0000...) */
-        add_error(e, "json_invalid", loc_dup_add(loc, number(0)), "JSON decode error",
-                  cJSON_CreateObject(), ctx1("error", cJSON_CreateString(cn_strerror(rc))));
-        rc = 0;
-        goto done;
+        where at = {.up = &root, .index = 0};
+        add_error(e, "json_invalid", &at, "JSON decode error", NODE(&(cJSON){.type = cJSON_Object}),
+                  ctx1("error", cJSON_CreateString(cn_strerror(rc))));
+        return 0;
     }
-    out = check_value(e, d, f, parsed, loc);
-    if (out) {
-        /* the handler gets the validated body */
-        cJSON_Delete(req->json);
-        req->json = out;
-    }
-done:
-    cJSON_Delete(loc);
-    return rc;
+    set_body(req, check_value(e, d, f, parsed, &root));
+    return 0;
 }
 
 int cn__validate(cn_req *req)
@@ -830,37 +786,29 @@ int cn__validate(cn_req *req)
     const decl *d = decl_of(req);
     errors e = {.req = req};
     cJSON *body;
-    value *vals = NULL;
-    int rc = 0;
+    value *vals;
+    int rc;
 
     if (d == NULL)
         return 0;
-    e.list = cJSON_CreateArray();
     if (d->nparams) {
         vals = cn_req_alloc(req, d->nparams * sizeof(*vals));
-        if (vals == NULL || e.list == NULL) {
-            cJSON_Delete(e.list);
+        if (vals == NULL)
             return CN_ENOMEM;
-        }
         memset(vals, 0, d->nparams * sizeof(*vals));
         req->valid = vals;
         check_params(&e, d, vals);
     }
-    if (d->body)
-        rc = check_body(&e, d);
-    if (rc == 400) {
+    if (d->body && check_body(&e, d) == 400) {
         cJSON_Delete(e.list);
-        rc = cn_res_raise(&req->res, 400, "There was an error parsing the body");
-        return rc;
+        return cn_res_raise(&req->res, 400, "There was an error parsing the body");
     }
     if (e.oom) {
         cJSON_Delete(e.list);
         return CN_ENOMEM;
     }
-    if (cJSON_GetArraySize(e.list) == 0) {
-        cJSON_Delete(e.list);
+    if (e.list == NULL)
         return 0;
-    }
     body = cJSON_CreateObject();
     if (body == NULL) {
         cJSON_Delete(e.list);
@@ -912,6 +860,14 @@ int cn_req_bool(const cn_req *req, const char *name)
 int cn_req_has(const cn_req *req, const char *name)
 {
     return req && find_value(req, name) != NULL;
+}
+
+unsigned cn__decl_params(const struct cn__route *rt, const cn_field *const **out)
+{
+    const decl *d = rt->decl;
+
+    *out = d ? d->params : NULL;
+    return d ? d->nparams : 0;
 }
 
 /* ---- preparing a route's declarations ---- */
@@ -970,15 +926,14 @@ int cn__decl_prepare(struct cn__route *rt)
 {
     const cn_field *declared = rt->opts.params;
     unsigned ndecl = 0, n = 0;
-    bool typed_path = false;
     decl *d;
     int rc = 0;
 
     for (const cn_field *f = declared; f && f->name; f++)
         ndecl++;
-    for (unsigned i = 0; i < rt->nparams; i++)
-        typed_path |= rt->param_types[i] == CN__PARAM_INT;
-    if (ndecl == 0 && rt->opts.body == NULL && !typed_path)
+    for (const cn_field *f = rt->query; f && f->name; f++)
+        ndecl++;
+    if (ndecl == 0 && rt->opts.body == NULL && rt->nparams == 0)
         return 0;
     d = calloc(1, sizeof(*d));
     if (d == NULL)
@@ -1019,6 +974,14 @@ int cn__decl_prepare(struct cn__route *rt)
     for (cn_in in = CN_QUERY; in <= CN_COOKIE; in++) {
         if (in == CN_PATH)
             continue;
+        /* the spec's "?name:type=default" shorthand first, unless declared */
+        for (const cn_field *k = rt->query; in == CN_QUERY && k && k->name; k++) {
+            bool declared_too = false;
+            for (const cn_field *x = declared; x && x->name; x++)
+                declared_too |= x->in == CN_QUERY && strcmp(x->name, k->name) == 0;
+            if (!declared_too)
+                d->params[n++] = k;
+        }
         for (const cn_field *k = declared; k && k->name; k++)
             if (k->in == in)
                 d->params[n++] = k;

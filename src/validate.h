@@ -21,6 +21,10 @@ struct cn__route;
 int cn__decl_prepare(struct cn__route *rt);
 void cn__decl_free(struct cn__route *rt);
 
+/* The route's parameters as checked, in FastAPI's order (path, query,
+ * header, cookie): *out gets the array (the route's; NULL when none). */
+unsigned cn__decl_params(const struct cn__route *rt, const cn_field *const **out);
+
 /*
  * Check req against its route's declarations and keep the converted
  * values. 0 (valid: the getters and cn_req_json give them), CN_EHTTP (the

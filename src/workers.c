@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "canteen/uv.h"
 #include "common.h"
 #include "workers.h"
 
@@ -341,7 +342,7 @@ _Noreturn void cn__worker_main(cn_app *app, cn__wtable *t, int slot, int notify_
         cn__log(CN__LOG_ERROR, "worker %d: cannot set up its loop: %s", w.id, cn_strerror(rc));
         _exit(3);
     }
-    loop = cn__app_uv_loop(app);
+    loop = cn_app_loop(app);
     ignore_signals();
     /* none of these keeps the loop running: the app's own handles do */
     uv_signal_init(loop, &w.sig_term);

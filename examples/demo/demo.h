@@ -27,6 +27,10 @@ int demo_register_fetch(cn_app *app, const char *upstream_url);
  */
 int demo_use_database(cn_app *app, const char *url);
 
+/* GET /admin/stats behind an admin-token dependency, audited after each
+ * answer by a background task (admin.c). */
+int demo_register_admin(cn_app *app);
+
 /* Milliseconds on a monotonic clock. */
 uint64_t demo_now_ms(void);
 

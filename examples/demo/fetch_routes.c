@@ -82,18 +82,31 @@ static int login_error(cn_res *res, const char *login)
 }
 
 /* GET /fetch-multiple[?delay_a=ms&delay_b=ms]: two upstream users at once */
+static const cn_field fetch_multiple_params[] = {
+    {.name = "delay_a",
+     .type = CN_INT,
+     .dflt = "0",
+     .ge = CN_NUM(0),
+     .le = CN_NUM(10000),
+     .description = "how long the upstream waits before the first user (ms)"},
+    {.name = "delay_b",
+     .type = CN_INT,
+     .dflt = "0",
+     .ge = CN_NUM(0),
+     .le = CN_NUM(10000),
+     .description = "and before the second"},
+    {0},
+};
+
 static int fetch_multiple(cn_req *req, cn_res *res)
 {
-    int64_t da = 0, db = 0;
     cn_fetch_opts o[2] = {{0}, {0}};
     cn_fetch_result r[2];
     cJSON *list, *j;
     int rc;
 
-    cn_req_query_int(req, "delay_a", &da);
-    cn_req_query_int(req, "delay_b", &db);
-    o[0].url = user_url(req, "octocat", da);
-    o[1].url = user_url(req, "torvalds", db);
+    o[0].url = user_url(req, "octocat", cn_req_int(req, "delay_a"));
+    o[1].url = user_url(req, "torvalds", cn_req_int(req, "delay_b"));
     rc = cn_fetch_all(o, 2, r);
     if (rc == CN_ECANCELED)
         return rc;
@@ -232,18 +245,48 @@ static int users(cn_req *req, cn_res *res)
     return cn_res_json(res, 200, out);
 }
 
+/* The SQLite store opens in the app's startup and closes in its shutdown;
+ * SQLite blocks, so both go to the pool. */
+static int store_open_job(void *arg)
+{
+    (void)arg;
+    return store_open() < 0 ? CN_EINVAL : 0;
+}
+
+static int store_close_job(void *arg)
+{
+    (void)arg;
+    store_close();
+    return 0;
+}
+
+static int open_store(cn_app *app, void *arg)
+{
+    (void)app;
+    return cn_to_thread(store_open_job, arg);
+}
+
+static int close_store(cn_app *app, void *arg)
+{
+    (void)app;
+    return cn_to_thread(store_close_job, arg);
+}
+
 int demo_register_fetch(cn_app *app, const char *upstream_url)
 {
     void *u = (void *)(uintptr_t)upstream_url; /* read-only route data */
     int rc = 0;
 
-    if (store_open() < 0)
-        return CN_EINVAL;
+    rc = cn_app_lifespan(app, open_store, close_store, NULL);
 #ifdef DEMO_HAVE_PG
     if (store_pg_enabled())
-        rc = store_pg_register(app);
+        rc = rc ? rc : store_pg_register(app);
 #endif
-    rc = rc ? rc : cn_app_route(app, "GET /fetch-multiple", fetch_multiple, u);
+    rc = rc ? rc
+            : cn_app_route_ex(app, "GET /fetch-multiple", fetch_multiple, u,
+                              &(cn_route_opts){.params = fetch_multiple_params,
+                                               .summary = "Two upstream calls at once",
+                                               .tags = (const char *const[]){"upstream", NULL}});
     rc = rc ? rc : cn_app_route(app, "GET /users", users, u);
     rc = rc ? rc : cn_app_route(app, "GET /github/{username}", github_user, u);
     return rc;

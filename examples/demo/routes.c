@@ -56,6 +56,28 @@ static int echo(cn_req *req, cn_res *res)
     return cn_res_json(res, 200, cJSON_Duplicate(body, 1));
 }
 
+/* POST /items: a body declared like a pydantic model; 422 when it does not fit */
+static const cn_field item_fields[] = {
+    {.name = "name", .type = CN_STR, .required = 1, .min_length = 1, .max_length = 100},
+    {.name = "price", .type = CN_FLOAT, .required = 1, .gt = CN_NUM(0)},
+    {.name = "tags",
+     .type = CN_ARRAY,
+     .items = &(const cn_field){.type = CN_STR},
+     .dflt = "[]",
+     .max_length = 10},
+    {0},
+};
+static const cn_field item_body = {
+    .type = CN_OBJECT, .model = "Item", .required = 1, .fields = item_fields};
+
+static int create_item(cn_req *req, cn_res *res)
+{
+    cJSON *item;
+    int rc = cn_req_json(req, &item); /* validated: defaults filled in */
+
+    return rc < 0 ? rc : cn_res_json(res, 201, cJSON_Duplicate(item, 1));
+}
+
 /* GET /async-data: the guide's async route, a 1 s wait that blocks no one */
 static int async_data(cn_req *req, cn_res *res)
 {
@@ -287,6 +309,12 @@ int demo_register(cn_app *app)
     rc = rc ? rc : cn_app_route(app, "GET /json", json, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /users/{id:int}", user_by_id, NULL);
     rc = rc ? rc : cn_app_route(app, "POST /echo", echo, NULL);
+    rc = rc ? rc
+            : cn_app_route_ex(app, "POST /items", create_item, NULL,
+                              &(cn_route_opts){.body = &item_body,
+                                               .status_code = 201,
+                                               .summary = "Create an item",
+                                               .tags = (const char *const[]){"items", NULL}});
     rc = rc ? rc : cn_app_route(app, "GET /async-data", async_data, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /sleep/{ms:int}", sleep_ms, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /scenario", scenario, NULL);
@@ -297,5 +325,10 @@ int demo_register(cn_app *app)
     rc = rc ? rc : cn_app_route(app, "GET /to-thread/{ms:int}", to_thread, NULL);
     /* GET /metrics: the app's, the pool's and the loop's figures, for Prometheus */
     rc = rc ? rc : cn_app_metrics_route(app, NULL);
+    rc = rc ? rc : demo_register_admin(app);
+    /* GET /openapi.json and GET /docs (Swagger UI) from the declarations */
+    rc = rc ? rc
+            : cn_app_openapi(
+                  app, &(cn_openapi_opts){.title = "Canteen demo", .version = CN_VERSION_STRING});
     return rc;
 }

@@ -68,14 +68,17 @@ struct cn_dep {
  * yet (an awaitable, then). Returns 0 with *value set, or the resolver's
  * failure (then the request fails as above: return the code). From a sync
  * handler it only reads: a dependency not resolved yet is CN_ENOTCORO.
- * Errors: CN_EINVAL (NULL argument, no resolve), CN_ENOTCORO, CN_ECANCELED,
+ * Errors: CN_EINVAL (NULL argument, no resolve; also what a resolver's
+ * positive result becomes), CN_ENOTCORO, CN_ECANCELED, CN_ESTATE (asked for
+ * after the response, from a background task: the cleanups have run),
  * CN_ENOMEM.
  */
 CN_EXTERN int cn_depends(cn_req *req, const cn_dep *dep, void **value);
 
 /*
  * The value of the dependency named `name` resolved for this request, or
- * NULL if none by that name has resolved. Never awaits: any thread that
+ * NULL if none by that name has resolved, or its cleanup has run (a
+ * background task sees NULL). Never awaits: any thread that
  * holds the request (a sync handler on the pool too).
  */
 CN_EXTERN void *cn_req_dep(const cn_req *req, const char *name);

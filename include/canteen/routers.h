@@ -39,8 +39,11 @@ CN_EXTERN void cn_router_free(cn_router *r);
 
 /*
  * Add a route, as cn_app_route_ex: `spec`'s path is relative to the prefix
- * ("GET /users" on "/admin" serves /admin/users; "GET /" serves /admin
- * itself). Options left zero take the router's defaults; the route's deps
+ * ("GET /users" on "/admin" serves /admin/users; "GET /" serves /admin/,
+ * as FastAPI's prefix + path does; "GET " with an empty path serves /admin
+ * itself). Options left zero take the router's defaults (mode
+ * CN_ROUTE_DEFAULT: the router's; set CN_ROUTE_ASYNC to choose async under
+ * a sync router); the route's deps
  * come after the router's. Errors: CN_EINVAL, CN_EBADPATTERN, CN_EEXIST
  * (the same method and path on this router), CN_ESTATE (the router was
  * included), CN_ENOMEM. A clash with a route elsewhere is found by
@@ -48,6 +51,10 @@ CN_EXTERN void cn_router_free(cn_router *r);
  */
 CN_EXTERN int cn_router_route(cn_router *r, const char *spec, cn_handler fn, void *data,
                               const cn_route_opts *opts);
+
+/* Every route of a table (cn_route, ended by spec NULL) on the router, as
+ * cn_router_route; stops at the first error and returns it. */
+CN_EXTERN int cn_router_routes(cn_router *r, const cn_route *routes);
 
 /* A middleware around this router's routes (and its included routers').
  * As cn_app_use; errors also CN_ESTATE once included. */
@@ -68,9 +75,10 @@ CN_EXTERN int cn_router_defaults(cn_router *r, const cn_route_opts *opts);
 /*
  * Include `child` in `parent`: child's paths get parent's prefix in front,
  * its routes parent's middleware and dependencies around its own. The
- * parent owns the child from now on, in every case. Errors: CN_EINVAL
- * (NULL, or the child is included already, or is the parent), CN_ESTATE
- * (the parent was included), CN_ENOMEM.
+ * parent owns the child from now on, whatever the outcome, except for
+ * CN_EINVAL (NULL, or the child is included already, or is the parent),
+ * which leaves it with the caller. Other errors: CN_ESTATE (the parent was
+ * included), CN_ENOMEM.
  */
 CN_EXTERN int cn_router_include(cn_router *parent, cn_router *child);
 
@@ -79,7 +87,9 @@ CN_EXTERN int cn_router_include(cn_router *parent, cn_router *child);
  * app (FastAPI's app.include_router). The app owns `r` from now on, in
  * every case, and frees it with itself. Errors: CN_EINVAL, CN_ESTATE (the
  * app runs, or r was included already), CN_EEXIST (a route clashes with
- * one already registered: the routes before it stay registered), CN_ENOMEM.
+ * one already registered: the routes before it stay registered),
+ * CN_EBADPATTERN (a route's parameters do not work with its path, or the
+ * prefix and path make a malformed pattern), CN_ENOMEM.
  */
 CN_EXTERN int cn_app_include(cn_app *app, cn_router *r);
 

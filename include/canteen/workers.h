@@ -2,7 +2,7 @@
  * canteen/workers.h -- running Canteen as an operator expects: every core
  * through supervised worker processes, sockets passed by systemd, the
  * client's address behind proxies, and the log's level. Included by
- * <canteen.h>; docs/guide/13-operating.md is the guide to it.
+ * <canteen.h>; docs/guide/16-operating.md is the guide to it.
  *
  * Workers. With cn_config.workers = N, cn_app_run does not serve itself:
  * the calling process becomes a supervisor that forks N workers, each a

@@ -313,7 +313,104 @@ if start 12_wait_fd; then
     [[ $code == 504 ]] || fail "GET /shout/late with a 100 ms timeout: expected 504, got $code"
     stop
 fi
-programs=11
+
+# 13: the layer around the handler
+# the request's log lines, without timestamp and ID: lines ID
+lines() { sed -n "s|^.* canteen INFO: \[$1\] ||p" "$log"; }
+# seconds of the day of the first line of request ID whose text starts with TEXT
+at() {
+    sed -n "s|^[0-9-]*T\([0-9]*\):\([0-9]*\):\([0-9.]*\)Z canteen INFO: \[$1\] $2.*|\1 \2 \3|p" "$log" |
+        awk 'NR == 1 { printf "%.3f\n", $1 * 3600 + $2 * 60 + $3 }'
+}
+# line number of the first line matching the extended regex RE
+lineno() { grep -n -m1 -E -- "$1" "$log" | cut -d: -f1; }
+# the ID of the request whose first line is "-> METHOD TARGET", the last one so far
+req_id() { sed -n "s|^.* canteen INFO: \[\(req-[0-9]*\)\] -> $1\$|\1|p" "$log" | tail -n 1; }
+if start 13_around; then
+    auth='Authorization: Bearer alice-token'
+    # startup before serving: the first request waits for the store (300 ms)
+    t=$(took /health)
+    lt 0.1 "$t" || fail "the first GET /health took ${t}s: it should have waited for the startup hook"
+    s=$(lineno '^startup: store open after [0-9]+ ms$')
+    r=$(lineno '\] -> GET /health$')
+    { [[ -n $s && -n $r ]] && ((s < r)); } ||
+        fail "expected 'startup: store open' before the first request; log: $(cat "$log")"
+    # the middleware: access outermost, timing inside it, then the dependencies and the handler
+    hdr=$(curl -s -D - -o "$tmp/item" --max-time 10 -H "$auth" "http://127.0.0.1:$port/items/1")
+    [[ $(cat "$tmp/item") == '{"id":1,"name":"tea","stock":10}' ]] ||
+        fail "GET /items/1: got '$(cat "$tmp/item")'"
+    grep -qiE '^X-Process-Time-Ms: [0-9]+\.[0-9]{3}' <<<"$hdr" ||
+        fail "GET /items/1: no X-Process-Time-Ms header in '$hdr'"
+    id=$(req_id 'GET /items/1')
+    lines "$id" | head -n 3 | tr '\n' '|' |
+        grep -qE '^-> GET /items/1\|get_item: alice reads item 1 on connection [0-9]+\|<- 200 in [0-9]+\.[0-9]{3} ms\|$' ||
+        fail "GET /items/1: expected access in, the handler, access out (with timing's figure); got: $(lines "$id" | tr '\n' '|')"
+    # a dependency answers 401; the handler does not run
+    code=$(curl -s -D "$tmp/h401" -o "$tmp/b401" -w '%{http_code}' --max-time 10 "http://127.0.0.1:$port/items/1")
+    [[ $code == 401 && $(cat "$tmp/b401") == '{"detail":"Not authenticated"}' ]] ||
+        fail "GET /items/1 without a token: got $code '$(cat "$tmp/b401")'"
+    grep -qi '^WWW-Authenticate: Bearer' "$tmp/h401" || fail "the 401 has no WWW-Authenticate: $(cat "$tmp/h401")"
+    id=$(req_id 'GET /items/1')
+    [[ $(lines "$id" | tr '\n' '|') =~ ^'-> GET /items/1|<- 401 in '[0-9.]+' ms|'$ ]] ||
+        fail "the 401: expected no handler line; got: $(lines "$id" | tr '\n' '|')"
+    # cn_res_raise in the handler: a 404 with its detail
+    expect_body_auth() {
+        local got
+        got=$(curl -s --max-time 10 -H "$auth" "http://127.0.0.1:$port$1")
+        [[ $got == "$2" ]] || fail "GET $1: expected '$2', got '$got'"
+    }
+    expect_body_auth /items/99 '{"detail":"Item not found"}'
+    # the cleanup runs after the response: on one connection, the next
+    # request is answered while the first's "db" is still being given back
+    out=$(curl -s --max-time 10 -H "$auth" "http://127.0.0.1:$port/items/2" "http://127.0.0.1:$port/health")
+    [[ $out == '{"id":2,"name":"coffee","stock":10}ok' ]] || fail "GET /items/2 then /health: got '$out'"
+    id=$(req_id 'GET /items/2')
+    wait_log "[$id] db: connection"
+    back=$(lineno "\[$id\] db: connection [0-9]+ back in the store$")
+    next=$(awk -v id="[$id]" 'index($0, id " -> GET /items/2") { on = 1 } on && /\] -> GET \/health$/ { print NR; exit }' "$log")
+    { [[ -n $back && -n $next ]] && ((next < back)); } ||
+        fail "the next request should be served before $id's cleanup ends; log: $(cat "$log")"
+    gap=$(awk -v a="$(at "$id" '<- 200')" -v b="$(at "$id" 'db: connection')" 'BEGIN { print b - a }')
+    lt 0.15 "$gap" || fail "$id's connection went back ${gap}s after its response (expected about 0.2 s)"
+    # a background task after the response, after the cleanups
+    body=$(curl -s --max-time 10 -X POST -H "$auth" "http://127.0.0.1:$port/items/1/orders")
+    [[ $body == '{"order":1,"item":"tea","user":"alice"}' ]] || fail "POST /items/1/orders: got '$body'"
+    id=$(req_id 'POST /items/1/orders')
+    wait_log "[$id] background: confirmation of order 1 sent to alice"
+    gap=$(awk -v a="$(at "$id" '<- 201')" -v b="$(at "$id" 'background: ')" 'BEGIN { print b - a }')
+    lt 0.45 "$gap" || fail "the confirmation went ${gap}s after the response (expected about 0.5 s: cleanup 0.2 + task 0.3)"
+    c=$(lineno "\[$id\] db: connection")
+    b=$(lineno "\[$id\] background: ")
+    { [[ -n $c && -n $b ]] && ((c < b)); } || fail "the cleanup should come before the background task; log: $(cat "$log")"
+    # the stop waits for a background task, then the shutdown hook closes the store
+    body=$(curl -s --max-time 10 -X POST -H "$auth" "http://127.0.0.1:$port/items/2/orders")
+    [[ $body == '{"order":2,"item":"coffee","user":"alice"}' ]] || fail "POST /items/2/orders: got '$body'"
+    stop
+    b=$(lineno 'background: confirmation of order 2 sent to alice$')
+    c=$(lineno '^shutdown: store closed; orders taken: 2$')
+    { [[ -n $b && -n $c ]] && ((b < c)); } ||
+        fail "the stop should wait for the confirmation, then close the store; log: $(cat "$log")"
+    grep -q ' canteen ERROR: ' "$log" && fail "errors were logged: $(cat "$log")"
+fi
+
+# 15: declared parameters and bodies, FastAPI's 422, the OpenAPI document
+if start 15_items; then
+    expect_body '/items?q=pen' '[{"id":1,"name":"pen"},{"id":2,"name":"pencil"}]'
+    expect_body '/items?limit=1' '[{"id":1,"name":"pen"}]'
+    expect_body '/items?limit=0' '{"detail":[{"type":"greater_than_equal","loc":["query","limit"],"msg":"Input should be greater than or equal to 1","input":"0","ctx":{"ge":1}}]}'
+    expect_body '/items/abc' '{"detail":[{"type":"int_parsing","loc":["path","id"],"msg":"Input should be a valid integer, unable to parse string as an integer","input":"abc"}]}'
+    body=$(curl -s -H 'Content-Type: application/json' -d '{"name":"pen"}' "http://127.0.0.1:$port/items")
+    [[ $body == '{"detail":[{"type":"missing","loc":["body","price"],"msg":"Field required","input":{"name":"pen"}}]}' ]] ||
+        fail "POST /items without a price: got '$body'"
+    body=$(curl -s -H 'Content-Type: application/json' -d '{"name":"pen","price":"1.5"}' "http://127.0.0.1:$port/items")
+    [[ $body == '{"name":"pen","price":1.5,"tags":[]}' ]] || fail "POST /items: got '$body'"
+    body=$(get /openapi.json)
+    [[ $body == '{"openapi":"3.1.0","info":{"title":"Items","version":"1.0.0"},'* &&
+        $body == *'"/items/{id}":{"get":{"summary":"Read an item","operationId":"items__id__get"'* ]] ||
+        fail "GET /openapi.json: got '${body:0:200}'"
+    stop
+fi
+programs=13
 
 pg_runner=$(cd "$(dirname "${BASH_SOURCE[0]}")/../pg" && pwd)/run_pg_test.sh
 if [[ -x $bin/11_postgres ]]; then
@@ -326,10 +423,66 @@ if [[ -x $bin/11_postgres ]]; then
         echo "run_guide_examples: 11_postgres: FAILED" >&2
         failed=1
     else
-        programs=12
+        programs=14
     fi
 elif [[ ${CI:-} == true ]]; then
     fail "11_postgres was not built (libcanteen-pg needs libpq)"
+fi
+
+# 14: the batteries: request IDs, CORS, gzip, slash redirects, cookies, static files
+if start 14_batteries; then
+    u=http://127.0.0.1:$port
+    # request IDs: echoed, and at the head of the failure's log line
+    hdrs=$(curl -s -D - -o /dev/null -H 'X-Request-ID: guide-42' "$u/api/fail")
+    grep -qi '^X-Request-ID: guide-42' <<<"$hdrs" || fail "GET /api/fail: no X-Request-ID echoed: $hdrs"
+    wait_log "[guide-42] GET /api/fail: handler returned CN_ENOMEM"
+    # CORS: the preflight of the front end's origin is answered; another's is refused
+    hdrs=$(curl -s -D - -X OPTIONS -H 'Origin: http://localhost:3000' \
+        -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: content-type' \
+        "$u/api/login")
+    { grep -q '^HTTP/1.1 200' <<<"$hdrs" &&
+        grep -qi '^Access-Control-Allow-Origin: http://localhost:3000' <<<"$hdrs" &&
+        grep -qi '^Access-Control-Allow-Credentials: true' <<<"$hdrs"; } ||
+        fail "OPTIONS /api/login (preflight): $hdrs"
+    body=$(curl -s -X OPTIONS -H 'Origin: https://evil.example' \
+        -H 'Access-Control-Request-Method: POST' "$u/api/login")
+    [[ $body == "Disallowed CORS origin" ]] || fail "preflight from another origin: got '$body'"
+    # gzip: 2592 bytes of JSON become 317, and decode to the same bytes
+    plain=$(curl -s "$u/api/items")
+    n=$(curl -s -H 'Accept-Encoding: gzip' -o /dev/null -w '%{size_download}' "$u/api/items")
+    { [[ ${#plain} -eq 2592 ]] && lt "$n" 400; } ||
+        fail "GET /api/items: expected 2592 bytes plain and about 317 gzipped, got ${#plain} and $n"
+    [[ $(curl -s --compressed "$u/api/items") == "$plain" ]] || fail "GET /api/items: gzip does not decode to the plain body"
+    hdrs=$(curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' "$u/api/feed")
+    { grep -qi '^Content-Encoding: gzip' <<<"$hdrs" && grep -qi '^Transfer-Encoding: chunked' <<<"$hdrs"; } ||
+        fail "GET /api/feed: expected a gzipped stream: $hdrs"
+    n=$(curl -s --compressed "$u/api/feed" | grep -c '"name":"a canteen item"')
+    [[ $n == 50 ]] || fail "GET /api/feed: expected 50 lines through gzip, got $n"
+    # the slash redirect keeps the query
+    hdrs=$(curl -s -D - -o /dev/null "$u/api/items/?page=2")
+    { grep -q '^HTTP/1.1 307' <<<"$hdrs" && grep -qi '^Location: /api/items?page=2' <<<"$hdrs"; } ||
+        fail "GET /api/items/?page=2: expected 307 to /api/items?page=2: $hdrs"
+    # cookies: log in, who am I, without the cookie, log out
+    jar=$tmp/jar
+    body=$(curl -s -c "$jar" -X POST "$u/api/login")
+    [[ $body == '{"logged_in":"ada"}' ]] || fail "POST /api/login: got '$body'"
+    grep -q 'session' "$jar" || fail "POST /api/login set no session cookie"
+    body=$(curl -s -b "$jar" "$u/api/me")
+    [[ $body == '{"user":"ada"}' ]] || fail "GET /api/me with the cookie: got '$body'"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$u/api/me")
+    [[ $code == 401 ]] || fail "GET /api/me without the cookie: expected 401, got $code"
+    hdrs=$(curl -s -D - -o /dev/null -b "$jar" -X POST "$u/api/logout")
+    grep -qi '^Set-Cookie: session=; Path=/; Max-Age=0' <<<"$hdrs" || fail "POST /api/logout: $hdrs"
+    # static files: the index, a range, and no way out of the directory
+    curl -s "$u/static/" | grep -q 'Served by cn_app_static' || fail "GET /static/: not the index page"
+    body=$(curl -s -r 0-4 "$u/static/hello.txt")
+    [[ $body == Hello ]] || fail "GET /static/hello.txt bytes 0-4: got '$body'"
+    for p in ../14_batteries.c %2e%2e/14_batteries.c ..%2f14_batteries.c; do
+        code=$(curl -s --path-as-is -o /dev/null -w '%{http_code}' "$u/static/$p")
+        [[ $code == 404 ]] || fail "GET /static/$p: expected 404, got $code"
+    done
+    stop
+    programs=$((programs + 1))
 fi
 
 if [[ $failed -ne 0 ]]; then

@@ -1301,3 +1301,30 @@ void h_assert_code(const cJSON *o, const char *key, int want)
         fail_msg("%s: got %s (%d), expected %s (%d)", key, cn_err_name(got), got, cn_err_name(want),
                  want);
 }
+
+/* ------------------------------------------------------------------------ */
+/* One request, one response                                                 */
+/* ------------------------------------------------------------------------ */
+
+void h_request(h_server *s, const char *method, const char *target, const char *extra,
+               h_response *r)
+{
+    h_conn *c = h_open(s);
+    int rc;
+
+    h_sendf(c, "%s %s HTTP/1.1\r\nHost: t\r\n%s\r\n", method, target, extra ? extra : "");
+    rc = h_read_response_ex(c, r, 30000, strcmp(method, "HEAD") == 0);
+    if (rc != H_OK)
+        fail_msg("no response (%d) to %s %s", rc, method, target);
+    h_close(c);
+}
+
+void h_assert_header(const h_response *r, const char *name, const char *want)
+{
+    const char *got = h_header_get(r, name);
+
+    if (got == NULL)
+        fail_msg("no %s header (expected '%s')", name, want);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s: '%s', expected '%s'", name, got, want);
+}

@@ -400,4 +400,19 @@ int h_dead_port(void);
  * handler that holds its thread does). */
 void h_block_ms(int64_t ms);
 
+/* ------------------------------------------------------------------------ */
+/* One request, one response                                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * On a fresh connection: "<method> <target> HTTP/1.1", a Host, the `extra`
+ * header lines (each ending in CRLF; NULL: none), then one response into r
+ * (no body read for HEAD; 30 s deadline, asserted), and close.
+ */
+void h_request(h_server *s, const char *method, const char *target, const char *extra,
+               h_response *r);
+
+/* The response's first header `name` is there and equals `want`. */
+void h_assert_header(const h_response *r, const char *name, const char *want);
+
 #endif

@@ -98,11 +98,32 @@ static int create_item(cn_req *req, cn_res *res)
     return rc < 0 ? rc : cn_res_json(res, 201, cJSON_Duplicate(j, 1));
 }
 
+/* "?page:int=1&sort?&tag" declares query parameters in the spec */
+static int shorthand(cn_req *req, cn_res *res)
+{
+    return cn_res_jsonf(res, 200, "{\"page\":%lld,\"sort\":%s,\"tag\":\"%s\",\"rate\":%g}",
+                        (long long)cn_req_int(req, "page"),
+                        cn_req_has(req, "sort") ? "true" : "false", cn_req_str(req, "tag"),
+                        cn_req_float(req, "rate"));
+}
+
+static const cn_field rate_param[] = {
+    {.name = "rate", .type = CN_FLOAT, .dflt = "0.5", .le = CN_NUM(1)}, {0}};
+
+static const cn_route table[] = {
+    /* the declaration of rate wins over the shorthand's */
+    {.spec = "GET /v/short?page:int=1&sort:bool?&tag&rate:float=2",
+     .fn = shorthand,
+     .opts.params = rate_param},
+    {0},
+};
+
 static int setup(cn_app *app, void *arg)
 {
     int rc = 0;
 
     (void)arg;
+    rc = rc ? rc : cn_app_routes(app, table);
     rc = rc ? rc
             : cn_app_route_ex(app, "GET /v/search", search, NULL,
                               &(cn_route_opts){.params = search_params});
@@ -298,6 +319,23 @@ static void test_all_errors_in_order(void **state)
              ERR1("{\"type\":\"int_parsing\",\"loc\":[\"path\",\"id\"],\"msg\":\"Input should be "
                   "a valid integer, unable to parse string as an "
                   "integer\",\"input\":\"a\\\"b\\\\\\n\"}"));
+}
+
+/* The spec's query part declares parameters: typed, defaulted, optional, required. */
+static void test_query_shorthand(void **state)
+{
+    want_get(state, "/v/short?tag=x", NULL, 200,
+             "{\"page\":1,\"sort\":false,\"tag\":\"x\",\"rate\":0.5}");
+    want_get(state, "/v/short?tag=x&page=3&sort=yes&rate=0.25", NULL, 200,
+             "{\"page\":3,\"sort\":true,\"tag\":\"x\",\"rate\":0.25}");
+    want_get(state, "/v/short?page=two", NULL, 422,
+             "{\"detail\":[{\"type\":\"int_parsing\",\"loc\":[\"query\",\"page\"],\"msg\":\"Input "
+             "should be a valid integer, unable to parse string as an integer\",\"input\":\"two\"},"
+             "{\"type\":\"missing\",\"loc\":[\"query\",\"tag\"],\"msg\":\"Field required\","
+             "\"input\":null}]}");
+    want_get(state, "/v/short?tag=x&rate=2", NULL, 422,
+             ERR1("{\"type\":\"less_than_equal\",\"loc\":[\"query\",\"rate\"],\"msg\":\"Input "
+                  "should be less than or equal to 1\",\"input\":\"2\",\"ctx\":{\"le\":1}}"));
 }
 
 /* ---- bodies ---- */
@@ -528,6 +566,8 @@ static void test_bad_declarations(void **state)
     static const cn_field bad_pattern[] = {{.name = "s", .type = CN_STR, .pattern = "(["}, {0}};
     static const cn_field no_values[] = {{.name = "e", .type = CN_ENUM}, {0}};
     static const cn_field array_param[] = {{.name = "a", .type = CN_ARRAY}, {0}};
+    static const cn_route bad_table[] = {
+        {.spec = "GET /ok", .fn = search}, {.spec = "GET /no?x:uint", .fn = search}, {0}};
     cn_app *app = cn_app_new(NULL);
 
     (void)state;
@@ -549,6 +589,15 @@ static void test_bad_declarations(void **state)
     assert_int_equal(
         cn_app_route_ex(app, "GET /f", search, NULL, &(cn_route_opts){.params = array_param}),
         CN_EINVAL);
+    /* the shorthand's grammar: a known type, then =default, ? or nothing */
+    assert_int_equal(cn_app_route(app, "GET /g?n:long", search, NULL), CN_EBADPATTERN);
+    assert_int_equal(cn_app_route(app, "GET /h?n:int!", search, NULL), CN_EBADPATTERN);
+    assert_int_equal(cn_app_route(app, "GET /i?1n", search, NULL), CN_EBADPATTERN);
+    assert_int_equal(cn_app_route(app, "GET /j?n:int=ten", search, NULL), CN_EINVAL);
+    /* a table stops at its first bad route; those before it stay */
+    assert_int_equal(cn_app_routes(app, bad_table), CN_EBADPATTERN);
+    assert_int_equal(cn_app_route(app, "GET /ok", search, NULL), CN_EEXIST);
+    assert_int_equal(cn_app_routes(app, NULL), CN_EINVAL);
     /* a refused route is not registered: the same spec can be added right */
     assert_int_equal(cn_app_route(app, "GET /a", search, NULL), 0);
     cn_app_free(app);
@@ -561,6 +610,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_int_parsing, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_param_errors, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_all_errors_in_order, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_query_shorthand, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_body_valid, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_body_errors, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_body_not_json, fx_setup, fx_teardown),

@@ -133,6 +133,37 @@ static int broken_resolve(cn_req *req, cn_res *res, void *data, void **value)
 
 static const cn_dep dep_broken = {.name = "broken", .resolve = broken_resolve};
 
+/* a resolver that returns a positive number: still a failure */
+static int positive_resolve(cn_req *req, cn_res *res, void *data, void **value)
+{
+    (void)req;
+    (void)res;
+    (void)data;
+    (void)value;
+    return 1;
+}
+
+static const cn_dep dep_positive = {.name = "positive", .resolve = positive_resolve};
+
+/* a background task asks for a dependency after the cleanups: refused */
+static atomic_int bg_depends_rc = H_NOT_YET;
+static atomic_bool bg_dep_null;
+
+static int bg_asks(void *arg)
+{
+    void *v;
+
+    bg_dep_null = cn_req_dep(arg, "db") == NULL;
+    bg_depends_rc = cn_depends(arg, &dep_db, &v);
+    return 0;
+}
+
+static int with_bg(cn_req *req, cn_res *res)
+{
+    cn_req_background(req, bg_asks, req);
+    return cn_res_text(res, 200, "ok");
+}
+
 /* three levels: app -> router -> route, each noting its name */
 static int named_resolve(cn_req *req, cn_res *res, void *data, void **value)
 {
@@ -235,6 +266,7 @@ static const cn_dep *const needs_user_repo[] = {&dep_user, &dep_repo, &dep_db, N
 static const cn_dep *const needs_db[] = {&dep_db, NULL};
 static const cn_dep *const needs_broken[] = {&dep_db, &dep_broken, NULL};
 static const cn_dep *const needs_route[] = {&dep_route, NULL};
+static const cn_dep *const needs_positive[] = {&dep_positive, NULL};
 
 static int setup(cn_app *app, void *arg)
 {
@@ -258,6 +290,11 @@ static int setup(cn_app *app, void *arg)
     rc = rc ? rc
             : cn_app_route_ex(app, "GET /d/sync", on_pool, NULL,
                               &(cn_route_opts){.mode = CN_ROUTE_SYNC, .deps = needs_db});
+    rc = rc ? rc
+            : cn_app_route_ex(app, "GET /d/positive", plain, NULL,
+                              &(cn_route_opts){.deps = needs_positive});
+    rc = rc ? rc
+            : cn_app_route_ex(app, "GET /d/bg", with_bg, NULL, &(cn_route_opts){.deps = needs_db});
     rc = rc ? rc : (r ? 0 : CN_ENOMEM);
     rc = rc ? rc : cn_router_depends(r, &dep_router);
     rc =
@@ -384,7 +421,31 @@ static void test_failing_dependency(void **state)
         h_log_count(CN_LOG_ERROR, "GET /d/broken: dependency 'broken' returned CN_ENOMEM", NULL),
         1);
     assert_true(H_WAIT_UNTIL(db_cleanups == 2, 3000));
+    /* a positive result fails too (500, logged), it is not a value */
+    h_roundtrip(s, "GET /d/positive HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_int_equal(r.status, 500);
+    h_response_free(&r);
+    assert_int_equal(handler_runs, 0);
+    assert_int_equal(h_log_count(CN_LOG_ERROR, "dependency 'positive' returned CN_EINVAL", NULL),
+                     1);
     h_assert_settles(s);
+}
+
+/* After the response the cleanups have run: a background task gets nothing. */
+static void test_background_gets_no_dependency(void **state)
+{
+    h_server *s = start(state, setup);
+    h_response r;
+
+    bg_depends_rc = H_NOT_YET;
+    h_roundtrip(s, "GET /d/bg HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    h_response_free(&r);
+    assert_true(H_WAIT_UNTIL(bg_depends_rc != H_NOT_YET, 3000));
+    assert_int_equal(bg_depends_rc, CN_ESTATE);
+    assert_true(bg_dep_null);
+    assert_int_equal(db_resolves, 1); /* not resolved again */
+    assert_int_equal(db_cleanups, 1);
 }
 
 /* App, router, route: resolved in that order, cleaned up in the reverse. */
@@ -438,6 +499,7 @@ int main(void)
         cmocka_unit_test_teardown(test_cleanup_after_disconnect, h_teardown),
         cmocka_unit_test_teardown(test_failing_dependency, h_teardown),
         cmocka_unit_test_teardown(test_levels, h_teardown),
+        cmocka_unit_test_teardown(test_background_gets_no_dependency, h_teardown),
         cmocka_unit_test_teardown(test_sync_handler_reads, h_teardown),
         cmocka_unit_test(test_misuse),
     };

@@ -368,6 +368,13 @@ static void test_background_error(void **state)
     assert_true(H_WAIT_UNTIL(h_stats(s).background_started == 2, 3000));
     assert_order("failsecond");
     assert_int_equal(h_stats(s).background_failed, 1);
+    {
+        /* and in /metrics */
+        char text[16384];
+        assert_true(cn_app_metrics_render(s->app, text, sizeof text) > 0);
+        assert_non_null(strstr(text, "\ncanteen_background_tasks_started_total 2\n"));
+        assert_non_null(strstr(text, "\ncanteen_background_tasks_failed_total 1\n"));
+    }
     assert_int_equal(
         h_log_count(CN_LOG_ERROR, "GET /bg/fail: background task returned CN_EUPSTREAM", NULL), 1);
     /* added from a sync handler: runs too */

@@ -61,6 +61,12 @@ static int where(cn_req *req, cn_res *res)
                                           cn_req_current() == NULL ? "true" : "false"));
 }
 
+static const cn_route api_routes[] = {
+    {.spec = "GET /items/{id:int}", .fn = where},
+    {.spec = "GET ", .fn = where},
+    {0},
+};
+
 static int setup(cn_app *app, void *arg)
 {
     cn_router *api = cn_router_new("/api");
@@ -72,13 +78,15 @@ static int setup(cn_app *app, void *arg)
     rc = rc ? rc : (api && admin && blocking ? 0 : CN_ENOMEM);
     rc = rc ? rc : cn_app_use(app, "app", mark, "app;");
     rc = rc ? rc : cn_router_use(api, "api", mark, "api;");
-    rc = rc ? rc : cn_router_route(api, "GET /items/{id:int}", where, NULL, NULL);
-    rc = rc ? rc : cn_router_route(api, "GET ", where, NULL, NULL);
+    rc = rc ? rc : cn_router_routes(api, api_routes);
     rc = rc ? rc : cn_router_use(admin, "admin", mark, "admin;");
     rc = rc ? rc : cn_router_depends(admin, &dep_admin);
     rc = rc ? rc : cn_router_route(admin, "GET /users", where, NULL, NULL);
     rc = rc ? rc : cn_router_defaults(blocking, &(cn_route_opts){.mode = CN_ROUTE_SYNC});
     rc = rc ? rc : cn_router_route(blocking, "GET /work", where, NULL, NULL);
+    rc = rc ? rc
+            : cn_router_route(blocking, "GET /light", where, NULL,
+                              &(cn_route_opts){.mode = CN_ROUTE_ASYNC});
     rc = rc ? rc : cn_router_include(api, admin);
     rc = rc ? rc : cn_router_include(api, blocking);
     rc = rc ? rc : cn_app_include(app, api);
@@ -159,6 +167,10 @@ static void test_defaults(void **state)
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "on_pool")));
     cJSON_Delete(o);
     o = get(s, "/api/items/1", NULL, 200);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(o, "on_pool")));
+    cJSON_Delete(o);
+    /* a route may still choose async under a sync-default router */
+    o = get(s, "/api/blocking/light", NULL, 200);
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(o, "on_pool")));
     cJSON_Delete(o);
 }

@@ -300,6 +300,19 @@ static void error_escapes_json(void **state)
     cJSON_Delete(j);
 }
 
+static void jsonf_formats_into_the_arena(void **state)
+{
+    cn_req *req = *state;
+    cn_res *res = &req->res;
+
+    assert_int_equal(cn_res_jsonf(res, 201, "{\"id\":%d,\"ok\":%s}", 42, "true"), 0);
+    assert_int_equal(cn_res_status(res), 201);
+    want_body(res, "{\"id\":42,\"ok\":true}");
+    assert_string_equal(res->content_type, "application/json");
+    assert_int_equal(cn_res_jsonf(res, 200, "{}"), CN_ERESPONDED);
+    assert_int_equal(cn_res_jsonf(res, 200, NULL), CN_EINVAL);
+}
+
 static void second_body_call_is_eresponded(void **state)
 {
     cn_req *req = *state;
@@ -791,7 +804,6 @@ static void serialize_304_has_no_body(void **state)
 
 /* ---- canned error bodies ---------------------------------------------------- */
 
-
 static void from_error_badjson_is_400(void **state)
 {
     cn_req *req = *state;
@@ -1095,7 +1107,8 @@ static void params_from_a_router_match(void **state)
     int64_t v = 0;
 
     assert_non_null(r);
-    assert_int_equal(cn__router_add(r, "GET /users/{id:int}/{name}", dummy_handler, &tag, NULL, NULL), 0);
+    assert_int_equal(
+        cn__router_add(r, "GET /users/{id:int}/{name}", dummy_handler, &tag, NULL, NULL), 0);
     set_target(req, target);
     assert_int_equal(cn__req_finish_head(req), 0);
     assert_int_equal(
@@ -1437,6 +1450,7 @@ int main(void)
         T(error_null_detail_is_the_reason_phrase),
         T(error_escapes_json),
         T(second_body_call_is_eresponded),
+        T(jsonf_formats_into_the_arena),
         T(after_serialize_is_eresponded),
         T(invalid_status_is_einval),
         T(null_text_is_einval),

@@ -1,0 +1,95 @@
+/*
+ * request_id.c -- the request-ID middleware (canteen/batteries.h): the
+ * client's X-Request-ID when it is a valid ID, else a fresh random one, on
+ * the request (so every log line about it carries it) and on the response.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/random.h>
+
+#include "app.h"
+#include "batteries.h"
+#include "common.h"
+
+typedef struct rid {
+    char *header;
+    bool ignore_incoming;
+} rid;
+
+static void rid_free(void *p)
+{
+    rid *r = p;
+
+    free(r->header);
+    free(r);
+}
+
+/* 32 hex digits from the kernel's CSPRNG. false if it gave nothing. */
+static bool random_id(char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+    size_t got = 0;
+
+    /* never blocks once the pool is initialised (any running system);
+     * GRND_NONBLOCK so that a machine just booted cannot stall the loop */
+    while (got < sizeof b) {
+        ssize_t n = getrandom(b + got, sizeof b - got, GRND_NONBLOCK);
+        if (n <= 0)
+            return false;
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < sizeof b; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[32] = 0;
+    return true;
+}
+
+static int request_id(cn_req *req, cn_res *res, void *data)
+{
+    const rid *r = data;
+    const char *in = r->ignore_incoming ? NULL : cn_req_header(req, r->header);
+    char made[33];
+    int rc;
+
+    /* what cn_req_set_id refuses (CR/LF, spaces, 129+ bytes) is replaced */
+    if (in == NULL || cn_req_set_id(req, in) < 0) {
+        if (!random_id(made))
+            return cn_next(req, res); /* no ID rather than no answer */
+        rc = cn_req_set_id(req, made);
+        if (rc < 0)
+            return rc;
+    }
+    /* before the chain runs: error responses and streams carry it too */
+    rc = cn_res_header(res, r->header, cn_req_id(req));
+    if (rc < 0)
+        return rc;
+    return cn_next(req, res);
+}
+
+int cn_app_request_id(cn_app *app, const cn_request_id_opts *opts)
+{
+    const char *h = opts && opts->header ? opts->header : "X-Request-ID";
+    rid *r;
+    int rc;
+
+    if (app == NULL || !cn__is_token(h, strlen(h)))
+        return CN_EINVAL;
+    if (!cn__app_is_new(app))
+        return CN_ESTATE;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->header = strdup(h)) == NULL) {
+        free(r);
+        return CN_ENOMEM;
+    }
+    r->ignore_incoming = opts && opts->ignore_incoming;
+    rc = cn__app_adopt(app, rid_free, r);
+    if (rc < 0) {
+        rid_free(r);
+        return rc;
+    }
+    return cn_app_use(app, "request-id", request_id, r);
+}

@@ -1,0 +1,275 @@
+/*
+ * test_cors.c -- the CORS middleware over real sockets, as Starlette's
+ * tests check CORSMiddleware: preflights allowed and refused (origin,
+ * method, headers, and all three), preflights for paths no route has,
+ * simple requests from allowed and other origins, "*" with and without
+ * credentials or cookies, the origin regex, Vary, max-age, and the headers
+ * on error responses and streams.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static int ok(cn_req *req, cn_res *res)
+{
+    (void)req;
+    cn_res_header(res, "X-Total", "3");
+    return cn_res_text(res, 200, "hello");
+}
+
+static int failing(cn_req *req, cn_res *res)
+{
+    (void)req;
+    (void)res;
+    return CN_ENOMEM;
+}
+
+static int stream(cn_req *req, cn_res *res)
+{
+    int rc = cn_res_stream_begin(res, 200, "text/plain");
+
+    (void)req;
+    if (rc == 0)
+        rc = cn_res_stream_write(res, "a", 1);
+    return rc < 0 ? rc : cn_res_stream_end(res);
+}
+
+static int setup(cn_app *app, void *opts)
+{
+    if (cn_app_cors(app, opts) < 0 || cn_app_route(app, "GET /api/ok", ok, NULL) ||
+        cn_app_route(app, "POST /api/ok", ok, NULL) ||
+        cn_app_route(app, "GET /api/fail", failing, NULL) ||
+        cn_app_route(app, "GET /api/stream", stream, NULL))
+        return -1;
+    return 0;
+}
+
+static const char *const origins[] = {"https://a.example", NULL};
+static const char *const methods[] = {"GET", "POST", NULL};
+static const char *const headers[] = {"X-Token", "content-type", NULL}; /* listed twice */
+static const char *const expose[] = {"X-Total", NULL};
+static cn_cors_opts explicit_opts = {
+    .allow_origins = origins,
+    .allow_methods = methods,
+    .allow_headers = headers,
+    .expose_headers = expose,
+};
+
+#define PREFLIGHT(origin, method, hdrs)                                                            \
+    "Origin: " origin "\r\nAccess-Control-Request-Method: " method "\r\n" hdrs
+
+static void test_preflight_allowed(void **state)
+{
+    h_server *s = h_start(NULL, NULL, setup, &explicit_opts);
+    h_response r;
+
+    *state = s;
+    h_request(s, "OPTIONS", "/api/ok",
+              PREFLIGHT("https://a.example", "POST",
+                        "Access-Control-Request-Headers: X-Token, "
+                        "content-type\r\n"),
+              &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "OK");
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
+    h_assert_header(&r, "access-control-allow-methods", "GET, POST");
+    h_assert_header(&r, "access-control-allow-headers",
+                    "Accept, Accept-Language, Content-Language, Content-Type, X-Token");
+    h_assert_header(&r, "access-control-max-age", "600");
+    h_assert_header(&r, "vary", "Origin");
+    assert_null(h_header_get(&r, "access-control-allow-credentials"));
+    h_response_free(&r);
+    /* a path no route has: the preflight is still answered */
+    h_request(s, "OPTIONS", "/no/such/path", PREFLIGHT("https://a.example", "GET", ""), &r);
+    assert_int_equal(r.status, 200);
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
+    h_response_free(&r);
+}
+
+static void test_preflight_refused(void **state)
+{
+    h_server *s = h_start(NULL, NULL, setup, &explicit_opts);
+    h_response r;
+
+    *state = s;
+    h_request(s, "OPTIONS", "/api/ok", PREFLIGHT("https://evil.example", "GET", ""), &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(r.body, "Disallowed CORS origin");
+    assert_null(h_header_get(&r, "access-control-allow-origin"));
+    h_response_free(&r);
+    h_request(s, "OPTIONS", "/api/ok", PREFLIGHT("https://a.example", "DELETE", ""), &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(r.body, "Disallowed CORS method");
+    h_response_free(&r);
+    h_request(s, "OPTIONS", "/api/ok",
+              PREFLIGHT("https://a.example", "GET",
+                        "Access-Control-Request-Headers: X-Token, X-Evil\r\n"),
+              &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(r.body, "Disallowed CORS headers");
+    h_response_free(&r);
+    h_request(s, "OPTIONS", "/api/ok",
+              PREFLIGHT("https://b.example", "PUT", "Access-Control-Request-Headers: X-Evil\r\n"),
+              &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(r.body, "Disallowed CORS origin, method, headers");
+    h_response_free(&r);
+    /* OPTIONS without Access-Control-Request-Method is no preflight: the
+     * router answers it (no OPTIONS route: 405) */
+    h_request(s, "OPTIONS", "/api/ok", "Origin: https://a.example\r\n", &r);
+    assert_int_equal(r.status, 405);
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
+    h_response_free(&r);
+}
+
+static void test_simple_requests(void **state)
+{
+    h_server *s = h_start(NULL, NULL, setup, &explicit_opts);
+    h_response r;
+
+    *state = s;
+    h_request(s, "GET", "/api/ok", "Origin: https://a.example\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "hello");
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
+    h_assert_header(&r, "access-control-expose-headers", "X-Total");
+    h_assert_header(&r, "vary", "Origin");
+    assert_int_equal(h_header_count(&r, "vary"), 1);
+    h_response_free(&r);
+    /* another origin: served, but the browser gets no permission */
+    h_request(s, "GET", "/api/ok", "Origin: https://evil.example\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_null(h_header_get(&r, "access-control-allow-origin"));
+    assert_null(h_header_get(&r, "access-control-expose-headers"));
+    h_assert_header(&r, "vary", "Origin");
+    h_response_free(&r);
+    /* no Origin: not CORS, but the answer still varies by it for caches */
+    h_request(s, "GET", "/api/ok", "", &r);
+    assert_null(h_header_get(&r, "access-control-allow-origin"));
+    h_assert_header(&r, "vary", "Origin");
+    h_response_free(&r);
+    /* error responses and streams carry the headers too */
+    h_request(s, "GET", "/api/fail", "Origin: https://a.example\r\n", &r);
+    assert_int_equal(r.status, 500);
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
+    h_response_free(&r);
+    h_request(s, "GET", "/api/stream", "Origin: https://a.example\r\n", &r);
+    assert_int_equal(r.status, 200);
+    assert_true(r.chunked);
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
+    h_response_free(&r);
+    h_request(s, "GET", "/api/none", "Origin: https://a.example\r\n", &r);
+    assert_int_equal(r.status, 404);
+    h_assert_header(&r, "access-control-allow-origin", "https://a.example");
+    h_response_free(&r);
+}
+
+static const char *const any[] = {"*", NULL};
+
+static void test_any_origin(void **state)
+{
+    static cn_cors_opts o = {.allow_origins = any, .allow_methods = any, .allow_headers = any};
+    h_server *s = h_start(NULL, NULL, setup, &o);
+    h_response r;
+
+    *state = s;
+    h_request(s, "GET", "/api/ok", "Origin: https://x.example\r\n", &r);
+    h_assert_header(&r, "access-control-allow-origin", "*");
+    assert_null(h_header_get(&r, "vary"));
+    h_response_free(&r);
+    /* a request with cookies gets its origin, not "*" */
+    h_request(s, "GET", "/api/ok", "Origin: https://x.example\r\nCookie: a=1\r\n", &r);
+    h_assert_header(&r, "access-control-allow-origin", "https://x.example");
+    h_assert_header(&r, "vary", "Origin");
+    h_response_free(&r);
+    /* "*" methods and headers: what was asked is allowed */
+    h_request(
+        s, "OPTIONS", "/api/ok",
+        PREFLIGHT("https://x.example", "PATCH", "Access-Control-Request-Headers: X-A, X-B\r\n"),
+        &r);
+    assert_int_equal(r.status, 200);
+    h_assert_header(&r, "access-control-allow-origin", "*");
+    h_assert_header(&r, "access-control-allow-methods", "PATCH");
+    h_assert_header(&r, "access-control-allow-headers", "X-A, X-B");
+    assert_null(h_header_get(&r, "vary"));
+    h_response_free(&r);
+}
+
+static void test_credentials_never_star(void **state)
+{
+    static cn_cors_opts o = {.allow_origins = any, .allow_credentials = 1, .max_age = 60};
+    h_server *s = h_start(NULL, NULL, setup, &o);
+    h_response r;
+
+    *state = s;
+    h_request(s, "GET", "/api/ok", "Origin: https://x.example\r\n", &r);
+    h_assert_header(&r, "access-control-allow-origin", "https://x.example");
+    h_assert_header(&r, "access-control-allow-credentials", "true");
+    h_assert_header(&r, "vary", "Origin");
+    h_response_free(&r);
+    h_request(s, "OPTIONS", "/api/ok", PREFLIGHT("https://x.example", "GET", ""), &r);
+    assert_int_equal(r.status, 200);
+    h_assert_header(&r, "access-control-allow-origin", "https://x.example");
+    h_assert_header(&r, "access-control-allow-credentials", "true");
+    h_assert_header(&r, "access-control-max-age", "60");
+    h_assert_header(&r, "vary", "Origin");
+    /* default methods: GET only */
+    h_assert_header(&r, "access-control-allow-methods", "GET");
+    h_response_free(&r);
+}
+
+static void test_origin_regex(void **state)
+{
+    static cn_cors_opts o = {.allow_origin_regex = "https://[a-z0-9-]+\\.example\\.org",
+                             .max_age = -1};
+    h_server *s = h_start(NULL, NULL, setup, &o);
+    h_response r;
+
+    *state = s;
+    h_request(s, "GET", "/api/ok", "Origin: https://app-1.example.org\r\n", &r);
+    h_assert_header(&r, "access-control-allow-origin", "https://app-1.example.org");
+    h_response_free(&r);
+    /* the whole origin must match: no suffix, no other scheme */
+    h_request(s, "GET", "/api/ok", "Origin: https://app.example.org.evil.com\r\n", &r);
+    assert_null(h_header_get(&r, "access-control-allow-origin"));
+    h_response_free(&r);
+    h_request(s, "GET", "/api/ok", "Origin: http://app.example.org\r\n", &r);
+    assert_null(h_header_get(&r, "access-control-allow-origin"));
+    h_response_free(&r);
+    h_request(s, "OPTIONS", "/api/ok", PREFLIGHT("https://app.example.org", "GET", ""), &r);
+    assert_int_equal(r.status, 200);
+    h_assert_header(&r, "access-control-max-age", "0");
+    h_response_free(&r);
+}
+
+static void test_bad_options(void **state)
+{
+    cn_app *app = cn_app_new(NULL);
+
+    (void)state;
+    assert_int_equal(cn_app_cors(app, NULL), CN_EINVAL);
+    assert_int_equal(cn_app_cors(NULL, &explicit_opts), CN_EINVAL);
+    assert_int_equal(cn_app_cors(app, &(cn_cors_opts){.allow_origin_regex = "(unclosed"}),
+                     CN_EINVAL);
+    cn_app_free(app);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_preflight_allowed, h_teardown),
+        cmocka_unit_test_teardown(test_preflight_refused, h_teardown),
+        cmocka_unit_test_teardown(test_simple_requests, h_teardown),
+        cmocka_unit_test_teardown(test_any_origin, h_teardown),
+        cmocka_unit_test_teardown(test_credentials_never_star, h_teardown),
+        cmocka_unit_test_teardown(test_origin_regex, h_teardown),
+        cmocka_unit_test(test_bad_options),
+    };
+    int rc;
+
+    h_log_capture_start();
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    h_log_capture_stop();
+    return rc;
+}
