@@ -61,12 +61,6 @@ static int where(cn_req *req, cn_res *res)
                                           cn_req_current() == NULL ? "true" : "false"));
 }
 
-static const cn_route api_routes[] = {
-    {.spec = "GET /items/{id:int}", .fn = where},
-    {.spec = "GET ", .fn = where},
-    {0},
-};
-
 static int setup(cn_app *app, void *arg)
 {
     cn_router *api = cn_router_new("/api");
@@ -78,7 +72,8 @@ static int setup(cn_app *app, void *arg)
     rc = rc ? rc : (api && admin && blocking ? 0 : CN_ENOMEM);
     rc = rc ? rc : cn_app_use(app, "app", mark, "app;");
     rc = rc ? rc : cn_router_use(api, "api", mark, "api;");
-    rc = rc ? rc : cn_router_routes(api, api_routes);
+    rc = rc ? rc : cn_router_route(api, "GET /items/{id:int}", where, NULL, NULL);
+    rc = rc ? rc : cn_router_route(api, "GET ", where, NULL, NULL);
     rc = rc ? rc : cn_router_use(admin, "admin", mark, "admin;");
     rc = rc ? rc : cn_router_depends(admin, &dep_admin);
     rc = rc ? rc : cn_router_route(admin, "GET /users", where, NULL, NULL);
@@ -216,6 +211,15 @@ static void test_rules(void **state)
     clash = cn_router_new("/k");
     assert_int_equal(cn_router_route(clash, "GET /y", noop_handler, NULL, NULL), 0);
     assert_int_equal(cn_app_include(app, clash), CN_EEXIST);
+    /* a table of routes, and its first error */
+    r = cn_router_new("/t");
+    assert_int_equal(cn_router_routes(r, (const cn_route[]){{.spec = "GET /a", .fn = noop_handler},
+                                                            {.spec = "GET /b", .fn = noop_handler},
+                                                            {.spec = "GET /a", .fn = noop_handler},
+                                                            {0}}),
+                     CN_EEXIST);
+    assert_int_equal(cn_router_routes(r, NULL), CN_EINVAL);
+    assert_int_equal(cn_app_include(app, r), 0);
     /* a router never included is freed by its owner */
     cn_router_free(cn_router_new("/never"));
     cn_router_free(NULL);
