@@ -2,7 +2,8 @@
  * accesslog.c -- the access log: formats compiled from templates with
  * nginx-style variables, written one line per answered request.
  *
- * The two built-in formats are byte for byte the ecosystem's:
+ * The two built-in formats are byte for byte the ecosystem's (after the
+ * "[<id>] " that starts every line about a request that has an ID):
  *
  *   uvicorn   INFO:     127.0.0.1:52345 - "GET /json HTTP/1.1" 200 OK
  *   combined  127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 2 "-" "curl/8.0"
@@ -94,6 +95,7 @@ typedef struct part {
 } part;
 
 struct cn__access {
+    bool id_prefix; /* a built-in format: "[<id>] " first when the request has an ID */
     unsigned n;
     part *parts;
     char *store; /* the texts */
@@ -110,6 +112,8 @@ int cn__access_compile(const char *fmt, cn__access **out, const char **bad)
     size_t flen;
     char *st;
 
+    bool builtin = true;
+
     *out = NULL;
     if (bad)
         *bad = NULL;
@@ -117,10 +121,15 @@ int cn__access_compile(const char *fmt, cn__access **out, const char **bad)
         fmt = UVICORN_FORMAT;
     else if (strcmp(fmt, "combined") == 0)
         fmt = COMBINED_FORMAT;
+    else
+        builtin = false;
     flen = strlen(fmt);
     a = calloc(1, sizeof(*a));
     if (a == NULL)
         return CN_ENOMEM;
+    /* Canteen's rule for every line about a request (cn_req_set_id): its
+     * ID first. A template says where $request_id goes itself. */
+    a->id_prefix = builtin;
     /* at most one part per character, and the texts fit in a copy of fmt */
     a->parts = calloc(flen + 1, sizeof(part));
     a->store = malloc(flen + 1);
@@ -306,6 +315,11 @@ size_t cn__access_format(const cn__access *a, cn_req *req, int worker, char *buf
     if (size == 0)
         return 0;
     split_target(req, &path, &query);
+    if (a->id_prefix && req->id) {
+        put(&l, "[", 1);
+        puts_(&l, req->id);
+        put(&l, "] ", 2);
+    }
     for (unsigned i = 0; i < a->n; i++) {
         const part *p = &a->parts[i];
 

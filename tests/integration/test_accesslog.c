@@ -113,8 +113,14 @@ static void test_uvicorn_format(void **state)
     snprintf(want, sizeof want, "INFO:     127.0.0.1:%d - \"GET /health HTTP/1.0\" 200 OK", port);
     assert_line("/health HTTP/1.0", want);
 
+    /* a request with an ID: it starts the line, as every line about it */
+    port = request(s, "GET /rid HTTP/1.1\r\nHost: t\r\n\r\n", 200);
+    snprintf(want, sizeof want, "[req-7f3a] INFO:     127.0.0.1:%d - \"GET /rid HTTP/1.1\" 200 OK",
+             port);
+    assert_line("\"GET /rid", want);
+
     /* one line per request, none with a line break in it */
-    assert_int_equal(h_log_count(CN_LOG_INFO, "INFO:     127.0.0.1:", NULL), 3);
+    assert_int_equal(h_log_count(CN_LOG_INFO, "INFO:     127.0.0.1:", NULL), 4);
     assert_int_equal(h_log_count(-1, "\n", NULL), 0);
 }
 
