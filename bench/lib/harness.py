@@ -539,16 +539,31 @@ def run_wide(proc, port, wl, args, rec):
         Wrk(port, wl["path"], wl["conns"], Wu, cores=wl["cores"],
             threads=wl["wrk_threads"]).finish()
         wait_idle(proc, port, limit=10)
-    t0 = group_cpu_ticks(proc.pid)
+    t0, c0 = group_cpu_ticks(proc.pid), core_busy()
     w0 = time.time()
     r = Wrk(port, wl["path"], wl["conns"], D, cores=wl["cores"],
             threads=wl["wrk_threads"]).finish()
     wall = time.time() - w0
-    t1 = group_cpu_ticks(proc.pid)
+    t1, c1 = group_cpu_ticks(proc.pid), core_busy()
     if "error" in r:
         rec["status"], rec["note"] = "fail", r["error"]
         return
     fill_wrk(rec, r, None if t0 is None or t1 is None else t1 - t0, wall)
+    # what else ran on the two cores: their busy time less the server's and wrk's
+    try:
+        cores = [int(c) for c in wl["cores"].split(",")]
+        busy = sum(c1[c][0] - c0[c][0] for c in cores)
+        total = sum(c1[c][1] - c0[c][1] for c in cores)
+        own = (t1 - t0) + r.get("client_cpu_s", 0) * CLK_TCK
+        other = max(0.0, 100.0 * (busy - own) / total) * len(cores) if total > 0 else None
+    except (KeyError, TypeError, ValueError):
+        other = None
+    if other is not None:
+        # in percent of one core, as srv CPU and wrk CPU are
+        rec["other_cpu0_pct"] = round(other, 1)
+        if other >= NOISE_PCT:
+            rec["note"] = (rec["note"] + "; " if rec["note"] else "") + \
+                "noisy: other processes used %.0f%% of a core on CPUs %s" % (other, wl["cores"])
 
 
 def run_wrk(proc, port, wl, args, rec):
