@@ -31,6 +31,12 @@ int demo_use_database(cn_app *app, const char *url);
  * answer by a background task (admin.c). */
 int demo_register_admin(cn_app *app);
 
+/* Request IDs, CORS, gzip and the static page /static/ around the routes
+ * (web.c): the binary's, not demo_register's (tests that build on the demo
+ * routes bring their own middleware). The page's directory is
+ * $CANTEEN_DEMO_STATIC_DIR, else the source tree's examples/demo/static. */
+int demo_register_web(cn_app *app);
+
 /* Milliseconds on a monotonic clock. */
 uint64_t demo_now_ms(void);
 

@@ -101,6 +101,8 @@ int main(int argc, char **argv)
         return 1;
     }
     rc = demo_register(app);
+    if (rc == 0)
+        rc = demo_register_web(app);
     if (rc == 0 && with_traps)
         rc = demo_register_traps(app);
     if (rc == 0 && database && *database && (rc = demo_use_database(app, database)) < 0) {

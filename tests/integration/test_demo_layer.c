@@ -13,8 +13,10 @@
 
 static int fetch_routes(cn_app *app, void *arg)
 {
-    /* the store's lifespan comes with the outbound routes; no upstream call is made here */
-    return demo_register_fetch(app, arg);
+    /* the store's lifespan comes with the outbound routes; no upstream call
+     * is made here; and the binary's middleware */
+    int rc = demo_register_fetch(app, arg);
+    return rc ? rc : demo_register_web(app);
 }
 
 static h_server *start(void **state)
@@ -90,12 +92,38 @@ static void test_declared_routes(void **state)
     h_response_free(&r);
 }
 
+/* The binary's middleware: request IDs, CORS, gzip, the static page. */
+static void test_web_layer(void **state)
+{
+    h_server *s = start(state);
+    h_response r;
+
+    h_roundtrip(s,
+                "GET /static/ HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n"
+                "Origin: http://app.example\r\n\r\n",
+                &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(h_header_get(&r, "content-encoding"), "gzip");
+    assert_string_equal(h_header_get(&r, "access-control-allow-origin"), "*");
+    assert_int_equal(strlen(h_header_get(&r, "x-request-id")), 32);
+    assert_string_equal(h_header_get(&r, "cache-control"), "public, max-age=60");
+    h_response_free(&r);
+    h_roundtrip(s, "GET /json HTTP/1.1\r\nHost: t\r\nX-Request-ID: abc-123\r\n\r\n", &r);
+    assert_string_equal(h_header_get(&r, "x-request-id"), "abc-123");
+    assert_null(h_header_get(&r, "content-encoding")); /* too small, and not asked */
+    h_response_free(&r);
+    h_roundtrip(s, "GET /static/../main.c HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    assert_int_equal(r.status, 404);
+    h_response_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_admin_dependency, h_teardown),
         cmocka_unit_test_teardown(test_store_opened_in_startup, h_teardown),
         cmocka_unit_test_teardown(test_declared_routes, h_teardown),
+        cmocka_unit_test_teardown(test_web_layer, h_teardown),
     };
     int rc;
 
