@@ -187,8 +187,7 @@ static void run_worker(int fd, int ready)
 
 int main(int argc, char **argv)
 {
-    static const char *const modes[] = {"shared", "shared-single", "shared-balanced",
-                                        "reuseport"};
+    static const char *const modes[] = {"shared", "shared-single", "shared-balanced", "reuseport"};
     int fd = -1, port, ready[2], sig;
     struct sockaddr_in a = {.sin_family = AF_INET};
     socklen_t alen = sizeof a;
