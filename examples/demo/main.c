@@ -14,10 +14,15 @@
  * --with-traps adds routes that misbehave on purpose (a blocking call in an
  * async route) so that the loop-block warning can be seen.
  */
+#define _GNU_SOURCE /* fork, sigwait, prctl: the embedded upstream's process */
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <canteen.h>
 
@@ -32,6 +37,71 @@ static const char demo_usage[] =
     "  --pool-nice N       cn_config.pool_nice (10; -1 runs them at the loop's priority)\n"
     "  --with-traps        add routes that block the loop on purpose\n"
     "  --database URL      the users in PostgreSQL (default: $DATABASE_URL, else SQLite)\n";
+
+/*
+ * With --workers the supervisor forks, again and again: it must have no
+ * thread of its own, since a lock another thread holds at a fork stays
+ * held in the child for good (an allocator's, for one). The embedded
+ * upstream, a Canteen app on a thread, then runs in a process of its own,
+ * started before anything else and gone with the demo. Returns its pid,
+ * its URL in url; -1 and *err on failure.
+ */
+static pid_t upstream_process(char *url, size_t size, int *err)
+{
+    int fds[2];
+    ssize_t n;
+    pid_t pid;
+
+    if (pipe(fds) < 0) {
+        *err = CN_EAGAIN;
+        return -1;
+    }
+    pid = fork();
+    if (pid == 0) {
+        sigset_t term;
+        upstream *u;
+        int sig;
+
+        close(fds[0]);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* the demo gone, it goes too */
+        /* the operator's signals are for the supervisor (Ctrl-C reaches
+         * the whole process group) */
+        signal(SIGINT, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        signal(SIGTTIN, SIG_IGN);
+        signal(SIGTTOU, SIG_IGN);
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        sigprocmask(SIG_BLOCK, &term, NULL); /* for sigwait, in every thread */
+        u = upstream_start("127.0.0.1", 0, err);
+        n = u ? (ssize_t)strlen(upstream_url(u)) : 0;
+        if (write(fds[1], u ? upstream_url(u) : "", (size_t)n + 1) != n + 1 || u == NULL)
+            _exit(1);
+        close(fds[1]);
+        sigwait(&term, &sig);
+        upstream_stop(u);
+        _exit(0);
+    }
+    close(fds[1]);
+    n = pid < 0 ? -1 : read(fds[0], url, size - 1);
+    close(fds[0]);
+    if (n <= 1) {
+        if (pid > 0)
+            waitpid(pid, NULL, 0);
+        *err = CN_EAGAIN;
+        return -1;
+    }
+    url[n] = 0;
+    return pid;
+}
+
+static void stop_process(pid_t pid)
+{
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+    }
+}
 
 /* The line the tests and the deploy scripts read the port from. */
 static void print_serving(const cn_cli *cli, cn_app *app, const char *upstream_url_, bool embedded,
@@ -54,6 +124,8 @@ int main(int argc, char **argv)
     const char *upstream_arg = NULL, *upstream_base, *database = getenv("DATABASE_URL");
     int rc, with_traps = 0;
     upstream *up = NULL;
+    pid_t up_pid = -1;
+    char up_url[64];
     cn_config cfg;
     cn_cli cli;
     cn_app *app;
@@ -86,6 +158,13 @@ int main(int argc, char **argv)
     /* the guide's external API: a real one if named, else our own offline */
     if (upstream_arg) {
         upstream_base = upstream_arg;
+    } else if (cfg.workers > 0) {
+        up_pid = upstream_process(up_url, sizeof up_url, &rc);
+        if (up_pid < 0) {
+            fprintf(stderr, "canteen-demo: embedded upstream: %s\n", cn_strerror(rc));
+            return 1;
+        }
+        upstream_base = up_url;
     } else {
         up = upstream_start("127.0.0.1", 0, &rc);
         if (up == NULL) {
@@ -98,6 +177,7 @@ int main(int argc, char **argv)
     if (app == NULL) {
         fprintf(stderr, "canteen-demo: out of memory\n");
         upstream_stop(up);
+        stop_process(up_pid);
         return 1;
     }
     rc = demo_register(app);
@@ -116,11 +196,13 @@ int main(int argc, char **argv)
         if (rc < 0)
             fprintf(stderr, "canteen-demo: %s\n", cn_strerror(rc));
         else if ((rc = cn_cli_listen(&cli, app)) == 0)
-            print_serving(&cli, app, upstream_base, up != NULL, database && *database);
+            print_serving(&cli, app, upstream_base, up != NULL || up_pid > 0,
+                          database && *database);
     }
     if (rc < 0) {
         cn_app_free(app);
         upstream_stop(up);
+        stop_process(up_pid);
         return 1;
     }
     rc = cn_app_run(app);
@@ -130,6 +212,7 @@ int main(int argc, char **argv)
                 (unsigned long long)upstream_connections(up));
         upstream_stop(up);
     }
+    stop_process(up_pid);
     store_close();
     if (rc < 0) {
         fprintf(stderr, "canteen-demo: %s\n", cn_strerror(rc));
