@@ -20,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -145,6 +148,7 @@ struct cn__worker {
     int notify_fd;
     uv_timer_t beat;
     uv_signal_t sig_term, sig_quit;
+    pid_t supervisor;
     bool stopping;
 };
 
@@ -198,8 +202,17 @@ static void rebalance(cn__worker *w)
 
 static void on_beat(uv_timer_t *t)
 {
-    beat_now(t->data);
-    rebalance(t->data);
+    cn__worker *w = t->data;
+
+    beat_now(w);
+    rebalance(w);
+    /* an orphan would hold the port with nobody to stop it: drain and go */
+    if (!w->stopping && getppid() != w->supervisor) {
+        cn__log(CN__LOG_WARN, "worker %d: the supervisor is gone; stopping", w->id);
+        w->stopping = true;
+        atomic_store(&w->slot->state, CN__W_STOPPING);
+        cn_app_stop(w->app);
+    }
 }
 
 /* SIGTERM: drain, once (systemd's KillMode=control-group sends it to every
@@ -335,6 +348,12 @@ _Noreturn void cn__worker_main(cn_app *app, cn__wtable *t, int slot, int notify_
     w.index = slot;
     w.id = atomic_load(&w.slot->number);
     w.notify_fd = notify_fd;
+    w.supervisor = getppid();
+#ifdef __linux__
+    /* the supervisor killed (-9): SIGTERM, a graceful stop; the heartbeat
+     * also looks (in case it died before this line) */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
     atomic_store(&w.slot->pid, (int)getpid());
     atomic_store(&w.slot->heartbeat_ms, cn__mono_ms());
     rc = cn__app_fork_child(app, &w);
