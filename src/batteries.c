@@ -11,14 +11,6 @@
 #include "common.h"
 #include "req.h"
 
-void cn__imf_date(time_t t, char buf[32])
-{
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    strftime(buf, 32, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
-
 bool cn__parse_http_date(const char *s, time_t *out)
 {
     /* IMF-fixdate, then the two obsolete forms a recipient must accept
@@ -65,14 +57,14 @@ int cn__res_add_vary(cn_res *res, const char *value)
         return CN_ERESPONDED;
     v = cn_res_get_header(res, "vary");
     if (v == NULL)
-        return cn_res_header(res, "Vary", value);
+        return cn__res_header_trusted(res, "Vary", 4, value, strlen(value));
     if (cn__list_has_token(v, value) || cn__list_has_token(v, "*"))
         return 0;
     both = cn_req_sprintf(cn__res_req(res), "%s, %s", v, value);
     if (both == NULL)
         return CN_ENOMEM;
     cn_res_remove_header(res, "vary");
-    return cn_res_header(res, "Vary", both);
+    return cn__res_header_trusted(res, "Vary", 4, both, strlen(both));
 }
 
 int cn__res_redirect(cn_res *res, int status, const char *location)

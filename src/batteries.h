@@ -21,8 +21,6 @@
  */
 bool cn__cookie_find(const char *hdr, size_t len, const char *name, cn_str *value);
 
-/* RFC 9110 token (a header or cookie name). */
-bool cn__is_token(const char *s, size_t n);
 /* RFC 6265 cookie-value: cookie-octets, optionally in one pair of DQUOTEs. */
 bool cn__is_cookie_value(const char *s, size_t n);
 
@@ -30,15 +28,13 @@ bool cn__is_cookie_value(const char *s, size_t n);
  * (case-insensitive). */
 bool cn__list_has_token(const char *list, const char *tok);
 
-/* Add `value` to the response's Vary unless it (or "*") is there: 0,
- * CN_ERESPONDED, CN_ENOMEM. */
+/* Add `value` (a static header token list: not copied) to the response's
+ * Vary unless it (or "*") is there: 0, CN_ERESPONDED, CN_ENOMEM. */
 int cn__res_add_vary(cn_res *res, const char *value);
 
 /* Answer `status` (a 3xx) with Location and an empty body: no Content-Type. */
 int cn__res_redirect(cn_res *res, int status, const char *location);
 
-/* "Sun, 06 Nov 1994 08:49:37 GMT" for t into buf (at least 30 bytes). */
-void cn__imf_date(time_t t, char buf[32]);
 /* Parse an IMF-fixdate (also RFC 850 and asctime forms, RFC 9110 5.6.7). */
 bool cn__parse_http_date(const char *s, time_t *out);
 

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define CN__LIKELY(x) __builtin_expect(!!(x), 1)
 #define CN__UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -47,7 +48,22 @@ bool cn__log_enabled(int level);
  * to the log handler, or to stderr with its newline in one write. */
 void cn__log_line(int level, const char *line);
 
-/* ASCII case-insensitive comparison of a view against a NUL-terminated name. */
+/* ascii.c. ASCII case-insensitive comparison of a view against a NUL-terminated name. */
 bool cn__ieq(const char *a, size_t alen, const char *b);
+/* An RFC 9110 token (a header, cookie or parameter name): tchars, not empty. */
+bool cn__is_token(const char *s, size_t n);
+/* `v` in decimal, NUL-terminated, into `out`; returns the digit count. */
+#define CN__UTOA_MAX 21
+size_t cn__utoa(char out[CN__UTOA_MAX], uint64_t v);
+/* UTC calendar fields of `t` by arithmetic alone: gmtime_r reads the
+ * time zone file on first use, which the loop must not. mon 1..12. */
+typedef struct cn__tm {
+    int64_t year;
+    unsigned mon, mday, wday, hour, min, sec;
+} cn__tm;
+void cn__utc(time_t t, cn__tm *tm);
+/* `t` as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), whatever the
+ * locale and time zone; years past 9999 are written as 9999. */
+void cn__imf_date(time_t t, char buf[32]);
 
 #endif

@@ -178,9 +178,8 @@ void cn_log_set_handler(cn_log_fn fn, void *data)
 static void vlog(int level, const char *fmt, va_list ap)
 {
     static const char *const words[] = {"ERROR", "WARNING", "INFO"};
-    char stamp[32];
     struct timespec ts;
-    struct tm tm;
+    cn__tm tm;
     char line[1024];
     int n;
 
@@ -192,9 +191,10 @@ static void vlog(int level, const char *fmt, va_list ap)
         return;
     }
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-    n = snprintf(line, sizeof line, "%s.%03ldZ canteen %s: ", stamp, ts.tv_nsec / 1000000L,
+    cn__utc(ts.tv_sec, &tm);
+    n = snprintf(line, sizeof line,
+                 "%04lld-%02u-%02uT%02u:%02u:%02u.%03ldZ canteen %s: ", (long long)tm.year, tm.mon,
+                 tm.mday, tm.hour, tm.min, tm.sec, ts.tv_nsec / 1000000L,
                  words[level < 0 || level > 2 ? 0 : level]);
     vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     /* one write per line so that concurrent loggers do not interleave */
@@ -219,21 +219,4 @@ void cn_log(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vlog(level, fmt, ap);
     va_end(ap);
-}
-
-bool cn__ieq(const char *a, size_t alen, const char *b)
-{
-    size_t i;
-    for (i = 0; i < alen; i++) {
-        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-        if (y == 0)
-            return false;
-        if (x >= 'A' && x <= 'Z')
-            x = (unsigned char)(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = (unsigned char)(y + 32);
-        if (x != y)
-            return false;
-    }
-    return b[alen] == 0;
 }

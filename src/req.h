@@ -106,6 +106,16 @@ int cn__req_finish_head(cn_req *req);
  * 0 or CN_ENOMEM.
  */
 int cn__res_serialize(cn_req *req, cn__buf *out, bool keep_alive);
+/*
+ * Add a header the library has checked already: `name` a token that is not
+ * reserved, `value` free of CR, LF and NUL. Neither is copied: both must
+ * outlive the response (static, the app's, or the request's arena).
+ * Errors: CN_ERESPONDED, CN_ENOMEM.
+ */
+/* A header the serialiser writes itself (Date, Content-Length, ...). */
+bool cn__res_reserved_header(const char *name, size_t n);
+int cn__res_header_trusted(cn_res *res, const char *name, size_t nlen, const char *value,
+                           size_t vlen);
 
 /*
  * Streamed responses. Start: check and record the status and Content-Type

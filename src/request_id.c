@@ -12,9 +12,11 @@
 #include "app.h"
 #include "batteries.h"
 #include "common.h"
+#include "req.h"
 
 typedef struct rid {
     char *header;
+    size_t header_len;
     bool ignore_incoming;
 } rid;
 
@@ -88,7 +90,8 @@ static int request_id(cn_req *req, cn_res *res, void *data)
             return rc;
     }
     /* before the chain runs: error responses and streams carry it too */
-    rc = cn_res_header(res, r->header, cn_req_id(req));
+    /* both checked already: the name when registered, the ID by cn_req_set_id */
+    rc = cn__res_header_trusted(res, r->header, r->header_len, req->id, strlen(req->id));
     if (rc < 0)
         return rc;
     return cn_next(req, res);
@@ -102,7 +105,7 @@ int cn_app_request_id(cn_app *app, const cn_request_id_opts *opts)
     int rc;
 
     pthread_once(&once, at_fork_once);
-    if (app == NULL || !cn__is_token(h, strlen(h)))
+    if (app == NULL || !cn__is_token(h, strlen(h)) || cn__res_reserved_header(h, strlen(h)))
         return CN_EINVAL;
     if (!cn__app_is_new(app))
         return CN_ESTATE;
@@ -111,6 +114,7 @@ int cn_app_request_id(cn_app *app, const cn_request_id_opts *opts)
         free(r);
         return CN_ENOMEM;
     }
+    r->header_len = strlen(h);
     r->ignore_incoming = opts && opts->ignore_incoming;
     rc = cn__app_adopt(app, rid_free, r);
     if (rc < 0) {

@@ -46,26 +46,23 @@ static cn__arena *res_arena(cn_res *res)
     return &cn__res_req(res)->arena;
 }
 
-static bool reserved_header(const char *name)
+/* The headers the serialiser writes itself. */
+bool cn__res_reserved_header(const char *name, size_t n)
 {
-    static const char *const names[] = {"content-length", "date", "server", "connection",
-                                        "transfer-encoding"};
-    for (size_t i = 0; i < CN__ARRAY_SIZE(names); i++)
-        if (cn__ieq(name, strlen(name), names[i]))
-            return true;
-    return false;
-}
-
-static bool valid_token(const char *s)
-{
-    if (*s == 0)
+    switch (n) {
+    case 4:
+        return cn__ieq(name, n, "date");
+    case 6:
+        return cn__ieq(name, n, "server");
+    case 10:
+        return cn__ieq(name, n, "connection");
+    case 14:
+        return cn__ieq(name, n, "content-length");
+    case 17:
+        return cn__ieq(name, n, "transfer-encoding");
+    default:
         return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c <= 32 || c >= 127 || strchr("()<>@,;:\\\"/[]?={}", c))
-            return false;
     }
-    return true;
 }
 
 static bool valid_value(const char *s)
@@ -78,36 +75,64 @@ static bool valid_value(const char *s)
     return true;
 }
 
+/* One more slot in the header array. */
+static cn__hdr *header_slot(cn_res *res)
+{
+    if (res->nheaders == res->hcap) {
+        unsigned cap = res->hcap ? res->hcap * 2 : 8;
+        cn__hdr *h = cn__arena_realloc(res_arena(res), res->headers, res->hcap * sizeof(*h),
+                                       cap * sizeof(*h));
+        if (h == NULL)
+            return NULL;
+        res->headers = h;
+        res->hcap = cap;
+    }
+    return &res->headers[res->nheaders];
+}
+
+static int add_header(cn_res *res, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    cn__hdr *h = header_slot(res);
+
+    if (h == NULL)
+        return CN_ENOMEM;
+    h->name = name;
+    h->nlen = nlen;
+    h->value = value;
+    h->vlen = vlen;
+    if (cn__ieq(name, nlen, "content-type"))
+        res->content_type = value;
+    res->nheaders++;
+    return 0;
+}
+
+int cn__res_header_trusted(cn_res *res, const char *name, size_t nlen, const char *value,
+                           size_t vlen)
+{
+    if (res->head_sent)
+        return CN_ERESPONDED;
+    return add_header(res, name, nlen, value, vlen);
+}
+
 int cn_res_header(cn_res *res, const char *name, const char *value)
 {
     cn__arena *a = res_arena(res);
-    cn__hdr *h;
+    size_t nlen, vlen;
+    char *n, *v;
 
     if (name == NULL || value == NULL)
         return CN_EINVAL;
     if (res->head_sent)
         return CN_ERESPONDED;
-    if (!valid_token(name) || !valid_value(value) || reserved_header(name))
+    nlen = strlen(name);
+    if (!cn__is_token(name, nlen) || !valid_value(value) || cn__res_reserved_header(name, nlen))
         return CN_EBADHEADER;
-    if (res->nheaders == res->hcap) {
-        unsigned cap = res->hcap ? res->hcap * 2 : 8;
-        h = cn__arena_realloc(a, res->headers, res->hcap * sizeof(*h), cap * sizeof(*h));
-        if (h == NULL)
-            return CN_ENOMEM;
-        res->headers = h;
-        res->hcap = cap;
-    }
-    h = &res->headers[res->nheaders];
-    h->nlen = strlen(name);
-    h->vlen = strlen(value);
-    h->name = cn__arena_strndup(a, name, h->nlen);
-    h->value = cn__arena_strndup(a, value, h->vlen);
-    if (h->name == NULL || h->value == NULL)
+    vlen = strlen(value);
+    n = cn__arena_strndup(a, name, nlen);
+    v = cn__arena_strndup(a, value, vlen);
+    if (n == NULL || v == NULL)
         return CN_ENOMEM;
-    if (cn__ieq(name, h->nlen, "content-type"))
-        res->content_type = h->value;
-    res->nheaders++;
-    return 0;
+    return add_header(res, n, nlen, v, vlen);
 }
 
 int cn_res_text(cn_res *res, int status, const char *text)
@@ -352,9 +377,7 @@ const char *cn__http_date(void)
     time_t now = time(NULL);
 
     if (now != cached) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cn__imf_date(now, buf);
         cached = now;
     }
     return buf;
@@ -363,23 +386,26 @@ const char *cn__http_date(void)
 /* Status line for a code: "HTTP/1.1 404 Not Found\r\n". */
 static int put_status_line(cn__buf *out, int status)
 {
-    char line[96];
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, cn_status_reason(status));
-    return cn__buf_append(out, line, (size_t)n);
+    char code[CN__UTOA_MAX];
+    size_t n = cn__utoa(code, (unsigned)status);
+
+    return cn__buf_append(out, "HTTP/1.1 ", 9) || cn__buf_append(out, code, n) ||
+           cn__buf_append(out, " ", 1) || cn__buf_puts(out, cn_status_reason(status)) ||
+           cn__buf_append(out, "\r\n", 2);
 }
 
 /* Server, Date, Content-Length (unless clen is NULL), Content-Type, Connection. */
 static int put_common(cn__buf *out, const size_t *clen, const char *ctype, bool keep_alive,
                       bool close_explicit)
 {
-    char num[32];
+    char num[CN__UTOA_MAX];
 
     if (cn__buf_puts(out, "Server: canteen\r\nDate: ") || cn__buf_puts(out, cn__http_date()) ||
         cn__buf_puts(out, "\r\n"))
         return -1;
     if (clen) {
-        int n = snprintf(num, sizeof num, "%zu", *clen);
-        if (cn__buf_puts(out, "Content-Length: ") || cn__buf_append(out, num, (size_t)n) ||
+        size_t n = cn__utoa(num, *clen);
+        if (cn__buf_puts(out, "Content-Length: ") || cn__buf_append(out, num, n) ||
             cn__buf_puts(out, "\r\n"))
             return -1;
     }

@@ -34,18 +34,30 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import report  # noqa: E402  (same folder)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tfb"))
+import pgdb  # noqa: E402  (bench/tfb: the throwaway PostgreSQL)
+import verify as tfb_verify  # noqa: E402  (bench/tfb: TechEmpower's rules)
 
 WORK = os.path.join(ROOT, "build", "bench")
 LOGS = os.path.join(WORK, "logs")
 PIDFILE = os.path.join(WORK, "run.pids")
-DEMO = os.path.join(ROOT, "build", "release", "examples", "canteen-demo")
+# BENCH_DEMO: measure another build of the demo (e.g. one with a branch merged in)
+DEMO = os.environ.get("BENCH_DEMO") or os.path.join(ROOT, "build", "release", "examples",
+                                                   "canteen-demo")
 GO_PEER = os.path.join(WORK, "go-peer")
+GO_PGX_PEER = os.path.join(WORK, "go-pgx-peer")
+NODE_PG_DEBS = os.path.join(WORK, "node-pg", "usr", "share", "nodejs")  # see bench/run
 PEERS = os.path.join(ROOT, "bench", "peers")
 WRK_LUA = os.path.join(HERE, "wrk_stats.lua")
 PY = "/usr/bin/python3"  # Debian's, where python3-fastapi and friends live
 
 SERVER_CORE = "0"
 CLIENT_CORE = "1" if (os.cpu_count() or 1) >= 2 else "0"
+# PostgreSQL for the database workloads: on the server's core by default, so
+# that what a server costs the database (round trips, one statement per row)
+# and what it costs itself come out of the same core, as on TFB's hardware
+# where both scale with the cores they get; --pg-core moves it (docs/benchmarks.md).
+PG = {"core": SERVER_CORE, "server": None, "pool": 8, "error": None, "pgbench": []}
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -58,14 +70,39 @@ WRK_TIMEOUT_S = 10  # > 64 x 100 ms, the blocked lesson's worst honest latency
 
 
 def W(wid, label, path, conns=0, kind="wrk", depth=1, ideal=None, quick=False, rss=False,
-      warmup=True, bg_path=None, bg_conns=0, group=None, min_duration=0, cores=None,
-      wrk_threads=1):
+      warmup=True, bg_path=None, bg_conns=0, group=None, min_duration=0, test=None,
+      cores=None, wrk_threads=1):
     # cores: the CPUs the server (a variant instance) and wrk both get, instead
     # of CPU 0 for the server and CPU 1 for wrk; wrk_threads: wrk's -t
     return dict(id=wid, label=label, path=path, conns=conns, kind=kind, depth=depth,
                 ideal=ideal, quick=quick, rss=rss, warmup=warmup, bg_path=bg_path,
-                bg_conns=bg_conns, group=group, min_duration=min_duration, cores=cores,
-                wrk_threads=wrk_threads)
+                bg_conns=bg_conns, group=group, min_duration=min_duration, test=test,
+                cores=cores, wrk_threads=wrk_threads)
+
+
+def T(wid, label, path, conns, test, quick=False):
+    """A TechEmpower database workload: run on the server's database instance,
+    measured only when that instance passed the verifier's `test`."""
+    return W(wid, label, path, conns, group="tfb", test=test, quick=quick)
+
+
+TFB_WORKLOADS = [
+    T("db-64", "TFB db: GET /db, 64 conns", "/db", 64, "db"),
+    T("db-256", "TFB db: GET /db, 256 conns", "/db", 256, "db", quick=True),
+    T("queries-1", "TFB queries: GET /queries?queries=1, 256 conns", "/queries?queries=1", 256,
+      "queries"),
+    T("queries-20", "TFB queries: GET /queries?queries=20, 256 conns", "/queries?queries=20", 256,
+      "queries", quick=True),
+    T("fortunes-64", "TFB fortunes: GET /fortunes, 64 conns", "/fortunes", 64, "fortunes"),
+    T("fortunes-256", "TFB fortunes: GET /fortunes, 256 conns", "/fortunes", 256, "fortunes",
+      quick=True),
+    T("updates-1", "TFB updates: GET /updates?queries=1, 256 conns", "/updates?queries=1", 256,
+      "updates"),
+    T("updates-20", "TFB updates: GET /updates?queries=20, 256 conns", "/updates?queries=20", 256,
+      "updates", quick=True),
+    T("cached-20", "TFB cached queries: GET /cached-queries?count=20, 256 conns",
+      "/cached-queries?count=20", 256, "cached-queries"),
+]
 
 
 WORKLOADS = [
@@ -103,6 +140,7 @@ WORKLOADS = [
       "/json", 64, group="workers", cores="0,1", wrk_threads=2),
     W("workers-two", "GET /json, 64 conns, --workers 2; server and wrk -t2 share CPUs 0-1",
       "/json", 64, group="workers", cores="0,1", wrk_threads=2),
+] + TFB_WORKLOADS + [
     # Last for each server, with no warm-up: the requests queued behind a
     # blocked loop take 64 x 100 ms to drain, so the server is stopped instead.
     # At least 10 s: a server that answers a whole batch at once (uvicorn runs all
@@ -115,7 +153,7 @@ WORKLOADS = [
 DISPLAY_ORDER = ["plaintext-64", "plaintext-256", "json-64", "json-256", "pipeline-16",
                  "sleep-1k", "sleep-10k", "lesson-async", "lesson-sync", "lesson-blocked",
                  "sleep-under-cpu", "fetch-multiple", "fetch-embedded", "users", "scenario",
-                 "workers-one", "workers-two"]
+                 "workers-one", "workers-two"] + [w["id"] for w in TFB_WORKLOADS]
 WL = {w["id"]: w for w in WORKLOADS}
 
 # ----------------------------------------------------------------------------
@@ -191,6 +229,37 @@ def server_specs(upstream_url):
         notes={"lesson-sync": "same time.Sleep as async",
                "lesson-blocked": "raw nanosleep syscall: the runtime hands the P to another "
                                  "thread, so Go is not blocked"})
+    # The database instances: a second process per server, started for the TFB
+    # workloads alone (tfb_instance()), with the same pool size for everyone.
+    pool = lambda: str(PG["pool"])  # noqa: E731
+    if demo_has_flag("--database"):
+        # --db-pool came with the demo's TechEmpower routes; without them the
+        # verifier is the one to say what is missing
+        db_pool = demo_has_flag("--db-pool")
+        specs["canteen"]["tfb"] = dict(
+            cmd=lambda p, db: [DEMO, "--host", HOST, "--port", str(p), "--database", db.url] +
+            (["--db-pool", pool()] if db_pool else []),
+            env=lambda p, db: {}, cwd=ROOT, what="the demo with --database (libcanteen-pg)")
+    else:
+        specs["canteen"]["tfb_missing"] = ("this build of the demo has no --database: the "
+                                           "PostgreSQL pool (issue 11) has not landed")
+    specs["node"]["tfb"] = dict(
+        cmd=lambda p, db: ["node", os.path.join(PEERS, "node-pg", "server.js")],
+        env=lambda p, db: dict(db.env(), PORT=str(p), HOST=HOST, POOL_SIZE=pool(),
+                               **node_pg_env()),
+        cwd=os.path.join(PEERS, "node-pg"), what="node-pg, a pg.Pool")
+    specs["fastapi"]["tfb"] = dict(
+        cmd=lambda p, db: [PY, "-m", "uvicorn", "app:app", "--host", HOST, "--port", str(p),
+                           "--loop", "uvloop", "--http", "httptools", "--workers", "1",
+                           "--no-access-log", "--log-level", "warning"],
+        env=lambda p, db: dict(db.env(), POOL_SIZE=pool()),
+        cwd=os.path.join(PEERS, "fastapi-pg"), what="asyncpg, a pool opened in the lifespan")
+    specs["go"]["tfb"] = dict(
+        cmd=lambda p, db: [GO_PGX_PEER, "-addr", "%s:%d" % (HOST, p)],
+        env=lambda p, db: dict(db.env(), GOMAXPROCS="1", POOL_SIZE=pool()),
+        cwd=WORK, what="pgx v4, a pgxpool")
+    if not os.path.exists(GO_PGX_PEER):
+        specs["go"]["tfb_missing"] = "the Go pgx peer was not built (golang-github-jackc-pgx-v4-dev?)"
     h2o_reason = "h2o serves only the static /plaintext and /json files here"
     specs["h2o"] = dict(
         label="h2o",
@@ -198,7 +267,16 @@ def server_specs(upstream_url):
         env={}, cwd=WORK,
         skip={w["id"]: h2o_reason for w in WORKLOADS if w["id"] not in H2O_ONLY},
         notes={})
+    specs["h2o"]["tfb_missing"] = "h2o has no database side here"
     return specs
+
+
+def node_pg_env():
+    """NODE_PATH for node-pg when bench/run had to unpack Debian's package itself
+    (a Node.js from elsewhere than Debian stops apt from installing it)."""
+    if subprocess.run(["node", "-e", "require('pg')"], capture_output=True).returncode == 0:
+        return {}
+    return {"NODE_PATH": NODE_PG_DEBS} if os.path.isdir(NODE_PG_DEBS) else {}
 
 
 def h2o_conf(peer, port, **subst):
@@ -486,7 +564,8 @@ def base_record(server, spec, wl, mode):
                 pipeline=wl["depth"], duration_s="", requests="", rps="", p50_ms="",
                 p90_ms="", p99_ms="", max_ms="", cpu_us_per_req="", server_cpu_pct="",
                 client_cpu_pct="", rss_mib="", errors="", non2xx="", ideal="",
-                vs_ideal="", bg_rps="", other_cpu0_pct="", other_cpu1_pct="", status="ok", note=spec["notes"].get(wl["id"], ""))
+                vs_ideal="", bg_rps="", other_cpu0_pct="", other_cpu1_pct="", pg_cpu_pct="",
+                pg_us_per_req="", status="ok", note=spec["notes"].get(wl["id"], ""))
 
 
 def fill_wrk(rec, r, ticks, wall, depth=1):
@@ -577,12 +656,21 @@ def run_wrk(proc, port, wl, args, rec):
     if wl["warmup"] and Wu > 0:
         Wrk(port, wl["path"], wl["conns"], Wu, wl["depth"]).finish()
         wait_idle(proc, port, limit=10)
-    t0, c0, u0 = cpu_ticks(proc.pid), core_busy(), upstream_ticks()
+    t0, c0, u0, g0 = cpu_ticks(proc.pid), core_busy(), upstream_ticks(), pg_ticks()
     w0 = time.time()
     r = Wrk(port, wl["path"], wl["conns"], D, wl["depth"]).finish()
     wall = time.time() - w0
-    t1, c1, u1 = cpu_ticks(proc.pid), core_busy(), upstream_ticks()
-    note_noise(rec, r, c0, c1, None if t0 is None or t1 is None else t1 - t0, extra1=u1 - u0)
+    t1, c1, u1, g1 = cpu_ticks(proc.pid), core_busy(), upstream_ticks(), pg_ticks()
+    st = None if t0 is None or t1 is None else t1 - t0
+    # PostgreSQL's CPU is the benchmark's own load, on whichever core it is pinned to
+    pg = (g1 - g0) if g0 is not None and g1 is not None else 0
+    on_server = PG["core"] == SERVER_CORE
+    note_noise(rec, r, c0, c1, None if st is None else st + (pg if on_server else 0),
+               extra1=u1 - u0 + (0 if on_server else pg))
+    if wl["group"] == "tfb" and g0 is not None and g1 is not None and wall > 0:
+        rec["pg_cpu_pct"] = round(100.0 * pg / CLK_TCK / wall, 1)
+        if "error" not in r and r["requests"] and pg >= 20:
+            rec["pg_us_per_req"] = round(1e6 * pg / CLK_TCK / r["requests"], 2)
     if wl["id"] == "fetch-multiple" and wall > 0:
         rec["note"] = (rec["note"] + "; " if rec["note"] else "") + \
             "shared upstream used %.0f%% of CPU %s" % (100.0 * (u1 - u0) / CLK_TCK / wall,
@@ -607,16 +695,24 @@ def wait_quiet(proc, cap=10.0):
     t_start = time.time()
     worst = 0.0
     while True:
-        a, s0 = core_busy(), cpu_ticks(proc.pid) or 0
+        own = (lambda: cpu_ticks(proc.pid) or 0) if proc is not None else (lambda: 0)
+        a, s0, g0 = core_busy(), own(), pg_ticks() or 0
         time.sleep(0.5)
-        b, s1 = core_busy(), cpu_ticks(proc.pid) or 0
-        o0 = other_load(a, b, SERVER_CORE, s1 - s0) or 0.0
-        o1 = other_load(a, b, CLIENT_CORE, 0) or 0.0 if CLIENT_CORE != SERVER_CORE else 0.0
+        b, s1, g1 = core_busy(), own(), pg_ticks() or 0
+        pg_on_server = PG["core"] == SERVER_CORE
+        o0 = other_load(a, b, SERVER_CORE, s1 - s0 + (g1 - g0 if pg_on_server else 0)) or 0.0
+        o1 = other_load(a, b, CLIENT_CORE, 0 if pg_on_server else g1 - g0) or 0.0 \
+            if CLIENT_CORE != SERVER_CORE else 0.0
         worst = max(o0, o1)
         if worst < NOISE_PCT or time.time() >= t_end:
             break
     QUIET["waited"] += time.time() - t_start
     return worst
+
+
+def pg_ticks():
+    """PostgreSQL's CPU (postmaster and backends), in clock ticks; None without it."""
+    return PG["server"].cpu_ticks() if PG["server"] is not None else None
 
 
 def upstream_ticks():
@@ -713,6 +809,178 @@ def probe(port, wl):
     return None
 
 
+# ----------------------------------------------------------------------------
+# The database workloads: PostgreSQL, pgbench, each server's database instance
+# ----------------------------------------------------------------------------
+
+
+def start_pg():
+    """The run's one PostgreSQL, started at the first database workload. None
+    (and PG["error"]) when it cannot start."""
+    if PG["server"] is not None or PG["error"]:
+        return PG["server"]
+    db = pgdb.PgServer(core=PG["core"], log=os.path.join(LOGS, "postgresql.log"))
+    try:
+        db.start()
+    except (pgdb.PgError, OSError, subprocess.TimeoutExpired) as e:
+        db.stop()
+        PG["error"] = "PostgreSQL did not start: %s" % e
+        log("bench: " + PG["error"])
+        return None
+    PG["server"] = db
+    # the postmaster leads its own process group: bench/run's trap can reach it
+    STARTED.append((db.postmaster_pid, "postgresql"))
+    record_pids()
+    with open(os.path.join(WORK, "pg.dir"), "w") as f:
+        f.write(db.dir + "\n")
+    log("bench: PostgreSQL %s up on CPU %s, socket in %s, pool size %d for every server" % (
+        pg_version(), PG["core"], db.dir, PG["pool"]))
+    return db
+
+
+def pg_version():
+    m = re.search(r"(\d+\.\d+)", cmd_out([os.path.join(pgdb.pg_bindir() or "/usr/bin", "postgres"),
+                                          "--version"]))
+    return m.group(1) if m else "?"
+
+
+def stop_pg():
+    db = PG["server"]
+    if db is None:
+        return
+    PG["server"] = None
+    db.stop()
+    STARTED[:] = [(g, n) for g, n in STARTED if g != db.postmaster_pid]
+    record_pids()
+    try:
+        os.unlink(os.path.join(WORK, "pg.dir"))
+    except OSError:
+        pass
+
+
+PGBENCH_SQL = "\\set id random(1, 10000)\nSELECT id, randomNumber FROM World WHERE id = :id;\n"
+
+
+def run_pgbench(db, args):
+    """pgbench's figure for the db test's own query, from the client core, at the
+    servers' pool size and at 256 clients: the database's ceiling here."""
+    script = os.path.join(WORK, "pgbench-db.sql")
+    with open(script, "w") as f:
+        f.write(PGBENCH_SQL)
+    D = args.duration
+    for clients in sorted({PG["pool"], 256}):
+        rec = dict(clients=clients, tps="", pg_cpu_pct="", pg_us_per_query="", note="",
+                   core=PG["core"], client_core=CLIENT_CORE)
+        argv = ["taskset", "-c", CLIENT_CORE, "pgbench", "-n", "-M", "prepared", "-c",
+                str(clients), "-j", "1", "-f", script, "-h", db.dir, "-U", pgdb.DB_USER,
+                pgdb.DB_NAME]
+        try:
+            subprocess.run(argv + ["-T", str(max(1, args.warmup))], capture_output=True,
+                           timeout=args.warmup + 60)
+            if QUIET["budget"] > QUIET["waited"]:
+                wait_quiet(None)
+            g0, c0, w0 = pg_ticks(), core_busy(), time.time()
+            p = subprocess.Popen(argv + ["-T", str(D)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            STARTED.append((p.pid, "pgbench"))
+            try:
+                out, _ = p.communicate(timeout=D + 60)
+            except subprocess.TimeoutExpired:
+                kill_group(p, grace=1)
+                out = ""
+            wall = time.time() - w0
+            g1, c1 = pg_ticks(), core_busy()
+            STARTED[:] = [(g, n) for g, n in STARTED if g != p.pid]
+        except (OSError, subprocess.TimeoutExpired) as e:
+            rec["note"] = "pgbench failed: %s" % e
+            PG["pgbench"].append(rec)
+            continue
+        m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
+        if not m:
+            rec["note"] = "pgbench failed: %s" % (out.strip().splitlines() or ["no output"])[-1]
+        else:
+            rec["tps"] = round(float(m.group(1)), 1)
+            pg = (g1 or 0) - (g0 or 0)
+            rec["pg_cpu_pct"] = round(100.0 * pg / CLK_TCK / wall, 1)
+            if rec["tps"]:
+                rec["pg_us_per_query"] = round(1e6 * pg / CLK_TCK / (rec["tps"] * wall), 2)
+            o = other_load(c0, c1, PG["core"], pg)
+            if isinstance(o, float) and o >= NOISE_PCT:
+                rec["note"] = "noisy: other processes used %.0f%% of CPU %s" % (o, PG["core"])
+        PG["pgbench"].append(rec)
+        log("bench: pgbench -c %-3d (the db query, prepared) %s tps  postgres %s%% of CPU %s%s"
+            % (clients, "{:,.0f}".format(rec["tps"]) if rec["tps"] != "" else "-",
+               rec["pg_cpu_pct"], PG["core"], ("  " + rec["note"]) if rec["note"] else ""))
+
+
+class TfbInstance:
+    """A server's database instance: started at the server's first TFB workload,
+    verified once with bench/tfb/verify.py, measured only on the tests it passed."""
+
+    def __init__(self, name, spec, port, args):
+        self.name, self.spec, self.port, self.args = name, spec, port, args
+        self.proc, self.error, self.problems, self.last = None, None, None, None
+
+    def check(self, wl):
+        """(status, reason): (None, None) to measure wl; ("skip"|"fail", why) if not."""
+        if "tfb_missing" in self.spec:
+            return "skip", self.spec["tfb_missing"]
+        if pgdb.pg_bindir() is None:
+            return "skip", "PostgreSQL is not installed (postgresql, postgresql-contrib)"
+        if self.error is None and self.proc is None:
+            self.start()
+        if self.error is None and self.proc.poll() is not None:
+            self.error = "the database instance exited (status %s) after %s" % (
+                self.proc.returncode, self.last or "its verification")
+        if self.error:
+            return "fail", self.error
+        self.last = wl["id"]
+        probs = self.problems.get(wl["test"])
+        if probs:
+            return "fail", "failed the verifier's %s test: %s" % (wl["test"], probs[0])
+        return None, None
+
+    def start(self):
+        db = start_pg()
+        if db is None:
+            self.error = PG["error"]
+            return
+        t = self.spec["tfb"]
+        logf = os.path.join(LOGS, "%s-tfb.log" % self.name)
+        try:
+            self.proc = spawn(self.name + "-tfb", t["cmd"](self.port, db),
+                              env=t["env"](self.port, db), cwd=t["cwd"], log=logf)
+        except OSError as e:
+            self.error = "the database instance did not start: %s" % e
+            return
+        err = wait_ready(self.proc, self.port)
+        if err:
+            self.error = "the database instance did not start: %s (see %s)" % (err, logf)
+            return
+        t0 = time.time()
+        try:
+            self.problems = tfb_verify.verify(self.port, tfb_verify.Db(db.dir))
+        except Exception as e:  # the verifier's own failure must not pass a server
+            self.error = "the verifier could not run: %r" % e
+            return
+        verdict = ", ".join("%s %s" % (t, "FAIL" if p else "pass")
+                            for t, p in self.problems.items())
+        log("bench: %s database instance (%s) on port %d, verified in %.0f s: %s" % (
+            self.spec["label"], t["what"], self.port, time.time() - t0, verdict))
+        for t_, p in self.problems.items():
+            for line in p[:3]:
+                log("bench:   %s: %s" % (t_, line))
+        VERIFIED[self.name] = {t_: (p[0] if p else "") for t_, p in self.problems.items()}
+
+    def stop(self):
+        if self.proc is not None:
+            kill_group(self.proc, grace=2.0)
+            self.proc = None
+
+
+VERIFIED = {}  # server -> {test: "" (passed) or the first problem}
+
+
 def pick_port(start):
     p = start
     while not port_free(p) and p < start + 50:
@@ -735,8 +1003,13 @@ def main():
     ap.add_argument("--quiet-budget", type=float, default=-1,
                     help="seconds in all to wait for other processes to leave the cores "
                          "alone before measured runs (default: 0 quick, 180 full)")
+    ap.add_argument("--pg-core", default=SERVER_CORE,
+                    help="CPU for PostgreSQL in the database workloads (default: the server's)")
+    ap.add_argument("--pool-size", type=int, default=8,
+                    help="database connections per server, the same for everyone (default 8)")
     ap.add_argument("--list", action="store_true", help="list workloads and exit")
     args = ap.parse_args()
+    PG["core"], PG["pool"] = str(args.pg_core), args.pool_size
     if args.list:
         for w in WORKLOADS:
             print("%-16s %s%s" % (w["id"], w["label"], "  [quick]" if w["quick"] else ""))
@@ -799,6 +1072,11 @@ def main():
             "cores is recorded for every run)" % " ".join(load))
         if upstream:
             time.sleep(0.3)
+        if any(w["group"] == "tfb" for w in wanted) and any(
+                "tfb" in specs[s] for s in servers):
+            db = start_pg()
+            if db is not None:
+                run_pgbench(db, args)
         n = 0
         for si, name in enumerate(servers):
             spec = specs[name]
@@ -821,18 +1099,31 @@ def main():
                 log("bench: %s did not start: %s (see %s)" % (name, start_err, logf))
             else:
                 log("bench: %s up on port %d (pid %d)" % (spec["label"], port, proc.pid))
+            tfb = TfbInstance(name, spec, pick_port(port + 7), args)
             for wl in wanted:
                 n += 1
                 rec = base_record(name, spec, wl, mode)
                 head = "[%2d/%d %s] %-8s %-16s" % (n, total, elapsed(t_start), name, wl["id"])
                 reason = spec["skip"].get(wl["id"])
-                if reason is None and start_err:
+                run_proc, run_port, variant = proc, port, None
+                if reason is None and wl["group"] == "tfb":
+                    # the database instance is another process: the main one's
+                    # state does not matter, and the verifier decides
+                    status, why = tfb.check(wl)
+                    if status == "fail":
+                        rec["status"], rec["note"] = "fail", why
+                        records.append(rec)
+                        log("%s FAIL %s" % (head, why))
+                        continue
+                    reason = why
+                    if reason is None:
+                        run_proc, run_port = tfb.proc, tfb.port
+                if reason is None and start_err and wl["group"] != "tfb":
                     reason = "server did not start: " + start_err
                 if reason is None and wl["id"] == "fetch-multiple" and not upstream:
                     reason = "the shared upstream did not start (h2o missing?)"
                 # A workload may need the server started differently (a variant):
                 # a second instance runs for that workload alone.
-                run_proc, run_port, variant = proc, port, None
                 if reason is None and wl["id"] in spec.get("variants", {}):
                     run_port = pick_port(port + 5)
                     variant = spawn(name + "-variant", spec["variants"][wl["id"]](run_port),
@@ -875,18 +1166,34 @@ def main():
                 log(summary_line(rec))
                 if variant is not None:
                     kill_group(variant, grace=2.0)
+                elif wl["group"] == "tfb":
+                    if run_proc.poll() is not None:
+                        tfb.error = "the database instance exited during %s" % wl["id"]
+                        tfb.proc = None
                 elif proc.poll() is not None:
                     start_err = "exited during %s" % wl["id"]
+            tfb.stop()
             if proc is not None:
                 kill_group(proc, grace=2.0)
         env_info = environment(specs, servers, args)
         env_info["elapsed_s"] = round(time.time() - t_start, 1)
         env_info["quiet_waited_s"] = round(QUIET["waited"], 1)
         env_info["noisy_runs"] = sum(1 for r in records if r["note"].find("noisy:") >= 0)
+        env_info["pg_core"], env_info["pool_size"] = PG["core"], PG["pool"]
+        env_info["pgbench"], env_info["verified"] = PG["pgbench"], VERIFIED
+        env_info["postgresql"] = pg_version()
+        env_info["db_drivers"] = "asyncpg %s, node-pg %s, pgx %s (Debian packages)" % (
+            cmd_out([PY, "-c", "import asyncpg; print(asyncpg.__version__)"]),
+            cmd_out(["node", "-e", "console.log(require('pg/package.json').version)"],
+                    env=dict(os.environ, **node_pg_env())),
+            dpkg_version("golang-github-jackc-pgx-v4-dev"))
+        env_info["tfb_drivers"] = {s: specs[s]["tfb"]["what"] for s in servers
+                                   if "tfb" in specs[s]}
         report.write_all(records, env_info, args.out)
         log("bench: wrote %s (results.md, results.csv, plots) in %s" %
             (os.path.relpath(args.out, ROOT), elapsed(t_start)))
     finally:
+        stop_pg()
         kill_all()
     return 0
 
@@ -923,9 +1230,9 @@ def summary_line(r):
     return s
 
 
-def cmd_out(argv, timeout=10):
+def cmd_out(argv, timeout=10, env=None):
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
         return (out.stdout + out.stderr).strip()
     except (OSError, subprocess.TimeoutExpired) as e:
         return "unavailable (%s)" % e

@@ -18,7 +18,13 @@ LAST = os.path.join(ROOT, "build", "bench", "last-run.json")
 FIELDS = ["mode", "workload", "workload_label", "group", "server", "server_label", "connections",
           "pipeline", "duration_s", "requests", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms",
           "cpu_us_per_req", "server_cpu_pct", "client_cpu_pct", "rss_mib", "errors", "non2xx",
-          "ideal", "vs_ideal", "bg_rps", "other_cpu0_pct", "other_cpu1_pct", "status", "note"]
+          "ideal", "vs_ideal", "bg_rps", "other_cpu0_pct", "other_cpu1_pct", "pg_cpu_pct",
+          "pg_us_per_req", "status", "note"]
+TFB_TESTS = ["json", "plaintext", "db", "queries", "fortunes", "cached-queries", "updates"]
+# the TechEmpower targets of issue 12: Canteen the least server CPU per request
+# and at least each peer's req/s on these
+TFB_TARGETS = ["db-256", "queries-20", "fortunes-256", "updates-20"]
+TFB_PEERS = ["node", "fastapi", "go"]
 
 COLORS = {"canteen": "#d62728", "node": "#2ca02c", "fastapi": "#9467bd", "go": "#17becf",
           "h2o": "#7f7f7f"}
@@ -170,7 +176,61 @@ def targets(records):
         v = num(c["p50_ms"])
         rows.append(("scenario: total near 1,000 ms, not 1,201", "%s ms wall" % fmt_ms(v),
                      verdict(v < 1100, "%.0f ms over" % (v - 1000))))
+    rows += tfb_targets(records, k)
     return rows
+
+
+def tfb_targets(records, k, env=None):
+    rows = []
+    env = env or ENV.get("env") or {}
+    ver = env.get("verified") or {}
+    if "canteen" in ver:
+        bad = [t for t in TFB_TESTS if ver["canteen"].get(t, "not run")]
+        rows.append(("TechEmpower: passes the verifier on all seven tests",
+                     "all seven pass" if not bad else "fails %s" % ", ".join(bad),
+                     verdict(not bad, "%d of 7 fail" % len(bad))))
+    elif any(r["group"] == "tfb" and r["server"] == "canteen" for r in records):
+        c = next(r for r in records if r["group"] == "tfb" and r["server"] == "canteen")
+        rows.append(("TechEmpower: passes the verifier on all seven tests",
+                     "not verified: %s" % c["note"], "missed (not run)"))
+    for w in TFB_TARGETS:
+        c = k.get((w, "canteen"))
+        if c is not None and not ok(c):
+            rows.append(("%s: least server CPU per request, req/s at least each peer's" % w,
+                         "not measured: %s" % c["note"].replace("|", "/")[:160],
+                         "missed (not measured)"))
+        if not ok(c):
+            continue
+        peers = [(p, k.get((w, p))) for p in TFB_PEERS if ok(k.get((w, p)))]
+        if not peers:
+            continue
+        cc = num(c["cpu_us_per_req"])
+        pcs = [(p, num(r["cpu_us_per_req"])) for p, r in peers if num(r["cpu_us_per_req"])]
+        if cc is not None and pcs:
+            best_p, best = min(pcs, key=lambda x: x[1])
+            rows.append(("%s: least server CPU per request of the four" % w,
+                         "%.1f µs; least peer: %s %.1f µs" % (cc, best_p, best),
+                         verdict(cc <= best, "%+.0f%% vs %s" % (100 * (cc / best - 1), best_p))))
+        best_p, best_r = max(((p, r) for p, r in peers), key=lambda x: num(x[1]["rps"]))
+        rr = num(c["rps"]) / num(best_r["rps"])
+        rows.append(("%s: req/s at least each peer's" % w,
+                     "%s vs %s %s (%.2f×)" % (fmt_rps(c["rps"]), best_p, fmt_rps(best_r["rps"]), rr),
+                     verdict(rr >= 1, "%.0f%% of %s's" % (100 * rr, best_p))))
+    c = k.get(("db-256", "canteen"))
+    bench = [b for b in env.get("pgbench") or [] if num(b.get("tps"))]
+    if ok(c) and bench:
+        top = max(bench, key=lambda b: num(b["tps"]))
+        rr = num(c["rps"]) / num(top["tps"])
+        v = verdict(rr >= 0.8, "%.0f%% of pgbench's" % (100 * rr))
+        if "noisy" in (top.get("note") or "") or "noisy:" in (c.get("note") or ""):
+            v += " (a noisy run on either side: not a fair ceiling)"
+        rows.append(("db-256: req/s ≥ 80% of pgbench's on the same database and core",
+                     "%s vs pgbench -c %s %s (%.0f%%)" % (fmt_rps(c["rps"]), top["clients"],
+                                                          fmt_rps(top["tps"]), 100 * rr), v))
+    return rows
+
+
+ENV = {}
 
 
 def verdict(good, gap):
@@ -229,6 +289,7 @@ def write_md(records, env, path, plots):
         for t, m, v in rows:
             L.append("| %s | %s | %s |" % (t, m, v))
         L.append("")
+    L += tfb_section(records, env, servers, labels)
     L.append("## Details")
     L.append("")
     L.append("CPU/req is the server's user + system CPU time over the run divided by the "
@@ -265,6 +326,9 @@ def write_md(records, env, path, plots):
                      "as 0). Throughput and CPU per request are the figures here.")
             L.append("")
         cols = ["server", "req/s", "p50 ms", "p99 ms", "CPU/req µs", "srv CPU", "wrk CPU"]
+        has_pg = group == "tfb"
+        if has_pg:
+            cols += ["PG µs/req", "PG CPU"]
         has_rss = any(num(r["rss_mib"]) is not None for r in records if r["workload"] == wid)
         has_ideal = any(num(r["ideal"]) is not None for r in records if r["workload"] == wid)
         has_bg = any(num(r["bg_rps"]) is not None for r in records if r["workload"] == wid)
@@ -287,6 +351,8 @@ def write_md(records, env, path, plots):
                 cells += [fmt_rps(r["rps"]), fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]),
                           fmt_plain(r["cpu_us_per_req"], 2), pct(r["server_cpu_pct"]),
                           pct(r["client_cpu_pct"])]
+                if has_pg:
+                    cells += [fmt_plain(r.get("pg_us_per_req"), 2), pct(r.get("pg_cpu_pct"))]
                 if has_rss:
                     cells.append(fmt_plain(r["rss_mib"]))
                 if has_ideal:
@@ -297,7 +363,7 @@ def write_md(records, env, path, plots):
                 err = int(num(r["errors"]) or 0) + int(num(r["non2xx"]) or 0)
                 cells.append(str(err) if err else "0")
             else:
-                cells += [DASH] * (6 + has_rss + has_ideal + has_bg + 1)
+                cells += [DASH] * (6 + 2 * has_pg + has_rss + has_ideal + has_bg + 1)
             peer_ok = okr and ok(c) and s != "canteen"
             cells += [ratio(c["rps"], r["rps"]) if peer_ok else DASH,
                       ratio(c["p99_ms"], r["p99_ms"]) if peer_ok else DASH,
@@ -308,7 +374,10 @@ def write_md(records, env, path, plots):
     L.append("## Versions")
     L.append("")
     for key, name in (("canteen", "Canteen"), ("node", "Node.js"), ("fastapi", "FastAPI stack"),
-                      ("go", "Go"), ("h2o", "h2o"), ("wrk", "wrk"), ("curl", "curl")):
+                      ("go", "Go"), ("h2o", "h2o"), ("wrk", "wrk"), ("curl", "curl"),
+                      ("postgresql", "PostgreSQL"), ("db_drivers", "database drivers")):
+        if key not in env:
+            continue
         L.append("- %s: %s" % (name, env.get(key, "?")))
     L.append("- open files limit (ulimit -n): %s; net.core.somaxconn: %s" % (
         env.get("nofile", "?"), env.get("somaxconn", "?")))
@@ -321,6 +390,55 @@ def write_md(records, env, path, plots):
             L.append("")
     with open(path, "w") as f:
         f.write("\n".join(L))
+
+
+def tfb_section(records, env, servers, labels):
+    """The database workloads: how they ran, the verifier's verdicts, pgbench."""
+    if not any(r["group"] == "tfb" for r in records):
+        return []
+    L = ["## The TechEmpower database tests", ""]
+    L.append("PostgreSQL %s (a throwaway server from bench/tfb/pgdb.py, unix socket, fsync "
+             "off) pinned to CPU %s; every server has a pool of %s connections. CPU/req is "
+             "the server's own CPU per request, PG µs/req the database's (postmaster and "
+             "backends) per request. Each database instance passed bench/tfb/verify.py "
+             "before it was measured; a workload whose test failed is reported as failed, "
+             "not measured." % (
+                 env.get("postgresql") or "?", env.get("pg_core", "?"),
+                 env.get("pool_size", "?")))
+    L.append("")
+    ver = env.get("verified") or {}
+    drivers = env.get("tfb_drivers") or {}
+    if ver:
+        L.append("| server | driver | " + " | ".join(TFB_TESTS) + " |")
+        L.append("| --- | --- |" + " :---: |" * len(TFB_TESTS))
+        for s in servers:
+            if s not in ver:
+                continue
+            L.append("| %s | %s | " % (labels.get(s, s), drivers.get(s, "")) + " | ".join(
+                "pass" if not ver[s].get(t, "not run") else "**fail**" for t in TFB_TESTS) + " |")
+        L.append("")
+        for s in servers:
+            for t in TFB_TESTS:
+                why = (ver.get(s) or {}).get(t)
+                if why:
+                    L.append("- %s, %s: %s" % (labels.get(s, s), t, why.replace("|", "/")))
+        L.append("")
+    bench = env.get("pgbench") or []
+    if bench:
+        L.append("The database's own ceiling: pgbench (`-M prepared -j 1`, pinned to CPU %s) "
+                 "running the db test's query, `SELECT id, randomNumber FROM World WHERE "
+                 "id = $1` with a random id, against the same server on CPU %s:" % (
+                     bench[0].get("client_core", "?"), bench[0].get("core", "?")))
+        L.append("")
+        L.append("| pgbench clients | queries/s | PG CPU | PG µs/query | note |")
+        L.append("| ---: | ---: | ---: | ---: | --- |")
+        for b in bench:
+            L.append("| %s | %s | %s | %s | %s |" % (b["clients"], fmt_rps(b["tps"]),
+                                                     pct(b["pg_cpu_pct"]),
+                                                     fmt_plain(b["pg_us_per_query"], 2),
+                                                     b.get("note", "")))
+        L.append("")
+    return L
 
 
 def pct(v):
@@ -406,6 +524,48 @@ def plots(records, env, out):
          "Server CPU time per request, µs (lower is better)", "µs/request",
          lambda w: w[2] == "fast")
 
+    tfb = [w for w in wls if w[2] == "tfb"]
+    # the servers with a database side (h2o has none here)
+    tservers = [s for s in servers if any((k.get((w[0], s)) or {}).get("status") != "skip"
+                                          for w in tfb)] or servers
+    if tfb:
+        ncol = min(3, len(tfb))
+        nrow = (len(tfb) + ncol - 1) // ncol
+        fig, axes = plt.subplots(nrow, ncol, figsize=(4.4 * ncol, 3.3 * nrow), squeeze=False)
+        for i, (wid, label, _) in enumerate(tfb):
+            ax = axes[i // ncol][i % ncol]
+            srv = [num(k[(wid, s)]["cpu_us_per_req"]) if ok(k.get((wid, s))) else None
+                   for s in tservers]
+            pgv = [num(k[(wid, s)].get("pg_us_per_req")) if ok(k.get((wid, s))) else None
+                   for s in tservers]
+            xs = range(len(tservers))
+            ax.bar(xs, [v or 0 for v in srv], color=[COLORS.get(s, "#333") for s in tservers],
+                   label="server")
+            ax.bar(xs, [v or 0 for v in pgv], bottom=[v or 0 for v in srv], color="#bbbbbb",
+                   label="PostgreSQL")
+            top = max([(a or 0) + (b or 0) for a, b in zip(srv, pgv)] or [1]) or 1
+            for x, a, b in zip(xs, srv, pgv):
+                txt = "n/a" if a is None else "%s+%s" % (fmt_ms(a), fmt_ms(b) if b else "~0")
+                ax.text(x, (a or 0) + (b or 0) + top * 0.02, txt, ha="center", va="bottom",
+                        fontsize=6.5)
+            ax.set_ylim(0, top * 1.2)
+            ax.set_xticks(list(xs))
+            ax.set_xticklabels([labels.get(s, s).split()[0].split("/")[0] for s in tservers],
+                               fontsize=8)
+            ax.set_title(short(label.replace("TFB ", "")), fontsize=8)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.set_ylabel("µs/request", fontsize=8)
+            if i == 0:
+                ax.legend(fontsize=7, loc="upper left")
+        for j in range(len(tfb), nrow * ncol):
+            axes[j // ncol][j % ncol].axis("off")
+        fig.suptitle("TechEmpower database tests: CPU per request, server (colour) + "
+                     "PostgreSQL (grey), µs (lower is better)", fontsize=10)
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+        fig.savefig(os.path.join(out, "tfb_cpu_per_request.png"), dpi=110)
+        plt.close(fig)
+        made.append(("tfb_cpu_per_request.png", "TechEmpower tests: CPU per request"))
+
     # The async guide's lesson: the same 100 ms wait three ways.
     lesson = [("lesson-async", "async (await sleep)", "#2ca02c"),
               ("lesson-sync", "sync (def route on the pool)", "#ff7f0e"),
@@ -459,6 +619,7 @@ def short(label):
 
 
 def write_all(records, env, out):
+    ENV["env"] = env
     os.makedirs(out, exist_ok=True)
     os.makedirs(os.path.dirname(LAST), exist_ok=True)
     with open(LAST, "w") as f:
@@ -474,6 +635,7 @@ if __name__ == "__main__":
     with open(src) as f:
         data = json.load(f)
     os.makedirs(dst, exist_ok=True)
+    ENV["env"] = data["env"]
     write_csv(data["records"], os.path.join(dst, "results.csv"))
     made = plots(data["records"], data["env"], dst)
     write_md(data["records"], data["env"], os.path.join(dst, "results.md"), made)

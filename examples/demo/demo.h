@@ -44,4 +44,18 @@ uint64_t demo_now_ms(void);
  * optimiser so it is not turned into n*(n-1)/2). */
 uint64_t demo_sum(uint64_t n);
 
+/* The TechEmpower database tests (tfb.c): GET /db, /queries, /fortunes,
+ * /updates, /cached-queries, through a pool of pool_size connections to
+ * `url` (which must outlive the app) of their own, opened by a startup
+ * hook that also fills the cache of /cached-queries, and closed by its
+ * shutdown hook; pipeline_depth is the pool's (0: its default, 1: no
+ * pipelining). 0 or a negative CN_E* code; CN_EINVAL when the demo was
+ * built without libcanteen-pg. */
+int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size, unsigned pipeline_depth);
+
+/* HTML-escape s (& < > " ') into dst, which has room for
+ * demo_html_escaped_len(s) + 1 bytes; returns the length written. */
+size_t demo_html_escape(char *dst, const char *s);
+size_t demo_html_escaped_len(const char *s);
+
 #endif

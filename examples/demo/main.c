@@ -10,7 +10,11 @@
  *
  * --database URL (or the environment's DATABASE_URL) keeps the local users
  * in PostgreSQL instead of the embedded SQLite: a libpq connection string
- * or URI ("postgresql://app@localhost/app", "host=/run/postgresql").
+ * or URI ("postgresql://app@localhost/app", "host=/run/postgresql"). It
+ * also serves the TechEmpower database tests (tfb.c: /db, /queries,
+ * /fortunes, /updates, /cached-queries, for bench/run) on a pool of their
+ * own: --db-pool connections (default 8), --db-pipeline queries in flight
+ * on one connection (default: the pool's; 1 turns pipelining off).
  * --with-traps adds routes that misbehave on purpose (a blocking call in an
  * async route) so that the loop-block warning can be seen.
  */
@@ -36,7 +40,9 @@ static const char demo_usage[] =
     "  --pool-threads N    cn_config.pool_threads (40)\n"
     "  --pool-nice N       cn_config.pool_nice (10; -1 runs them at the loop's priority)\n"
     "  --with-traps        add routes that block the loop on purpose\n"
-    "  --database URL      the users in PostgreSQL (default: $DATABASE_URL, else SQLite)\n";
+    "  --database URL      the users in PostgreSQL (default: $DATABASE_URL, else SQLite)\n"
+    "  --db-pool N         the TechEmpower routes' connections (8)\n"
+    "  --db-pipeline N     their queries in flight on one connection (the pool's; 1: none)\n";
 
 /*
  * With --workers the supervisor forks, again and again: it must have no
@@ -122,7 +128,7 @@ static void print_serving(const cn_cli *cli, cn_app *app, const char *upstream_u
 int main(int argc, char **argv)
 {
     const char *upstream_arg = NULL, *upstream_base, *database = getenv("DATABASE_URL");
-    int rc, with_traps = 0;
+    int rc, with_traps = 0, db_pool = 8, db_pipeline = 0;
     upstream *up = NULL;
     pid_t up_pid = -1;
     char up_url[64];
@@ -140,6 +146,10 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--database") == 0 && i + 1 < argc) {
             database = argv[++i];
+        } else if (strcmp(argv[i], "--db-pool") == 0 && i + 1 < argc) {
+            db_pool = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--db-pipeline") == 0 && i + 1 < argc) {
+            db_pipeline = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--upstream") == 0 && i + 1 < argc) {
             upstream_arg = argv[++i];
         } else if (strcmp(argv[i], "--pool-threads") == 0 && i + 1 < argc) {
@@ -190,6 +200,10 @@ int main(int argc, char **argv)
                 rc == CN_EINVAL ? "not a connection string libpq accepts (or built without "
                                   "libcanteen-pg)"
                                 : cn_strerror(rc));
+    } else if (rc == 0 && database && *database &&
+               (rc = demo_register_tfb(app, database, db_pool > 0 ? (unsigned)db_pool : 8,
+                                       db_pipeline > 0 ? (unsigned)db_pipeline : 0)) < 0) {
+        fprintf(stderr, "canteen-demo: the TechEmpower routes: %s\n", cn_strerror(rc));
     } else {
         if (rc == 0)
             rc = demo_register_fetch(app, upstream_base);

@@ -41,8 +41,9 @@ typedef struct cn_request_id_opts {
  * line Canteen logs about the request starts with "[<id>] " (a handler's
  * failure, a slow step, the access log, cn_req_log). The header is set
  * before the rest of the chain runs, so error responses and streams carry
- * it too. Errors: CN_EINVAL (app NULL, a header name that is not a token),
- * CN_ESTATE (the app runs), CN_ENOMEM.
+ * it too. Errors: CN_EINVAL (app NULL, a header name that is not a token
+ * or is one Canteen writes itself, such as Date), CN_ESTATE (the app runs),
+ * CN_ENOMEM.
  */
 CN_EXTERN int cn_app_request_id(cn_app *app, const cn_request_id_opts *opts);
 

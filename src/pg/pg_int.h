@@ -42,6 +42,8 @@ typedef struct pg_query {
     bool leased;    /* on an acquired connection: never sent again */
     bool sent;      /* on the wire: its results must be read */
     bool abandoned; /* the task has gone (timeout, cancel) */
+    /* the waiting task's: set when it abandons the query (PG_LEFT_*) */
+    int *left;
     bool failed;    /* the error of its batch is this query's own */
     bool retry;     /* its batch was rolled back: send it again */
     unsigned items; /* its items still on the wire */
@@ -49,6 +51,10 @@ typedef struct pg_query {
     uint64_t t0_ns;
     char why[200]; /* the error when there is no server result for it */
 } pg_query;
+
+/* What an abandon left a query to (pg_query.left): its task frees one taken
+ * back before it was sent; one on the wire is its connection's. */
+enum { PG_LEFT_NOT = 0, PG_LEFT_TAKEN_BACK, PG_LEFT_ON_WIRE };
 
 /* What went out on a connection, in order: the results come back so. */
 enum { IT_PREPARE, IT_EXEC, IT_INTERNAL, IT_SYNC };

@@ -321,6 +321,11 @@ static void grow(cn_pg_pool *p)
         }
         return;
     }
+    /* Full: nothing can be opened, so no need to count who waits. This runs
+     * on every dispatch, and the pending list can hold thousands of queries
+     * (256 requests of 20): walking it each time was a quarter of the CPU. */
+    if (p->nconns >= p->cfg.max_size)
+        return;
     demand = count_list(&p->pending) + count_list(&p->acquirers);
     if (p->nconns < p->cfg.min_size)
         want = p->cfg.min_size - p->nconns;

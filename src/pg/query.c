@@ -43,8 +43,10 @@ static void on_abandon(cn_future *f, int reason, void *arg)
     q->fut = NULL;
     if (!q->sent) {
         cn__list_remove(&q->link); /* the pool's or the connection's queue */
+        *q->left = PG_LEFT_TAKEN_BACK;
         return;
     }
+    *q->left = PG_LEFT_ON_WIRE;
     pg__conn_abandon(q->conn, q);
 }
 
@@ -70,13 +72,14 @@ static int run(pg_query *q, pg_conn *c, cn_pg_result **out)
     cn_pg_pool *p = q->pool;
     int64_t timeout = p->cfg.command_timeout_ms > 0 ? p->cfg.command_timeout_ms : -1;
     cn_future *f = cn_future_new();
-    int rc;
+    int left = PG_LEFT_NOT, rc;
 
     if (f == NULL) {
         free(q);
         return CN_ENOMEM;
     }
     q->fut = f;
+    q->left = &left;
     q->t0_ns = pg__now_ns();
     cn_future_on_abandon(f, on_abandon, q);
     if (c) {
@@ -89,9 +92,12 @@ static int run(pg_query *q, pg_conn *c, cn_pg_result **out)
     pg__pool_kick(p);
     rc = cn_future_wait(f, timeout);
     cn_future_free(f);
+    /* Abandoned on the wire, q is its connection's, which may have freed it
+     * before this task ran again: not a look at it (not even q->sent). */
+    if (left == PG_LEFT_ON_WIRE)
+        return rc;
     if (rc == CN_ETIMEDOUT || rc == CN_ECANCELED) {
-        if (!q->sent)
-            free(q); /* taken back; else its connection frees it */
+        free(q); /* taken back, or failed unsent by the pool's close */
         return rc;
     }
     if (rc == 0 || rc == CN_EDB) {

@@ -211,6 +211,10 @@ static void test_bad_options(void **state)
     assert_int_equal(cn_app_request_id(NULL, NULL), CN_EINVAL);
     assert_int_equal(cn_app_request_id(app, &(cn_request_id_opts){.header = "X Bad"}), CN_EINVAL);
     assert_int_equal(cn_app_request_id(app, &(cn_request_id_opts){.header = ""}), CN_EINVAL);
+    /* a header the serialiser writes itself cannot be the ID's */
+    assert_int_equal(cn_app_request_id(app, &(cn_request_id_opts){.header = "Date"}), CN_EINVAL);
+    assert_int_equal(cn_app_request_id(app, &(cn_request_id_opts){.header = "content-length"}),
+                     CN_EINVAL);
     cn_app_free(app);
 }
 

@@ -16,6 +16,7 @@
 
 #include <sys/stat.h>
 
+#include "common.h"
 #include "batteries.h"
 #include "harness.h"
 

@@ -35,10 +35,12 @@ command -v validate-api >/dev/null || missing "validate-api (npm @seriousme/open
 command -v chromium >/dev/null || missing "chromium"
 command -v python3 >/dev/null || missing "python3"
 
-# start_demo LOG [ENV=VALUE...]: a demo on port 0; prints its port
+# start_demo LOG [ENV=VALUE...]: a demo on port 0; sets $port. Not run in
+# $(...): the pid must reach this shell's cleanup.
 start_demo() {
-    local log=$1 port=
+    local log=$1
     shift
+    port=
     env "$@" "$demo" --host 127.0.0.1 --port 0 >"$log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do
@@ -47,10 +49,9 @@ start_demo() {
         sleep 0.05
     done
     [[ -n $port ]] || fail "the demo did not start: $(cat "$log")"
-    echo "$port"
 }
 
-port=$(start_demo "$tmp/demo.log")
+start_demo "$tmp/demo.log"
 base="http://127.0.0.1:$port"
 
 # 1. the document validates
@@ -98,7 +99,8 @@ assert "Canteen demo" in dom
 PY
 
 # 4. without Swagger UI's files, /docs says how to install them
-port2=$(start_demo "$tmp/demo2.log" CANTEEN_SWAGGER_UI_DIR="$tmp/nothing-here")
+start_demo "$tmp/demo2.log" CANTEEN_SWAGGER_UI_DIR="$tmp/nothing-here"
+port2=$port
 code=$(curl -s -o "$tmp/docs.html" -w '%{http_code}' --max-time 10 "http://127.0.0.1:$port2/docs")
 [[ $code == 503 ]] || fail "/docs without Swagger UI: status $code"
 grep -q "npm install -g" "$tmp/docs.html" || fail "/docs without Swagger UI does not say how to install it"

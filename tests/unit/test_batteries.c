@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "common.h"
 #include "batteries.h"
 #include "router.h"
 
@@ -60,6 +61,31 @@ static void cookie_find_pairs(void **state)
     assert_null(find(";;;", "a", b));
 }
 
+/* ascii.c: the helpers every header passes through */
+static void ascii_helpers(void **state)
+{
+    char b[CN__UTOA_MAX];
+
+    (void)state;
+    assert_int_equal(cn__utoa(b, 0), 1);
+    assert_string_equal(b, "0");
+    assert_int_equal(cn__utoa(b, 404), 3);
+    assert_string_equal(b, "404");
+    assert_int_equal(cn__utoa(b, UINT64_MAX), 20);
+    assert_string_equal(b, "18446744073709551615");
+    assert_true(cn__ieq("Content-Type", 12, "content-type"));
+    assert_false(cn__ieq("Content-Type", 12, "content-typ"));
+    assert_false(cn__ieq("Content-Typ", 11, "content-type"));
+    assert_false(cn__ieq("\xc3\xa9", 2, "\xc3\x89")); /* ASCII only: no UTF-8 folding */
+    assert_true(cn__is_token("!#$%&'*+-.^_`|~09azAZ", 21));
+    for (int c = 0; c < 256; c++) {
+        char one = (char)c;
+        bool tchar = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                     (c && strchr("!#$%&'*+-.^_`|~", c));
+        assert_int_equal(cn__is_token(&one, 1), tchar);
+    }
+}
+
 static void cookie_values_and_names(void **state)
 {
     (void)state;
@@ -94,6 +120,22 @@ static void http_dates(void **state)
     assert_string_equal(buf, "Sun, 06 Nov 1994 08:49:37 GMT");
     cn__imf_date(0, buf);
     assert_string_equal(buf, "Thu, 01 Jan 1970 00:00:00 GMT");
+    cn__imf_date(951782400, buf); /* a leap day in a year divisible by 400 */
+    assert_string_equal(buf, "Tue, 29 Feb 2000 00:00:00 GMT");
+    cn__imf_date(4102444799, buf);
+    assert_string_equal(buf, "Thu, 31 Dec 2099 23:59:59 GMT");
+    cn__imf_date(-1, buf);
+    assert_string_equal(buf, "Wed, 31 Dec 1969 23:59:59 GMT");
+    /* every day of 1900..2200 agrees with gmtime_r and the C locale's names */
+    for (time_t d = -25567; d < 84006; d += 5) {
+        struct tm tm;
+        char want[40];
+        time_t at = d * 86400 + 45296;
+        gmtime_r(&at, &tm);
+        strftime(want, sizeof want, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cn__imf_date(at, buf);
+        assert_string_equal(buf, want);
+    }
     assert_true(cn__parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT", &t));
     assert_int_equal(t, 784111777);
     assert_true(cn__parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT", &t));
@@ -343,6 +385,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cookie_find_pairs),
+        cmocka_unit_test(ascii_helpers),
         cmocka_unit_test(cookie_values_and_names),
         cmocka_unit_test(http_dates),
         cmocka_unit_test(accept_encoding_q_values),
