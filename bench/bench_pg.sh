@@ -17,7 +17,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${1:-build/release}
 shift || true
 if [[ ! -x $build/bench/bench_pg ]]; then
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release --log-level=WARNING >/dev/null
+    # script/server's build/release has the benchmarks off: turn them on
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCANTEEN_BUILD_BENCH=ON \
+        --log-level=WARNING >/dev/null
     cmake --build "$build" --target bench_pg --parallel "$(nproc)" >/dev/null
 fi
 bin=$(cd "$build/bench" && pwd)/bench_pg

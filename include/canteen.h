@@ -877,6 +877,23 @@ CN_EXTERN int cn_res_jsonf(cn_res *res, int status, const char *fmt, ...)
 CN_EXTERN const char *cn_req_json_quote(cn_req *req, const char *s);
 
 /*
+ * Escape len bytes of src for HTML text or a quoted attribute value: & < >
+ * " ' become &amp; &lt; &gt; &quot; &#x27; (Python's html.escape); every
+ * other byte, UTF-8 included, is copied. At most size bytes, NUL included,
+ * go into dst, never part of an entity (NULL dst with size 0 only
+ * measures). Returns the escaped length (>= size: dst was too small), or
+ * CN_EINVAL (NULL src with len > 0, NULL dst with size > 0), CN_ERANGE.
+ */
+CN_EXTERN int cn_html_escape(char *dst, size_t size, const char *src, size_t len);
+
+/*
+ * The escaped form of the NUL-terminated `s` (cn_html_escape), in the
+ * request's arena (valid until the response is done; never free it). NULL
+ * when req or s is NULL, or out of memory.
+ */
+CN_EXTERN char *cn_req_html_escape(cn_req *req, const char *s);
+
+/*
  * FastAPI's HTTPException: `{"detail": "<detail>"}` with `status`.
  * `detail` is copied (NULL means the status's reason phrase).
  */

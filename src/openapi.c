@@ -324,20 +324,6 @@ static char *operation_id(const char *path, const char *method)
     return id;
 }
 
-static const char *in_name(cn_in in)
-{
-    switch (in) {
-    case CN_PATH:
-        return "path";
-    case CN_HEADER:
-        return "header";
-    case CN_COOKIE:
-        return "cookie";
-    default:
-        return "query";
-    }
-}
-
 /* One route's operation object. */
 static cJSON *operation(const cn__route *rt, const char *path, cJSON *components, cJSON *ids)
 {
@@ -383,7 +369,7 @@ static cJSON *operation(const cn__route *rt, const char *path, cJSON *components
         const cn_field *f = fields[i];
         cJSON *p = cJSON_CreateObject();
         cJSON_AddStringToObject(p, "name", f->name);
-        cJSON_AddStringToObject(p, "in", in_name(f->in));
+        cJSON_AddStringToObject(p, "in", cn__in_name(f->in));
         cJSON_AddBoolToObject(p, "required", f->in == CN_PATH || f->required);
         cJSON_AddItemToObject(p, "schema", schema_of(f, components, f->name, 0));
         if (f->description)

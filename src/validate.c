@@ -432,7 +432,7 @@ static bool check_param_text(errors *e, const decl *d, const cn_field *f, const 
     }
 }
 
-static const char *where_name(cn_in in)
+const char *cn__in_name(cn_in in)
 {
     switch (in) {
     case CN_PATH:
@@ -465,7 +465,7 @@ static void check_params(errors *e, const decl *d, value *vals)
     for (unsigned i = 0; i < d->nparams; i++) {
         const cn_field *f = d->params[i];
         const char *text = param_text(e->req, f);
-        where root = {.key = where_name(f->in)}, w = {.up = &root, .key = f->name};
+        where root = {.key = cn__in_name(f->in)}, w = {.up = &root, .key = f->name};
         if (text == NULL && (f->required || f->in == CN_PATH)) {
             add_error(e, "missing", &w, "Field required", (input){0}, NULL);
             continue;

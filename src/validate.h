@@ -33,4 +33,7 @@ unsigned cn__decl_params(const struct cn__route *rt, const cn_field *const **out
  */
 int cn__validate(cn_req *req);
 
+/* "path", "query", "header" or "cookie": 422 locations and OpenAPI's "in". */
+const char *cn__in_name(cn_in in);
+
 #endif

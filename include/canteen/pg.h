@@ -151,7 +151,8 @@ typedef struct cn_pg_config {
  * awaits a first query or acquire. The pool adds its figures to the app's metrics.
  * The caller owns *out and closes it with cn_pg_pool_close. Errors:
  * CN_EINVAL (app, cfg or conninfo NULL, a conninfo libpq cannot parse, a
- * host list without hostaddr, min_size > max_size), CN_ENOMEM.
+ * host list without hostaddr, min_size > max_size, the name of another
+ * open pool of the app: /metrics labels the series by it), CN_ENOMEM.
  */
 CN_EXTERN int cn_pg_pool_new(cn_app *app, const cn_pg_config *cfg, cn_pg_pool **out);
 

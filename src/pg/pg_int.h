@@ -130,6 +130,7 @@ struct cn_pg_pool {
     char *host_port;
     char hostaddr[4 * 48]; /* up to 4 addresses, comma-separated */
     char hostlist[4 * 256];
+    cn__list reg_link; /* the pools /metrics shows (pool.c) */
     cn__list conns;
     cn__list pending;   /* one-shot queries without a connection */
     cn__list acquirers; /* cn_pg_acquire waiting */

@@ -11,6 +11,8 @@
  * pipeline_depth. Then every connection with something to send sends it
  * as one batch: one write for everything this turn gave it.
  */
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,8 @@
 
 static void on_flush(uv_prepare_t *h);
 static void dispatch(cn_pg_pool *p);
-static void pool_metrics(cn_metrics_out *out, void *data);
+static int metrics_join(cn_pg_pool *p);
+static void metrics_leave(cn_pg_pool *p);
 
 /* ---- settings ---- */
 
@@ -222,7 +225,7 @@ int cn_pg_pool_new(cn_app *app, const cn_pg_config *cfg, cn_pg_pool **out)
     cn__list_init(&p->dirty);
     rc = p->conninfo && p->name ? parse_conninfo(p) : CN_ENOMEM;
     if (rc == 0)
-        rc = cn_app_metrics_add(app, pool_metrics, p);
+        rc = metrics_join(p);
     if (rc < 0) {
         p->closing = true;
         maybe_free(p);
@@ -252,7 +255,7 @@ void cn_pg_pool_close(cn_pg_pool *p)
     if (p == NULL || p->closing)
         return;
     p->closing = true;
-    cn_app_metrics_remove(p->app, pool_metrics, p);
+    metrics_leave(p);
     while (!cn__list_empty(&p->pending)) {
         pg_query *q = CN__CONTAINER_OF(p->pending.next, pg_query, link);
         cn__list_remove(&q->link);
@@ -645,61 +648,159 @@ void cn_pg_pool_stats(const cn_pg_pool *p, cn_pg_stats *out)
     out->waiters = count_list(&p->pending) + count_list(&p->acquirers);
 }
 
-static void metric(cn_metrics_out *out, const char *name, const char *type, const char *help,
-                   const char *pool, const char *suffix, unsigned long long v)
+/*
+ * /metrics: one collector per app for all its pools, so that each family's
+ * HELP and TYPE appear once with a series per pool (the text format wants
+ * a family's lines together, and no HELP twice). Pools may live on apps in
+ * several threads: the registry has a lock.
+ */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static cn__list reg = {&reg, &reg}; /* every open pool, by reg_link */
+
+static void app_metrics(cn_metrics_out *out, void *data);
+
+/* The first other pool of p->app named like p, else NULL (under reg_lock). */
+static cn_pg_pool *reg_find(const cn_pg_pool *p, bool same_name)
 {
-    if (suffix == NULL || strcmp(suffix, "_sum") == 0 || strcmp(suffix, "") == 0)
-        cn_metrics_printf(out, "# HELP canteen_pg_%s %s\n# TYPE canteen_pg_%s %s\n", name, help,
-                          name, type);
-    cn_metrics_printf(out, "canteen_pg_%s%s{pool=\"%s\"} %llu\n", name, suffix ? suffix : "", pool,
-                      v);
+    for (cn__list *it = reg.next; it != &reg; it = it->next) {
+        cn_pg_pool *q = CN__CONTAINER_OF(it, cn_pg_pool, reg_link);
+        if (q != p && q->app == p->app && (!same_name || strcmp(q->name, p->name) == 0))
+            return q;
+    }
+    return NULL;
 }
 
-static void seconds(cn_metrics_out *out, const char *name, const char *type, const char *help,
-                    const char *pool, const char *suffix, double ms)
+static int metrics_join(cn_pg_pool *p)
 {
-    if (suffix == NULL || strcmp(suffix, "_sum") == 0)
-        cn_metrics_printf(out, "# HELP canteen_pg_%s %s\n# TYPE canteen_pg_%s %s\n", name, help,
-                          name, type);
-    cn_metrics_printf(out, "canteen_pg_%s%s{pool=\"%s\"} ", name, suffix ? suffix : "", pool);
-    cn_metrics_seconds(out, ms);
-    cn_metrics_printf(out, "\n");
+    bool first;
+    int rc = 0;
+
+    pthread_mutex_lock(&reg_lock);
+    if (reg_find(p, true)) {
+        pthread_mutex_unlock(&reg_lock);
+        return CN_EINVAL; /* its series would be another pool's */
+    }
+    first = reg_find(p, false) == NULL;
+    cn__list_push(&reg, &p->reg_link);
+    pthread_mutex_unlock(&reg_lock);
+    if (first)
+        rc = cn_app_metrics_add(p->app, app_metrics, p->app);
+    if (rc < 0)
+        metrics_leave(p);
+    return rc;
 }
 
-static void pool_metrics(cn_metrics_out *out, void *data)
+static void metrics_leave(cn_pg_pool *p)
 {
-    const cn_pg_pool *p = data;
-    const char *n = p->name;
-    cn_pg_stats s;
+    bool last;
 
-    cn_pg_pool_stats(p, &s);
-    metric(out, "connections", "gauge", "Connections open or opening.", n, NULL, s.size);
-    metric(out, "connections_idle", "gauge", "Open connections with nothing to do.", n, NULL,
-           s.idle);
-    metric(out, "connections_in_use", "gauge", "Connections borrowed or running one-shot queries.",
-           n, NULL, s.in_use);
-    metric(out, "waiters", "gauge", "Acquires and queries waiting for a connection.", n, NULL,
-           s.waiters);
-    seconds(out, "acquire_wait_seconds", "summary", "Time cn_pg_acquire waited.", n, "_sum",
-            s.acquire_wait_ms_sum);
-    metric(out, "acquire_wait_seconds", "summary", "", n, "_count",
-           s.acquires + s.acquire_timeouts);
-    metric(out, "acquire_timeouts_total", "counter", "Acquires that timed out.", n, NULL,
-           s.acquire_timeouts);
-    seconds(out, "query_seconds", "summary", "Time from a query's call to its result.", n, "_sum",
-            s.query_ms_sum);
-    metric(out, "query_seconds", "summary", "", n, "_count", s.queries);
-    metric(out, "query_errors_total", "counter", "Queries the server refused (CN_EDB).", n, NULL,
-           s.errors);
-    metric(out, "query_timeouts_total", "counter", "Queries past command_timeout_ms.", n, NULL,
-           s.timeouts);
-    metric(out, "cancels_total", "counter", "Cancel requests sent to the server.", n, NULL,
-           s.cancels);
-    metric(out, "batches_total", "counter", "Pipeline batches sent (one write each).", n, NULL,
-           s.batches);
-    metric(out, "connects_total", "counter", "Connections opened.", n, NULL, s.connects);
-    metric(out, "connect_failures_total", "counter", "Connection attempts that failed.", n, NULL,
-           s.connect_failures);
-    metric(out, "reconnects_total", "counter", "Open connections lost and replaced.", n, NULL,
-           s.lost);
+    pthread_mutex_lock(&reg_lock);
+    if (p->reg_link.next == NULL || cn__list_empty(&p->reg_link)) {
+        pthread_mutex_unlock(&reg_lock);
+        return;
+    }
+    cn__list_remove(&p->reg_link);
+    last = reg_find(p, false) == NULL;
+    pthread_mutex_unlock(&reg_lock);
+    if (last)
+        cn_app_metrics_remove(p->app, app_metrics, p->app);
+}
+
+/* How a family's figure is read from cn_pg_stats and written. */
+enum { UINT, U64, MS_AS_SECONDS, ACQUIRE_COUNT };
+
+static const struct family {
+    const char *name, *suffix, *type, *help; /* type and help NULL: the family's next line */
+    int kind;
+    size_t at; /* offsetof the figure in cn_pg_stats */
+} families[] = {
+#define F(name, suffix, type, help, kind, field)                                                   \
+    {                                                                                              \
+        name, suffix, type, help, kind, offsetof(cn_pg_stats, field)                               \
+    }
+    F("connections", "", "gauge", "Connections open or opening.", UINT, size),
+    F("connections_idle", "", "gauge", "Open connections with nothing to do.", UINT, idle),
+    F("connections_in_use", "", "gauge", "Connections borrowed or running one-shot queries.", UINT,
+      in_use),
+    F("waiters", "", "gauge", "Acquires and queries waiting for a connection.", UINT, waiters),
+    F("acquire_wait_seconds", "_sum", "summary", "Time cn_pg_acquire waited.", MS_AS_SECONDS,
+      acquire_wait_ms_sum),
+    F("acquire_wait_seconds", "_count", NULL, NULL, ACQUIRE_COUNT, acquires),
+    F("acquire_timeouts_total", "", "counter", "Acquires that timed out.", U64, acquire_timeouts),
+    F("query_seconds", "_sum", "summary", "Time from a query's call to its result.", MS_AS_SECONDS,
+      query_ms_sum),
+    F("query_seconds", "_count", NULL, NULL, U64, queries),
+    F("query_errors_total", "", "counter", "Queries the server refused (CN_EDB).", U64, errors),
+    F("query_timeouts_total", "", "counter", "Queries past command_timeout_ms.", U64, timeouts),
+    F("cancels_total", "", "counter", "Cancel requests sent to the server.", U64, cancels),
+    F("batches_total", "", "counter", "Pipeline batches sent (one write each).", U64, batches),
+    F("connects_total", "", "counter", "Connections opened.", U64, connects),
+    F("connect_failures_total", "", "counter", "Connection attempts that failed.", U64,
+      connect_failures),
+    F("reconnects_total", "", "counter", "Open connections lost and replaced.", U64, lost),
+#undef F
+};
+
+static void put_figure(cn_metrics_out *out, const struct family *f, const cn_pg_stats *s)
+{
+    const void *at = (const char *)s + f->at;
+
+    switch (f->kind) {
+    case UINT:
+        cn_metrics_printf(out, "%u", *(const unsigned *)at);
+        break;
+    case U64:
+        cn_metrics_printf(out, "%llu", (unsigned long long)*(const uint64_t *)at);
+        break;
+    case MS_AS_SECONDS:
+        cn_metrics_seconds(out, *(const double *)at);
+        break;
+    default: /* ACQUIRE_COUNT: the summary counts the acquires that timed out too */
+        cn_metrics_printf(out, "%llu", (unsigned long long)(s->acquires + s->acquire_timeouts));
+        break;
+    }
+}
+
+typedef struct snapshot {
+    const char *name;
+    cn_pg_stats st;
+} snapshot;
+
+static void app_metrics(cn_metrics_out *out, void *data)
+{
+    const cn_app *app = data;
+    snapshot *snap = NULL;
+    size_t n = 0, cap = 0;
+
+    /* every pool's figures under the lock, then the printing without it */
+    pthread_mutex_lock(&reg_lock);
+    for (cn__list *it = reg.next; it != &reg; it = it->next) {
+        const cn_pg_pool *p = CN__CONTAINER_OF(it, cn_pg_pool, reg_link);
+        if (p->app != app)
+            continue;
+        if (n == cap) {
+            size_t more_cap = cap ? cap * 2 : 4;
+            snapshot *more = realloc(snap, more_cap * sizeof(*snap));
+            if (more == NULL)
+                break; /* the pools seen so far */
+            snap = more;
+            cap = more_cap;
+        }
+        snap[n].name = p->name; /* freed after metrics_leave, on this loop */
+        cn_pg_pool_stats(p, &snap[n++].st);
+    }
+    pthread_mutex_unlock(&reg_lock);
+    for (size_t f = 0; f < CN__ARRAY_SIZE(families); f++) {
+        const struct family *fam = &families[f];
+        if (fam->help)
+            cn_metrics_printf(out, "# HELP canteen_pg_%s %s\n# TYPE canteen_pg_%s %s\n", fam->name,
+                              fam->help, fam->name, fam->type);
+        for (size_t i = 0; i < n; i++) {
+            cn_metrics_printf(out, "canteen_pg_%s%s{pool=\"%s\"} ", fam->name, fam->suffix,
+                              snap[i].name);
+            put_figure(out, fam, &snap[i].st);
+            cn_metrics_printf(out, "\n");
+        }
+    }
+    free(snap);
 }

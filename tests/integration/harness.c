@@ -1328,3 +1328,53 @@ void h_assert_header(const h_response *r, const char *name, const char *want)
     if (strcmp(got, want) != 0)
         fail_msg("%s: '%s', expected '%s'", name, got, want);
 }
+
+/* ---- the trace ---- */
+
+static pthread_mutex_t trace_mu = PTHREAD_MUTEX_INITIALIZER;
+static char trace_buf[512];
+
+void h_trace(const char *s)
+{
+    pthread_mutex_lock(&trace_mu);
+    strncat(trace_buf, s, sizeof trace_buf - strlen(trace_buf) - 1);
+    pthread_mutex_unlock(&trace_mu);
+}
+
+void h_trace_reset(void)
+{
+    pthread_mutex_lock(&trace_mu);
+    trace_buf[0] = 0;
+    pthread_mutex_unlock(&trace_mu);
+}
+
+static void trace_copy(char got[sizeof trace_buf])
+{
+    pthread_mutex_lock(&trace_mu);
+    memcpy(got, trace_buf, sizeof trace_buf);
+    pthread_mutex_unlock(&trace_mu);
+}
+
+bool h_trace_is(const char *want)
+{
+    char got[sizeof trace_buf];
+
+    trace_copy(got);
+    return strcmp(got, want) == 0;
+}
+
+bool h_trace_has(const char *part)
+{
+    char got[sizeof trace_buf];
+
+    trace_copy(got);
+    return strstr(got, part) != NULL;
+}
+
+void h_assert_trace(const char *want)
+{
+    char got[sizeof trace_buf];
+
+    trace_copy(got);
+    assert_string_equal(got, want);
+}

@@ -119,6 +119,17 @@ int h_teardown(void **state);
  */
 bool h_wait_active(h_server *s, uint64_t want, int timeout_ms);
 
+/*
+ * A trace of who ran, in order: h_trace appends from any thread (the loop,
+ * the pool, the test), under a lock; the test compares or waits on it.
+ * 511 bytes at most (the rest is dropped).
+ */
+void h_trace(const char *s);
+void h_trace_reset(void);
+bool h_trace_is(const char *want);     /* the whole trace is `want` */
+bool h_trace_has(const char *part);    /* `part` is in it */
+void h_assert_trace(const char *want); /* fails the test with both texts */
+
 /* A snapshot of the counters (approximate while running). */
 cn_stats h_stats(h_server *s);
 

@@ -5,34 +5,13 @@
  * response in reverse order, also after the client left, and read from a
  * sync handler on the pool.
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char order[256]; /* resolutions "+x", cleanups "-x" */
-
-static void note(const char *s)
-{
-    pthread_mutex_lock(&log_mu);
-    strncat(order, s, sizeof order - strlen(order) - 1);
-    pthread_mutex_unlock(&log_mu);
-}
-
-static bool order_is(const char *want)
-{
-    bool eq;
-
-    pthread_mutex_lock(&log_mu);
-    eq = strcmp(order, want) == 0;
-    if (!eq)
-        print_message("order: '%s', expected '%s'\n", order, want);
-    pthread_mutex_unlock(&log_mu);
-    return eq;
-}
+/* the trace (h_trace): resolutions "+x", cleanups "-x" */
 
 static atomic_int db_resolves, db_cleanups, handler_runs;
 static atomic_int cleanup_sleep_rc = H_NOT_YET;
@@ -48,7 +27,7 @@ static int db_open(cn_req *req, cn_res *res, void *data, void **value)
     (void)res;
     (void)data;
     db_resolves++;
-    note("+db");
+    h_trace("+db");
     rc = cn_sleep(50);
     if (rc < 0)
         return rc;
@@ -60,7 +39,7 @@ static void db_close(cn_req *req, void *value, void *data)
 {
     (void)data;
     (void)value;
-    note("-db");
+    h_trace("-db");
     db_cleanups++;
     /* a cleanup may await, even for a request whose client left */
     if (strcmp(cn_req_path(req), "/d/slow-cleanup") == 0 ||
@@ -83,7 +62,7 @@ static int user_resolve(cn_req *req, cn_res *res, void *data, void **value)
         return rc;
     if (cn_req_header(req, "x-user") == NULL)
         return cn_res_raise(res, 401, "Not authenticated");
-    note("+user");
+    h_trace("+user");
     *value = cn_req_sprintf(req, "%s@%s", cn_req_header(req, "x-user"), (char *)db);
     return 0;
 }
@@ -93,7 +72,7 @@ static void user_cleanup(cn_req *req, void *value, void *data)
     (void)req;
     (void)value;
     (void)data;
-    note("-user");
+    h_trace("-user");
 }
 
 static const cn_dep dep_user = {.name = "user", .resolve = user_resolve, .cleanup = user_cleanup};
@@ -107,7 +86,7 @@ static int repo_resolve(cn_req *req, cn_res *res, void *data, void **value)
     (void)data;
     if (rc != 0)
         return rc;
-    note("+repo");
+    h_trace("+repo");
     *value = "repo";
     return 0;
 }
@@ -117,7 +96,7 @@ static void repo_cleanup(cn_req *req, void *value, void *data)
     (void)req;
     (void)value;
     (void)data;
-    note("-repo");
+    h_trace("-repo");
 }
 
 static const cn_dep dep_repo = {.name = "repo", .resolve = repo_resolve, .cleanup = repo_cleanup};
@@ -172,7 +151,7 @@ static int named_resolve(cn_req *req, cn_res *res, void *data, void **value)
     (void)req;
     (void)res;
     snprintf(s, sizeof s, "+%s", (const char *)data);
-    note(s);
+    h_trace(s);
     *value = data;
     return 0;
 }
@@ -184,7 +163,7 @@ static void named_cleanup(cn_req *req, void *value, void *data)
     (void)req;
     (void)value;
     snprintf(s, sizeof s, "-%s", (const char *)data);
-    note(s);
+    h_trace(s);
 }
 
 static const cn_dep dep_app = {"app", named_resolve, named_cleanup, "app"};
@@ -318,9 +297,7 @@ static h_server *start(void **state, h_setup_fn fn)
     h_log_reset();
     s = h_start(NULL, NULL, fn, NULL);
     *state = s;
-    pthread_mutex_lock(&log_mu);
-    order[0] = 0;
-    pthread_mutex_unlock(&log_mu);
+    h_trace_reset();
     db_resolves = db_cleanups = handler_runs = slow_started = 0;
     cleanup_sleep_rc = H_NOT_YET;
     cleanup_done_ms = 0;
@@ -343,7 +320,7 @@ static void test_resolved_once(void **state)
     assert_int_equal(db_resolves, 1);
     /* cleanups after the response, newest first; db (resolved first) last */
     assert_true(H_WAIT_UNTIL(db_cleanups == 1, 3000));
-    assert_true(order_is("+db+user+repo-repo-user-db"));
+    assert_true(h_trace_is("+db+user+repo-repo-user-db"));
     h_assert_settles(s);
 }
 
@@ -409,7 +386,7 @@ static void test_failing_dependency(void **state)
     h_response_free(&r);
     assert_int_equal(handler_runs, 0);
     assert_true(H_WAIT_UNTIL(db_cleanups == 1, 3000));
-    assert_true(order_is("+db-db"));
+    assert_true(h_trace_is("+db-db"));
     assert_int_equal(h_log_count(CN_LOG_ERROR, NULL, NULL), 0);
     /* a code without a response: 500, logged naming the dependency */
     h_roundtrip(s, "GET /d/broken HTTP/1.1\r\nHost: t\r\n\r\n", &r);
@@ -458,8 +435,8 @@ static void test_levels(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "route");
     h_response_free(&r);
-    assert_true(H_WAIT_UNTIL(strstr(order, "-app") != NULL, 3000));
-    assert_true(order_is("+app+router+route-route-router-app"));
+    assert_true(H_WAIT_UNTIL(h_trace_has("-app"), 3000));
+    assert_true(h_trace_is("+app+router+route-route-router-app"));
 }
 
 /* A sync handler reads on the pool what the loop resolved. */

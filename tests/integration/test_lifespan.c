@@ -20,33 +20,6 @@
 
 #include "app.h" /* cn__app_free_checked */
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static char order[256];
-
-static void note(const char *s)
-{
-    pthread_mutex_lock(&mu);
-    strncat(order, s, sizeof order - strlen(order) - 1);
-    pthread_mutex_unlock(&mu);
-}
-
-static void order_reset(void)
-{
-    pthread_mutex_lock(&mu);
-    order[0] = 0;
-    pthread_mutex_unlock(&mu);
-}
-
-static void assert_order(const char *want)
-{
-    char got[sizeof order];
-
-    pthread_mutex_lock(&mu);
-    strcpy(got, order);
-    pthread_mutex_unlock(&mu);
-    assert_string_equal(got, want);
-}
-
 /* ---- an app run on a thread of its own (cn_app_run may fail here) ---- */
 
 typedef struct runner {
@@ -105,7 +78,7 @@ static int open_store(cn_app *app, void *arg)
     int rc;
 
     snprintf(s, sizeof s, "+%s", st->name);
-    note(s);
+    h_trace(s);
     rc = cn_sleep(st->startup_ms);
     if (rc < 0)
         return rc;
@@ -124,7 +97,7 @@ static int close_store(cn_app *app, void *arg)
     (void)app;
     st->shutdown_rc = cn_sleep(st->shutdown_ms);
     snprintf(s, sizeof s, "-%s", st->name);
-    note(s);
+    h_trace(s);
     return 0;
 }
 
@@ -181,7 +154,7 @@ static void test_startup_before_serving(void **state)
     char *body;
 
     (void)state;
-    order_reset();
+    h_trace_reset();
     assert_int_equal(cn_app_lifespan(app, open_store, close_store, &a), 0);
     assert_int_equal(cn_app_lifespan(app, open_store, close_store, &b), 0);
     r = run_start(app);
@@ -191,11 +164,11 @@ static void test_startup_before_serving(void **state)
     assert_string_equal(body, "a"); /* set by the first hook */
     assert_true(h_now_ms() - r->started_ms >= 280);
     free(body);
-    assert_order("+a+b");
+    h_assert_trace("+a+b");
     assert_int_equal(cn_app_stop(app), 0);
     assert_int_equal(run_join(r), 0);
     /* shutdown: reverse order, each may await */
-    assert_order("+a+b-b-a");
+    h_assert_trace("+a+b-b-a");
     assert_int_equal(a.shutdown_rc, 0);
     assert_int_equal(cn__app_free_checked(app), 0);
     free(r);
@@ -209,14 +182,14 @@ static void test_startup_failure(void **state)
     int port = cn_app_port(app);
 
     (void)state;
-    order_reset();
+    h_trace_reset();
     h_log_reset();
     assert_int_equal(cn_app_lifespan(app, open_store, close_store, &a), 0);
     assert_int_equal(cn_app_lifespan(app, open_store, close_store, &b), 0);
     assert_int_equal(cn_app_lifespan(app, open_store, close_store, &c), 0);
     assert_int_equal(cn_app_run(app), CN_ECONNREFUSED);
     /* a's shutdown ran (its startup succeeded); b failed; c never started */
-    assert_order("+a+b-a");
+    h_assert_trace("+a+b-a");
     assert_int_equal(h_log_count(CN_LOG_ERROR, "startup hook 2 of 3 failed: CN_ECONNREFUSED", NULL),
                      1);
     /* nothing listens any more */
@@ -232,14 +205,14 @@ static void test_stop_during_startup(void **state)
     runner *r;
 
     (void)state;
-    order_reset();
+    h_trace_reset();
     assert_int_equal(cn_app_lifespan(app, open_store, close_store, &a), 0);
     r = run_start(app);
-    assert_true(H_WAIT_UNTIL(strcmp(order, "+a") == 0, 3000));
+    assert_true(H_WAIT_UNTIL(h_trace_is("+a"), 3000));
     assert_int_equal(cn_app_stop(app), 0);
     assert_int_equal(run_join(r), 0);
     assert_true(r->ended_ms - r->started_ms < 2000);
-    assert_order("+a"); /* its startup did not finish: no shutdown */
+    h_assert_trace("+a"); /* its startup did not finish: no shutdown */
     assert_int_equal(cn__app_free_checked(app), 0);
     free(r);
 }
@@ -273,14 +246,14 @@ static int audit_line(void *arg)
 static int failing_task(void *arg)
 {
     (void)arg;
-    note("fail");
+    h_trace("fail");
     return CN_EUPSTREAM;
 }
 
 static int second_task(void *arg)
 {
     (void)arg;
-    note("second");
+    h_trace("second");
     return 0;
 }
 
@@ -358,7 +331,7 @@ static void test_background_error(void **state)
     h_server *s;
     h_response r;
 
-    order_reset();
+    h_trace_reset();
     h_log_reset();
     s = h_start(NULL, NULL, bg_setup, NULL);
     *state = s;
@@ -366,7 +339,7 @@ static void test_background_error(void **state)
     assert_int_equal(r.status, 200);
     h_response_free(&r);
     assert_true(H_WAIT_UNTIL(h_stats(s).background_started == 2, 3000));
-    assert_order("failsecond");
+    h_assert_trace("failsecond");
     assert_int_equal(h_stats(s).background_failed, 1);
     {
         /* and in /metrics */

@@ -5,40 +5,11 @@
  * inside a middleware or passed through it, requests no route matches,
  * sync routes, streams, cancellation, and cn_next misuse.
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
-
-/* ---- a trace of who ran, in order (written on the loop, read by tests) ---- */
-
-static pthread_mutex_t trace_mu = PTHREAD_MUTEX_INITIALIZER;
-static char trace_buf[512];
-
-static void trace(const char *s)
-{
-    pthread_mutex_lock(&trace_mu);
-    strncat(trace_buf, s, sizeof trace_buf - strlen(trace_buf) - 1);
-    pthread_mutex_unlock(&trace_mu);
-}
-
-static void trace_reset(void)
-{
-    pthread_mutex_lock(&trace_mu);
-    trace_buf[0] = 0;
-    pthread_mutex_unlock(&trace_mu);
-}
-
-static void assert_trace(const char *want)
-{
-    pthread_mutex_lock(&trace_mu);
-    char got[sizeof trace_buf];
-    strcpy(got, trace_buf);
-    pthread_mutex_unlock(&trace_mu);
-    assert_string_equal(got, want);
-}
 
 static atomic_int handler_runs;
 static atomic_int next_rc_seen;
@@ -56,9 +27,9 @@ static int tracing(cn_req *req, cn_res *res, void *data)
 
     snprintf(in, sizeof in, "%s(", (const char *)data);
     snprintf(out, sizeof out, ")%s", (const char *)data);
-    trace(in);
+    h_trace(in);
     rc = cn_next(req, res);
-    trace(out);
+    h_trace(out);
     return rc;
 }
 
@@ -150,7 +121,7 @@ static int h_ok(cn_req *req, cn_res *res)
 {
     (void)req;
     handler_runs++;
-    trace("H");
+    h_trace("H");
     return cn_res_text(res, 200, "ok");
 }
 
@@ -206,9 +177,9 @@ static int h_calls_next(cn_req *req, cn_res *res)
 static int inner_router_mw(cn_req *req, cn_res *res, void *data)
 {
     (void)data;
-    trace("R(");
+    h_trace("R(");
     int rc = cn_next(req, res);
-    trace(")R");
+    h_trace(")R");
     return rc;
 }
 
@@ -251,11 +222,11 @@ static h_server *start(void **state)
     h_server *s;
 
     handler_runs = 0;
-    trace_reset();
+    h_trace_reset();
     h_log_reset();
     s = h_start(NULL, NULL, setup, NULL);
     *state = s;
-    trace_reset();
+    h_trace_reset();
     return s;
 }
 
@@ -277,12 +248,12 @@ static void test_order(void **state)
 
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "ok");
-    assert_trace("A(B(H)B)A");
+    h_assert_trace("A(B(H)B)A");
     h_response_free(&r);
-    trace_reset();
+    h_trace_reset();
     r = get(s, "/mw/r/x", NULL);
     assert_int_equal(r.status, 200);
-    assert_trace("A(B(R(H)R)B)A");
+    h_assert_trace("A(B(R(H)R)B)A");
     h_response_free(&r);
 }
 
@@ -296,7 +267,7 @@ static void test_short_circuit(void **state)
     assert_int_equal(r.status, 401);
     assert_string_equal(r.body, "{\"detail\":\"Not authenticated\"}");
     /* the outer one ran around it, the inner ones and the handler did not */
-    assert_trace("A()A");
+    h_assert_trace("A()A");
     assert_int_equal(handler_runs, 0);
     /* an intended HTTP error is not a failure: nothing logged */
     assert_int_equal(h_log_count(CN_LOG_ERROR, NULL, NULL), 0);
@@ -391,7 +362,7 @@ static void test_unmatched_requests(void **state)
     assert_int_equal(r.status, 404);
     assert_string_equal(r.body, "{\"detail\":\"Not Found\"}");
     assert_string_equal(h_header_get(&r, "x-after"), "404:22");
-    assert_trace("A(B()B)A");
+    h_assert_trace("A(B()B)A");
     h_response_free(&r);
     h_roundtrip(s, "OPTIONS /users/1 HTTP/1.1\r\nHost: t\r\n\r\n", &r);
     assert_int_equal(r.status, 204);
@@ -414,7 +385,7 @@ static void test_sync_route(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "on the pool");
     assert_string_equal(h_header_get(&r, "x-after"), "200:11");
-    assert_trace("A(B()B)A");
+    h_assert_trace("A(B()B)A");
     h_response_free(&r);
 }
 
@@ -449,7 +420,7 @@ static void test_cancel(void **state)
     h_close(c);
     assert_true(H_WAIT_UNTIL(next_rc_seen == CN_ECANCELED, 3000));
     h_assert_settles(s);
-    assert_trace("A(B()B)A");
+    h_assert_trace("A(B()B)A");
     assert_int_equal(h_log_count(CN_LOG_ERROR, NULL, NULL), 0);
 }
 

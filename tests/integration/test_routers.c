@@ -3,44 +3,29 @@
  * prefixes, nesting, middleware and dependencies of their own around their
  * routes only, default options, ownership and registration errors.
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static char trail[256];
-
-static void note(const char *s)
-{
-    pthread_mutex_lock(&mu);
-    strncat(trail, s, sizeof trail - strlen(trail) - 1);
-    pthread_mutex_unlock(&mu);
-}
-
+/* the trace so far is `want`; the next starts empty */
 static void assert_trail(const char *want)
 {
-    char got[sizeof trail];
-
-    pthread_mutex_lock(&mu);
-    strcpy(got, trail);
-    trail[0] = 0;
-    pthread_mutex_unlock(&mu);
-    assert_string_equal(got, want);
+    h_assert_trace(want);
+    h_trace_reset();
 }
 
 static int mark(cn_req *req, cn_res *res, void *data)
 {
-    note((const char *)data);
+    h_trace((const char *)data);
     return cn_next(req, res);
 }
 
 static int need_admin(cn_req *req, cn_res *res, void *data, void **value)
 {
     (void)data;
-    note("dep;");
+    h_trace("dep;");
     if (cn_req_header(req, "x-admin") == NULL)
         return cn_res_raise(res, 403, "Forbidden");
     *value = "admin";
@@ -93,9 +78,7 @@ static h_server *start(void **state)
     h_server *s = h_start(NULL, NULL, setup, NULL);
 
     *state = s;
-    pthread_mutex_lock(&mu);
-    trail[0] = 0;
-    pthread_mutex_unlock(&mu);
+    h_trace_reset();
     return s;
 }
 

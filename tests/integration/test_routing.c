@@ -28,10 +28,10 @@ static void expect(h_server *s, const char *raw, int status, const char *body)
     why[0] = 0;
     h_roundtrip(s, raw, &r);
     if (r.status != status)
-        snprintf(why, sizeof why, "%s-> status %d (body %.300s), expected %d", raw, r.status,
+        snprintf(why, sizeof why, "%.300s-> status %d (body %.300s), expected %d", raw, r.status,
                  r.body, status);
     else if (body && strcmp(r.body, body) != 0)
-        snprintf(why, sizeof why, "%s-> body %.300s, expected %.300s", raw, r.body, body);
+        snprintf(why, sizeof why, "%.300s-> body %.300s, expected %.300s", raw, r.body, body);
     else
         h_assert_standard_headers(&r, false);
     h_response_free(&r);

@@ -36,6 +36,9 @@ static const char *conninfo(void)
 
 static cn_pg_pool *g_pool;
 static cn_pg_config g_cfg;
+static bool g_second; /* routes() opens a second pool, "second" */
+static cn_pg_pool *g_pool2;
+static int g_same_name_rc; /* a third pool named like the first */
 
 static cJSON *obj(void)
 {
@@ -330,6 +333,14 @@ static int routes(cn_app *app, void *arg)
 
     (void)arg;
     rc = cn_pg_pool_new(app, &g_cfg, &g_pool);
+    if (rc == 0 && g_second) {
+        cn_pg_config two = g_cfg;
+        cn_pg_pool *same = NULL;
+        two.name = "second";
+        rc = cn_pg_pool_new(app, &two, &g_pool2);
+        g_same_name_rc = cn_pg_pool_new(app, &g_cfg, &same);
+        assert_null(same);
+    }
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/q", rt_q, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/sleep5", rt_sleep5, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/acquire4", rt_acquire4, NULL);
@@ -369,6 +380,9 @@ static int teardown(void **state)
     assert_int_equal(h_join(s, 15000), 0);
     cn_pg_pool_close(g_pool);
     g_pool = NULL;
+    cn_pg_pool_close(g_pool2);
+    g_pool2 = NULL;
+    g_second = false;
     assert_int_equal(cn__app_free_checked(s->app), 0); /* the pool closed every handle */
     free(s);
     return 0;
@@ -796,6 +810,31 @@ static void test_golden_rule_and_metrics(void **state)
     h_response_free(&resp);
 }
 
+/* Two pools on one app: each family's HELP and TYPE once, a series per
+ * pool, the family's lines together (the strict reader checks all three);
+ * a pool named like another of the app is refused. */
+static void test_two_pools_metrics(void **state)
+{
+    h_server *s;
+    h_conn *c;
+    h_response resp;
+    pt_text t;
+
+    g_second = true;
+    s = start(state, (cn_pg_config){.min_size = 1, .max_size = 1});
+    assert_int_equal(g_same_name_rc, CN_EINVAL);
+    cJSON_Delete(h_get_json(s, "/t/pg/q", 200));
+    c = h_send_get(s, "/metrics");
+    assert_int_equal(h_read_response(c, &resp, H_TIMEOUT_MS), H_OK);
+    t = pt_parse(resp.body);
+    assert_non_null(pt_find(&t, "canteen_pg_connections", "pool=\"test\""));
+    assert_non_null(pt_find(&t, "canteen_pg_connections", "pool=\"second\""));
+    assert_non_null(pt_find(&t, "canteen_pg_query_seconds_count", "pool=\"second\""));
+    assert_true(pt_find(&t, "canteen_pg_query_seconds_count", "pool=\"test\"")->value >= 1);
+    pt_free(&t);
+    h_response_free(&resp);
+}
+
 /* command_timeout_ms: CN_ETIMEDOUT, and the query is cancelled there: the
  * connection is idle again long before the 3 s sleep would have ended,
  * and serves the next query. */
@@ -981,6 +1020,7 @@ int main(void)
         cmocka_unit_test_teardown(test_statement_cache, teardown),
         cmocka_unit_test_teardown(test_results, teardown),
         cmocka_unit_test_teardown(test_golden_rule_and_metrics, teardown),
+        cmocka_unit_test_teardown(test_two_pools_metrics, teardown),
         cmocka_unit_test_teardown(test_command_timeout, teardown),
         cmocka_unit_test_teardown(test_demo_database, demo_teardown),
         cmocka_unit_test_teardown(test_pool_in_lifespan, h_teardown),

@@ -1433,11 +1433,59 @@ static void body_accumulates(void **state)
     assert_int_equal(b.ptr[7000], 0); /* kept NUL-terminated */
 }
 
+/* ---- HTML escaping ---- */
+
+static void html_escape_the_five_and_nothing_else(void **state)
+{
+    const char *src = "<script>alert(\"a&b\")</script> it's \xe3\x83\x95 ok";
+    char buf[128];
+    int n = cn_html_escape(buf, sizeof buf, src, strlen(src));
+
+    (void)state;
+    assert_string_equal(buf, "&lt;script&gt;alert(&quot;a&amp;b&quot;)&lt;/script&gt; "
+                             "it&#x27;s \xe3\x83\x95 ok");
+    assert_int_equal(n, (int)strlen(buf));
+    assert_int_equal(cn_html_escape(NULL, 0, src, strlen(src)), n); /* measures */
+    assert_int_equal(cn_html_escape(buf, sizeof buf, "", 0), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(cn_html_escape(buf, sizeof buf, NULL, 1), CN_EINVAL);
+    assert_int_equal(cn_html_escape(NULL, 4, "a", 1), CN_EINVAL);
+}
+
+static void html_escape_never_cuts_an_entity(void **state)
+{
+    char buf[8];
+
+    (void)state;
+    memset(buf, 'X', sizeof buf);
+    assert_int_equal(cn_html_escape(buf, 4, "a&b", 3), 7);
+    assert_string_equal(buf, "a"); /* "&amp;" does not fit: nothing after it either */
+    assert_int_equal(buf[4], 'X');
+    assert_int_equal(cn_html_escape(buf, 8, "a&b", 3), 7);
+    assert_string_equal(buf, "a&amp;b");
+}
+
+static void html_escape_in_the_arena(void **state)
+{
+    cn_req *req = cn__req_new(NULL, NULL);
+
+    (void)state;
+    assert_non_null(req);
+    assert_string_equal(cn_req_html_escape(req, "<b>"), "&lt;b&gt;");
+    assert_string_equal(cn_req_html_escape(req, ""), "");
+    assert_null(cn_req_html_escape(req, NULL));
+    assert_null(cn_req_html_escape(NULL, "x"));
+    cn__req_free(req);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(text_sets_status_body_and_type),
+        T(html_escape_the_five_and_nothing_else),
+        T(html_escape_never_cuts_an_entity),
+        T(html_escape_in_the_arena),
         T(text_body_is_copied),
         T(bytes_sets_body_and_given_type),
         T(bytes_default_type_is_octet_stream),
