@@ -112,6 +112,11 @@ WORKLOADS = [
     W("json-256", "GET /json, 256 conns", "/json", 256, group="fast"),
     W("pipeline-16", "GET /plaintext, 256 conns, 16 pipelined", "/plaintext", 256, depth=16,
       quick=True, group="fast"),
+    # Every other workload runs the demo --bare, as the peers do none of this;
+    # here the same /json goes through the demo's web layer (request ID, CORS,
+    # gzip's checks, the static mount's prefix test): its cost against json-64.
+    W("json-web", "GET /json, 64 conns, through the demo's web layer (request ID, CORS, gzip)",
+      "/json", 64, group="fast"),
     W("sleep-1k", "GET /sleep/100, 1,000 conns", "/sleep/100", 1000, ideal=10000, quick=True,
       rss=True, group="sleep"),
     W("sleep-10k", "GET /sleep/100, 10,000 conns", "/sleep/100", 10000, ideal=100000, rss=True,
@@ -150,7 +155,7 @@ WORKLOADS = [
       min_duration=10),
 ]
 # The order of the report (the run order above differs only by lesson-blocked).
-DISPLAY_ORDER = ["plaintext-64", "plaintext-256", "json-64", "json-256", "pipeline-16",
+DISPLAY_ORDER = ["plaintext-64", "plaintext-256", "json-64", "json-256", "pipeline-16", "json-web",
                  "sleep-1k", "sleep-10k", "lesson-async", "lesson-sync", "lesson-blocked",
                  "sleep-under-cpu", "fetch-multiple", "fetch-embedded", "users", "scenario",
                  "workers-one", "workers-two"] + [w["id"] for w in TFB_WORKLOADS]
@@ -164,6 +169,7 @@ H2O_ONLY = ("plaintext-64", "plaintext-256", "json-64", "json-256", "pipeline-16
 USERS_REASON = "the guide's /users example (SQLite store + upstream) exists only in the Canteen demo"
 WORKERS_REASON = "one process against Canteen's own supervised workers: measured for Canteen only"
 WORKERS_WL = ("workers-one", "workers-two")
+WEB_REASON = "Canteen's web layer against Canteen bare (json-64): measured for Canteen only"
 EMBED_REASON = "the embedded upstream is part of the Canteen demo; peers use the shared one"
 
 
@@ -179,28 +185,36 @@ def server_specs(upstream_url):
     """name -> spec. cmd/env are filled with the port by start_server()."""
     specs = {}
     demo_up = demo_has_flag("--upstream")
-    demo = lambda p: [DEMO, "--host", HOST, "--port", str(p), "--with-traps"]  # noqa: E731
+    # --bare: without the demo's request IDs, CORS, gzip and /static, which the
+    # peers do not do either (json-web measures them)
+    bare = ["--bare"] if demo_has_flag("--bare") else []
+    web = lambda p: [DEMO, "--host", HOST, "--port", str(p), "--with-traps"]  # noqa: E731
+    demo = lambda p: web(p) + bare  # noqa: E731
     specs["canteen"] = dict(
         label="Canteen", cmd=demo, env={}, cwd=ROOT, skip={},
         # The main instance uses the demo's embedded upstream (its default);
         # fetch-multiple runs on a second instance pointed at the shared one.
         variants=dict({"fetch-multiple": lambda p: demo(p) + ["--upstream", upstream_url]}
                       if demo_up else {},
-                      **{"workers-one": demo,
+                      **{"json-web": web,
+                         "workers-one": demo,
                          "workers-two": lambda p: demo(p) + ["--workers", "2"]}),
-        notes={"fetch-multiple": "a second instance, started with --upstream (the shared one)",
+        notes={"json-web": "a second instance, without --bare: the demo's web layer on",
+               "fetch-multiple": "a second instance, started with --upstream (the shared one)",
                "fetch-embedded": "the upstream is a second Canteen app on a thread of the same "
                                  "process, so on the same core",
                "users": "the demo's embedded upstream (same process)",
                "workers-one": "a second instance, unpinned (CPUs 0-1), beside wrk -t2",
                "workers-two": "a second instance with --workers 2, unpinned (CPUs 0-1), beside "
                               "wrk -t2; CPU is the supervisor's and its workers'"})
+    if not bare:
+        specs["canteen"]["skip"]["json-web"] = "this build of the demo has no --bare"
     if not demo_has_flag("--workers"):
         for w in WORKERS_WL:
             specs["canteen"]["skip"][w] = "this build of the demo has no --workers"
     if not demo_up:
         specs["canteen"]["skip"]["fetch-multiple"] = "this build of the demo has no --upstream"
-    node_skip = {w: WORKERS_REASON for w in WORKERS_WL}
+    node_skip = dict({w: WORKERS_REASON for w in WORKERS_WL}, **{"json-web": WEB_REASON})
     node_skip.update({
         "lesson-sync": "Node has no thread pool for handlers: a blocking wait in Node is "
                        "the trap (see the blocking-in-async row)",
@@ -219,13 +233,13 @@ def server_specs(upstream_url):
         env=lambda p: {"UPSTREAM": upstream_url},
         cwd=os.path.join(PEERS, "fastapi"),
         skip=dict({w: WORKERS_REASON for w in WORKERS_WL}, users=USERS_REASON,
-                  **{"fetch-embedded": EMBED_REASON}), notes={})
+                  **{"fetch-embedded": EMBED_REASON, "json-web": WEB_REASON}), notes={})
     specs["go"] = dict(
         label="Go net/http",
         cmd=lambda p: [GO_PEER, "-addr", "%s:%d" % (HOST, p)],
         env=lambda p: {"GOMAXPROCS": "1", "UPSTREAM": upstream_url},
         cwd=WORK, skip=dict({w: WORKERS_REASON for w in WORKERS_WL}, users=USERS_REASON,
-                            **{"fetch-embedded": EMBED_REASON}),
+                            **{"fetch-embedded": EMBED_REASON, "json-web": WEB_REASON}),
         notes={"lesson-sync": "same time.Sleep as async",
                "lesson-blocked": "raw nanosleep syscall: the runtime hands the P to another "
                                  "thread, so Go is not blocked"})
@@ -237,7 +251,7 @@ def server_specs(upstream_url):
         # verifier is the one to say what is missing
         db_pool = demo_has_flag("--db-pool")
         specs["canteen"]["tfb"] = dict(
-            cmd=lambda p, db: [DEMO, "--host", HOST, "--port", str(p), "--database", db.url] +
+            cmd=lambda p, db: [DEMO, "--host", HOST, "--port", str(p), "--database", db.url] + bare +
             (["--db-pool", pool()] if db_pool else []),
             env=lambda p, db: {}, cwd=ROOT, what="the demo with --database (libcanteen-pg)")
     else:

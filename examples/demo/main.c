@@ -16,7 +16,9 @@
  * own: --db-pool connections (default 8), --db-pipeline queries in flight
  * on one connection (default: the pool's; 1 turns pipelining off).
  * --with-traps adds routes that misbehave on purpose (a blocking call in an
- * async route) so that the loop-block warning can be seen.
+ * async route) so that the loop-block warning can be seen. --bare leaves
+ * out the web layer (web.c: request IDs, CORS, gzip, /static), for
+ * benchmarks against servers that do none of that.
  */
 #define _GNU_SOURCE /* fork, sigwait, prctl: the embedded upstream's process */
 #include <signal.h>
@@ -40,6 +42,8 @@ static const char demo_usage[] =
     "  --pool-threads N    cn_config.pool_threads (40)\n"
     "  --pool-nice N       cn_config.pool_nice (10; -1 runs them at the loop's priority)\n"
     "  --with-traps        add routes that block the loop on purpose\n"
+    "  --bare              no request IDs, CORS, gzip or /static around the routes\n"
+    "                      (what bench/run measures against servers that do none of it)\n"
     "  --database URL      the users in PostgreSQL (default: $DATABASE_URL, else SQLite)\n"
     "  --db-pool N         the TechEmpower routes' connections (8)\n"
     "  --db-pipeline N     their queries in flight on one connection (the pool's; 1: none)\n";
@@ -128,7 +132,7 @@ static void print_serving(const cn_cli *cli, cn_app *app, const char *upstream_u
 int main(int argc, char **argv)
 {
     const char *upstream_arg = NULL, *upstream_base, *database = getenv("DATABASE_URL");
-    int rc, with_traps = 0, db_pool = 8, db_pipeline = 0;
+    int rc, with_traps = 0, bare = 0, db_pool = 8, db_pipeline = 0;
     upstream *up = NULL;
     pid_t up_pid = -1;
     char up_url[64];
@@ -160,6 +164,8 @@ int main(int argc, char **argv)
             cfg.pool_nice = nice == 0 ? CN_DEFAULT_POOL_NICE : nice;
         } else if (strcmp(argv[i], "--with-traps") == 0) {
             with_traps = 1;
+        } else if (strcmp(argv[i], "--bare") == 0) {
+            bare = 1;
         } else {
             fprintf(stderr, "canteen-demo: unknown option %s (see --help)\n", argv[i]);
             return 2;
@@ -191,7 +197,7 @@ int main(int argc, char **argv)
         return 1;
     }
     rc = demo_register(app);
-    if (rc == 0)
+    if (rc == 0 && !bare)
         rc = demo_register_web(app);
     if (rc == 0 && with_traps)
         rc = demo_register_traps(app);
