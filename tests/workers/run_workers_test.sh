@@ -83,6 +83,7 @@ now_ms() { date +%s%3N; }
 start() {
     local name=$1
     shift
+    : >"$tmp/$name.log" # made here: the background shell may not have opened it yet
     setsid "$@" >"$tmp/$name.log" 2>&1 &
     pid=$!
     groups+=("$pid")
