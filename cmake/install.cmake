@@ -103,6 +103,21 @@ else()
   set(CANTEEN_PC_LIBDIR "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
   set(CANTEEN_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 endif()
+# An RPATH in the link flags, so that a program built with
+# `pkg-config --libs canteen` finds libcanteen.so.0 where it was installed,
+# without LD_LIBRARY_PATH or an ldconfig run (a fresh /usr/local/lib is not
+# in ld.so's cache until ldconfig runs; /opt/... never is). Off for /usr,
+# where the linker looks anyway and distributions want no RPATH.
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(_cn_pc_rpath_default OFF)
+else()
+  set(_cn_pc_rpath_default ON)
+endif()
+option(CANTEEN_PC_RPATH "canteen.pc's Libs carry -Wl,-rpath,<libdir>" ${_cn_pc_rpath_default})
+set(CANTEEN_PC_RPATH_FLAG "")
+if(CANTEEN_PC_RPATH)
+  set(CANTEEN_PC_RPATH_FLAG " -Wl,-rpath,\${libdir}")
+endif()
 configure_file("${PROJECT_SOURCE_DIR}/cmake/canteen.pc.in"
                "${PROJECT_BINARY_DIR}/canteen.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/canteen.pc"

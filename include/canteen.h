@@ -106,7 +106,8 @@ CN_EXTERN const char *cn_version_string(void);
     XX(UPSTREAM, -5010, "upstream transfer failed")                                                \
     XX(HTTP, -5011, "an HTTP error response was set")                                              \
     XX(DB, -5012, "the database reported an error")                                                \
-    XX(UNAVAILABLE, -5013, "service unavailable")
+    XX(UNAVAILABLE, -5013, "service unavailable")                                                  \
+    XX(WORKERS, -5014, "workers keep failing at startup")
 
 enum {
 #define CN__ERR_ENUM(name, value, msg) CN_E##name = (value),
@@ -214,6 +215,7 @@ typedef struct cn_res cn_res;
  *   handle_signals        0       if 1, cn_app_run stops gracefully on SIGINT
  *                                 and SIGTERM
  *   access_log            0       if 1, one line per request on stderr
+ *                                 (access_log_format; at CN_LOG_INFO)
  *   pool_threads          40      worker threads for sync routes and
  *                                 cn_to_thread (FastAPI's default): blocking
  *                                 calls mostly wait, so threads are cheap;
@@ -231,6 +233,21 @@ typedef struct cn_res cn_res;
  *                                 more concurrent fetches queue for one
  *   fetch_max_body_bytes  10 MiB  outbound response body limit (CN_ETOOBIG)
  *   fetch_timeout_ms      30000   default outbound timeout (CN_ETIMEDOUT)
+ *   workers               0       worker processes: 0, one process (the
+ *                                 app runs on the calling thread); N,
+ *                                 cn_app_run supervises N forked workers
+ *                                 (<canteen/workers.h>)
+ *   worker_timeout_ms     30000   a worker whose loop sends no heartbeat
+ *                                 for this long, or that is not ready this
+ *                                 long after it started, is killed and
+ *                                 replaced; 0 (after cn_config_init): never
+ *   access_log_format     NULL    the access log's line: NULL or "uvicorn"
+ *                                 (uvicorn's), "combined" (NCSA combined),
+ *                                 or a template of $variables; copied
+ *   forwarded_allow_ips   NULL    peers trusted to name the client in
+ *                                 Forwarded / X-Forwarded-For: addresses
+ *                                 and CIDR ranges, comma-separated, or "*";
+ *                                 NULL: nobody; copied
  *
  * Fields not listed as taking 0 treat 0 as "the default" in both kinds of
  * config: none of them has a useful 0. New fields are added at the end.
@@ -255,6 +272,10 @@ typedef struct cn_config {
     unsigned fetch_max_host_conns;
     size_t fetch_max_body_bytes;
     unsigned fetch_timeout_ms;
+    unsigned workers;
+    unsigned worker_timeout_ms;
+    const char *access_log_format;
+    const char *forwarded_allow_ips;
 } cn_config;
 
 /* The defaults cn_config_init writes (and 0.1-style configs get for 0). */
@@ -274,6 +295,7 @@ typedef struct cn_config {
 #define CN_DEFAULT_FETCH_MAX_HOST_CONNS 16
 #define CN_DEFAULT_FETCH_MAX_BODY_BYTES (10 * 1024 * 1024)
 #define CN_DEFAULT_FETCH_TIMEOUT_MS 30000
+#define CN_DEFAULT_WORKER_TIMEOUT_MS 30000
 
 /*
  * Fill *cfg with every default and record the struct's size, after which
@@ -300,6 +322,7 @@ static inline void cn_config_init(cn_config *cfg)
         .fetch_max_host_conns = CN_DEFAULT_FETCH_MAX_HOST_CONNS,
         .fetch_max_body_bytes = CN_DEFAULT_FETCH_MAX_BODY_BYTES,
         .fetch_timeout_ms = CN_DEFAULT_FETCH_TIMEOUT_MS,
+        .worker_timeout_ms = CN_DEFAULT_WORKER_TIMEOUT_MS,
     };
 }
 
@@ -1316,5 +1339,9 @@ CN_EXTERN cn_req *cn_current_req(void) CN_DEPRECATED("use cn_req_current");
 #include <canteen/cookies.h>
 #include <canteen/batteries.h>
 #include <canteen/static.h>
+
+/* Operating: workers, socket activation, the client's address, the log. */
+#include <canteen/workers.h>
+#include <canteen/cli.h>
 
 #endif /* CANTEEN_H */

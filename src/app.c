@@ -19,14 +19,17 @@
  *
  * A failed startup goes from STARTING to CLOSING directly.
  */
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <uv.h>
 
+#include "accesslog.h"
 #include "app.h"
 #include "canteen/uv.h"
 #include "conn.h"
@@ -39,6 +42,7 @@
 #include "req.h"
 #include "router.h"
 #include "scheduler.h"
+#include "workers.h"
 
 enum { APP_NEW, APP_STARTING, APP_RUNNING, APP_STOPPING, APP_CLOSING, APP_STOPPED };
 
@@ -85,6 +89,14 @@ struct cn_app {
     bool stop_requested; /* a stop came while starting */
     int run_rc;          /* what cn_app_run returns */
     _Atomic int state;
+    /* operating (workers.h) */
+    char *access_log_format, *forwarded_allow_ips; /* the config's copies */
+    cn__access *access;
+    cn__trust *trust;
+    int config_err;            /* a format or an address list that does not parse */
+    cn__worker *worker;        /* the worker this app runs as, or NULL */
+    _Atomic bool supervised;   /* cn_app_run is supervising workers */
+    _Atomic bool stop_pending; /* cn_app_stop was called */
 };
 
 /* ---- configuration ---- */
@@ -120,6 +132,7 @@ static void config_from(cn_config *c, const cn_config *in)
     DEF(fetch_max_body_bytes, CN_DEFAULT_FETCH_MAX_BODY_BYTES);
     DEF(fetch_timeout_ms, CN_DEFAULT_FETCH_TIMEOUT_MS);
     if (!zero_is_value) {
+        DEF(worker_timeout_ms, CN_DEFAULT_WORKER_TIMEOUT_MS);
         /* Canteen 0.1's rule: 0 is the default here too */
         DEF(max_body_bytes, CN_DEFAULT_MAX_BODY_BYTES);
         DEF(keepalive_timeout_ms, CN_DEFAULT_KEEPALIVE_TIMEOUT_MS);
@@ -171,9 +184,50 @@ static int free_parts(cn_app *app)
     free(app->owned);
     free(app->hooks);
     free(app->srv.readbuf);
+    cn__access_free(app->access);
+    cn__trust_free(app->trust);
+    free(app->access_log_format);
+    free(app->forwarded_allow_ips);
     rc = uv_loop_close(&app->loop);
     free(app);
     return rc;
+}
+
+/*
+ * The config's strings are copied; the access log's format and the trusted
+ * proxies are parsed now. A value that does not parse is reported (and
+ * refused) by cn_app_run; only running out of memory fails here.
+ */
+static int operating_config(cn_app *app)
+{
+    cn_config *c = &app->cfg;
+    const char *bad = NULL;
+    int rc;
+
+    if (c->workers > CN_WORKERS_MAX) {
+        cn__log(CN__LOG_ERROR, "workers = %u: at most %d", c->workers, CN_WORKERS_MAX);
+        app->config_err = CN_EINVAL;
+    }
+    if ((c->access_log_format && !(app->access_log_format = strdup(c->access_log_format))) ||
+        (c->forwarded_allow_ips && !(app->forwarded_allow_ips = strdup(c->forwarded_allow_ips))))
+        return CN_ENOMEM;
+    c->access_log_format = app->access_log_format;
+    c->forwarded_allow_ips = app->forwarded_allow_ips;
+    rc = cn__access_compile(c->access_log_format, &app->access, &bad);
+    if (rc == CN_EINVAL) {
+        cn__log(CN__LOG_ERROR, "access_log_format: unknown variable at \"%.40s\"", bad);
+        app->config_err = rc;
+    } else if (rc < 0) {
+        return rc;
+    }
+    rc = cn__trust_parse(c->forwarded_allow_ips, &app->trust, &bad);
+    if (rc == CN_EINVAL) {
+        cn__log(CN__LOG_ERROR, "forwarded_allow_ips: not an address or range: \"%.40s\"", bad);
+        app->config_err = rc;
+    } else if (rc < 0) {
+        return rc;
+    }
+    return 0;
 }
 
 cn_app *cn_app_new(const cn_config *cfg)
@@ -185,6 +239,10 @@ cn_app *cn_app_new(const cn_config *cfg)
     config_from(&app->cfg, cfg);
     if (uv_loop_init(&app->loop) < 0) {
         free(app);
+        return NULL;
+    }
+    if (operating_config(app) == CN_ENOMEM) {
+        free_parts(app);
         return NULL;
     }
     app->router = cn__router_new();
@@ -212,6 +270,8 @@ cn_app *cn_app_new(const cn_config *cfg)
     app->srv.dispatch = app->dispatch;
     app->srv.stats = &app->stats;
     app->srv.on_conn_freed = on_conn_freed;
+    app->srv.access = app->access;
+    app->srv.worker_id = -1;
     cn__list_init(&app->srv.conns);
     uv_async_init(&app->loop, &app->stop_async, on_stop_async);
     app->stop_async.data = app;
@@ -383,6 +443,8 @@ static void on_connection(uv_stream_t *listener, int status)
     rc = cn__conn_accept(&app->srv, listener);
     if (rc < 0 && rc != UV_EAGAIN)
         cn__log(CN__LOG_ERROR, "accept: %s", uv_strerror(rc));
+    if (app->worker)
+        cn__worker_accepted(app->worker, listener, app->stats.connections_active);
 }
 
 /* Bind tcp to addr and listen: at once on the socket (so that a taken port
@@ -451,6 +513,68 @@ int cn_app_listen(cn_app *app, const char *host, int port)
     if (app->nlisteners == 0)
         app->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                    : ((struct sockaddr_in *)&ss)->sin_port);
+    app->listeners[app->nlisteners++] = tcp;
+    return 0;
+}
+
+/* The port of a bound socket, from its address. */
+static int sockaddr_port(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                                           : ((const struct sockaddr_in *)ss)->sin_port);
+}
+
+int cn_app_listen_fd(cn_app *app, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(int);
+    int type = 0, listening = 0, namelen = sizeof ss, rc, st;
+    uv_tcp_t *tcp, **grown;
+
+    if (app == NULL || fd < 0) {
+        if (fd >= 0)
+            close(fd);
+        return CN_EINVAL;
+    }
+    st = atomic_load(&app->state);
+    if (st > APP_RUNNING) {
+        close(fd);
+        return CN_ESTATE;
+    }
+    /* a listening TCP socket, or nothing */
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening ||
+        getsockname(fd, (struct sockaddr *)&ss, &(socklen_t){sizeof ss}) < 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+        close(fd);
+        return CN_EINVAL;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    tcp = malloc(sizeof(*tcp));
+    grown = realloc(app->listeners, (size_t)(app->nlisteners + 1) * sizeof(*grown));
+    if (grown)
+        app->listeners = grown;
+    if (tcp == NULL || grown == NULL) {
+        free(tcp);
+        close(fd);
+        return CN_ENOMEM;
+    }
+    uv_tcp_init(&app->loop, tcp);
+    tcp->data = app;
+    rc = uv_tcp_open(tcp, fd);
+    if (rc == 0 && st == APP_RUNNING)
+        rc = uv_listen((uv_stream_t *)tcp, app->cfg.backlog, on_connection);
+    if (rc == 0)
+        rc = uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &namelen);
+    if (rc < 0) {
+        /* uv_tcp_open took the descriptor only if it succeeded */
+        if (uv_fileno((uv_handle_t *)tcp, &(uv_os_fd_t){0}) < 0)
+            close(fd);
+        uv_close((uv_handle_t *)tcp, free_handle);
+        return rc;
+    }
+    if (app->nlisteners == 0)
+        app->port = sockaddr_port(&ss);
     app->listeners[app->nlisteners++] = tcp;
     return 0;
 }
@@ -594,6 +718,8 @@ static void startup_done(cn_app *app, int rc)
             cn__log(CN__LOG_ERROR, "listen: %s", uv_strerror(lr));
     }
     atomic_store(&app->state, APP_RUNNING);
+    if (app->worker)
+        cn__worker_running(app->worker);
     if (app->stop_requested)
         begin_shutdown(app);
 }
@@ -629,6 +755,8 @@ static void check_drained(cn_app *app)
 
 static void on_conn_freed(cn__server *srv)
 {
+    if (srv->app->worker)
+        cn__worker_conns(srv->app->worker, srv->stats->connections_active);
     check_drained(srv->app);
 }
 
@@ -705,6 +833,12 @@ int cn_app_stop(cn_app *app)
      * its first turn, so a run started later returns promptly */
     if (atomic_load(&app->state) == APP_STOPPED)
         return CN_ESTATE;
+    /* the supervisor looks at this flag once it has begun, or is woken */
+    atomic_store(&app->stop_pending, true);
+    if (atomic_load(&app->supervised)) {
+        cn__supervisor_stop();
+        return 0;
+    }
     /* thread-safe wake-up; the loop thread does the work */
     return uv_async_send(&app->stop_async);
 }
@@ -740,7 +874,19 @@ int cn_app_run(cn_app *app)
         return CN_EINVAL;
     if (!atomic_compare_exchange_strong(&app->state, &expected, APP_STARTING))
         return CN_ESTATE;
+    if (app->config_err) {
+        atomic_store(&app->state, APP_NEW);
+        return app->config_err;
+    }
     ignore_sigpipe();
+    if (app->cfg.workers > 0 && app->worker == NULL) {
+        /* the supervisor: the workers serve, this process watches them */
+        int rc = cn__supervise(app);
+        atomic_store(&app->state, APP_STOPPED);
+        return rc;
+    }
+    if (cn__pool_start(app->pool) < 0)
+        cn__log(CN__LOG_ERROR, "the thread pool could not start a single thread");
     if (app->cfg.handle_signals) {
         uv_signal_init(&app->loop, &app->sig_int);
         uv_signal_init(&app->loop, &app->sig_term);
@@ -842,6 +988,14 @@ static void metrics_snapshot(const cn_app *app, cn__prom_figures *f)
     cn_app_loop_stats(app, &f->loop);
 }
 
+/* One worker's figures alone would mislead: a worker shows the server's. */
+static size_t render(const cn_app *app, const cn__prom_figures *f, char *buf, size_t size)
+{
+    if (app->worker)
+        return cn__worker_render(app->worker, f, app->metrics_ext, app->nmetrics_ext, buf, size);
+    return cn__prom_render(f, app->metrics_ext, app->nmetrics_ext, buf, size);
+}
+
 int cn_app_metrics_render(const cn_app *app, char *buf, size_t size)
 {
     cn__prom_figures f;
@@ -850,7 +1004,7 @@ int cn_app_metrics_render(const cn_app *app, char *buf, size_t size)
     if (app == NULL || (buf == NULL && size > 0))
         return CN_EINVAL;
     metrics_snapshot(app, &f);
-    n = cn__prom_render(&f, app->metrics_ext, app->nmetrics_ext, buf, size);
+    n = render(app, &f, buf, size);
     return n > INT_MAX ? CN_ERANGE : (int)n;
 }
 
@@ -864,17 +1018,17 @@ int cn_res_metrics(cn_req *req, cn_res *res)
     if (req == NULL || res == NULL)
         return CN_EINVAL;
     /* one snapshot of Canteen's own figures, measured then written; an
-     * extension's text may grow between the two passes, so leave room and
-     * measure again if it did (bounded) */
+     * extension's text, or the other workers' figures, may grow between the
+     * two passes, so leave room and measure again if it did (bounded) */
     app = cn_req_app(req);
     metrics_snapshot(app, &f);
-    n = cn__prom_render(&f, app->metrics_ext, app->nmetrics_ext, NULL, 0);
+    n = render(app, &f, NULL, 0);
     for (int tries = 0; tries < 4; tries++) {
-        size_t room = n + 1 + (app->nmetrics_ext ? n / 8 + 256 : 0);
+        size_t room = n + 1 + (app->nmetrics_ext || app->worker ? n / 8 + 256 : 0);
         text = cn_req_alloc(req, room);
         if (text == NULL)
             return CN_ENOMEM;
-        n = cn__prom_render(&f, app->metrics_ext, app->nmetrics_ext, text, room);
+        n = render(app, &f, text, room);
         if (n < room)
             return cn_res_bytes(res, 200, text, n, CN_METRICS_CONTENT_TYPE);
     }
@@ -929,4 +1083,62 @@ int cn_app_metrics_remove(cn_app *app, cn_metrics_fn fn, void *data)
         }
     }
     return CN_ENOENT;
+}
+
+/* ---- workers (workers.h) ---- */
+
+const cn__trust *cn__app_trust(const cn_app *app)
+{
+    return app->trust;
+}
+
+void cn__app_snapshot(const cn_app *app, cn__prom_figures *f)
+{
+    metrics_snapshot(app, f);
+}
+
+bool cn__app_stop_pending(const cn_app *app)
+{
+    return atomic_load(&app->stop_pending);
+}
+
+void cn__app_set_supervised(cn_app *app, bool on)
+{
+    atomic_store(&app->supervised, on);
+}
+
+int cn__app_fork_child(cn_app *app, cn__worker *w)
+{
+    cn__fetch *f;
+    int rc = uv_loop_fork(&app->loop);
+
+    if (rc < 0)
+        return rc;
+    /* curl's multi handle keeps descriptors of its own: one per process */
+    f = cn__fetch_new(&app->loop, &app->cfg);
+    if (f == NULL)
+        return CN_ENOMEM;
+    cn__fetch_free(app->fetch);
+    app->fetch = f;
+    cn__sched_set_ext(app->sched, CN__EXT_FETCH, f);
+    app->worker = w;
+    app->srv.worker_id = cn__worker_id(w);
+    app->srv.drain_grace_ms =
+        app->cfg.keepalive_timeout_ms < 1000 ? app->cfg.keepalive_timeout_ms : 1000;
+    /* the worker takes its signals itself (workers.c) */
+    app->cfg.handle_signals = 0;
+    atomic_store(&app->stop_pending, false);
+    atomic_store(&app->supervised, false);
+    atomic_store(&app->state, APP_NEW);
+    return 0;
+}
+
+void cn__app_set_shed(cn_app *app, unsigned n)
+{
+    app->srv.shed = n;
+}
+
+int cn_app_worker_id(const cn_app *app)
+{
+    return app && app->worker ? cn__worker_id(app->worker) : -1;
 }

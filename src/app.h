@@ -43,4 +43,30 @@ int cn__app_adopt_fd(cn_app *app, int fd);
  * slash redirect (slashes.c). */
 const cn__router *cn__app_router(const cn_app *app);
 
+/* ---- for workers (workers.c, supervisor.c, forwarded.c) ---- */
+
+struct cn__worker;
+struct cn__trust;
+struct uv_loop_s;
+struct cn__prom_figures;
+
+/* The proxies whose Forwarded headers are believed (NULL: none). */
+const struct cn__trust *cn__app_trust(const cn_app *app);
+
+/* In a child after fork(2): give the loop its own kernel state, make a curl
+ * multi of its own, and turn the app into worker `w`, not run yet. 0 or a
+ * negative code. */
+int cn__app_fork_child(cn_app *app, struct cn__worker *w);
+
+/* The app's figures, for a worker to publish. Loop thread. */
+void cn__app_snapshot(const cn_app *app, struct cn__prom_figures *f);
+
+/* A worker ahead of its siblings: close n keep-alive connections after
+ * their next response (conn.h, shed). Loop thread. */
+void cn__app_set_shed(cn_app *app, unsigned n);
+
+/* cn_app_stop was called (the supervisor looks before it starts). */
+bool cn__app_stop_pending(const cn_app *app);
+void cn__app_set_supervised(cn_app *app, bool on);
+
 #endif

@@ -42,6 +42,11 @@ static inline void cn__list_remove(cn__list *n)
 /* Logging to stderr with a timestamp and a level word. */
 enum { CN__LOG_ERROR = 0, CN__LOG_WARN = 1, CN__LOG_INFO = 2 };
 void cn__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether lines of `level` are logged (cn_log_set_level). */
+bool cn__log_enabled(int level);
+/* A line as it is (no timestamp, no level word), if its level is logged:
+ * to the log handler, or to stderr with its newline in one write. */
+void cn__log_line(int level, const char *line);
 
 /* ascii.c. ASCII case-insensitive comparison of a view against a NUL-terminated name. */
 bool cn__ieq(const char *a, size_t alen, const char *b);

@@ -22,8 +22,10 @@
 
 #include <llhttp.h>
 
+#include "accesslog.h"
 #include "conn.h"
 #include "dispatch.h"
+#include "forwarded.h"
 #include "req.h"
 
 enum {
@@ -65,8 +67,10 @@ typedef struct cn__conn {
     bool reading;
     bool in_execute; /* inside llhttp_execute (no re-entry) */
     bool shutdown_sent;
-    bool cancelled;    /* client went away while a handler ran */
-    size_t write_mark; /* unsent_bytes() when TIMER_WRITE was last armed */
+    bool cancelled;      /* client went away while a handler ran */
+    size_t write_mark;   /* unsent_bytes() when TIMER_WRITE was last armed */
+    cn__addr peer;       /* who is at the other end */
+    uint64_t idle_since; /* uv_now when it last went idle (the drain's grace) */
     /* header accumulation in the request arena: "name\0value\0" */
     char *acc;
     size_t acc_len, field_len;
@@ -406,8 +410,7 @@ static void access_log(cn__conn *c, cn_req *req)
 {
     if (!c->srv->cfg->access_log)
         return;
-    cn_req_log(req, CN_LOG_INFO, "\"%s %s HTTP/1.%d\" %d %zu", req->method_name, cn_req_target(req),
-               req->http_minor, req->res.status, req->res.body_len);
+    cn__access_write(c->srv->access, req, c->srv->worker_id);
 }
 
 /* The response is queued: count it, get ready for the next request. */
@@ -416,6 +419,7 @@ static void finish_request(cn__conn *c, cn_req *req, bool keep)
     count_response(c->srv, req->res.status);
     access_log(c, req);
     c->req = NULL;
+    c->idle_since = uv_now(c->srv->loop);
     if (keep)
         c->state = ST_IDLE;
     else
@@ -426,6 +430,11 @@ static void finish_request(cn__conn *c, cn_req *req, bool keep)
 static void complete_response(cn__conn *c, cn_req *req)
 {
     bool keep = may_keep(c);
+
+    if (keep && c->srv->shed > 0) {
+        c->srv->shed--;
+        keep = false;
+    }
 
     if (cn__res_serialize(req, &c->out, keep) < 0) {
         keep = false;
@@ -602,6 +611,8 @@ static int on_message_begin(llhttp_t *p)
         return HPE_USER;
     }
     c->req->io = &conn_io;
+    c->req->peer = c->peer;
+    c->req->start_ns = uv_hrtime();
     c->state = ST_HEAD;
     c->head_bytes = 0;
     c->acc = NULL;
@@ -1019,6 +1030,13 @@ static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
     srv->stats->connections_accepted++;
     if (listener)
         uv_tcp_nodelay(&c->tcp, 1);
+    {
+        struct sockaddr_storage ss;
+        int len = sizeof ss;
+        if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+            cn__addr_from_sockaddr(&c->peer, (struct sockaddr *)&ss);
+    }
+    c->idle_since = uv_now(srv->loop);
     llhttp_init(&c->parser, HTTP_REQUEST, &settings);
     c->parser.data = c;
     c->state = ST_IDLE;
@@ -1052,14 +1070,26 @@ int cn__conn_adopt(cn__server *srv, int fd)
 void cn__conn_drain_all(cn__server *srv)
 {
     cn__list *it, *next;
+    uint64_t now = uv_now(srv->loop);
 
     srv->draining = true;
     for (it = srv->conns.next; it != &srv->conns; it = next) {
         cn__conn *c = CN__CONTAINER_OF(it, cn__conn, link);
         next = it->next;
         if (c->state == ST_IDLE && c->pending_len == c->pending_off && !c->writing &&
-            c->out.len == 0)
+            c->out.len == 0) {
+            uint64_t idle = now - c->idle_since;
+            /* a client that just had an answer may be sending its next
+             * request right now: closing would reset it. Keep it for the
+             * grace (bytes already here count as a request on its way);
+             * that request gets Connection: close */
+            if (srv->drain_grace_ms > 0 && (idle < srv->drain_grace_ms || unread_input(c))) {
+                timer_set(c, TIMER_IDLE,
+                          idle < srv->drain_grace_ms ? srv->drain_grace_ms - idle : 1);
+                continue;
+            }
             conn_close(c);
+        }
         /* busy ones answer with Connection: close and then close */
     }
 }

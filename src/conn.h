@@ -22,6 +22,16 @@ typedef struct cn__server {
     size_t readbuf_size;
     bool readbuf_busy;
     bool draining; /* graceful shutdown in progress */
+    /* draining a worker: idle connections used in the last drain_grace_ms
+     * stay open that long, so that a request already on its way is answered
+     * (with Connection: close) rather than met by a reset; 0: close them */
+    unsigned drain_grace_ms;
+    /* a worker far ahead of its siblings: this many keep-alive connections
+     * answer their next request with Connection: close (and reconnect,
+     * to whoever is least busy); 0 in one process */
+    unsigned shed;
+    const struct cn__access *access; /* the access log's format */
+    int worker_id;                   /* for the access log: -1 in one process */
     /* called when a connection has been freed (shutdown watches the count) */
     void (*on_conn_freed)(struct cn__server *srv);
 } cn__server;

@@ -1,8 +1,11 @@
 /* error.c -- the error table (cn_strerror, cn_err_name), HTTP reasons, logging. */
+#include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -125,6 +128,46 @@ const char *cn_status_reason(int status)
 
 static cn_log_fn log_fn;
 static void *log_data;
+static _Atomic int log_level = CN_LOG_INFO;
+
+void cn_log_set_level(int level)
+{
+    atomic_store(&log_level, level < CN_LOG_ERROR ? CN_LOG_ERROR : level);
+}
+
+bool cn__log_enabled(int level)
+{
+    return level <= atomic_load_explicit(&log_level, memory_order_relaxed);
+}
+
+void cn__log_line(int level, const char *line)
+{
+    char buf[4096 + 1];
+    size_t n;
+
+    if (!cn__log_enabled(level))
+        return;
+    if (log_fn) {
+        log_fn(level, line, log_data);
+        return;
+    }
+    /* the line as it is, and its newline, in one write: lines from
+     * several processes sharing stderr do not interleave */
+    n = strlen(line);
+    if (n > sizeof buf - 1)
+        n = sizeof buf - 1;
+    memcpy(buf, line, n);
+    buf[n++] = '\n';
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, buf, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        memmove(buf, buf + w, n - (size_t)w);
+        n -= (size_t)w;
+    }
+}
 
 void cn_log_set_handler(cn_log_fn fn, void *data)
 {
@@ -140,6 +183,8 @@ static void vlog(int level, const char *fmt, va_list ap)
     char line[1024];
     int n;
 
+    if (!cn__log_enabled(level))
+        return;
     if (log_fn) {
         vsnprintf(line, sizeof line, fmt, ap);
         log_fn(level, line, log_data);

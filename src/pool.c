@@ -25,7 +25,8 @@ struct cn__pool {
     cn__list done;  /* finished or dropped, for the loop */
     uv_async_t wake;
     pthread_t *threads;
-    unsigned nthreads;
+    unsigned nthreads;     /* started */
+    unsigned want_threads; /* to start (cn__pool_start) */
     int nice_delta;
     bool stopping;
     /* figures (under mu) */
@@ -114,7 +115,7 @@ cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta)
 
     if (p == NULL)
         return NULL;
-    p->threads = calloc(threads, sizeof(*p->threads));
+    p->threads = calloc(threads ? threads : 1, sizeof(*p->threads));
     if (p->threads == NULL) {
         free(p);
         return NULL;
@@ -124,23 +125,24 @@ cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta)
     cn__list_init(&p->queue);
     cn__list_init(&p->done);
     p->nice_delta = nice_delta;
+    p->want_threads = threads;
     uv_async_init(loop, &p->wake, on_wake);
     p->wake.data = p;
     /* the pool alone must not keep the loop running */
     uv_unref((uv_handle_t *)&p->wake);
-    for (unsigned i = 0; i < threads; i++) {
+    return p;
+}
+
+int cn__pool_start(cn__pool *p)
+{
+    if (p->nthreads > 0)
+        return 0;
+    for (unsigned i = 0; i < p->want_threads; i++) {
         if (pthread_create(&p->threads[i], NULL, worker, p) != 0)
             break;
         p->nthreads++;
     }
-    if (p->nthreads == 0) {
-        uv_close((uv_handle_t *)&p->wake, NULL);
-        uv_run(loop, UV_RUN_NOWAIT);
-        free(p->threads);
-        free(p);
-        return NULL;
-    }
-    return p;
+    return p->nthreads > 0 ? 0 : CN_EAGAIN;
 }
 
 static void free_after_close(uv_handle_t *h)
@@ -174,6 +176,9 @@ void cn__pool_free(cn__pool *p)
 
 int cn__pool_submit(cn__pool *p, cn__job *j)
 {
+    /* a pool used before cn__pool_start (the unit tests) starts here */
+    if (p->nthreads == 0 && cn__pool_start(p) < 0)
+        return CN_EAGAIN;
     pthread_mutex_lock(&p->mu);
     if (p->stopping) {
         pthread_mutex_unlock(&p->mu);
@@ -221,7 +226,7 @@ int cn__pool_cancel(cn__pool *p, cn__job *j)
 void cn__pool_stats(cn__pool *p, cn_pool_stats *out)
 {
     pthread_mutex_lock(&p->mu);
-    out->threads = p->nthreads;
+    out->threads = p->want_threads; /* its size, started or not yet */
     out->busy = p->busy;
     out->queue_depth = p->depth;
     out->submitted = p->queued;

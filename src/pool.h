@@ -25,15 +25,24 @@ struct cn__job {
     int status;
 };
 
-/* Start `threads` workers. NULL on failure. Loop thread. */
+/*
+ * A pool of `threads` workers, not started: no thread exists until
+ * cn__pool_start (or the first submit), so that a process can still fork
+ * into workers after creating its app. NULL on failure. Loop thread.
+ */
 cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta);
+
+/* Start the threads (once; later calls do nothing): 0, or CN_EAGAIN when
+ * not one could be created. Loop thread. */
+int cn__pool_start(cn__pool *p);
 
 /* Stop the workers (after the jobs they are running) and free the pool.
  * Queued jobs and finished ones the loop has not seen are completed with
  * CN_ECANCELED, on this thread, before it returns. */
 void cn__pool_free(cn__pool *p);
 
-/* Queue a job (FIFO). 0, or CN_ESTATE when the pool is stopping. */
+/* Queue a job (FIFO). 0, CN_ESTATE when the pool is stopping, CN_EAGAIN
+ * when its threads could not be started. */
 int cn__pool_submit(cn__pool *p, cn__job *j);
 
 /*

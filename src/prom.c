@@ -240,27 +240,168 @@ static void put_value(writer *w, const cn__prom_figures *f, const sample *s)
     }
 }
 
+static void render_figures(writer *w, const cn__prom_figures *f);
+
 size_t cn__prom_render(const cn__prom_figures *f, const cn__prom_ext *ext, size_t next, char *buf,
                        size_t size)
 {
     writer w = {buf, size, 0};
-    const char *family = NULL;
 
     if (size > 0)
         buf[0] = 0;
+    render_figures(&w, f);
+    for (size_t i = 0; i < next; i++)
+        ext[i].fn(&w, ext[i].data);
+    return w.len;
+}
+
+static void render_figures(writer *w_, const cn__prom_figures *f)
+{
+    const char *family = NULL;
+
     for (size_t i = 0; i < CN__ARRAY_SIZE(samples); i++) {
         const sample *s = &samples[i];
 
         if (family == NULL || strcmp(family, s->name) != 0) {
             family = s->name;
-            put(&w, "# HELP %s %s\n# TYPE %s %s\n", s->name, s->help, s->name, s->type);
+            put(w_, "# HELP %s %s\n# TYPE %s %s\n", s->name, s->help, s->name, s->type);
         }
-        put(&w, "%s%s", s->name, s->suffix ? s->suffix : "");
+        put(w_, "%s%s", s->name, s->suffix ? s->suffix : "");
         if (s->labels)
-            put(&w, "{%s}", s->labels);
-        put(&w, " ");
-        put_value(&w, f, s);
-        put(&w, "\n");
+            put(w_, "{%s}", s->labels);
+        put(w_, " ");
+        put_value(w_, f, s);
+        put(w_, "\n");
+    }
+}
+
+/* ---- workers: one server's figures out of several processes' ---- */
+
+enum { M_NONE, M_SUM, M_MAX, M_LIVE_SUM, M_LIVE_MAX };
+
+/* Gauges that keep the worst value since start: the server's is the worst. */
+static const char *const since_start_max[] = {
+    "canteen_write_queue_peak_bytes",    "canteen_pool_queue_wait_max_seconds",
+    "canteen_loop_lag_max_seconds",      "canteen_loop_slowest_step_seconds",
+    "canteen_loop_busiest_turn_seconds",
+};
+
+/*
+ * Counters and summaries add up, also over the workers that exited (so that
+ * they never go back); a gauge of the present (connections open, threads
+ * busy) adds up over the live workers; the worst-since-start gauges take
+ * the worst, the last loop lag the worst worker's now.
+ */
+static int merge_kind(const sample *s)
+{
+    if (s->kind == V_ONE)
+        return M_NONE;
+    if (strcmp(s->type, "gauge") != 0)
+        return M_SUM;
+    for (size_t i = 0; i < CN__ARRAY_SIZE(since_start_max); i++)
+        if (strcmp(s->name, since_start_max[i]) == 0)
+            return M_MAX;
+    if (strcmp(s->name, "canteen_loop_lag_seconds") == 0)
+        return M_LIVE_MAX;
+    return M_LIVE_SUM;
+}
+
+void cn__prom_merge(cn__prom_figures *into, const cn__prom_figures *from, bool live)
+{
+    for (size_t i = 0; i < CN__ARRAY_SIZE(samples); i++) {
+        const sample *s = &samples[i];
+        int m = merge_kind(s);
+        char *to = (char *)into + s->off;
+        const char *fr = (const char *)from + s->off;
+        bool max = m == M_MAX || m == M_LIVE_MAX;
+
+        if (m == M_NONE || (!live && (m == M_LIVE_SUM || m == M_LIVE_MAX)))
+            continue;
+        switch (s->kind) {
+        case V_U64: {
+            uint64_t *a = (uint64_t *)to, b = *(const uint64_t *)fr;
+            *a = max ? (b > *a ? b : *a) : *a + b;
+            break;
+        }
+        case V_UINT: {
+            unsigned *a = (unsigned *)to, b = *(const unsigned *)fr;
+            *a = max ? (b > *a ? b : *a) : *a + b;
+            break;
+        }
+        case V_MS: {
+            double *a = (double *)to, b = *(const double *)fr;
+            *a = max ? (b > *a ? b : *a) : *a + b;
+            break;
+        }
+        default:
+            break;
+        }
+    }
+}
+
+/* Per worker: the figures that say how the load is spread. */
+static const sample worker_samples[] = {
+    {"canteen_worker_connections_open", "gauge", "TCP connections open now, per worker.", NULL,
+     U64(app.connections_active)},
+    {"canteen_worker_connections_accepted_total", "counter",
+     "TCP connections accepted by the worker since it started.", NULL,
+     U64(app.connections_accepted)},
+    {"canteen_worker_requests_total", "counter", "Requests routed by the worker since it started.",
+     NULL, U64(app.requests_total)},
+    {"canteen_worker_requests_in_flight", "gauge",
+     "Requests whose handler is running or parked now, per worker.", NULL,
+     U64(app.requests_active)},
+    {"canteen_worker_loop_lag_seconds", "gauge", "How late the worker's lag probe fired last time.",
+     NULL, MS(loop.lag_ms_last)},
+    {"canteen_worker_pool_threads_busy", "gauge", "The worker's pool threads running a job now.",
+     NULL, UINT(pool.busy)},
+    {"canteen_worker_pool_jobs_queued", "gauge",
+     "Jobs waiting for one of the worker's threads now.", NULL, U64(pool.queue_depth)},
+};
+
+static const char *const state_names[] = {"free", "starting", "ready", "draining"};
+
+size_t cn__prom_render_server(const cn__prom_server *srv, const cn__prom_ext *ext, size_t next,
+                              char *buf, size_t size)
+{
+    writer w = {buf, size, 0};
+
+    if (size > 0)
+        buf[0] = 0;
+    render_figures(&w, &srv->total);
+    put(&w,
+        "# HELP canteen_workers Worker processes alive now (starting, ready or draining).\n"
+        "# TYPE canteen_workers gauge\ncanteen_workers %u\n",
+        srv->n);
+    put(&w,
+        "# HELP canteen_workers_target Workers the supervisor keeps (cn_config.workers, changed "
+        "by SIGTTIN and SIGTTOU).\n"
+        "# TYPE canteen_workers_target gauge\ncanteen_workers_target %u\n",
+        srv->target);
+    put(&w,
+        "# HELP canteen_worker_restarts_total Workers replaced after they died unasked (a crash, "
+        "a kill, a missed heartbeat).\n"
+        "# TYPE canteen_worker_restarts_total counter\ncanteen_worker_restarts_total %llu\n",
+        (unsigned long long)srv->restarts);
+    put(&w, "# HELP canteen_worker_info Each worker process: its number, pid and state; the value "
+            "is always 1.\n# TYPE canteen_worker_info gauge\n");
+    for (unsigned i = 0; i < srv->n; i++) {
+        const cn__prom_worker *k = &srv->workers[i];
+        put(&w, "canteen_worker_info{worker=\"%d\",pid=\"%d\",state=\"%s\"} 1\n", k->id, k->pid,
+            state_names[k->state >= 0 && k->state < 4 ? k->state : 0]);
+    }
+    for (size_t j = 0; j < CN__ARRAY_SIZE(worker_samples); j++) {
+        const sample *s = &worker_samples[j];
+        put(&w, "# HELP %s %s\n# TYPE %s %s\n", s->name, s->help, s->name, s->type);
+        for (unsigned i = 0; i < srv->n; i++) {
+            /* a draining worker's number is its replacement's already: it
+             * counts in the totals and in canteen_worker_info only */
+            if (srv->workers[i].draining)
+                continue;
+            put(&w, "%s{worker=\"%d\"} ", s->name, srv->workers[i].id);
+            put_value(&w, &srv->workers[i].f, s);
+            put(&w, "\n");
+        }
     }
     for (size_t i = 0; i < next; i++)
         ext[i].fn(&w, ext[i].data);

@@ -6,6 +6,7 @@
 #ifndef CN_PROM_H
 #define CN_PROM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "canteen.h"
@@ -30,5 +31,36 @@ typedef struct cn__prom_ext {
  */
 size_t cn__prom_render(const cn__prom_figures *f, const cn__prom_ext *ext, size_t next, char *buf,
                        size_t size);
+
+/*
+ * Workers: add `from` into `into`, each figure as it adds up over processes
+ * (counters add, worst-since-start gauges take the worst). `live` is false
+ * for the figures of a worker that has exited: its gauges of the present
+ * are left out.
+ */
+void cn__prom_merge(cn__prom_figures *into, const cn__prom_figures *from, bool live);
+
+/* One worker in the server's text. */
+typedef struct cn__prom_worker {
+    int id, pid;
+    int state;     /* CN__W_* (workers.h): a name in canteen_worker_info */
+    bool draining; /* then the number is its replacement's too */
+    cn__prom_figures f;
+} cn__prom_worker;
+
+/* A server of workers: the sums, and each worker. */
+typedef struct cn__prom_server {
+    cn__prom_figures total;
+    const cn__prom_worker *workers;
+    unsigned n;
+    unsigned target;
+    uint64_t restarts;
+} cn__prom_server;
+
+/* cn__prom_render for a server of workers: the totals under the usual
+ * names, then canteen_workers*, and canteen_worker_* with a worker label,
+ * then the extensions (the answering worker's own). */
+size_t cn__prom_render_server(const cn__prom_server *srv, const cn__prom_ext *ext, size_t next,
+                              char *buf, size_t size);
 
 #endif

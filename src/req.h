@@ -11,6 +11,7 @@
 #include "arena.h"
 #include "buf.h"
 #include "canteen.h"
+#include "forwarded.h"
 #include "router.h"
 
 typedef struct cn__hdr {
@@ -72,6 +73,11 @@ struct cn_req {
     char *id;                       /* cn_req_set_id, or NULL */
     bool deps_closed;               /* the dependencies' cleanups have run */
     struct cn__value *valid;        /* declared parameters' values (validate.c) */
+    cn__addr peer;                  /* the connection's peer (family 0: none) */
+    cn__addr client;                /* the client, once resolved (forwarded.c) */
+    bool client_done;
+    char *client_host; /* its text, in the arena */
+    uint64_t start_ns; /* uv_hrtime() at the request's first byte */
     cJSON *json;
     int json_err;
     cn__defer *defers;

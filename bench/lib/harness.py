@@ -70,10 +70,14 @@ WRK_TIMEOUT_S = 10  # > 64 x 100 ms, the blocked lesson's worst honest latency
 
 
 def W(wid, label, path, conns=0, kind="wrk", depth=1, ideal=None, quick=False, rss=False,
-      warmup=True, bg_path=None, bg_conns=0, group=None, min_duration=0, test=None):
+      warmup=True, bg_path=None, bg_conns=0, group=None, min_duration=0, test=None,
+      cores=None, wrk_threads=1):
+    # cores: the CPUs the server (a variant instance) and wrk both get, instead
+    # of CPU 0 for the server and CPU 1 for wrk; wrk_threads: wrk's -t
     return dict(id=wid, label=label, path=path, conns=conns, kind=kind, depth=depth,
                 ideal=ideal, quick=quick, rss=rss, warmup=warmup, bg_path=bg_path,
-                bg_conns=bg_conns, group=group, min_duration=min_duration, test=test)
+                bg_conns=bg_conns, group=group, min_duration=min_duration, test=test,
+                cores=cores, wrk_threads=wrk_threads)
 
 
 def T(wid, label, path, conns, test, quick=False):
@@ -108,6 +112,11 @@ WORKLOADS = [
     W("json-256", "GET /json, 256 conns", "/json", 256, group="fast"),
     W("pipeline-16", "GET /plaintext, 256 conns, 16 pipelined", "/plaintext", 256, depth=16,
       quick=True, group="fast"),
+    # Every other workload runs the demo --bare, as the peers do none of this;
+    # here the same /json goes through the demo's web layer (request ID, CORS,
+    # gzip's checks, the static mount's prefix test): its cost against json-64.
+    W("json-web", "GET /json, 64 conns, through the demo's web layer (request ID, CORS, gzip)",
+      "/json", 64, group="fast"),
     W("sleep-1k", "GET /sleep/100, 1,000 conns", "/sleep/100", 1000, ideal=10000, quick=True,
       rss=True, group="sleep"),
     W("sleep-10k", "GET /sleep/100, 10,000 conns", "/sleep/100", 10000, ideal=100000, rss=True,
@@ -129,6 +138,13 @@ WORKLOADS = [
       "/users", 64, group="fetch"),
     W("scenario", "GET /scenario: the guide's 200 + 1 + 1000 ms, gathered (wall time)",
       "/scenario", kind="curl", ideal=1000.0, quick=True, group="scenario"),
+    # Every core (issue 14): the same load on one process and on two workers,
+    # server and wrk (2 threads) both free to run on CPUs 0 and 1 -- so they
+    # share the cores, and the second worker competes with wrk for them.
+    W("workers-one", "GET /json, 64 conns, one process; server and wrk -t2 share CPUs 0-1",
+      "/json", 64, group="workers", cores="0,1", wrk_threads=2),
+    W("workers-two", "GET /json, 64 conns, --workers 2; server and wrk -t2 share CPUs 0-1",
+      "/json", 64, group="workers", cores="0,1", wrk_threads=2),
 ] + TFB_WORKLOADS + [
     # Last for each server, with no warm-up: the requests queued behind a
     # blocked loop take 64 x 100 ms to drain, so the server is stopped instead.
@@ -139,10 +155,10 @@ WORKLOADS = [
       min_duration=10),
 ]
 # The order of the report (the run order above differs only by lesson-blocked).
-DISPLAY_ORDER = ["plaintext-64", "plaintext-256", "json-64", "json-256", "pipeline-16",
+DISPLAY_ORDER = ["plaintext-64", "plaintext-256", "json-64", "json-256", "pipeline-16", "json-web",
                  "sleep-1k", "sleep-10k", "lesson-async", "lesson-sync", "lesson-blocked",
-                 "sleep-under-cpu", "fetch-multiple", "fetch-embedded", "users", "scenario"] + \
-    [w["id"] for w in TFB_WORKLOADS]
+                 "sleep-under-cpu", "fetch-multiple", "fetch-embedded", "users", "scenario",
+                 "workers-one", "workers-two"] + [w["id"] for w in TFB_WORKLOADS]
 WL = {w["id"]: w for w in WORKLOADS}
 
 # ----------------------------------------------------------------------------
@@ -151,6 +167,9 @@ WL = {w["id"]: w for w in WORKLOADS}
 
 H2O_ONLY = ("plaintext-64", "plaintext-256", "json-64", "json-256", "pipeline-16")
 USERS_REASON = "the guide's /users example (SQLite store + upstream) exists only in the Canteen demo"
+WORKERS_REASON = "one process against Canteen's own supervised workers: measured for Canteen only"
+WORKERS_WL = ("workers-one", "workers-two")
+WEB_REASON = "Canteen's web layer against Canteen bare (json-64): measured for Canteen only"
 EMBED_REASON = "the embedded upstream is part of the Canteen demo; peers use the shared one"
 
 
@@ -166,23 +185,40 @@ def server_specs(upstream_url):
     """name -> spec. cmd/env are filled with the port by start_server()."""
     specs = {}
     demo_up = demo_has_flag("--upstream")
-    demo = lambda p: [DEMO, "--host", HOST, "--port", str(p), "--with-traps"]  # noqa: E731
+    # --bare: without the demo's request IDs, CORS, gzip and /static, which the
+    # peers do not do either (json-web measures them)
+    bare = ["--bare"] if demo_has_flag("--bare") else []
+    web = lambda p: [DEMO, "--host", HOST, "--port", str(p), "--with-traps"]  # noqa: E731
+    demo = lambda p: web(p) + bare  # noqa: E731
     specs["canteen"] = dict(
         label="Canteen", cmd=demo, env={}, cwd=ROOT, skip={},
         # The main instance uses the demo's embedded upstream (its default);
         # fetch-multiple runs on a second instance pointed at the shared one.
-        variants={"fetch-multiple": lambda p: demo(p) + ["--upstream", upstream_url]}
-        if demo_up else {},
-        notes={"fetch-multiple": "a second instance, started with --upstream (the shared one)",
+        variants=dict({"fetch-multiple": lambda p: demo(p) + ["--upstream", upstream_url]}
+                      if demo_up else {},
+                      **{"json-web": web,
+                         "workers-one": demo,
+                         "workers-two": lambda p: demo(p) + ["--workers", "2"]}),
+        notes={"json-web": "a second instance, without --bare: the demo's web layer on",
+               "fetch-multiple": "a second instance, started with --upstream (the shared one)",
                "fetch-embedded": "the upstream is a second Canteen app on a thread of the same "
                                  "process, so on the same core",
-               "users": "the demo's embedded upstream (same process)"})
+               "users": "the demo's embedded upstream (same process)",
+               "workers-one": "a second instance, unpinned (CPUs 0-1), beside wrk -t2",
+               "workers-two": "a second instance with --workers 2, unpinned (CPUs 0-1), beside "
+                              "wrk -t2; CPU is the supervisor's and its workers'"})
+    if not bare:
+        specs["canteen"]["skip"]["json-web"] = "this build of the demo has no --bare"
+    if not demo_has_flag("--workers"):
+        for w in WORKERS_WL:
+            specs["canteen"]["skip"][w] = "this build of the demo has no --workers"
     if not demo_up:
         specs["canteen"]["skip"]["fetch-multiple"] = "this build of the demo has no --upstream"
-    node_skip = {
+    node_skip = dict({w: WORKERS_REASON for w in WORKERS_WL}, **{"json-web": WEB_REASON})
+    node_skip.update({
         "lesson-sync": "Node has no thread pool for handlers: a blocking wait in Node is "
                        "the trap (see the blocking-in-async row)",
-        "users": USERS_REASON, "fetch-embedded": EMBED_REASON}
+        "users": USERS_REASON, "fetch-embedded": EMBED_REASON})
     specs["node"] = dict(
         label="Node.js http",
         cmd=lambda p: ["node", os.path.join(PEERS, "node", "server.js")],
@@ -195,12 +231,15 @@ def server_specs(upstream_url):
                        "--loop", "uvloop", "--http", "httptools", "--workers", "1",
                        "--no-access-log", "--log-level", "warning"],
         env=lambda p: {"UPSTREAM": upstream_url},
-        cwd=os.path.join(PEERS, "fastapi"), skip={"users": USERS_REASON, "fetch-embedded": EMBED_REASON}, notes={})
+        cwd=os.path.join(PEERS, "fastapi"),
+        skip=dict({w: WORKERS_REASON for w in WORKERS_WL}, users=USERS_REASON,
+                  **{"fetch-embedded": EMBED_REASON, "json-web": WEB_REASON}), notes={})
     specs["go"] = dict(
         label="Go net/http",
         cmd=lambda p: [GO_PEER, "-addr", "%s:%d" % (HOST, p)],
         env=lambda p: {"GOMAXPROCS": "1", "UPSTREAM": upstream_url},
-        cwd=WORK, skip={"users": USERS_REASON, "fetch-embedded": EMBED_REASON},
+        cwd=WORK, skip=dict({w: WORKERS_REASON for w in WORKERS_WL}, users=USERS_REASON,
+                            **{"fetch-embedded": EMBED_REASON, "json-web": WEB_REASON}),
         notes={"lesson-sync": "same time.Sleep as async",
                "lesson-blocked": "raw nanosleep syscall: the runtime hands the P to another "
                                  "thread, so Go is not blocked"})
@@ -212,7 +251,7 @@ def server_specs(upstream_url):
         # verifier is the one to say what is missing
         db_pool = demo_has_flag("--db-pool")
         specs["canteen"]["tfb"] = dict(
-            cmd=lambda p, db: [DEMO, "--host", HOST, "--port", str(p), "--database", db.url] +
+            cmd=lambda p, db: [DEMO, "--host", HOST, "--port", str(p), "--database", db.url] + bare +
             (["--db-pool", pool()] if db_pool else []),
             env=lambda p, db: {}, cwd=ROOT, what="the demo with --database (libcanteen-pg)")
     else:
@@ -360,6 +399,24 @@ def cpu_ticks(pid):
         return None
 
 
+def group_cpu_ticks(pgid):
+    """cpu_ticks summed over every process of the process group (a supervisor
+    and its workers: /proc/PID/stat counts a child only once it is reaped)."""
+    total, seen = 0, False
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:  # field 5 of stat(5): the process group
+                total += int(fields[11]) + int(fields[12])
+                seen = True
+        except (OSError, IndexError, ValueError):
+            continue
+    return total if seen else None
+
+
 def core_busy():
     """{cpu index: (busy ticks, total ticks)} from /proc/stat."""
     out = {}
@@ -466,8 +523,9 @@ class Wrk:
 
     count = 0
 
-    def __init__(self, port, path, conns, duration, depth=1):
-        self.cmd = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", "-c%d" % conns,
+    def __init__(self, port, path, conns, duration, depth=1, cores=None, threads=1):
+        self.cmd = ["taskset", "-c", cores or CLIENT_CORE, "wrk", "-t%d" % threads,
+                    "-c%d" % conns,
                     "-d%ds" % duration, "--timeout", "%ds" % WRK_TIMEOUT_S, "--latency",
                     "-s", WRK_LUA, "http://%s:%d%s" % (HOST, port, path)]
         if depth > 1:
@@ -564,7 +622,46 @@ def fill_wrk(rec, r, ticks, wall, depth=1):
         rec["note"] = (rec["note"] + "; " if rec["note"] else "") + extra
 
 
+def run_wide(proc, port, wl, args, rec):
+    """A workload whose server and wrk share wl["cores"]: no per-core noise
+    accounting (they are the noise), CPU summed over the server's processes."""
+    D, Wu = args.duration, args.warmup
+    if not args.quick:
+        D = max(D, wl["min_duration"])
+    if Wu > 0:
+        Wrk(port, wl["path"], wl["conns"], Wu, cores=wl["cores"],
+            threads=wl["wrk_threads"]).finish()
+        wait_idle(proc, port, limit=10)
+    t0, c0 = group_cpu_ticks(proc.pid), core_busy()
+    w0 = time.time()
+    r = Wrk(port, wl["path"], wl["conns"], D, cores=wl["cores"],
+            threads=wl["wrk_threads"]).finish()
+    wall = time.time() - w0
+    t1, c1 = group_cpu_ticks(proc.pid), core_busy()
+    if "error" in r:
+        rec["status"], rec["note"] = "fail", r["error"]
+        return
+    fill_wrk(rec, r, None if t0 is None or t1 is None else t1 - t0, wall)
+    # what else ran on the two cores: their busy time less the server's and wrk's
+    try:
+        cores = [int(c) for c in wl["cores"].split(",")]
+        busy = sum(c1[c][0] - c0[c][0] for c in cores)
+        total = sum(c1[c][1] - c0[c][1] for c in cores)
+        own = (t1 - t0) + r.get("client_cpu_s", 0) * CLK_TCK
+        other = max(0.0, 100.0 * (busy - own) / total) * len(cores) if total > 0 else None
+    except (KeyError, TypeError, ValueError):
+        other = None
+    if other is not None:
+        # in percent of one core, as srv CPU and wrk CPU are
+        rec["other_cpu0_pct"] = round(other, 1)
+        if other >= NOISE_PCT:
+            rec["note"] = (rec["note"] + "; " if rec["note"] else "") + \
+                "noisy: other processes used %.0f%% of a core on CPUs %s" % (other, wl["cores"])
+
+
 def run_wrk(proc, port, wl, args, rec):
+    if wl["cores"]:
+        return run_wide(proc, port, wl, args, rec)
     D, Wu = args.duration, args.warmup
     if not args.quick:
         D = max(D, wl["min_duration"])
@@ -1044,7 +1141,8 @@ def main():
                 if reason is None and wl["id"] in spec.get("variants", {}):
                     run_port = pick_port(port + 5)
                     variant = spawn(name + "-variant", spec["variants"][wl["id"]](run_port),
-                                    env=env, cwd=spec["cwd"], log=logf)
+                                    env=env, cwd=spec["cwd"], log=logf,
+                                    core=wl["cores"] or SERVER_CORE)
                     err = wait_ready(variant, run_port)
                     if err:
                         reason = "the variant instance did not start: " + err

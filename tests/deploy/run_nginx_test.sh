@@ -84,6 +84,7 @@ wait_exit() {
 # start_demo NAME: start an instance on port 0; sets ${NAME}_pid, ${NAME}_port.
 start_demo() {
     local log=$tmp/$1.log p port="" i
+    : >"$log" # made here: the background shell may not have opened it yet
     "$demo" --host 127.0.0.1 --port 0 >"$log" 2>&1 &
     p=$!
     pids+=("$p")

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Install a Canteen build into a fresh prefix and build examples/consumer
-# against it, the three ways a user would:
+# against it, the ways a user would:
 #   1. pkg-config, shared   (examples/consumer/Makefile, `make consumer`)
 #   2. pkg-config --static  (`make consumer-static`, libcanteen.a)
-#   3. CMake find_package   (examples/consumer/CMakeLists.txt: canteen::canteen
+#   3. the README's static recipe, the line as the README has it
+#      (libcanteen.a, the system's shared libuv/libcurl/libcjson)
+#   4. CMake find_package   (examples/consumer/CMakeLists.txt: canteen::canteen
 #                            and canteen::canteen_static)
-# Each program must run and print the port it listened on.
+# Each program must run and print the port it listened on, with no
+# LD_LIBRARY_PATH: the prefix is a fresh temporary directory, in no
+# linker's search path, so a shared consumer finds libcanteen.so.0 through
+# the RPATH that canteen.pc (or CMake's build tree) gives it.
 #
 # usage: run_install_test.sh BUILD_DIR [SOURCE_DIR]
 #   BUILD_DIR   a configured and built Canteen tree (has CMakeCache.txt)
@@ -107,7 +112,6 @@ pc=$(find "$prefix" -name canteen.pc -path '*/pkgconfig/*' -print -quit)
 pcdir=$(dirname "$pc")
 libdir=$(dirname "$pcdir")
 cmakedir="$libdir/cmake/canteen"
-ldpath="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 for f in "$prefix/include/canteen.h" "$libdir/libcanteen.so" "$libdir/libcanteen.so.0" \
     "$libdir/libcanteen.a" "$cmakedir/canteenConfig.cmake" \
     "$cmakedir/canteenConfigVersion.cmake" "$cmakedir/canteenTargets.cmake"; do
@@ -158,10 +162,12 @@ cp "$consumer_src/main.c" "$consumer_src/Makefile" "$mk/"
 quiet "make consumer (pkg-config)" make -C "$mk" consumer CC="$cc" \
     CFLAGS="-O1 -g -Wall -Wextra -Werror $san" LDFLAGS="$san"
 uses_shared_canteen "$mk/consumer" || die "consumer does not use libcanteen.so.0"
-resolved=$(LD_LIBRARY_PATH="$ldpath" ldd "$mk/consumer") || die "ldd consumer failed"
-[[ $resolved == *"libcanteen.so.0 => $libdir/libcanteen.so.0 "* ]] ||
-    die "consumer does not resolve libcanteen.so.0 from the fresh prefix: $resolved"
-check_run "pkg-config shared consumer" env LD_LIBRARY_PATH="$ldpath" "$mk/consumer"
+resolved=$(env -u LD_LIBRARY_PATH ldd "$mk/consumer") || die "ldd consumer failed"
+found=$(sed -n 's/^[[:space:]]*libcanteen\.so\.0 => \(\/[^ ]*\) (.*/\1/p' <<<"$resolved")
+[[ -n $found && $(realpath "$found") == $(realpath "$libdir/libcanteen.so.0") ]] ||
+    die "without LD_LIBRARY_PATH, consumer does not find libcanteen.so.0 in the fresh prefix: $resolved"
+readelf -d "$mk/consumer" | grep -qE '\((RUNPATH|RPATH)\)' || die "consumer has no RPATH"
+check_run "pkg-config shared consumer (no LD_LIBRARY_PATH)" env -u LD_LIBRARY_PATH "$mk/consumer"
 
 # --- 3. pkg-config --static ----------------------------------------------------------
 # libcurl's own Libs.private names every library curl was built with
@@ -216,6 +222,24 @@ if [[ $(needed "$mk/consumer-static") == *" libcanteen"* ]]; then
 fi
 check_run "pkg-config --static consumer" "$mk/consumer-static"
 
+# --- 3. the README's static recipe --------------------------------------------------
+# The line after the README's marker, continuation lines joined, with app.c
+# standing for the consumer's main.c: exactly what a reader would type.
+recipe=$(awk '/<!-- tested by tests\/install\/run_install_test.sh: static -->/ {found = 1; next}
+    found && /^```/ { if (inblock) exit; inblock = 1; next }
+    found && inblock { line = line $0; if (line ~ /\\$/) { sub(/\\$/, "", line); next } print line; exit }' \
+    "$srcdir/README.md")
+[[ $recipe == cc\ app.c* ]] || die "no static recipe after the README's marker (got '$recipe')"
+rdir="$tmp/readme"
+mkdir -p "$rdir"
+cp "$consumer_src/main.c" "$rdir/app.c"
+( cd "$rdir" && quiet "the README's static recipe: $recipe" env CFLAGS= bash -c "${recipe/#cc /$cc $san }" )
+[[ -x $rdir/app ]] || die "the README's static recipe made no ./app"
+if [[ $(needed "$rdir/app") == *" libcanteen"* ]]; then
+    die "the README's static recipe still needs a shared libcanteen"
+fi
+check_run "the README's static recipe" env -u LD_LIBRARY_PATH "$rdir/app"
+
 # --- 4. CMake find_package -------------------------------------------------------------
 cmb="$tmp/cmake-build"
 quiet "cmake configure of examples/consumer (find_package)" \
@@ -227,11 +251,13 @@ found_dir=$(sed -n 's/^canteen_DIR:[A-Z]*=//p' "$cmb/CMakeCache.txt")
     die "find_package(canteen) found $found_dir, not the fresh prefix"
 quiet "cmake build of examples/consumer" cmake --build "$cmb"
 uses_shared_canteen "$cmb/consumer" || die "CMake consumer does not use libcanteen.so.0"
-check_run "find_package consumer (canteen::canteen)" env LD_LIBRARY_PATH="$ldpath" "$cmb/consumer"
+check_run "find_package consumer (canteen::canteen, no LD_LIBRARY_PATH)" env -u LD_LIBRARY_PATH \
+    "$cmb/consumer"
 if [[ $(needed "$cmb/consumer_static") == *" libcanteen"* ]]; then
     die "consumer_static still needs a shared libcanteen"
 fi
-check_run "find_package consumer (canteen::canteen_static)" "$cmb/consumer_static"
+check_run "find_package consumer (canteen::canteen_static)" env -u LD_LIBRARY_PATH \
+    "$cmb/consumer_static"
 
 # --- 5. libcanteen-pg, when the build has it ------------------------------------
 if [[ -e $libdir/libcanteen-pg.so ]]; then
@@ -255,11 +281,11 @@ if [[ -e $libdir/libcanteen-pg.so ]]; then
     cp "$consumer_src/pg_main.c" "$mk/"
     quiet "make consumer-pg (pkg-config canteen-pg)" make -C "$mk" consumer-pg CC="$cc" \
         CFLAGS="-O1 -g -Wall -Wextra -Werror $san" LDFLAGS="$san"
-    out=$(LD_LIBRARY_PATH="$ldpath" timeout 60 "$mk/consumer-pg" 2>&1) ||
+    out=$(env -u LD_LIBRARY_PATH timeout 60 "$mk/consumer-pg" 2>&1) ||
         die "consumer-pg failed: $out"
     [[ $out == "consumer_pg: pool of 10 to 10 connections" ]] || die "consumer-pg: $out"
     [[ -x $cmb/consumer_pg ]] || die "find_package(canteen COMPONENTS pg) did not give canteen::canteen-pg"
-    out=$(LD_LIBRARY_PATH="$ldpath" timeout 60 "$cmb/consumer_pg" 2>&1) ||
+    out=$(env -u LD_LIBRARY_PATH timeout 60 "$cmb/consumer_pg" 2>&1) ||
         die "CMake consumer_pg failed: $out"
     say "ok: libcanteen-pg installed, only cn_pg_* exported, pkg-config and CMake consumers run"
 fi

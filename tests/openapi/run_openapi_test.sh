@@ -41,6 +41,7 @@ start_demo() {
     local log=$1
     shift
     port=
+    : >"$log" # made here: the background shell may not have opened it yet
     env "$@" "$demo" --host 127.0.0.1 --port 0 >"$log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do

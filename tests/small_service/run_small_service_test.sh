@@ -26,6 +26,7 @@ free_port() {
 up=$(free_port)
 python3 "$here/upstream.py" "$up" &
 pids+=($!)
+: >"$tmp/log" # made here: the background shell may not have opened it yet
 UPSTREAM="http://127.0.0.1:$up" "$svc" 0 >"$tmp/log" 2>&1 &
 pids+=($!)
 port=
