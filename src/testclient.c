@@ -427,13 +427,16 @@ static int begin(cn_test_client *tc, const cn__buf *req, bool head, cn_test_resp
     return rc < 0 ? rc : pump(tc, UNTIL_HEAD);
 }
 
-/* The checks before anything is sent; the request's bytes into *req. */
+/* The checks before anything is sent; the request's bytes into *req. *out
+ * starts empty, so that it holds nothing to free after any error. */
 static int prepare(const cn_test_client *tc, const char *method, const char *target,
-                   const char *const *headers, const void *body, size_t len,
-                   const cn_test_response *out, cn__buf *req)
+                   const char *const *headers, const void *body, size_t len, cn_test_response *out,
+                   cn__buf *req)
 {
     int rc;
 
+    if (out)
+        memset(out, 0, sizeof(*out));
     if (tc == NULL || method == NULL || target == NULL || out == NULL || (body == NULL && len) ||
         !cn__is_token(method, strlen(method)) || !target_ok(target))
         return CN_EINVAL;
@@ -464,7 +467,6 @@ int cn_test_request(cn_test_client *tc, const char *method, const char *target,
 
     if (rc < 0)
         return rc;
-    memset(out, 0, sizeof(*out));
     arm(tc, timeout_ms);
     rc = begin(tc, &req, strcmp(method, "HEAD") == 0, out);
     cn__buf_free(&req);
@@ -498,7 +500,6 @@ int cn_test_stream(cn_test_client *tc, const char *method, const char *target,
 
     if (rc < 0)
         return rc;
-    memset(out, 0, sizeof(*out));
     arm(tc, timeout_ms);
     rc = begin(tc, &req, strcmp(method, "HEAD") == 0, out);
     cn__buf_free(&req);

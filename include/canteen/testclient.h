@@ -70,7 +70,8 @@ CN_EXTERN int cn_test_client_new(cn_app *app, cn_test_client **out);
  * byte), CN_ETIMEDOUT (no complete response in time), CN_EPIPE (the app
  * closed the connection without a response), CN_EBADHEADER (a header
  * string without ": ", or with CR or LF), CN_ESTATE (a cn_test_stream is
- * open), CN_ENOMEM. An error once the request is being sent closes the
+ * open), CN_ENOMEM. After an error *out holds nothing (freeing it is
+ * harmless). An error once the request is being sent closes the
  * connection (the app sees its client leave; the next request opens
  * another).
  */

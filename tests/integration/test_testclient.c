@@ -331,9 +331,15 @@ static void test_headers_and_arguments(void **state)
     assert_int_equal(cn_test_request(c->tc, "", "/", NULL, NULL, 0, 0, &r), CN_EINVAL);
     assert_int_equal(cn_test_request(c->tc, "POST", "/", NULL, NULL, 3, 0, &r), CN_EINVAL);
     assert_int_equal(cn_test_stream(c->tc, "GET", "/\n", NULL, NULL, 0, 0, &r), CN_EINVAL);
+    memset(&r, 0xff, sizeof r); /* whatever it held */
     assert_int_equal(
         cn_test_stream(c->tc, "GET", "/", (const char *const[]){"X", NULL}, NULL, 0, 0, &r),
         CN_EBADHEADER);
+    /* after an error the response holds nothing */
+    assert_int_equal(r.status, 0);
+    assert_null(r.body);
+    assert_int_equal(r.nheaders, 0);
+    cn_test_response_free(&r);
     assert_int_equal(cn_test_read(c->tc, buf, sizeof buf, 0), CN_ESTATE);
     assert_int_equal(cn_test_read(c->tc, NULL, 1, 0), CN_EINVAL);
     assert_int_equal(cn_test_read(c->tc, buf, 0, 0), CN_EINVAL);
