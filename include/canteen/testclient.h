@@ -23,6 +23,12 @@
  * One client per app, used from one thread; the app must not be run
  * otherwise (no cn_app_run) while the client exists. Requests go one at a
  * time over one keep-alive connection, reopened when the app closes it.
+ *
+ * The app runs only while a call of the client waits. A request returns
+ * once its response is in, as over a socket: dependency cleanups and
+ * background tasks may still be running. cn_test_settle runs the app until
+ * they are done (FastAPI's TestClient returns after the background tasks);
+ * cn_test_run_until until a condition of the test's holds.
  */
 #ifndef CANTEEN_TESTCLIENT_H
 #define CANTEEN_TESTCLIENT_H
@@ -59,9 +65,15 @@ CN_EXTERN int cn_test_client_new(cn_app *app, cn_test_client **out);
  * `body` (len bytes, may be NULL with len 0). *out gets the response (free
  * it with cn_test_response_free), also for 4xx and 5xx. Waits at most
  * `timeout_ms` (0: 30000) of the app's work.
- * Errors: CN_EINVAL, CN_ETIMEDOUT (no complete response in time),
- * CN_EPIPE (the app closed the connection without a response), CN_EBADHEADER
- * (a header string without ": "), CN_ENOMEM.
+ * Errors: CN_EINVAL (a NULL argument, body NULL with len > 0, a method
+ * that is no token, a target that is empty or has a space or control
+ * byte), CN_ETIMEDOUT (no complete response in time), CN_EPIPE (the app
+ * closed the connection without a response), CN_EBADHEADER (a header
+ * string without ": ", or with CR or LF), CN_ESTATE (a cn_test_stream is
+ * open), CN_ENOMEM. After an error *out holds nothing (freeing it is
+ * harmless). An error once the request is being sent closes the
+ * connection (the app sees its client leave; the next request opens
+ * another).
  */
 CN_EXTERN int cn_test_request(cn_test_client *tc, const char *method, const char *target,
                               const char *const *headers, const void *body, size_t len,
@@ -70,8 +82,63 @@ CN_EXTERN int cn_test_request(cn_test_client *tc, const char *method, const char
 /* GET target, no headers, the default timeout. */
 CN_EXTERN int cn_test_get(cn_test_client *tc, const char *target, cn_test_response *out);
 
+/*
+ * As cn_test_request, but return once the head of the response is in
+ * (httpx's client.stream): *out gets the status and headers and an empty
+ * body (""); read the body as it arrives with cn_test_read. `timeout_ms`
+ * bounds the wait for the head. Until the body has been read to its end
+ * or cn_test_stream_close drops it, the client sends no other request.
+ * Errors: those of cn_test_request, and CN_ESTATE (a stream is open).
+ */
+CN_EXTERN int cn_test_stream(cn_test_client *tc, const char *method, const char *target,
+                             const char *const *headers, const void *body, size_t len,
+                             int timeout_ms, cn_test_response *out);
+
+/*
+ * The next bytes of the open stream's body, de-chunked, into buf (at most
+ * `size` of those that have arrived; the caller's buffer, not kept).
+ * Runs the app while it waits, at most `timeout_ms` (0: 30000). Returns
+ * the count (> 0), 0 at the end of the body (the stream is then closed),
+ * or an error: CN_EINVAL (tc or buf NULL, size 0), CN_ESTATE (no stream
+ * open), CN_ETIMEDOUT (nothing new in time: the stream stays open, read
+ * again or close it), CN_EPIPE (the app closed the connection before the
+ * end: the stream is closed), CN_ENOMEM.
+ */
+CN_EXTERN int cn_test_read(cn_test_client *tc, void *buf, size_t size, int timeout_ms);
+
+/*
+ * Close the open stream. If its body was not read to the end, the
+ * connection is closed: the app sees its client leave (a handler still
+ * writing gets CN_ECANCELED). No stream open, or tc NULL: nothing.
+ */
+CN_EXTERN void cn_test_stream_close(cn_test_client *tc);
+
+/*
+ * Run the app on this thread until it is at rest: no request in flight and
+ * nothing one started still going -- dependency cleanups, background
+ * tasks, spawned tasks, jobs on the thread pool. Call it before checking
+ * what those did. Waits at most `timeout_ms` (0: 30000). Errors: CN_EINVAL,
+ * CN_ETIMEDOUT (still busy: a task waiting for something that does not
+ * come, or an open stream the app cannot finish writing).
+ */
+CN_EXTERN int cn_test_settle(cn_test_client *tc, int timeout_ms);
+
+/*
+ * Run the app on this thread until done(arg) returns non-zero: checked at
+ * once, then after each turn of the app's loop (so a change made on
+ * another thread is seen at the loop's next event at the latest). For a
+ * state the test waits for while the app works (a background task that
+ * has begun, a log line). Waits at most `timeout_ms` (0: 30000). Errors:
+ * CN_EINVAL (tc or done NULL), CN_ETIMEDOUT.
+ */
+CN_EXTERN int cn_test_run_until(cn_test_client *tc, int (*done)(void *arg), void *arg,
+                                int timeout_ms);
+
 /* A response header (case-insensitive), or NULL. */
 CN_EXTERN const char *cn_test_header(const cn_test_response *r, const char *name);
+
+/* How many response headers are named `name` (case-insensitive): Set-Cookie, say. */
+CN_EXTERN size_t cn_test_header_count(const cn_test_response *r, const char *name);
 
 /* Free what a response holds. NULL allowed. */
 CN_EXTERN void cn_test_response_free(cn_test_response *r);

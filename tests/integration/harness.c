@@ -863,20 +863,20 @@ void h_expect_rejected(h_server *s, const char *raw, size_t len, int status)
         fail_msg("%s", why);
 }
 
-void h_assert_standard_headers(const h_response *r, bool head_request)
+/* What every response carries, whichever client read it (see harness.h). */
+static void check_standard(int status, const char *server, size_t nserver, const char *date,
+                           size_t ndate, const char *cl, size_t ncl, long long body_len,
+                           bool head_request)
 {
-    const char *server = h_header_get(r, "server");
-    const char *date = h_header_get(r, "date");
-    const char *cl = h_header_get(r, "content-length");
     struct tm tm;
     const char *end;
     time_t t, now = time(NULL);
 
     assert_non_null(server);
     assert_string_equal(server, "canteen");
-    assert_int_equal(h_header_count(r, "server"), 1);
+    assert_int_equal(nserver, 1);
     assert_non_null(date);
-    assert_int_equal(h_header_count(r, "date"), 1);
+    assert_int_equal(ndate, 1);
     /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
     assert_int_equal(strlen(date), 29);
     memset(&tm, 0, sizeof tm);
@@ -885,12 +885,20 @@ void h_assert_standard_headers(const h_response *r, bool head_request)
     assert_int_equal(*end, 0);
     t = timegm(&tm);
     assert_true(t >= now - 5 && t <= now + 5);
-    if (r->status >= 200 && r->status != 204) {
+    if (status >= 200 && status != 204) {
         assert_non_null(cl);
-        assert_int_equal(h_header_count(r, "content-length"), 1);
+        assert_int_equal(ncl, 1);
         if (!head_request)
-            assert_int_equal((long long)r->body_len, r->content_length);
+            assert_int_equal(body_len, atoll(cl));
     }
+}
+
+void h_assert_standard_headers(const h_response *r, bool head_request)
+{
+    check_standard(r->status, h_header_get(r, "server"), h_header_count(r, "server"),
+                   h_header_get(r, "date"), h_header_count(r, "date"),
+                   h_header_get(r, "content-length"), h_header_count(r, "content-length"),
+                   (long long)r->body_len, head_request);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1377,4 +1385,129 @@ void h_assert_trace(const char *want)
 
     trace_copy(got);
     assert_string_equal(got, want);
+}
+
+/* ---- the in-process test client ---- */
+
+h_client *h_tc_start(const cn_config *cfg, h_setup_fn setup, void *arg)
+{
+    h_client *c = calloc(1, sizeof(*c));
+    cn_config conf = cfg ? *cfg : h_fast_config();
+
+    /* the routes fetch from curl, as they do under h_start */
+    pthread_once(&curl_once, curl_init_once);
+    assert_non_null(c);
+    c->app = cn_app_new(&conf);
+    assert_non_null(c->app);
+    assert_int_equal(demo_register(c->app), 0);
+    if (setup)
+        assert_int_equal(setup(c->app, arg), 0);
+    assert_int_equal(cn_test_client_new(c->app, &c->tc), 0);
+    return c;
+}
+
+void h_tc_stop(h_client *c)
+{
+    if (c == NULL)
+        return;
+    assert_int_equal(cn_test_client_free(c->tc), 0);
+    /* as libuv's own tests do: the loop must close with no handle left */
+    assert_int_equal(cn__app_free_checked(c->app), 0);
+    free(c);
+}
+
+int h_tc_teardown(void **state)
+{
+    h_client *c = *state;
+
+    *state = NULL;
+    h_tc_stop(c);
+    return 0;
+}
+
+void h_tc_request(h_client *c, const char *method, const char *target, const char *const *headers,
+                  const char *body, cn_test_response *r)
+{
+    int rc = cn_test_request(c->tc, method, target, headers, body, body ? strlen(body) : 0, 0, r);
+
+    if (rc != 0)
+        fail_msg("%s %s: the test client returned %s", method, target, cn_err_name(rc));
+}
+
+cJSON *h_tc_json(h_client *c, const char *path, const char *const *headers, int status)
+{
+    cn_test_response r;
+    cJSON *j;
+
+    h_tc_request(c, "GET", path, headers, NULL, &r);
+    if (r.status != status)
+        fail_msg("GET %s: status %d, expected %d; body %s", path, r.status, status, r.body);
+    j = cJSON_Parse(r.body);
+    if (j == NULL)
+        fail_msg("GET %s: body is not JSON: %s", path, r.body);
+    cn_test_response_free(&r);
+    return j;
+}
+
+void h_tc_assert_header(const cn_test_response *r, const char *name, const char *want)
+{
+    const char *got = cn_test_header(r, name);
+
+    if (got == NULL)
+        fail_msg("no %s header (expected '%s')", name, want);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s: '%s', expected '%s'", name, got, want);
+}
+
+long long h_tc_content_length(const cn_test_response *r)
+{
+    const char *v = cn_test_header(r, "content-length");
+
+    return v ? atoll(v) : -1;
+}
+
+bool h_tc_chunked(const cn_test_response *r)
+{
+    const char *v = cn_test_header(r, "transfer-encoding");
+
+    return v && strcasecmp(v, "chunked") == 0;
+}
+
+void h_tc_assert_standard_headers(const cn_test_response *r, bool head_request)
+{
+    check_standard(r->status, cn_test_header(r, "server"), cn_test_header_count(r, "server"),
+                   cn_test_header(r, "date"), cn_test_header_count(r, "date"),
+                   cn_test_header(r, "content-length"), cn_test_header_count(r, "content-length"),
+                   (long long)r->body_len, head_request);
+}
+
+void h_tc_assert_healthy(h_client *c)
+{
+    cn_test_response r;
+
+    h_tc_request(c, "GET", "/health", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"status\":\"ok\"}");
+    cn_test_response_free(&r);
+}
+
+void h_tc_settle(h_client *c)
+{
+    int rc = cn_test_settle(c->tc, 3000);
+
+    if (rc != 0) {
+        cn_stats st = h_tc_stats(c);
+        fail_msg("app did not settle (%s): coroutines_live=%llu requests_active=%llu "
+                 "background_running=%llu",
+                 cn_err_name(rc), (unsigned long long)st.coroutines_live,
+                 (unsigned long long)st.requests_active, (unsigned long long)st.background_running);
+    }
+}
+
+cn_stats h_tc_stats(h_client *c)
+{
+    cn_stats st;
+
+    cn_app_stats(c->app, &st);
+    return st;
 }

@@ -8,7 +8,12 @@
  * are cmocka assertions, so the helpers are only called from a test (or a
  * cmocka setup/teardown), never from the server thread.
  *
- * Typical test:
+ * A test that does not need the wire (keep-alive, disconnects, timeouts,
+ * pipelining, backpressure, the bytes of a malformed request) goes through
+ * the in-process test client instead: h_tc_start (no socket, no thread),
+ * below.
+ *
+ * Typical socket test:
  *
  *     static void test_x(void **state) {
  *         h_server *s = h_start(NULL, NULL, NULL, NULL);
@@ -425,5 +430,77 @@ void h_request(h_server *s, const char *method, const char *target, const char *
 
 /* The response's first header `name` is there and equals `want`. */
 void h_assert_header(const h_response *r, const char *name, const char *want);
+
+/* ------------------------------------------------------------------------ */
+/* The in-process test client (canteen/testclient.h)                         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An app behind the test client: no listening socket and no server thread;
+ * the app's loop runs on the test's thread while a call of the client
+ * waits. Typical test:
+ *
+ *     static void test_x(void **state) {
+ *         h_client *c = h_tc_start(NULL, setup, NULL);
+ *         *state = c;                       // teardown h_tc_stop()s it
+ *         cn_test_response r;
+ *         h_tc_request(c, "GET", "/health", NULL, NULL, &r);
+ *         assert_int_equal(r.status, 200);
+ *         cn_test_response_free(&r);
+ *     }
+ */
+typedef struct h_client {
+    cn_app *app;
+    cn_test_client *tc;
+} h_client;
+
+/*
+ * As h_start, in process: an app with `cfg` (NULL: h_fast_config()), the
+ * demo routes, then setup(app, arg) if given, behind a test client (the
+ * startup hooks run here). Fails the test on any error.
+ */
+h_client *h_tc_start(const cn_config *cfg, h_setup_fn setup, void *arg);
+
+/*
+ * cn_test_client_free (the graceful stop and the shutdown hooks; 0
+ * asserted), then cn__app_free_checked (no handle left). NULL allowed.
+ * Frees c.
+ */
+void h_tc_stop(h_client *c);
+
+/* cmocka teardown: h_tc_stop(*state). */
+int h_tc_teardown(void **state);
+
+/*
+ * One request (`headers`: NULL-terminated "Name: value" strings, or NULL;
+ * `body`: a string, or NULL for none) with the default timeout; the
+ * client's 0 asserted. The caller frees r.
+ */
+void h_tc_request(h_client *c, const char *method, const char *target, const char *const *headers,
+                  const char *body, cn_test_response *r);
+
+/* GET path with `headers`: the JSON body of a `status` answer (caller deletes). */
+cJSON *h_tc_json(h_client *c, const char *path, const char *const *headers, int status);
+
+/* The response's first header `name` is there and equals `want`. */
+void h_tc_assert_header(const cn_test_response *r, const char *name, const char *want);
+
+/* Its Content-Length as a number, -1 if it has none. */
+long long h_tc_content_length(const cn_test_response *r);
+
+/* Its body came chunked (Transfer-Encoding: chunked). */
+bool h_tc_chunked(const cn_test_response *r);
+
+/* h_assert_standard_headers for a response of the test client. */
+void h_tc_assert_standard_headers(const cn_test_response *r, bool head_request);
+
+/* GET /health must answer 200 {"status":"ok"}. */
+void h_tc_assert_healthy(h_client *c);
+
+/* Within 3 s the app must be at rest (cn_test_settle): as h_assert_settles. */
+void h_tc_settle(h_client *c);
+
+/* A snapshot of the counters. */
+cn_stats h_tc_stats(h_client *c);
 
 #endif

@@ -1,8 +1,9 @@
 /*
- * test_cookies.c -- cookies over real sockets: read by name from one or
- * several Cookie headers (quoted values, spaces, no spaces), set with
- * every attribute, deleted, and every injection attempt refused with
- * CN_EBADHEADER (nothing reaches the wire).
+ * test_cookies.c -- cookies: read by name from one or several Cookie
+ * headers (quoted values, spaces, no spaces), set with every attribute,
+ * deleted, and every injection attempt refused with CN_EBADHEADER (nothing
+ * reaches the response). In process, through the test client, which sends
+ * header lines as given and hands back every Set-Cookie line in order.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -94,48 +95,56 @@ static int setup(cn_app *app, void *arg)
     return 0;
 }
 
-static char *read_with(h_server *s, const char *name, const char *cookie_lines)
+static h_client *start(void **state)
+{
+    h_client *c = h_tc_start(NULL, setup, NULL);
+
+    *state = c;
+    return c;
+}
+
+/* GET /c/read?n=name with these header lines: the body of its 200. */
+static char *read_with(h_client *c, const char *name, const char *const *lines)
 {
     char *target = h_strf("/c/read?n=%s", name), *body;
-    h_response r;
+    cn_test_response r;
 
-    h_request(s, "GET", target, cookie_lines, &r);
+    h_tc_request(c, "GET", target, lines, NULL, &r);
     assert_int_equal(r.status, 200);
     body = strdup(r.body);
-    h_response_free(&r);
+    cn_test_response_free(&r);
     free(target);
     return body;
 }
 
-#define ASSERT_READ(s, name, lines, want)                                                          \
+#define ASSERT_READ(c, name, want, ...)                                                            \
     do {                                                                                           \
-        char *got_ = read_with(s, name, lines);                                                    \
+        char *got_ = read_with(c, name, (const char *const[]){__VA_ARGS__, NULL});                 \
         assert_string_equal(got_, want);                                                           \
         free(got_);                                                                                \
     } while (0)
 
 static void test_read(void **state)
 {
-    h_server *s = h_start(NULL, NULL, setup, NULL);
+    h_client *c = start(state);
 
-    *state = s;
-    ASSERT_READ(s, "b", "Cookie: a=1; b=2; c=3\r\n", "[2]");
-    ASSERT_READ(s, "a", "Cookie: a=1;b=2\r\n", "[1]");
-    ASSERT_READ(s, "sid", "Cookie: sid=\"ab cd\"\r\n", "[ab cd]");
-    ASSERT_READ(s, "x", "Cookie: a=1\r\n", "(none)");
-    ASSERT_READ(s, "x", "", "(none)");
+    ASSERT_READ(c, "b", "[2]", "Cookie: a=1; b=2; c=3");
+    ASSERT_READ(c, "a", "[1]", "Cookie: a=1;b=2");
+    ASSERT_READ(c, "sid", "[ab cd]", "Cookie: sid=\"ab cd\"");
+    ASSERT_READ(c, "x", "(none)", "Cookie: a=1");
+    ASSERT_READ(c, "x", "(none)", NULL);
     /* several Cookie headers (HTTP/2 proxies split them): all are read */
-    ASSERT_READ(s, "late", "Cookie: a=1\r\nX-Other: 1\r\nCookie: late=yes\r\n", "[yes]");
-    ASSERT_READ(s, "a", "Cookie: a=first\r\nCookie: a=second\r\n", "[first]");
-    ASSERT_READ(s, "e", "Cookie: e=\r\n", "[]");
+    ASSERT_READ(c, "late", "[yes]", "Cookie: a=1", "X-Other: 1", "Cookie: late=yes");
+    ASSERT_READ(c, "a", "[first]", "Cookie: a=first", "Cookie: a=second");
+    ASSERT_READ(c, "e", "[]", "Cookie: e=");
     /* a name is exact */
-    ASSERT_READ(s, "a", "Cookie: A=1; aa=2\r\n", "(none)");
+    ASSERT_READ(c, "a", "(none)", "Cookie: A=1; aa=2");
 }
 
 static void test_set(void **state)
 {
-    h_server *s = h_start(NULL, NULL, setup, NULL);
-    h_response r;
+    h_client *c = start(state);
+    cn_test_response r;
     const char *want[] = {
         "plain=v1; Path=/; SameSite=Lax",
         "full=\"quoted\"; Path=/app; Max-Age=3600; Expires=Sun, 06 Nov 1994 08:49:37 GMT; "
@@ -146,23 +155,21 @@ static void test_set(void **state)
     };
     size_t k = 0;
 
-    *state = s;
-    h_roundtrip(s, "GET /c/set HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    h_tc_request(c, "GET", "/c/set", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_int_equal(h_header_count(&r, "set-cookie"), 5);
+    assert_int_equal(cn_test_header_count(&r, "set-cookie"), 5);
     for (size_t i = 0; i < r.nheaders; i++)
-        if (strcasecmp(r.headers[i].name, "set-cookie") == 0)
-            assert_string_equal(r.headers[i].value, want[k++]);
-    h_response_free(&r);
+        if (strcasecmp(r.header_names[i].ptr, "set-cookie") == 0)
+            assert_string_equal(r.header_values[i].ptr, want[k++]);
+    cn_test_response_free(&r);
 }
 
 static void test_injection_refused(void **state)
 {
-    h_server *s = h_start(NULL, NULL, setup, NULL);
-    h_response r;
+    h_client *c = start(state);
+    cn_test_response r;
 
-    *state = s;
-    h_roundtrip(s, "GET /c/bad HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    h_tc_request(c, "GET", "/c/bad", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "crlf-value=CN_EBADHEADER,lf-value=CN_EBADHEADER,"
                                 "semi-value=CN_EBADHEADER,comma-value=CN_EBADHEADER,"
@@ -177,17 +184,17 @@ static void test_injection_refused(void **state)
                                 "bad-samesite=CN_EINVAL,null-value=CN_EINVAL,"
                                 "delete-bad=CN_EBADHEADER");
     /* none of them left a header behind */
-    assert_int_equal(h_header_count(&r, "set-cookie"), 0);
-    assert_null(h_header_get(&r, "x-evil"));
-    h_response_free(&r);
+    assert_int_equal(cn_test_header_count(&r, "set-cookie"), 0);
+    assert_null(cn_test_header(&r, "x-evil"));
+    cn_test_response_free(&r);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_read, h_teardown),
-        cmocka_unit_test_teardown(test_set, h_teardown),
-        cmocka_unit_test_teardown(test_injection_refused, h_teardown),
+        cmocka_unit_test_teardown(test_read, h_tc_teardown),
+        cmocka_unit_test_teardown(test_set, h_tc_teardown),
+        cmocka_unit_test_teardown(test_injection_refused, h_tc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,17 @@
 /*
- * test_depends.c -- dependencies over real sockets: resolved once however
- * many ask (sub-dependencies, two tasks at once), in the app -> router ->
- * route order, failing with the resolver's status, cleanups after the
- * response in reverse order, also after the client left, and read from a
- * sync handler on the pool.
+ * test_depends.c -- dependencies: resolved once however many ask
+ * (sub-dependencies, two tasks at once), in the app -> router -> route
+ * order, failing with the resolver's status, cleanups after the response in
+ * reverse order, also after the client left, and read from a sync handler
+ * on the pool.
+ *
+ * Two fixtures. Every test but one runs in process, through the test
+ * client (start_tc): what resolves, in which order, and what the cleanups
+ * do after the response is the layer's business, not the wire's; the
+ * client returns at the response, and cn_test_settle runs the app until
+ * the cleanups and background tasks are done. test_cleanup_after_disconnect
+ * runs over a real socket (start_socket): a client that closes its
+ * connection while the handler waits is the wire's.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -290,76 +298,87 @@ static int setup_app_dep(cn_app *app, void *arg)
     return rc ? rc : setup(app, arg);
 }
 
-static h_server *start(void **state, h_setup_fn fn)
+static void reset_counts(void)
 {
-    h_server *s;
-
     h_log_reset();
-    s = h_start(NULL, NULL, fn, NULL);
-    *state = s;
     h_trace_reset();
     db_resolves = db_cleanups = handler_runs = slow_started = 0;
     cleanup_sleep_rc = H_NOT_YET;
     cleanup_done_ms = 0;
+}
+
+static h_client *start_tc(void **state, h_setup_fn fn)
+{
+    h_client *c = h_tc_start(NULL, fn, NULL);
+
+    *state = c;
+    reset_counts();
+    return c;
+}
+
+static h_server *start_socket(void **state, h_setup_fn fn)
+{
+    h_server *s = h_start(NULL, NULL, fn, NULL);
+
+    *state = s;
+    reset_counts();
     return s;
 }
 
 /* "db", asked for by "user", "repo" and the route itself: one resolution. */
 static void test_resolved_once(void **state)
 {
-    h_server *s = start(state, setup);
-    h_conn *c = h_open(s);
-    cJSON *o;
+    h_client *c = start_tc(state, setup);
+    cJSON *o = h_tc_json(c, "/d/both", (const char *const[]){"X-User: ana", NULL}, 200);
 
-    h_sends(c, "GET /d/both HTTP/1.1\r\nHost: t\r\nX-User: ana\r\n\r\n");
-    o = h_read_json(c, 200);
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "user")), "ana@conn-1");
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "repo")), "repo");
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "db")), "conn-1");
     cJSON_Delete(o);
     assert_int_equal(db_resolves, 1);
     /* cleanups after the response, newest first; db (resolved first) last */
-    assert_true(H_WAIT_UNTIL(db_cleanups == 1, 3000));
-    assert_true(h_trace_is("+db+user+repo-repo-user-db"));
-    h_assert_settles(s);
+    h_tc_settle(c);
+    assert_int_equal(db_cleanups, 1);
+    h_assert_trace("+db+user+repo-repo-user-db");
 }
 
 /* Two tasks of one request ask at once: the second waits for the first's result. */
 static void test_concurrent_askers(void **state)
 {
-    h_server *s = start(state, setup);
-    cJSON *o = h_get_json(s, "/d/concurrent", 200);
+    h_client *c = start_tc(state, setup);
+    cJSON *o = h_tc_json(c, "/d/concurrent", NULL, 200);
 
     assert_int_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "rc"), 0)->valueint, 0);
     assert_int_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "rc"), 1)->valueint, 0);
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "db")), "conn-1");
     cJSON_Delete(o);
     assert_int_equal(db_resolves, 1);
-    assert_true(H_WAIT_UNTIL(db_cleanups == 1, 3000));
+    h_tc_settle(c);
+    assert_int_equal(db_cleanups, 1);
 }
 
 /* The client has its response while the cleanup still runs (and awaits). */
 static void test_cleanup_after_response(void **state)
 {
-    h_server *s = start(state, setup);
-    h_response r;
+    h_client *c = start_tc(state, setup);
+    cn_test_response r;
 
-    h_roundtrip(s, "GET /d/slow-cleanup HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    h_tc_request(c, "GET", "/d/slow-cleanup", NULL, NULL, &r);
     response_ms = h_now_ms();
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "conn-1");
-    h_response_free(&r);
-    assert_true(H_WAIT_UNTIL(cleanup_done_ms != 0, 3000));
+    cn_test_response_free(&r);
+    h_tc_settle(c);
+    assert_true(cleanup_done_ms != 0);
     assert_int_equal(cleanup_sleep_rc, 0);
     /* it slept 200 ms after the response had gone */
     assert_true(cleanup_done_ms - response_ms >= 150);
-    h_assert_settles(s);
 }
 
 /* The client leaves while the handler waits: the cleanup still runs, and may await. */
 static void test_cleanup_after_disconnect(void **state)
 {
-    h_server *s = start(state, setup);
+    h_server *s = start_socket(state, setup);
     h_conn *c = h_open(s);
 
     h_sends(c, "GET /d/abandoned HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -376,49 +395,51 @@ static void test_cleanup_after_disconnect(void **state)
 /* A failing dependency: its status, no handler, and the earlier one cleaned up. */
 static void test_failing_dependency(void **state)
 {
-    h_server *s = start(state, setup);
-    h_response r;
+    h_client *c = start_tc(state, setup);
+    cn_test_response r;
 
     /* cn_res_raise(401) in "user" */
-    h_roundtrip(s, "GET /d/both HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    h_tc_request(c, "GET", "/d/both", NULL, NULL, &r);
     assert_int_equal(r.status, 401);
     assert_string_equal(r.body, "{\"detail\":\"Not authenticated\"}");
-    h_response_free(&r);
+    cn_test_response_free(&r);
     assert_int_equal(handler_runs, 0);
-    assert_true(H_WAIT_UNTIL(db_cleanups == 1, 3000));
-    assert_true(h_trace_is("+db-db"));
+    h_tc_settle(c);
+    assert_int_equal(db_cleanups, 1);
+    h_assert_trace("+db-db");
     assert_int_equal(h_log_count(CN_LOG_ERROR, NULL, NULL), 0);
     /* a code without a response: 500, logged naming the dependency */
-    h_roundtrip(s, "GET /d/broken HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    h_tc_request(c, "GET", "/d/broken", NULL, NULL, &r);
     assert_int_equal(r.status, 500);
     assert_string_equal(r.body, "{\"detail\":\"Internal Server Error\"}");
-    h_response_free(&r);
+    cn_test_response_free(&r);
     assert_int_equal(handler_runs, 0);
     assert_int_equal(
         h_log_count(CN_LOG_ERROR, "GET /d/broken: dependency 'broken' returned CN_ENOMEM", NULL),
         1);
-    assert_true(H_WAIT_UNTIL(db_cleanups == 2, 3000));
+    h_tc_settle(c);
+    assert_int_equal(db_cleanups, 2);
     /* a positive result fails too (500, logged), it is not a value */
-    h_roundtrip(s, "GET /d/positive HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    h_tc_request(c, "GET", "/d/positive", NULL, NULL, &r);
     assert_int_equal(r.status, 500);
-    h_response_free(&r);
+    cn_test_response_free(&r);
     assert_int_equal(handler_runs, 0);
     assert_int_equal(h_log_count(CN_LOG_ERROR, "dependency 'positive' returned CN_EINVAL", NULL),
                      1);
-    h_assert_settles(s);
+    h_tc_settle(c);
 }
 
 /* After the response the cleanups have run: a background task gets nothing. */
 static void test_background_gets_no_dependency(void **state)
 {
-    h_server *s = start(state, setup);
-    h_response r;
+    h_client *c = start_tc(state, setup);
+    cn_test_response r;
 
     bg_depends_rc = H_NOT_YET;
-    h_roundtrip(s, "GET /d/bg HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    h_tc_request(c, "GET", "/d/bg", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    h_response_free(&r);
-    assert_true(H_WAIT_UNTIL(bg_depends_rc != H_NOT_YET, 3000));
+    cn_test_response_free(&r);
+    h_tc_settle(c);
     assert_int_equal(bg_depends_rc, CN_ESTATE);
     assert_true(bg_dep_null);
     assert_int_equal(db_resolves, 1); /* not resolved again */
@@ -428,22 +449,22 @@ static void test_background_gets_no_dependency(void **state)
 /* App, router, route: resolved in that order, cleaned up in the reverse. */
 static void test_levels(void **state)
 {
-    h_server *s = start(state, setup_app_dep);
-    h_response r;
+    h_client *c = start_tc(state, setup_app_dep);
+    cn_test_response r;
 
-    h_roundtrip(s, "GET /lv/x HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    h_tc_request(c, "GET", "/lv/x", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "route");
-    h_response_free(&r);
-    assert_true(H_WAIT_UNTIL(h_trace_has("-app"), 3000));
-    assert_true(h_trace_is("+app+router+route-route-router-app"));
+    cn_test_response_free(&r);
+    h_tc_settle(c);
+    h_assert_trace("+app+router+route-route-router-app");
 }
 
 /* A sync handler reads on the pool what the loop resolved. */
 static void test_sync_handler_reads(void **state)
 {
-    h_server *s = start(state, setup);
-    cJSON *o = h_get_json(s, "/d/sync", 200);
+    h_client *c = start_tc(state, setup);
+    cJSON *o = h_tc_json(c, "/d/sync", NULL, 200);
 
     assert_int_equal(h_jint(o, "rc"), 0);
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "db")), "conn-1");
@@ -470,14 +491,14 @@ static void test_misuse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_resolved_once, h_teardown),
-        cmocka_unit_test_teardown(test_concurrent_askers, h_teardown),
-        cmocka_unit_test_teardown(test_cleanup_after_response, h_teardown),
+        cmocka_unit_test_teardown(test_resolved_once, h_tc_teardown),
+        cmocka_unit_test_teardown(test_concurrent_askers, h_tc_teardown),
+        cmocka_unit_test_teardown(test_cleanup_after_response, h_tc_teardown),
         cmocka_unit_test_teardown(test_cleanup_after_disconnect, h_teardown),
-        cmocka_unit_test_teardown(test_failing_dependency, h_teardown),
-        cmocka_unit_test_teardown(test_levels, h_teardown),
-        cmocka_unit_test_teardown(test_background_gets_no_dependency, h_teardown),
-        cmocka_unit_test_teardown(test_sync_handler_reads, h_teardown),
+        cmocka_unit_test_teardown(test_failing_dependency, h_tc_teardown),
+        cmocka_unit_test_teardown(test_levels, h_tc_teardown),
+        cmocka_unit_test_teardown(test_background_gets_no_dependency, h_tc_teardown),
+        cmocka_unit_test_teardown(test_sync_handler_reads, h_tc_teardown),
         cmocka_unit_test(test_misuse),
     };
     int rc;

@@ -1,10 +1,12 @@
 /*
- * test_gzip.c -- the gzip middleware over real sockets, every body
- * decompressed with zlib and compared: on and off by Accept-Encoding
- * (q-values, "*", q=0), by size (Starlette's 500 bytes), by type, by an
- * existing Content-Encoding, for 204 and HEAD; Content-Length and Vary;
- * a weak ETag; a 1 MiB body (compressed on the pool); and a stream whose
- * pieces arrive, each one decodable, before the stream ends.
+ * test_gzip.c -- the gzip middleware, every body decompressed with zlib
+ * and compared: on and off by Accept-Encoding (q-values, "*", q=0), by
+ * size (Starlette's 500 bytes), by type, by an existing Content-Encoding,
+ * for 204 and HEAD; Content-Length and Vary; a weak ETag; a 1 MiB body
+ * (compressed on the pool); and a stream whose pieces arrive, each one
+ * decodable, before the stream ends. In process, through the test client:
+ * the stream is read piece by piece as it comes (cn_test_stream,
+ * cn_test_read), every other body whole.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -145,25 +147,34 @@ static char *gunzip(const char *p, size_t n, size_t *out_len)
     return out;
 }
 
-static void get(h_server *s, const char *method, const char *path, const char *ae, h_response *r)
+static h_client *start(void **state, cn_gzip_opts *opts)
 {
-    char *extra = ae ? h_strf("Accept-Encoding: %s\r\n", ae) : NULL;
+    h_client *c = h_tc_start(NULL, setup, opts);
 
-    h_request(s, method, path, extra, r);
-    free(extra);
+    *state = c;
+    return c;
+}
+
+static void get(h_client *c, const char *method, const char *path, const char *ae,
+                cn_test_response *r)
+{
+    char *line = ae ? h_strf("Accept-Encoding: %s", ae) : NULL;
+
+    h_tc_request(c, method, path, (const char *const[]){line, NULL}, NULL, r);
+    free(line);
 }
 
 /* The response is gzip and inflates to make_text(n). */
-static void assert_gzipped(const h_response *r, size_t n)
+static void assert_gzipped(const cn_test_response *r, size_t n)
 {
     char *want = make_text(n), *got;
     size_t len = 0;
 
     assert_int_equal(r->status, 200);
-    assert_non_null(h_header_get(r, "content-encoding"));
-    assert_string_equal(h_header_get(r, "content-encoding"), "gzip");
-    if (r->has_content_length)
-        assert_int_equal(r->content_length, (long long)r->body_len);
+    assert_non_null(cn_test_header(r, "content-encoding"));
+    assert_string_equal(cn_test_header(r, "content-encoding"), "gzip");
+    if (cn_test_header(r, "content-length"))
+        assert_int_equal(h_tc_content_length(r), (long long)r->body_len);
     got = gunzip(r->body, r->body_len, &len);
     assert_non_null(got);
     assert_int_equal(len, n);
@@ -172,11 +183,11 @@ static void assert_gzipped(const h_response *r, size_t n)
     free(want);
 }
 
-static void assert_plain(const h_response *r, size_t n)
+static void assert_plain(const cn_test_response *r, size_t n)
 {
     char *want = make_text(n);
 
-    assert_null(h_header_get(r, "content-encoding"));
+    assert_null(cn_test_header(r, "content-encoding"));
     assert_int_equal(r->body_len, n);
     assert_memory_equal(r->body, want, n);
     free(want);
@@ -189,224 +200,180 @@ static void test_accept_encoding(void **state)
         "GZip;Q=0.1", "gzip, identity;q=0"};
     static const char *const no[] = {
         "gzip;q=0", "deflate, br", "*;q=0", "gzip;q=0, *", "identity;q=0", "", "gzip;q=abc"};
-    h_server *s = h_start(NULL, NULL, setup, NULL);
-    h_response r;
+    h_client *c = start(state, NULL);
+    cn_test_response r;
 
-    *state = s;
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        get(s, "GET", "/g/text?n=5000", yes[i], &r);
+        get(c, "GET", "/g/text?n=5000", yes[i], &r);
         assert_gzipped(&r, 5000);
         assert_true(r.body_len < 5000 / 2);
-        assert_string_equal(h_header_get(&r, "vary"), "Accept-Encoding");
-        h_response_free(&r);
+        assert_string_equal(cn_test_header(&r, "vary"), "Accept-Encoding");
+        cn_test_response_free(&r);
     }
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
-        get(s, "GET", "/g/text?n=5000", no[i], &r);
+        get(c, "GET", "/g/text?n=5000", no[i], &r);
         assert_plain(&r, 5000);
         /* a cache must not give this one to a client that takes gzip */
-        assert_string_equal(h_header_get(&r, "vary"), "Accept-Encoding");
-        h_response_free(&r);
+        assert_string_equal(cn_test_header(&r, "vary"), "Accept-Encoding");
+        cn_test_response_free(&r);
     }
-    get(s, "GET", "/g/text?n=5000", NULL, &r);
+    get(c, "GET", "/g/text?n=5000", NULL, &r);
     assert_plain(&r, 5000);
-    assert_string_equal(h_header_get(&r, "vary"), "Accept-Encoding");
-    h_response_free(&r);
+    assert_string_equal(cn_test_header(&r, "vary"), "Accept-Encoding");
+    cn_test_response_free(&r);
 }
 
 static void test_what_is_left_alone(void **state)
 {
-    h_server *s = h_start(NULL, NULL, setup, NULL);
-    h_response r;
+    h_client *c = start(state, NULL);
+    cn_test_response r;
 
-    *state = s;
     /* Starlette's minimum_size: 500 compresses, 499 does not */
-    get(s, "GET", "/g/text?n=499", "gzip", &r);
+    get(c, "GET", "/g/text?n=499", "gzip", &r);
     assert_plain(&r, 499);
-    h_response_free(&r);
-    get(s, "GET", "/g/text?n=500", "gzip", &r);
+    cn_test_response_free(&r);
+    get(c, "GET", "/g/text?n=500", "gzip", &r);
     assert_gzipped(&r, 500);
-    h_response_free(&r);
+    cn_test_response_free(&r);
     /* not worth it: an image */
-    get(s, "GET", "/g/png", "gzip", &r);
-    assert_null(h_header_get(&r, "content-encoding"));
-    assert_null(h_header_get(&r, "vary"));
+    get(c, "GET", "/g/png", "gzip", &r);
+    assert_null(cn_test_header(&r, "content-encoding"));
+    assert_null(cn_test_header(&r, "vary"));
     assert_int_equal(r.body_len, 4000);
-    h_response_free(&r);
+    cn_test_response_free(&r);
     /* encoded already */
-    get(s, "GET", "/g/text?n=5000&encoded=1", "gzip", &r);
-    assert_string_equal(h_header_get(&r, "content-encoding"), "br");
-    assert_int_equal(h_header_count(&r, "content-encoding"), 1);
+    get(c, "GET", "/g/text?n=5000&encoded=1", "gzip", &r);
+    assert_string_equal(cn_test_header(&r, "content-encoding"), "br");
+    assert_int_equal(cn_test_header_count(&r, "content-encoding"), 1);
     assert_int_equal(r.body_len, 5000);
-    h_response_free(&r);
+    cn_test_response_free(&r);
     /* 204: no body to compress */
-    get(s, "GET", "/g/nocontent", "gzip", &r);
+    get(c, "GET", "/g/nocontent", "gzip", &r);
     assert_int_equal(r.status, 204);
-    assert_null(h_header_get(&r, "content-encoding"));
+    assert_null(cn_test_header(&r, "content-encoding"));
     assert_int_equal(r.body_len, 0);
-    h_response_free(&r);
+    cn_test_response_free(&r);
     /* unmatched: the 404's 22 bytes stay as they are */
-    get(s, "GET", "/g/none", "gzip", &r);
+    get(c, "GET", "/g/none", "gzip", &r);
     assert_int_equal(r.status, 404);
-    assert_null(h_header_get(&r, "content-encoding"));
-    h_response_free(&r);
+    assert_null(cn_test_header(&r, "content-encoding"));
+    cn_test_response_free(&r);
 }
 
 static void test_head_etag_and_length(void **state)
 {
-    h_server *s = h_start(NULL, NULL, setup, NULL);
-    h_response g, h;
+    h_client *c = start(state, NULL);
+    cn_test_response g, h;
 
-    *state = s;
-    get(s, "GET", "/g/text?n=8000&etag=1", "gzip", &g);
+    get(c, "GET", "/g/text?n=8000&etag=1", "gzip", &g);
     assert_gzipped(&g, 8000);
-    assert_string_equal(h_header_get(&g, "etag"), "W/\"v1\"");
+    assert_string_equal(cn_test_header(&g, "etag"), "W/\"v1\"");
     /* HEAD: the head a GET gets, its Content-Length the compressed size */
-    get(s, "HEAD", "/g/text?n=8000&etag=1", "gzip", &h);
+    get(c, "HEAD", "/g/text?n=8000&etag=1", "gzip", &h);
     assert_int_equal(h.status, 200);
-    assert_string_equal(h_header_get(&h, "content-encoding"), "gzip");
-    assert_int_equal(h.content_length, g.content_length);
+    assert_string_equal(cn_test_header(&h, "content-encoding"), "gzip");
+    assert_int_equal(h_tc_content_length(&h), h_tc_content_length(&g));
     assert_int_equal(h.body_len, 0);
-    h_response_free(&g);
-    h_response_free(&h);
+    cn_test_response_free(&g);
+    cn_test_response_free(&h);
 }
 
 static void test_large_body_on_the_pool(void **state)
 {
-    h_server *s = h_start(NULL, NULL, setup, NULL);
-    h_response r;
+    h_client *c = start(state, NULL);
+    cn_test_response r;
     cn_pool_stats before, after;
 
-    *state = s;
-    cn_app_pool_stats(s->app, &before);
-    get(s, "GET", "/g/text?n=1048576", "gzip", &r);
+    cn_app_pool_stats(c->app, &before);
+    get(c, "GET", "/g/text?n=1048576", "gzip", &r);
     assert_gzipped(&r, 1048576);
-    h_response_free(&r);
-    cn_app_pool_stats(s->app, &after);
+    cn_test_response_free(&r);
+    cn_app_pool_stats(c->app, &after);
     /* the 1 MiB body went to a worker, not the loop */
     assert_true(after.completed >= before.completed + 1);
     /* and a small one did not */
-    cn_app_pool_stats(s->app, &before);
-    get(s, "GET", "/g/text?n=5000", "gzip", &r);
+    cn_app_pool_stats(c->app, &before);
+    get(c, "GET", "/g/text?n=5000", "gzip", &r);
     assert_gzipped(&r, 5000);
-    h_response_free(&r);
-    cn_app_pool_stats(s->app, &after);
+    cn_test_response_free(&r);
+    cn_app_pool_stats(c->app, &after);
     assert_int_equal(after.completed, before.completed);
-}
-
-/* The data of the complete chunks in buf[0..n) (chunked framing). */
-static size_t chunk_data(const char *buf, size_t n, char *out, bool *last)
-{
-    size_t o = 0, i = 0;
-
-    *last = false;
-    while (i < n) {
-        char *e;
-        const char *crlf = memmem(buf + i, n - i, "\r\n", 2);
-        unsigned long len;
-        if (crlf == NULL)
-            break;
-        len = strtoul(buf + i, &e, 16);
-        if (e != crlf)
-            fail_msg("bad chunk size line");
-        if (len == 0) {
-            *last = true;
-            break;
-        }
-        if ((size_t)(crlf + 2 - buf) + len + 2 > n)
-            break;
-        memcpy(out + o, crlf + 2, len);
-        o += len;
-        i = (size_t)(crlf + 2 - buf) + len + 2;
-    }
-    return o;
 }
 
 static void test_stream_chunk_by_chunk(void **state)
 {
-    h_server *s = h_start(NULL, NULL, setup, NULL);
-    h_conn *c;
-    char *hend, data[4096], plain[256];
-    size_t n = 0, head;
-    bool last = false;
+    h_client *c = start(state, NULL);
+    const char *const ae[] = {"Accept-Encoding: gzip", NULL};
+    cn_test_response r;
+    char data[4096], plain[256];
+    size_t got = 0, n = 0;
     z_stream z;
-    int zr;
+    int k, zr;
 
-    *state = s;
     stream_go = 0;
     stream_done = 0;
-    c = h_open(s);
-    h_sends(c, "GET /g/stream HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+    assert_int_equal(cn_test_stream(c->tc, "GET", "/g/stream", ae, NULL, 0, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    h_tc_assert_header(&r, "content-encoding", "gzip");
+    assert_true(h_tc_chunked(&r));
+    cn_test_response_free(&r);
     /* the head and the first piece come while the handler still waits */
     memset(&z, 0, sizeof z);
     assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
     for (int i = 0; i < 100; i++) {
-        size_t got;
-        hend = c->len ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
-        if (hend) {
-            head = (size_t)(hend + 4 - c->buf);
-            got = chunk_data(c->buf + head, c->len - head, data, &last);
-            z.next_in = (Bytef *)data;
-            z.avail_in = (uInt)got;
-            z.next_out = (Bytef *)plain;
-            z.avail_out = sizeof plain;
-            /* a fresh inflate of everything so far: Z_SYNC_FLUSH made it whole */
-            inflateReset(&z);
-            zr = inflate(&z, Z_SYNC_FLUSH);
-            n = sizeof plain - z.avail_out;
-            if (zr == Z_OK && n == 12)
-                break;
-        }
-        assert_true(h_recv_more(c, H_TIMEOUT_MS) > 0);
+        k = cn_test_read(c->tc, data + got, sizeof data - got, 0);
+        assert_true(k > 0); /* bytes, not the end of the body */
+        got += (size_t)k;
+        /* a fresh inflate of everything so far: Z_SYNC_FLUSH made it whole */
+        inflateReset(&z);
+        z.next_in = (Bytef *)data;
+        z.avail_in = (uInt)got;
+        z.next_out = (Bytef *)plain;
+        z.avail_out = sizeof plain;
+        zr = inflate(&z, Z_SYNC_FLUSH);
+        n = sizeof plain - z.avail_out;
+        if (zr == Z_OK && n == 12)
+            break;
     }
+    inflateEnd(&z);
     assert_int_equal(n, 12);
     assert_memory_equal(plain, "{\"piece\":1}\n", 12);
-    assert_non_null(memmem(c->buf, c->len, "Content-Encoding: gzip\r\n", 24));
-    assert_non_null(memmem(c->buf, c->len, "Transfer-Encoding: chunked\r\n", 28));
     assert_int_equal(stream_done, 0);
-    assert_false(last);
     /* let it go on: the second piece and the end of the gzip member */
     stream_go = 1;
-    for (int i = 0; i < 100 && !last; i++) {
-        hend = memmem(c->buf, c->len, "\r\n\r\n", 4);
-        head = (size_t)(hend + 4 - c->buf);
-        n = chunk_data(c->buf + head, c->len - head, data, &last);
-        if (!last)
-            assert_true(h_recv_more(c, H_TIMEOUT_MS) > 0);
-    }
-    assert_true(last);
-    inflateEnd(&z);
-    h_close(c);
+    while ((k = cn_test_read(c->tc, data + got, sizeof data - got, 0)) > 0)
+        got += (size_t)k;
+    assert_int_equal(k, 0); /* the end of the body */
     {
         size_t len;
-        char *all = gunzip(data, n, &len);
+        char *all = gunzip(data, got, &len);
         assert_non_null(all);
         assert_int_equal(len, 24);
         assert_memory_equal(all, "{\"piece\":1}\n{\"piece\":2}\n", 24);
         free(all);
     }
-    assert_true(H_WAIT_UNTIL(stream_done == 1, H_TIMEOUT_MS));
+    h_tc_settle(c);
+    assert_int_equal(stream_done, 1);
     /* without gzip the stream is as written */
-    h_response r;
-    get(s, "GET", "/g/stream", "identity", &r);
-    assert_null(h_header_get(&r, "content-encoding"));
+    get(c, "GET", "/g/stream", "identity", &r);
+    assert_null(cn_test_header(&r, "content-encoding"));
     assert_string_equal(r.body, "{\"piece\":1}\n{\"piece\":2}\n");
-    h_response_free(&r);
+    cn_test_response_free(&r);
     /* a HEAD says what a GET would, and has no body */
-    get(s, "HEAD", "/g/stream", "gzip", &r);
-    assert_string_equal(h_header_get(&r, "content-encoding"), "gzip");
-    h_response_free(&r);
+    get(c, "HEAD", "/g/stream", "gzip", &r);
+    assert_string_equal(cn_test_header(&r, "content-encoding"), "gzip");
+    cn_test_response_free(&r);
 }
 
 static void test_big_stream(void **state)
 {
-    h_server *s = h_start(NULL, NULL, setup, NULL);
-    h_response r;
+    h_client *c = start(state, NULL);
+    cn_test_response r;
     size_t len;
     char *all, *want;
 
-    *state = s;
-    get(s, "GET", "/g/big-stream", "gzip", &r);
-    assert_true(r.chunked);
+    get(c, "GET", "/g/big-stream", "gzip", &r);
+    assert_true(h_tc_chunked(&r));
     all = gunzip(r.body, r.body_len, &len);
     assert_non_null(all);
     assert_int_equal(len, 2 * 1024 * 1024);
@@ -415,33 +382,32 @@ static void test_big_stream(void **state)
     assert_true(r.body_len < len / 4);
     free(all);
     free(want);
-    h_response_free(&r);
-    h_assert_settles(s);
+    cn_test_response_free(&r);
+    h_tc_settle(c);
 }
 
 static void test_options(void **state)
 {
     static const char *const types[] = {"image/", NULL};
     static cn_gzip_opts opts = {.minimum_size = 100, .level = 1, .types = types};
-    h_server *s = h_start(NULL, NULL, setup, &opts);
-    h_response r;
+    h_client *c = start(state, &opts);
+    cn_test_response r;
     char *want;
     size_t len;
 
-    *state = s;
-    get(s, "GET", "/g/png", "gzip", &r);
-    assert_string_equal(h_header_get(&r, "content-encoding"), "gzip");
+    get(c, "GET", "/g/png", "gzip", &r);
+    assert_string_equal(cn_test_header(&r, "content-encoding"), "gzip");
     want = make_text(4000);
     char *got = gunzip(r.body, r.body_len, &len);
     assert_non_null(got);
     assert_memory_equal(got, want, 4000);
     free(got);
     free(want);
-    h_response_free(&r);
+    cn_test_response_free(&r);
     /* text is not in this list */
-    get(s, "GET", "/g/text?n=5000", "gzip", &r);
+    get(c, "GET", "/g/text?n=5000", "gzip", &r);
     assert_plain(&r, 5000);
-    h_response_free(&r);
+    cn_test_response_free(&r);
 
     cn_app *app = cn_app_new(NULL);
     assert_int_equal(cn_app_gzip(app, &(cn_gzip_opts){.level = 10}), CN_EINVAL);
@@ -453,13 +419,13 @@ static void test_options(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_accept_encoding, h_teardown),
-        cmocka_unit_test_teardown(test_what_is_left_alone, h_teardown),
-        cmocka_unit_test_teardown(test_head_etag_and_length, h_teardown),
-        cmocka_unit_test_teardown(test_large_body_on_the_pool, h_teardown),
-        cmocka_unit_test_teardown(test_stream_chunk_by_chunk, h_teardown),
-        cmocka_unit_test_teardown(test_big_stream, h_teardown),
-        cmocka_unit_test_teardown(test_options, h_teardown),
+        cmocka_unit_test_teardown(test_accept_encoding, h_tc_teardown),
+        cmocka_unit_test_teardown(test_what_is_left_alone, h_tc_teardown),
+        cmocka_unit_test_teardown(test_head_etag_and_length, h_tc_teardown),
+        cmocka_unit_test_teardown(test_large_body_on_the_pool, h_tc_teardown),
+        cmocka_unit_test_teardown(test_stream_chunk_by_chunk, h_tc_teardown),
+        cmocka_unit_test_teardown(test_big_stream, h_tc_teardown),
+        cmocka_unit_test_teardown(test_options, h_tc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

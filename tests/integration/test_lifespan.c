@@ -1,10 +1,20 @@
 /*
- * test_lifespan.c -- the app's lifetime over real sockets: startup hooks
- * that await before anything is served, a startup failure that makes
- * cn_app_run return the error without serving, shutdown hooks after the
- * drain in reverse order, app data; and background tasks: after the
- * response, surviving the client, waited for by the stop (then cancelled at
- * its deadline), errors logged and counted.
+ * test_lifespan.c -- the app's lifetime: startup hooks that await before
+ * anything is served, a startup failure that makes cn_app_run return the
+ * error without serving, shutdown hooks after the drain in reverse order,
+ * app data; and background tasks: after the response, surviving the
+ * client, waited for by the stop (then cancelled at its deadline), errors
+ * logged and counted.
+ *
+ * Two kinds of tests. The startup ones run the app with cn_app_run on a
+ * thread of their own (run_start) and use its listener: that connections
+ * made during the startup wait in the listen queue, that a failed startup
+ * leaves nothing listening and that cn_app_stop from another thread ends a
+ * startup are cn_app_run's and the socket's. The background-task ones run
+ * in process, through the test client (h_tc_start): the response, the
+ * task after it and the graceful stop (cn_test_client_free runs it) need
+ * no wire, and cn_test_settle / cn_test_run_until let the app work while
+ * the test waits for the task.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -300,77 +310,88 @@ static int bg_setup(cn_app *app, void *arg)
     return rc;
 }
 
+/* cn_test_run_until's condition: a background task is running. */
+static int bg_running(void *app)
+{
+    cn_stats st;
+
+    cn_app_stats(app, &st);
+    return st.background_running == 1;
+}
+
+/* One GET that must answer 200 "queued". */
+static void queue(h_client *c, const char *target, const char *header)
+{
+    cn_test_response r;
+
+    h_tc_request(c, "GET", target, (const char *const[]){header, NULL}, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "queued");
+    cn_test_response_free(&r);
+}
+
 /* After the client has its response; the client closing does not cancel it. */
 static void test_background_after_response(void **state)
 {
-    h_server *s = h_start(NULL, NULL, bg_setup, NULL);
-    h_response r;
+    h_client *c = h_tc_start(NULL, bg_setup, NULL);
     int64_t got_ms;
 
-    *state = s;
-    h_roundtrip(s, "GET /bg/audit?ms=200 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &r);
+    *state = c;
+    queue(c, "/bg/audit?ms=200", "Connection: close");
     got_ms = h_now_ms();
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "queued");
-    h_response_free(&r);
     /* the connection is closed by now; the task goes on */
     assert_int_equal(bg_runs, 0);
-    assert_true(H_WAIT_UNTIL(h_stats(s).background_running == 1, 1000));
-    assert_true(H_WAIT_UNTIL(bg_runs == 1, 3000));
+    assert_int_equal(cn_test_run_until(c->tc, bg_running, c->app, 1000), 0);
+    h_tc_settle(c);
+    assert_int_equal(bg_runs, 1);
     assert_int_equal(bg_rc, 0);
     assert_true(bg_saw_path);
     assert_true(bg_done_ms - got_ms >= 150);
-    assert_true(h_stats(s).background_started == 1);
-    assert_true(H_WAIT_UNTIL(h_stats(s).background_running == 0, 1000));
-    h_assert_settles(s);
+    assert_true(h_tc_stats(c).background_started == 1);
+    assert_true(h_tc_stats(c).background_running == 0);
 }
 
 /* Errors are logged with the route and counted; the next task still runs. */
 static void test_background_error(void **state)
 {
-    h_server *s;
-    h_response r;
+    h_client *c;
 
     h_trace_reset();
     h_log_reset();
-    s = h_start(NULL, NULL, bg_setup, NULL);
-    *state = s;
-    h_roundtrip(s, "GET /bg/fail HTTP/1.1\r\nHost: t\r\n\r\n", &r);
-    assert_int_equal(r.status, 200);
-    h_response_free(&r);
-    assert_true(H_WAIT_UNTIL(h_stats(s).background_started == 2, 3000));
+    c = h_tc_start(NULL, bg_setup, NULL);
+    *state = c;
+    queue(c, "/bg/fail", NULL);
+    h_tc_settle(c);
+    assert_true(h_tc_stats(c).background_started == 2);
     h_assert_trace("failsecond");
-    assert_int_equal(h_stats(s).background_failed, 1);
+    assert_int_equal(h_tc_stats(c).background_failed, 1);
     {
         /* and in /metrics */
         char text[16384];
-        assert_true(cn_app_metrics_render(s->app, text, sizeof text) > 0);
+        assert_true(cn_app_metrics_render(c->app, text, sizeof text) > 0);
         assert_non_null(strstr(text, "\ncanteen_background_tasks_started_total 2\n"));
         assert_non_null(strstr(text, "\ncanteen_background_tasks_failed_total 1\n"));
     }
     assert_int_equal(
         h_log_count(CN_LOG_ERROR, "GET /bg/fail: background task returned CN_EUPSTREAM", NULL), 1);
     /* added from a sync handler: runs too */
-    h_roundtrip(s, "GET /bg/sync HTTP/1.1\r\nHost: t\r\n\r\n", &r);
-    assert_int_equal(r.status, 200);
-    h_response_free(&r);
-    assert_true(H_WAIT_UNTIL(h_stats(s).background_started == 3, 3000));
+    queue(c, "/bg/sync", NULL);
+    h_tc_settle(c);
+    assert_true(h_tc_stats(c).background_started == 3);
 }
 
 /* The stop waits for a background task... */
 static void test_stop_waits_for_background(void **state)
 {
-    h_server *s = h_start(NULL, NULL, bg_setup, NULL);
-    h_response r;
+    h_client *c = h_tc_start(NULL, bg_setup, NULL);
     int64_t t0;
 
-    *state = s;
-    h_roundtrip(s, "GET /bg/audit?ms=400 HTTP/1.1\r\nHost: t\r\n\r\n", &r);
-    h_response_free(&r);
-    assert_true(H_WAIT_UNTIL(h_stats(s).background_running == 1, 1000));
+    *state = c;
+    queue(c, "/bg/audit?ms=400", NULL);
+    assert_int_equal(cn_test_run_until(c->tc, bg_running, c->app, 1000), 0);
     t0 = h_now_ms();
-    assert_int_equal(cn_app_stop(s->app), 0);
-    h_assert_run_ended(state, s);
+    *state = NULL;
+    h_tc_stop(c); /* the graceful stop: cn_test_client_free returns 0 */
     assert_int_equal(bg_runs, 1);
     assert_int_equal(bg_rc, 0);
     assert_true(bg_done_ms >= t0 + 250);
@@ -380,19 +401,17 @@ static void test_stop_waits_for_background(void **state)
 static void test_stop_cancels_background_at_deadline(void **state)
 {
     cn_config cfg = h_fast_config(); /* shutdown_timeout_ms 2000 */
-    h_server *s;
-    h_response r;
+    h_client *c;
     int64_t t0;
 
     cfg.shutdown_timeout_ms = 300;
-    s = h_start(&cfg, NULL, bg_setup, NULL);
-    *state = s;
-    h_roundtrip(s, "GET /bg/audit?ms=20000 HTTP/1.1\r\nHost: t\r\n\r\n", &r);
-    h_response_free(&r);
-    assert_true(H_WAIT_UNTIL(h_stats(s).background_running == 1, 1000));
+    c = h_tc_start(&cfg, bg_setup, NULL);
+    *state = c;
+    queue(c, "/bg/audit?ms=20000", NULL);
+    assert_int_equal(cn_test_run_until(c->tc, bg_running, c->app, 1000), 0);
     t0 = h_now_ms();
-    assert_int_equal(cn_app_stop(s->app), 0);
-    h_assert_run_ended(state, s);
+    *state = NULL;
+    h_tc_stop(c);
     assert_true(h_now_ms() - t0 >= 250);
     assert_true(h_now_ms() - t0 < 3000);
     assert_int_equal(bg_rc, CN_ECANCELED);
@@ -424,10 +443,10 @@ int main(void)
         cmocka_unit_test(test_startup_before_serving),
         cmocka_unit_test(test_startup_failure),
         cmocka_unit_test(test_stop_during_startup),
-        cmocka_unit_test_teardown(test_background_after_response, h_teardown),
-        cmocka_unit_test_teardown(test_background_error, h_teardown),
-        cmocka_unit_test_teardown(test_stop_waits_for_background, h_teardown),
-        cmocka_unit_test_teardown(test_stop_cancels_background_at_deadline, h_teardown),
+        cmocka_unit_test_teardown(test_background_after_response, h_tc_teardown),
+        cmocka_unit_test_teardown(test_background_error, h_tc_teardown),
+        cmocka_unit_test_teardown(test_stop_waits_for_background, h_tc_teardown),
+        cmocka_unit_test_teardown(test_stop_cancels_background_at_deadline, h_tc_teardown),
         cmocka_unit_test(test_registration),
     };
     int rc;

@@ -1,9 +1,14 @@
 /*
- * test_middleware.c -- the chain around every route, over real sockets:
- * order (app outermost, then routers), answering without the handler,
- * looking at and changing the response on its way out, errors raised
- * inside a middleware or passed through it, requests no route matches,
- * sync routes, streams, cancellation, and cn_next misuse.
+ * test_middleware.c -- the chain around every route: order (app
+ * outermost, then routers), answering without the handler, looking at and
+ * changing the response on its way out, errors raised inside a middleware
+ * or passed through it, requests no route matches, sync routes, streams,
+ * cancellation, and cn_next misuse.
+ *
+ * Two fixtures. Every test but one runs in process, through the test
+ * client (start_tc): the chain is the same whoever sends the request.
+ * test_cancel runs over a real socket (start_socket): the client closing
+ * its connection while the handler waits is the wire's.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -217,53 +222,68 @@ static int setup(cn_app *app, void *arg)
     return rc;
 }
 
-static h_server *start(void **state)
+static void reset_counts(void)
 {
-    h_server *s;
-
     handler_runs = 0;
     h_trace_reset();
     h_log_reset();
+}
+
+static h_client *start_tc(void **state)
+{
+    h_client *c;
+
+    reset_counts();
+    c = h_tc_start(NULL, setup, NULL);
+    *state = c;
+    h_trace_reset();
+    return c;
+}
+
+static h_server *start_socket(void **state)
+{
+    h_server *s;
+
+    reset_counts();
     s = h_start(NULL, NULL, setup, NULL);
     *state = s;
-    h_trace_reset();
+    h_trace_reset(); /* h_start's health check went through the chain */
     return s;
 }
 
-static h_response get(h_server *s, const char *path, const char *extra)
+/* GET path with the token the auth middleware wants, and `extra` (or NULL). */
+static cn_test_response get(h_client *c, const char *path, const char *extra)
 {
-    h_response r;
-    char *raw =
-        h_strf("GET %s HTTP/1.1\r\nHost: t\r\nX-Token: yes\r\n%s\r\n", path, extra ? extra : "");
-    h_roundtrip(s, raw, &r);
-    free(raw);
+    cn_test_response r;
+
+    h_tc_request(c, "GET", path, (const char *const[]){"X-Token: yes", extra, NULL}, NULL, &r);
     return r;
 }
 
 /* App middleware run in the order added, outermost first; a router's inside them. */
 static void test_order(void **state)
 {
-    h_server *s = start(state);
-    h_response r = get(s, "/mw/ok", NULL);
+    h_client *c = start_tc(state);
+    cn_test_response r = get(c, "/mw/ok", NULL);
 
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "ok");
     h_assert_trace("A(B(H)B)A");
-    h_response_free(&r);
+    cn_test_response_free(&r);
     h_trace_reset();
-    r = get(s, "/mw/r/x", NULL);
+    r = get(c, "/mw/r/x", NULL);
     assert_int_equal(r.status, 200);
     h_assert_trace("A(B(R(H)R)B)A");
-    h_response_free(&r);
+    cn_test_response_free(&r);
 }
 
 /* A middleware answers without calling the handler. */
 static void test_short_circuit(void **state)
 {
-    h_server *s = start(state);
-    h_response r;
+    h_client *c = start_tc(state);
+    cn_test_response r;
 
-    h_roundtrip(s, "GET /mw/ok HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    h_tc_request(c, "GET", "/mw/ok", NULL, NULL, &r);
     assert_int_equal(r.status, 401);
     assert_string_equal(r.body, "{\"detail\":\"Not authenticated\"}");
     /* the outer one ran around it, the inner ones and the handler did not */
@@ -271,31 +291,31 @@ static void test_short_circuit(void **state)
     assert_int_equal(handler_runs, 0);
     /* an intended HTTP error is not a failure: nothing logged */
     assert_int_equal(h_log_count(CN_LOG_ERROR, NULL, NULL), 0);
-    h_response_free(&r);
+    cn_test_response_free(&r);
 }
 
 /* The response, looked at and changed on its way out. */
 static void test_after_next(void **state)
 {
-    h_server *s = start(state);
-    h_response r = get(s, "/mw/ok", NULL);
+    h_client *c = start_tc(state);
+    cn_test_response r = get(c, "/mw/ok", NULL);
 
-    assert_string_equal(h_header_get(&r, "x-before"), "1");
-    assert_string_equal(h_header_get(&r, "x-after"), "200:2");
+    assert_string_equal(cn_test_header(&r, "x-before"), "1");
+    assert_string_equal(cn_test_header(&r, "x-after"), "200:2");
     assert_int_equal(late_header_rc, 0);
     assert_int_equal(next_rc_seen, 0);
-    h_response_free(&r);
-    r = get(s, "/mw/teapot", NULL);
+    cn_test_response_free(&r);
+    r = get(c, "/mw/teapot", NULL);
     assert_int_equal(r.status, 418);
     assert_string_equal(r.body, "ok");
-    h_response_free(&r);
-    r = get(s, "/mw/replace", NULL);
+    cn_test_response_free(&r);
+    r = get(c, "/mw/replace", NULL);
     assert_int_equal(r.status, 203);
     assert_string_equal(r.body, "replaced");
-    assert_string_equal(h_header_get(&r, "x-replaced"), "yes");
-    assert_null(h_header_get(&r, "x-before"));
-    assert_string_equal(h_header_get(&r, "content-type"), "text/plain; charset=utf-8");
-    h_response_free(&r);
+    assert_string_equal(cn_test_header(&r, "x-replaced"), "yes");
+    assert_null(cn_test_header(&r, "x-before"));
+    assert_string_equal(cn_test_header(&r, "content-type"), "text/plain; charset=utf-8");
+    cn_test_response_free(&r);
 }
 
 /*
@@ -305,113 +325,113 @@ static void test_after_next(void **state)
  */
 static void test_handler_error_through_chain(void **state)
 {
-    h_server *s = start(state);
-    h_response r = get(s, "/mw/oom", NULL);
+    h_client *c = start_tc(state);
+    cn_test_response r = get(c, "/mw/oom", NULL);
 
     assert_int_equal(r.status, 500);
     assert_string_equal(r.body, "{\"detail\":\"Internal Server Error\"}");
-    assert_string_equal(h_header_get(&r, "x-before"), "1");
-    assert_string_equal(h_header_get(&r, "x-after"), "500:34");
-    assert_null(h_header_get(&r, "x-from-handler"));
+    assert_string_equal(cn_test_header(&r, "x-before"), "1");
+    assert_string_equal(cn_test_header(&r, "x-after"), "500:34");
+    assert_null(cn_test_header(&r, "x-from-handler"));
     assert_int_equal(next_rc_seen, CN_ENOMEM);
     assert_int_equal(h_log_count(CN_LOG_ERROR, NULL, NULL), 1);
     assert_int_equal(h_log_count(CN_LOG_ERROR, "GET /mw/oom: handler returned CN_ENOMEM", NULL), 1);
-    h_response_free(&r);
+    cn_test_response_free(&r);
     /* cn_res_raise: the middleware sees CN_EHTTP and the 404; nothing logged */
-    r = get(s, "/mw/raise", NULL);
+    r = get(c, "/mw/raise", NULL);
     assert_int_equal(r.status, 404);
     assert_string_equal(r.body, "{\"detail\":\"Item not found\"}");
     assert_int_equal(next_rc_seen, CN_EHTTP);
     assert_int_equal(h_log_count(CN_LOG_ERROR, NULL, NULL), 1);
-    h_response_free(&r);
+    cn_test_response_free(&r);
 }
 
 /* A middleware's own failure: FastAPI's 500, logged with its name and the route. */
 static void test_middleware_error(void **state)
 {
-    h_server *s = start(state);
-    h_response r = get(s, "/mw/mw-fails", NULL);
+    h_client *c = start_tc(state);
+    cn_test_response r = get(c, "/mw/mw-fails", NULL);
 
     assert_int_equal(r.status, 500);
     assert_string_equal(r.body, "{\"detail\":\"Internal Server Error\"}");
     /* set before it ran: kept; set by it before it failed: dropped */
-    assert_string_equal(h_header_get(&r, "x-before"), "1");
-    assert_null(h_header_get(&r, "x-set-before"));
+    assert_string_equal(cn_test_header(&r, "x-before"), "1");
+    assert_null(cn_test_header(&r, "x-set-before"));
     assert_int_equal(h_log_count(CN_LOG_ERROR,
                                  "GET /mw/mw-fails: middleware 'failing' returned "
                                  "CN_ENOMEM",
                                  NULL),
                      1);
-    h_response_free(&r);
+    cn_test_response_free(&r);
     /* no response and no cn_next: Starlette's "No response returned" */
-    r = get(s, "/mw/forgot", NULL);
+    r = get(c, "/mw/forgot", NULL);
     assert_int_equal(r.status, 500);
     assert_int_equal(handler_runs, 1);
     assert_int_equal(
         h_log_count(CN_LOG_ERROR, "middleware 'forgetful' returned without a response", NULL), 1);
-    h_response_free(&r);
-    h_assert_healthy(s);
+    cn_test_response_free(&r);
+    h_tc_assert_healthy(c);
 }
 
 /* App middleware see requests no route matches: 404s, and OPTIONS preflights. */
 static void test_unmatched_requests(void **state)
 {
-    h_server *s = start(state);
-    h_response r = get(s, "/nowhere", NULL);
+    h_client *c = start_tc(state);
+    cn_test_response r = get(c, "/nowhere", NULL);
 
     assert_int_equal(r.status, 404);
     assert_string_equal(r.body, "{\"detail\":\"Not Found\"}");
-    assert_string_equal(h_header_get(&r, "x-after"), "404:22");
+    assert_string_equal(cn_test_header(&r, "x-after"), "404:22");
     h_assert_trace("A(B()B)A");
-    h_response_free(&r);
-    h_roundtrip(s, "OPTIONS /users/1 HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    cn_test_response_free(&r);
+    h_tc_request(c, "OPTIONS", "/users/1", NULL, NULL, &r);
     assert_int_equal(r.status, 204);
-    assert_string_equal(h_header_get(&r, "x-preflight"), "ok");
-    h_response_free(&r);
+    assert_string_equal(cn_test_header(&r, "x-preflight"), "ok");
+    cn_test_response_free(&r);
     /* and the route's 422 for a bad typed parameter */
-    r = get(s, "/users/abc", NULL);
+    r = get(c, "/users/abc", NULL);
     assert_int_equal(r.status, 422);
     assert_non_null(strstr(r.body, "int_parsing"));
-    assert_string_equal(h_header_get(&r, "x-before"), "1");
-    h_response_free(&r);
+    assert_string_equal(cn_test_header(&r, "x-before"), "1");
+    cn_test_response_free(&r);
 }
 
 /* The chain runs on the loop around a sync route; only the handler goes to the pool. */
 static void test_sync_route(void **state)
 {
-    h_server *s = start(state);
-    h_response r = get(s, "/mw/sync", NULL);
+    h_client *c = start_tc(state);
+    cn_test_response r = get(c, "/mw/sync", NULL);
 
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "on the pool");
-    assert_string_equal(h_header_get(&r, "x-after"), "200:11");
+    assert_string_equal(cn_test_header(&r, "x-after"), "200:11");
     h_assert_trace("A(B()B)A");
-    h_response_free(&r);
+    cn_test_response_free(&r);
 }
 
 /* A stream's head leaves before cn_next returns: headers set before it are on it. */
 static void test_stream(void **state)
 {
-    h_server *s = start(state);
-    h_response r;
+    h_client *c = start_tc(state);
+    cn_test_response r;
 
     late_header_rc = H_NOT_YET;
-    r = get(s, "/mw/stream", NULL);
+    r = get(c, "/mw/stream", NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "abc");
-    assert_string_equal(h_header_get(&r, "x-before"), "1");
-    assert_null(h_header_get(&r, "x-after"));
+    assert_string_equal(cn_test_header(&r, "x-before"), "1");
+    assert_null(cn_test_header(&r, "x-after"));
     /* the client has the whole stream before the middleware's code after
-     * cn_next runs on the loop: wait for it rather than race it */
-    assert_true(H_WAIT_UNTIL(late_header_rc != H_NOT_YET, H_TIMEOUT_MS));
+     * cn_next runs on the loop: let it run rather than race it */
+    h_tc_settle(c);
     assert_int_equal(late_header_rc, CN_ERESPONDED);
-    h_response_free(&r);
+    cn_test_response_free(&r);
 }
 
 /* The client leaves while the handler waits: cn_next returns CN_ECANCELED. */
 static void test_cancel(void **state)
 {
-    h_server *s = start(state);
+    h_server *s = start_socket(state);
     h_conn *c = h_open(s);
 
     next_rc_seen = H_NOT_YET;
@@ -427,17 +447,17 @@ static void test_cancel(void **state)
 /* cn_next twice, or from a handler: CN_ESTATE. */
 static void test_next_misuse(void **state)
 {
-    h_server *s = start(state);
-    h_response r = get(s, "/mw/twice", NULL);
+    h_client *c = start_tc(state);
+    cn_test_response r = get(c, "/mw/twice", NULL);
 
     assert_int_equal(r.status, 200);
     assert_int_equal(second_next_rc, CN_ESTATE);
     assert_int_equal(handler_runs, 1);
-    h_response_free(&r);
-    r = get(s, "/mw/calls-next", NULL);
+    cn_test_response_free(&r);
+    r = get(c, "/mw/calls-next", NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(next_from_handler_rc, CN_ESTATE);
-    h_response_free(&r);
+    cn_test_response_free(&r);
     assert_int_equal(cn_next(NULL, NULL), CN_ENOTCORO);
 }
 
@@ -457,16 +477,16 @@ static void test_registration(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_order, h_teardown),
-        cmocka_unit_test_teardown(test_short_circuit, h_teardown),
-        cmocka_unit_test_teardown(test_after_next, h_teardown),
-        cmocka_unit_test_teardown(test_handler_error_through_chain, h_teardown),
-        cmocka_unit_test_teardown(test_middleware_error, h_teardown),
-        cmocka_unit_test_teardown(test_unmatched_requests, h_teardown),
-        cmocka_unit_test_teardown(test_sync_route, h_teardown),
-        cmocka_unit_test_teardown(test_stream, h_teardown),
+        cmocka_unit_test_teardown(test_order, h_tc_teardown),
+        cmocka_unit_test_teardown(test_short_circuit, h_tc_teardown),
+        cmocka_unit_test_teardown(test_after_next, h_tc_teardown),
+        cmocka_unit_test_teardown(test_handler_error_through_chain, h_tc_teardown),
+        cmocka_unit_test_teardown(test_middleware_error, h_tc_teardown),
+        cmocka_unit_test_teardown(test_unmatched_requests, h_tc_teardown),
+        cmocka_unit_test_teardown(test_sync_route, h_tc_teardown),
+        cmocka_unit_test_teardown(test_stream, h_tc_teardown),
         cmocka_unit_test_teardown(test_cancel, h_teardown),
-        cmocka_unit_test_teardown(test_next_misuse, h_teardown),
+        cmocka_unit_test_teardown(test_next_misuse, h_tc_teardown),
         cmocka_unit_test(test_registration),
     };
     int rc;

@@ -1,10 +1,17 @@
 /*
- * test_request_id.c -- the request-ID middleware over real sockets: a valid
- * X-Request-ID is taken and returned, a forged one (spaces, tabs, 200
- * characters, bytes past ASCII) is replaced by a fresh random ID and never
- * echoed, CR/LF never gets that far, error and unmatched responses carry
- * it, and Canteen's own log lines about the request (a handler's failure,
- * a slow step, the access log) start with it.
+ * test_request_id.c -- the request-ID middleware: a valid X-Request-ID is
+ * taken and returned, a forged one (spaces, tabs, 200 characters, bytes
+ * past ASCII) is replaced by a fresh random ID and never echoed, CR/LF
+ * never gets that far, error and unmatched responses carry it, and
+ * Canteen's own log lines about the request (a handler's failure, a slow
+ * step, the access log) start with it.
+ *
+ * Two fixtures. Every test but one runs in process, through the test
+ * client (start_tc): the ID is a header in, a header out and a prefix of
+ * log lines. test_cr_never_reaches_it sends raw bytes over a real socket
+ * (h_start): a bare CR inside a header line is a malformed request, which
+ * the test client refuses to send, and the point is that the parser
+ * refuses it before any middleware runs.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -53,78 +60,97 @@ static bool is_hex32(const char *s)
     return true;
 }
 
+static h_client *start_tc(void **state, const cn_config *cfg, cn_request_id_opts *opts)
+{
+    h_client *c = h_tc_start(cfg, setup, opts);
+
+    *state = c;
+    return c;
+}
+
+/* GET target with one header line (or none: NULL) into r. */
+static void get(h_client *c, const char *target, const char *line, cn_test_response *r)
+{
+    h_tc_request(c, "GET", target, (const char *const[]){line, NULL}, NULL, r);
+}
+
 static void test_valid_id_is_taken(void **state)
 {
-    h_server *s = h_start(NULL, NULL, setup, NULL);
-    h_response r;
+    h_client *c = start_tc(state, NULL, NULL);
+    cn_test_response r;
 
-    *state = s;
-    h_request(s, "GET", "/rid/echo", "X-Request-ID: abc-123_XYZ.9\r\n", &r);
+    get(c, "/rid/echo", "X-Request-ID: abc-123_XYZ.9", &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "abc-123_XYZ.9");
-    assert_string_equal(h_header_get(&r, "x-request-id"), "abc-123_XYZ.9");
-    assert_int_equal(h_header_count(&r, "x-request-id"), 1);
-    h_response_free(&r);
+    assert_string_equal(cn_test_header(&r, "x-request-id"), "abc-123_XYZ.9");
+    assert_int_equal(cn_test_header_count(&r, "x-request-id"), 1);
+    cn_test_response_free(&r);
     /* the name is case-insensitive on the way in */
-    h_request(s, "GET", "/rid/echo", "x-request-id: lower\r\n", &r);
+    get(c, "/rid/echo", "x-request-id: lower", &r);
     assert_string_equal(r.body, "lower");
-    h_response_free(&r);
+    cn_test_response_free(&r);
 }
 
 static void test_made_when_missing(void **state)
 {
-    h_server *s = h_start(NULL, NULL, setup, NULL);
-    h_response a, b;
+    h_client *c = start_tc(state, NULL, NULL);
+    cn_test_response a, b;
 
-    *state = s;
-    h_request(s, "GET", "/rid/echo", "", &a);
-    h_request(s, "GET", "/rid/echo", "", &b);
+    get(c, "/rid/echo", NULL, &a);
+    get(c, "/rid/echo", NULL, &b);
     assert_true(is_hex32(a.body));
     assert_true(is_hex32(b.body));
-    assert_string_equal(h_header_get(&a, "x-request-id"), a.body);
+    assert_string_equal(cn_test_header(&a, "x-request-id"), a.body);
     /* 128 random bits: two in a row never collide */
     assert_string_not_equal(a.body, b.body);
-    h_response_free(&a);
-    h_response_free(&b);
+    cn_test_response_free(&a);
+    cn_test_response_free(&b);
 }
 
 static void test_forged_ids_are_replaced(void **state)
 {
     static const char *const forged[] = {
-        "X-Request-ID: two words\r\n",
-        "X-Request-ID: tab\there\r\n",
-        "X-Request-ID: caf\xc3\xa9\r\n",
-        "X-Request-ID: \r\n",
+        "X-Request-ID: two words",
+        "X-Request-ID: tab\there",
+        "X-Request-ID: caf\xc3\xa9",
+        "X-Request-ID: ",
     };
-    h_server *s = h_start(NULL, NULL, setup, NULL);
+    h_client *c = start_tc(state, NULL, NULL);
     char long_id[256];
-    h_response r;
+    cn_test_response r;
 
-    *state = s;
     for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
-        h_request(s, "GET", "/rid/echo", forged[i], &r);
+        get(c, "/rid/echo", forged[i], &r);
         assert_int_equal(r.status, 200);
         assert_true(is_hex32(r.body));
-        assert_string_equal(h_header_get(&r, "x-request-id"), r.body);
-        h_response_free(&r);
+        assert_string_equal(cn_test_header(&r, "x-request-id"), r.body);
+        cn_test_response_free(&r);
     }
     /* 129 characters: one past what cn_req_set_id takes */
     memset(long_id, 'a', 129);
     long_id[129] = 0;
-    char *line = h_strf("X-Request-ID: %s\r\n", long_id);
-    h_request(s, "GET", "/rid/echo", line, &r);
+    char *line = h_strf("X-Request-ID: %s", long_id);
+    get(c, "/rid/echo", line, &r);
     free(line);
     assert_true(is_hex32(r.body));
-    h_response_free(&r);
+    cn_test_response_free(&r);
     /* 128 is fine */
     long_id[128] = 0;
-    line = h_strf("X-Request-ID: %s\r\n", long_id);
-    h_request(s, "GET", "/rid/echo", line, &r);
+    line = h_strf("X-Request-ID: %s", long_id);
+    get(c, "/rid/echo", line, &r);
     free(line);
     assert_string_equal(r.body, long_id);
-    h_response_free(&r);
-    /* a CR inside the value never reaches the middleware: the parser
-     * refuses the request, and no header of it is echoed */
+    cn_test_response_free(&r);
+}
+
+/* A CR inside the value never reaches the middleware: the parser refuses
+ * the request, and no header of it is echoed. */
+static void test_cr_never_reaches_it(void **state)
+{
+    h_server *s = h_start(NULL, NULL, setup, NULL);
+    h_response r;
+
+    *state = s;
     h_request(s, "GET", "/rid/echo", "X-Request-ID: a\rSet-Cookie: x=1\r\n", &r);
     assert_int_equal(r.status, 400);
     assert_null(h_header_get(&r, "x-request-id"));
@@ -134,57 +160,56 @@ static void test_forged_ids_are_replaced(void **state)
 
 static void test_on_errors_and_unmatched(void **state)
 {
-    h_server *s = h_start(NULL, NULL, setup, NULL);
-    h_response r;
+    h_client *c = start_tc(state, NULL, NULL);
+    cn_test_response r;
 
-    *state = s;
-    h_request(s, "GET", "/rid/fail", "X-Request-ID: fail-1\r\n", &r);
+    get(c, "/rid/fail", "X-Request-ID: fail-1", &r);
     assert_int_equal(r.status, 500);
-    assert_string_equal(h_header_get(&r, "x-request-id"), "fail-1");
-    h_response_free(&r);
-    h_request(s, "GET", "/rid/nowhere", "X-Request-ID: lost-1\r\n", &r);
+    assert_string_equal(cn_test_header(&r, "x-request-id"), "fail-1");
+    cn_test_response_free(&r);
+    get(c, "/rid/nowhere", "X-Request-ID: lost-1", &r);
     assert_int_equal(r.status, 404);
-    assert_string_equal(h_header_get(&r, "x-request-id"), "lost-1");
-    h_response_free(&r);
+    assert_string_equal(cn_test_header(&r, "x-request-id"), "lost-1");
+    cn_test_response_free(&r);
 }
 
 static void test_in_log_lines(void **state)
 {
     cn_config cfg = h_fast_config();
-    h_server *s;
-    h_response r;
+    h_client *c;
+    cn_test_response r;
     char line[1200];
 
     cfg.access_log = 1;
-    s = h_start(&cfg, NULL, setup, NULL);
-    *state = s;
+    c = start_tc(state, &cfg, NULL);
     h_log_reset();
     /* a handler's failure */
-    h_request(s, "GET", "/rid/fail", "X-Request-ID: trace-fail\r\n", &r);
-    h_response_free(&r);
-    assert_true(H_WAIT_UNTIL(h_log_count(CN_LOG_ERROR,
-                                         "[trace-fail] GET /rid/fail: handler returned "
-                                         "CN_EINVAL",
-                                         NULL) == 1,
-                             H_TIMEOUT_MS));
+    get(c, "/rid/fail", "X-Request-ID: trace-fail", &r);
+    cn_test_response_free(&r);
+    h_tc_settle(c);
+    assert_int_equal(
+        h_log_count(CN_LOG_ERROR, "[trace-fail] GET /rid/fail: handler returned CN_EINVAL", NULL),
+        1);
     /* a step that held the loop */
-    h_request(s, "GET", "/rid/slow", "X-Request-ID: trace-slow\r\n", &r);
-    h_response_free(&r);
-    assert_true(H_WAIT_UNTIL(h_log_count(CN_LOG_WARN, "[trace-slow] ", "GET /rid/slow") >= 1,
-                             H_TIMEOUT_MS));
+    get(c, "/rid/slow", "X-Request-ID: trace-slow", &r);
+    cn_test_response_free(&r);
+    h_tc_settle(c);
+    assert_true(h_log_count(CN_LOG_WARN, "[trace-slow] ", "GET /rid/slow") >= 1);
     /* the access log (uvicorn's line, after the ID) */
-    assert_true(H_WAIT_UNTIL(h_log_count(CN_LOG_INFO, "[trace-slow] INFO:     127.0.0.1:",
-                                         "\"GET /rid/slow HTTP/1.1\" 200 OK") == 1,
-                             H_TIMEOUT_MS));
+    assert_int_equal(
+        h_log_count(CN_LOG_INFO, "[trace-slow] INFO:     ", "\"GET /rid/slow HTTP/1.1\" 200 OK"),
+        1);
     /* a made ID is in the log too */
-    h_request(s, "GET", "/rid/fail", "", &r);
-    char *want = h_strf("[%s] GET /rid/fail", h_header_get(&r, "x-request-id"));
-    h_response_free(&r);
-    assert_true(H_WAIT_UNTIL(h_log_count(CN_LOG_ERROR, want, NULL) == 1, H_TIMEOUT_MS));
+    get(c, "/rid/fail", NULL, &r);
+    char *want = h_strf("[%s] GET /rid/fail", cn_test_header(&r, "x-request-id"));
+    cn_test_response_free(&r);
+    h_tc_settle(c);
+    assert_int_equal(h_log_count(CN_LOG_ERROR, want, NULL), 1);
     free(want);
     /* a forged one is not */
-    h_request(s, "GET", "/rid/fail", "X-Request-ID: forged id\r\n", &r);
-    h_response_free(&r);
+    get(c, "/rid/fail", "X-Request-ID: forged id", &r);
+    cn_test_response_free(&r);
+    h_tc_settle(c);
     h_log_find("forged", line, sizeof line);
     assert_string_equal(line, "");
 }
@@ -192,15 +217,15 @@ static void test_in_log_lines(void **state)
 static void test_options(void **state)
 {
     static cn_request_id_opts opts = {.header = "X-Trace-Id", .ignore_incoming = 1};
-    h_server *s = h_start(NULL, NULL, setup, &opts);
-    h_response r;
+    h_client *c = start_tc(state, NULL, &opts);
+    cn_test_response r;
 
-    *state = s;
-    h_request(s, "GET", "/rid/echo", "X-Trace-Id: mine\r\nX-Request-ID: other\r\n", &r);
+    h_tc_request(c, "GET", "/rid/echo",
+                 (const char *const[]){"X-Trace-Id: mine", "X-Request-ID: other", NULL}, NULL, &r);
     assert_true(is_hex32(r.body));
-    assert_string_equal(h_header_get(&r, "x-trace-id"), r.body);
-    assert_null(h_header_get(&r, "x-request-id"));
-    h_response_free(&r);
+    assert_string_equal(cn_test_header(&r, "x-trace-id"), r.body);
+    assert_null(cn_test_header(&r, "x-request-id"));
+    cn_test_response_free(&r);
 }
 
 static void test_bad_options(void **state)
@@ -221,12 +246,13 @@ static void test_bad_options(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_valid_id_is_taken, h_teardown),
-        cmocka_unit_test_teardown(test_made_when_missing, h_teardown),
-        cmocka_unit_test_teardown(test_forged_ids_are_replaced, h_teardown),
-        cmocka_unit_test_teardown(test_on_errors_and_unmatched, h_teardown),
-        cmocka_unit_test_teardown(test_in_log_lines, h_teardown),
-        cmocka_unit_test_teardown(test_options, h_teardown),
+        cmocka_unit_test_teardown(test_valid_id_is_taken, h_tc_teardown),
+        cmocka_unit_test_teardown(test_made_when_missing, h_tc_teardown),
+        cmocka_unit_test_teardown(test_forged_ids_are_replaced, h_tc_teardown),
+        cmocka_unit_test_teardown(test_cr_never_reaches_it, h_teardown),
+        cmocka_unit_test_teardown(test_on_errors_and_unmatched, h_tc_teardown),
+        cmocka_unit_test_teardown(test_in_log_lines, h_tc_teardown),
+        cmocka_unit_test_teardown(test_options, h_tc_teardown),
         cmocka_unit_test(test_bad_options),
     };
     int rc;

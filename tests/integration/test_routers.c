@@ -1,7 +1,8 @@
 /*
- * test_routers.c -- routers (FastAPI's APIRouter) over real sockets:
- * prefixes, nesting, middleware and dependencies of their own around their
- * routes only, default options, ownership and registration errors.
+ * test_routers.c -- routers (FastAPI's APIRouter): prefixes, nesting,
+ * middleware and dependencies of their own around their routes only,
+ * default options, ownership and registration errors. Through the
+ * in-process test client: nothing here is about the wire.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -73,24 +74,18 @@ static int setup(cn_app *app, void *arg)
     return rc;
 }
 
-static h_server *start(void **state)
+static h_client *start(void **state)
 {
-    h_server *s = h_start(NULL, NULL, setup, NULL);
+    h_client *c = h_tc_start(NULL, setup, NULL);
 
-    *state = s;
+    *state = c;
     h_trace_reset();
-    return s;
+    return c;
 }
 
-static cJSON *get(h_server *s, const char *path, const char *headers, int status)
+static cJSON *get(h_client *c, const char *path, const char *header, int status)
 {
-    h_conn *c = h_open(s);
-    cJSON *o;
-
-    h_sendf(c, "GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n", path, headers ? headers : "");
-    o = h_read_json(c, status);
-    h_close(c);
-    return o;
+    return h_tc_json(c, path, (const char *const[]){header, NULL}, status);
 }
 
 static const char *jstr(const cJSON *o, const char *k)
@@ -101,36 +96,36 @@ static const char *jstr(const cJSON *o, const char *k)
 /* The prefix is part of the path; the router's middleware wraps its routes only. */
 static void test_prefix_and_middleware(void **state)
 {
-    h_server *s = start(state);
-    cJSON *o = get(s, "/api/items/7", NULL, 200);
+    h_client *c = start(state);
+    cJSON *o = get(c, "/api/items/7", NULL, 200);
 
     assert_string_equal(jstr(o, "route"), "/api/items/{id:int}");
     assert_string_equal(jstr(o, "path"), "/api/items/7");
     cJSON_Delete(o);
     assert_trail("app;api;");
     /* "GET " on a router: the prefix itself */
-    o = get(s, "/api", NULL, 200);
+    o = get(c, "/api", NULL, 200);
     assert_string_equal(jstr(o, "route"), "/api");
     cJSON_Delete(o);
     assert_trail("app;api;");
     /* outside the router: its middleware does not run */
-    cJSON_Delete(get(s, "/health", NULL, 200));
+    cJSON_Delete(get(c, "/health", NULL, 200));
     assert_trail("app;");
-    cJSON_Delete(get(s, "/items/7", NULL, 404));
+    cJSON_Delete(get(c, "/items/7", NULL, 404));
     assert_trail("app;");
 }
 
 /* Nested: prefixes add up; outer middleware first; the inner router's dependency guards it. */
 static void test_nested(void **state)
 {
-    h_server *s = start(state);
-    cJSON *o = get(s, "/api/admin/users", "X-Admin: 1\r\n", 200);
+    h_client *c = start(state);
+    cJSON *o = get(c, "/api/admin/users", "X-Admin: 1", 200);
 
     assert_string_equal(jstr(o, "route"), "/api/admin/users");
     assert_string_equal(jstr(o, "who"), "admin");
     cJSON_Delete(o);
     assert_trail("app;api;admin;dep;");
-    o = get(s, "/api/admin/users", NULL, 403);
+    o = get(c, "/api/admin/users", NULL, 403);
     assert_string_equal(jstr(o, "detail"), "Forbidden");
     cJSON_Delete(o);
     assert_trail("app;api;admin;dep;");
@@ -139,16 +134,16 @@ static void test_nested(void **state)
 /* A router's default mode: its routes run on the pool. */
 static void test_defaults(void **state)
 {
-    h_server *s = start(state);
-    cJSON *o = get(s, "/api/blocking/work", NULL, 200);
+    h_client *c = start(state);
+    cJSON *o = get(c, "/api/blocking/work", NULL, 200);
 
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "on_pool")));
     cJSON_Delete(o);
-    o = get(s, "/api/items/1", NULL, 200);
+    o = get(c, "/api/items/1", NULL, 200);
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(o, "on_pool")));
     cJSON_Delete(o);
     /* a route may still choose async under a sync-default router */
-    o = get(s, "/api/blocking/light", NULL, 200);
+    o = get(c, "/api/blocking/light", NULL, 200);
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(o, "on_pool")));
     cJSON_Delete(o);
 }
@@ -212,9 +207,9 @@ static void test_rules(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_prefix_and_middleware, h_teardown),
-        cmocka_unit_test_teardown(test_nested, h_teardown),
-        cmocka_unit_test_teardown(test_defaults, h_teardown),
+        cmocka_unit_test_teardown(test_prefix_and_middleware, h_tc_teardown),
+        cmocka_unit_test_teardown(test_nested, h_tc_teardown),
+        cmocka_unit_test_teardown(test_defaults, h_tc_teardown),
         cmocka_unit_test(test_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

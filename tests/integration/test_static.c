@@ -1,13 +1,22 @@
 /*
- * test_static.c -- static files over real sockets, in a directory tree made
- * for the test (with a secret file beside it, symlinks in and out, a FIFO):
- * content types and validators; every traversal attempt ("..", encoded dots
- * and slashes, backslashes, absolute paths, symlinks leading out, NUL),
- * with openat2 and with the O_NOFOLLOW fallback; 304 for If-None-Match and
+ * test_static.c -- static files, in a directory tree made for the test
+ * (with a secret file beside it, symlinks in and out, a FIFO): content
+ * types and validators; every traversal attempt ("..", encoded dots and
+ * slashes, backslashes, absolute paths, symlinks leading out, NUL), with
+ * openat2 and with the O_NOFOLLOW fallback; 304 for If-None-Match and
  * If-Modified-Since; Range with 206, 416 and If-Range; HEAD; index.html and
  * its redirect; an 8 MiB file to a slow reader within the backpressure
  * bound and keep-alive after it; gzip on top; and a file truncated while it
  * is sent, which closes the connection.
+ *
+ * Two fixtures. What is served for which request runs in process, through
+ * the test client (start_tc). Three tests keep a real socket (start_socket)
+ * because the connection is their point: test_head_and_keepalive (the same
+ * connection goes on after HEADs of small and large files, nothing follows
+ * a HEAD, HTTP/1.0 keep-alive), test_big_file_backpressure (a reader with
+ * an 8 KiB receive buffer: the bound on memory held, then keep-alive) and
+ * test_truncated_while_sent (a slow reader, then the connection closed
+ * short of its Content-Length).
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -168,14 +177,27 @@ static cn_config patient(void)
     return c;
 }
 
-static h_server *start(void **state, bool gzip)
+static h_client *start_tc(void **state, bool gzip)
 {
     cn_config cfg = patient();
-    h_server *s = h_start(&cfg, NULL, setup, gzip ? (void *)1 : NULL);
+    h_client *c = h_tc_start(&cfg, setup, gzip ? (void *)1 : NULL);
+
+    *state = c;
+    return c;
+}
+
+static h_server *start_socket(void **state)
+{
+    cn_config cfg = patient();
+    h_server *s = h_start(&cfg, NULL, setup, NULL);
 
     *state = s;
     return s;
 }
+
+/* One request with the header lines given (none: NULL) into r. */
+#define REQ(c, method, target, r, ...)                                                             \
+    h_tc_request(c, method, target, (const char *const[]){__VA_ARGS__, NULL}, NULL, r)
 
 static void test_files_and_types(void **state)
 {
@@ -193,10 +215,10 @@ static void test_files_and_types(void **state)
         {"/static/empty.txt", "text/plain; charset=utf-8", ""},
         {"/static/%61.txt", "text/plain; charset=utf-8", "hello static\n"},
     };
-    h_server *s = start(state, false);
+    h_client *c = start_tc(state, false);
     struct stat st;
     char lm[32], etag[64], *p = at("a.txt");
-    h_response r;
+    cn_test_response r;
 
     assert_int_equal(stat(p, &st), 0);
     free(p);
@@ -204,39 +226,39 @@ static void test_files_and_types(void **state)
     snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_mtime,
              (unsigned long long)st.st_size);
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        h_request(s, "GET", files[i].path, NULL, &r);
+        REQ(c, "GET", files[i].path, &r, NULL);
         assert_int_equal(r.status, 200);
-        h_assert_header(&r, "content-type", files[i].type);
-        assert_int_equal(r.content_length, (long long)strlen(files[i].body));
+        h_tc_assert_header(&r, "content-type", files[i].type);
+        assert_int_equal(h_tc_content_length(&r), (long long)strlen(files[i].body));
         assert_memory_equal(r.body, files[i].body, strlen(files[i].body));
-        h_assert_header(&r, "accept-ranges", "bytes");
-        assert_non_null(h_header_get(&r, "etag"));
-        assert_non_null(h_header_get(&r, "last-modified"));
-        assert_null(h_header_get(&r, "cache-control"));
+        h_tc_assert_header(&r, "accept-ranges", "bytes");
+        assert_non_null(cn_test_header(&r, "etag"));
+        assert_non_null(cn_test_header(&r, "last-modified"));
+        assert_null(cn_test_header(&r, "cache-control"));
         if (strcmp(files[i].path, "/static/a.txt") == 0) {
-            h_assert_header(&r, "etag", etag);
-            h_assert_header(&r, "last-modified", lm);
+            h_tc_assert_header(&r, "etag", etag);
+            h_tc_assert_header(&r, "last-modified", lm);
         }
-        h_response_free(&r);
+        cn_test_response_free(&r);
     }
     /* small files are read with the open (above); then read whole after it, and streamed */
     for (size_t n = 0; n < 2; n++) {
         static const char *const paths[] = {"/static/mid.bin", "/static/big.bin"};
-        h_request(s, "GET", paths[n], NULL, &r);
+        REQ(c, "GET", paths[n], &r, NULL);
         assert_int_equal(r.status, 200);
         assert_int_equal(r.body_len, n == 0 ? 40 * 1024 : BIG_SIZE);
         assert_true(pattern_ok(r.body, r.body_len, 0));
-        h_response_free(&r);
+        cn_test_response_free(&r);
     }
     /* only GET and HEAD */
-    h_request(s, "POST", "/static/a.txt", "Content-Length: 0\r\n", &r);
+    REQ(c, "POST", "/static/a.txt", &r, "Content-Length: 0");
     assert_int_equal(r.status, 405);
-    h_assert_header(&r, "allow", "GET, HEAD");
-    h_response_free(&r);
+    h_tc_assert_header(&r, "allow", "GET, HEAD");
+    cn_test_response_free(&r);
 }
 
 /* Every way out of the directory: 404 (400 for a NUL), never the secret. */
-static void assert_traversals_refused(h_server *s)
+static void assert_traversals_refused(h_client *c)
 {
     static const struct {
         const char *target;
@@ -273,81 +295,81 @@ static void assert_traversals_refused(h_server *s)
         {"/static/a.txt%00.png", 400},
         {"/static/%00", 400},
     };
-    h_response r;
+    cn_test_response r;
 
     for (size_t i = 0; i < sizeof attempts / sizeof attempts[0]; i++) {
-        h_request(s, "GET", attempts[i].target, NULL, &r);
+        REQ(c, "GET", attempts[i].target, &r, NULL);
         if (r.status != attempts[i].status)
             fail_msg("GET %s: %d, expected %d", attempts[i].target, r.status, attempts[i].status);
         assert_null(strstr(r.body, "SECRET"));
         assert_null(strstr(r.body, "root:"));
-        h_response_free(&r);
+        cn_test_response_free(&r);
     }
     /* a raw backslash: the parser may refuse it (400); it never serves */
-    h_request(s, "GET", "/static/..\\secret.txt", NULL, &r);
+    REQ(c, "GET", "/static/..\\secret.txt", &r, NULL);
     assert_true(r.status == 404 || r.status == 400);
     assert_null(strstr(r.body, "SECRET"));
-    h_response_free(&r);
+    cn_test_response_free(&r);
 }
 
 static void test_traversal_openat2(void **state)
 {
-    h_server *s = start(state, false);
+    h_client *c = start_tc(state, false);
 
     cn__static_force_fallback(false);
-    assert_traversals_refused(s);
+    assert_traversals_refused(c);
 }
 
 static void test_traversal_fallback(void **state)
 {
-    h_server *s = start(state, false);
-    h_response r;
+    h_client *c = start_tc(state, false);
+    cn_test_response r;
 
     cn__static_force_fallback(true);
-    assert_traversals_refused(s);
+    assert_traversals_refused(c);
     /* no symlink is followed at all without openat2, those inside included */
-    h_request(s, "GET", "/static/inside-link", NULL, &r);
+    REQ(c, "GET", "/static/inside-link", &r, NULL);
     assert_int_equal(r.status, 404);
-    h_response_free(&r);
+    cn_test_response_free(&r);
     /* plain files and subdirectories still are served */
-    h_request(s, "GET", "/static/sub/b.txt", NULL, &r);
+    REQ(c, "GET", "/static/sub/b.txt", &r, NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "in a subdirectory\n");
-    h_response_free(&r);
-    h_request(s, "GET", "/site/docs/", NULL, &r);
+    cn_test_response_free(&r);
+    REQ(c, "GET", "/site/docs/", &r, NULL);
     assert_int_equal(r.status, 200);
-    h_response_free(&r);
+    cn_test_response_free(&r);
     cn__static_force_fallback(false);
 }
 
 static void test_not_modified(void **state)
 {
-    /* "%E" in a header line is the file's ETag, "%L" its Last-Modified */
+    /* "%E" in a header line is the file's ETag, "%L" its Last-Modified; "\n" parts lines */
     static const struct {
         const char *method, *headers;
         int status;
     } cases[] = {
-        {"GET", "If-None-Match: %E\r\n", 304},
-        {"GET", "If-None-Match: \"other\", W/%E\r\n", 304},
-        {"GET", "If-None-Match: *\r\n", 304},
-        {"HEAD", "If-None-Match: %E\r\n", 304},
-        {"GET", "If-None-Match: \"other\"\r\n", 200},
+        {"GET", "If-None-Match: %E", 304},
+        {"GET", "If-None-Match: \"other\", W/%E", 304},
+        {"GET", "If-None-Match: *", 304},
+        {"HEAD", "If-None-Match: %E", 304},
+        {"GET", "If-None-Match: \"other\"", 200},
         /* If-Modified-Since: not older than the file */
-        {"GET", "If-Modified-Since: %L\r\n", 304},
-        {"HEAD", "If-Modified-Since: Sun, 06 Nov 2094 08:49:37 GMT\r\n", 304},
-        {"GET", "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n", 200},
-        {"GET", "If-Modified-Since: not a date\r\n", 200},
+        {"GET", "If-Modified-Since: %L", 304},
+        {"HEAD", "If-Modified-Since: Sun, 06 Nov 2094 08:49:37 GMT", 304},
+        {"GET", "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT", 200},
+        {"GET", "If-Modified-Since: not a date", 200},
         /* If-None-Match wins over the date (RFC 9110 13.1.3) */
-        {"GET", "If-None-Match: \"other\"\r\nIf-Modified-Since: %L\r\n", 200},
+        {"GET", "If-None-Match: \"other\"\nIf-Modified-Since: %L", 200},
     };
-    h_server *s = start(state, false);
-    h_response r;
+    h_client *c = start_tc(state, false);
+    cn_test_response r;
     char *etag, *lm;
 
-    h_request(s, "GET", "/static/a.txt", NULL, &r);
-    etag = strdup(h_header_get(&r, "etag"));
-    lm = strdup(h_header_get(&r, "last-modified"));
-    h_response_free(&r);
+    REQ(c, "GET", "/static/a.txt", &r, NULL);
+    etag = strdup(cn_test_header(&r, "etag"));
+    lm = strdup(cn_test_header(&r, "last-modified"));
+    cn_test_response_free(&r);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char h[256], *o = h;
         for (const char *p = cases[i].headers; *p; p++) {
@@ -359,16 +381,23 @@ static void test_not_modified(void **state)
             }
         }
         *o = 0;
-        h_request(s, cases[i].method, "/static/a.txt", h, &r);
+        /* its lines, for the client */
+        char copy[256], *lines[3] = {copy, NULL, NULL}, *nl;
+        memcpy(copy, h, sizeof copy);
+        if ((nl = strchr(copy, '\n')) != NULL) {
+            *nl = 0;
+            lines[1] = nl + 1;
+        }
+        h_tc_request(c, cases[i].method, "/static/a.txt", (const char *const *)lines, NULL, &r);
         if (r.status != cases[i].status)
             fail_msg("%s with %s: %d, expected %d", cases[i].method, h, r.status, cases[i].status);
         if (r.status == 304) {
             /* no body, no length; the validators are repeated */
             assert_int_equal(r.body_len, 0);
-            assert_null(h_header_get(&r, "content-length"));
-            h_assert_header(&r, "etag", etag);
+            assert_null(cn_test_header(&r, "content-length"));
+            h_tc_assert_header(&r, "etag", etag);
         }
-        h_response_free(&r);
+        cn_test_response_free(&r);
     }
     free(etag);
     free(lm);
@@ -376,79 +405,79 @@ static void test_not_modified(void **state)
 
 static void test_ranges(void **state)
 {
-    h_server *s = start(state, false);
-    h_response r;
+    h_client *c = start_tc(state, false);
+    cn_test_response r;
     char *etag, *h;
 
-    h_request(s, "GET", "/static/a.txt", "Range: bytes=0-4\r\n", &r);
+    REQ(c, "GET", "/static/a.txt", &r, "Range: bytes=0-4");
     assert_int_equal(r.status, 206);
-    h_assert_header(&r, "content-range", "bytes 0-4/13");
-    assert_int_equal(r.content_length, 5);
+    h_tc_assert_header(&r, "content-range", "bytes 0-4/13");
+    assert_int_equal(h_tc_content_length(&r), 5);
     assert_string_equal(r.body, "hello");
-    etag = strdup(h_header_get(&r, "etag"));
-    h_response_free(&r);
-    h_request(s, "GET", "/static/a.txt", "Range: bytes=-7\r\n", &r);
+    etag = strdup(cn_test_header(&r, "etag"));
+    cn_test_response_free(&r);
+    REQ(c, "GET", "/static/a.txt", &r, "Range: bytes=-7");
     assert_int_equal(r.status, 206);
-    h_assert_header(&r, "content-range", "bytes 6-12/13");
+    h_tc_assert_header(&r, "content-range", "bytes 6-12/13");
     assert_string_equal(r.body, "static\n");
-    h_response_free(&r);
-    h_request(s, "GET", "/static/a.txt", "Range: bytes=6-\r\n", &r);
+    cn_test_response_free(&r);
+    REQ(c, "GET", "/static/a.txt", &r, "Range: bytes=6-");
     assert_int_equal(r.status, 206);
     assert_string_equal(r.body, "static\n");
-    h_response_free(&r);
-    h_request(s, "GET", "/static/a.txt", "Range: bytes=10-1000\r\n", &r);
+    cn_test_response_free(&r);
+    REQ(c, "GET", "/static/a.txt", &r, "Range: bytes=10-1000");
     assert_int_equal(r.status, 206);
-    h_assert_header(&r, "content-range", "bytes 10-12/13");
-    h_response_free(&r);
+    h_tc_assert_header(&r, "content-range", "bytes 10-12/13");
+    cn_test_response_free(&r);
     /* unsatisfiable: 416 with the size */
-    h_request(s, "GET", "/static/a.txt", "Range: bytes=13-\r\n", &r);
+    REQ(c, "GET", "/static/a.txt", &r, "Range: bytes=13-");
     assert_int_equal(r.status, 416);
-    h_assert_header(&r, "content-range", "bytes */13");
-    h_response_free(&r);
-    h_request(s, "GET", "/static/empty.txt", "Range: bytes=0-\r\n", &r);
+    h_tc_assert_header(&r, "content-range", "bytes */13");
+    cn_test_response_free(&r);
+    REQ(c, "GET", "/static/empty.txt", &r, "Range: bytes=0-");
     assert_int_equal(r.status, 416);
-    h_assert_header(&r, "content-range", "bytes */0");
-    h_response_free(&r);
+    h_tc_assert_header(&r, "content-range", "bytes */0");
+    cn_test_response_free(&r);
     /* several ranges, another unit, nonsense: the whole file */
-    h_request(s, "GET", "/static/a.txt", "Range: bytes=0-1,4-5\r\n", &r);
+    REQ(c, "GET", "/static/a.txt", &r, "Range: bytes=0-1,4-5");
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "hello static\n");
-    h_response_free(&r);
-    h_request(s, "GET", "/static/a.txt", "Range: lines=1-2\r\n", &r);
+    cn_test_response_free(&r);
+    REQ(c, "GET", "/static/a.txt", &r, "Range: lines=1-2");
     assert_int_equal(r.status, 200);
-    h_response_free(&r);
-    h_request(s, "GET", "/static/a.txt", "Range: bytes=5-2\r\n", &r);
+    cn_test_response_free(&r);
+    REQ(c, "GET", "/static/a.txt", &r, "Range: bytes=5-2");
     assert_int_equal(r.status, 200);
-    h_response_free(&r);
+    cn_test_response_free(&r);
     /* If-Range: the range only for the representation it names */
-    h = h_strf("Range: bytes=0-4\r\nIf-Range: %s\r\n", etag);
-    h_request(s, "GET", "/static/a.txt", h, &r);
+    h = h_strf("If-Range: %s", etag);
+    REQ(c, "GET", "/static/a.txt", &r, "Range: bytes=0-4", h);
     free(h);
     assert_int_equal(r.status, 206);
-    h_response_free(&r);
-    h_request(s, "GET", "/static/a.txt", "Range: bytes=0-4\r\nIf-Range: \"old\"\r\n", &r);
+    cn_test_response_free(&r);
+    REQ(c, "GET", "/static/a.txt", &r, "Range: bytes=0-4", "If-Range: \"old\"");
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "hello static\n");
-    h_response_free(&r);
+    cn_test_response_free(&r);
     /* a range of a large file goes out as a stream of that length */
-    h_request(s, "GET", "/static/big.bin", "Range: bytes=1000000-1000099\r\n", &r);
+    REQ(c, "GET", "/static/big.bin", &r, "Range: bytes=1000000-1000099");
     assert_int_equal(r.status, 206);
     assert_int_equal(r.body_len, 100);
     assert_true(pattern_ok(r.body, 100, 1000000));
-    h_response_free(&r);
-    h_request(s, "GET", "/static/big.bin", "Range: bytes=100000-\r\n", &r);
+    cn_test_response_free(&r);
+    REQ(c, "GET", "/static/big.bin", &r, "Range: bytes=100000-");
     assert_int_equal(r.status, 206);
-    assert_false(r.chunked);
-    assert_int_equal(r.content_length, BIG_SIZE - 100000);
+    assert_false(h_tc_chunked(&r));
+    assert_int_equal(h_tc_content_length(&r), BIG_SIZE - 100000);
     assert_int_equal(r.body_len, BIG_SIZE - 100000);
     assert_true(pattern_ok(r.body, r.body_len, 100000));
-    h_response_free(&r);
+    cn_test_response_free(&r);
     free(etag);
 }
 
 static void test_head_and_keepalive(void **state)
 {
-    h_server *s = start(state, false);
+    h_server *s = start_socket(state);
     h_conn *c = h_open(s);
     h_response r;
 
@@ -487,38 +516,38 @@ static void test_head_and_keepalive(void **state)
 
 static void test_html_mode(void **state)
 {
-    h_server *s = start(state, false);
-    h_response r;
+    h_client *c = start_tc(state, false);
+    cn_test_response r;
 
-    h_request(s, "GET", "/site/docs/", NULL, &r);
+    REQ(c, "GET", "/site/docs/", &r, NULL);
     assert_int_equal(r.status, 200);
-    h_assert_header(&r, "content-type", "text/html; charset=utf-8");
+    h_tc_assert_header(&r, "content-type", "text/html; charset=utf-8");
     assert_string_equal(r.body, "<h1>docs index</h1>\n");
-    h_assert_header(&r, "cache-control", "public, max-age=60");
-    h_response_free(&r);
-    h_request(s, "GET", "/site/docs", NULL, &r);
+    h_tc_assert_header(&r, "cache-control", "public, max-age=60");
+    cn_test_response_free(&r);
+    REQ(c, "GET", "/site/docs", &r, NULL);
     assert_int_equal(r.status, 307);
-    h_assert_header(&r, "location", "/site/docs/");
-    h_response_free(&r);
-    h_request(s, "GET", "/site/docs?x=1", NULL, &r);
+    h_tc_assert_header(&r, "location", "/site/docs/");
+    cn_test_response_free(&r);
+    REQ(c, "GET", "/site/docs?x=1", &r, NULL);
     assert_int_equal(r.status, 307);
-    h_assert_header(&r, "location", "/site/docs/?x=1");
-    h_response_free(&r);
+    h_tc_assert_header(&r, "location", "/site/docs/?x=1");
+    cn_test_response_free(&r);
     /* a directory without an index is still a 404, and so is a traversal */
-    h_request(s, "GET", "/site/sub/", NULL, &r);
+    REQ(c, "GET", "/site/sub/", &r, NULL);
     assert_int_equal(r.status, 404);
-    h_response_free(&r);
-    h_request(s, "GET", "/site/%2e%2e/", NULL, &r);
+    cn_test_response_free(&r);
+    REQ(c, "GET", "/site/%2e%2e/", &r, NULL);
     assert_int_equal(r.status, 404);
-    h_response_free(&r);
-    h_request(s, "GET", "/site/dir-escape/", NULL, &r);
+    cn_test_response_free(&r);
+    REQ(c, "GET", "/site/dir-escape/", &r, NULL);
     assert_int_equal(r.status, 404);
-    h_response_free(&r);
+    cn_test_response_free(&r);
 }
 
 static void test_big_file_backpressure(void **state)
 {
-    h_server *s = start(state, false);
+    h_server *s = start_socket(state);
     h_conn *c = h_open_rcvbuf(s, 8192);
     h_response r;
     cn_pool_stats ps;
@@ -547,35 +576,35 @@ static void test_big_file_backpressure(void **state)
 
 static void test_with_gzip(void **state)
 {
-    h_server *s = start(state, true);
-    h_response r;
+    h_client *c = start_tc(state, true);
+    cn_test_response r;
 
     /* a large text file: streamed in pieces, each compressed */
-    h_request(s, "GET", "/static/big.css", "Accept-Encoding: gzip\r\n", &r);
+    REQ(c, "GET", "/static/big.css", &r, "Accept-Encoding: gzip");
     assert_int_equal(r.status, 200);
-    h_assert_header(&r, "content-encoding", "gzip");
-    assert_true(r.chunked);
-    assert_null(h_header_get(&r, "content-length"));
+    h_tc_assert_header(&r, "content-encoding", "gzip");
+    assert_true(h_tc_chunked(&r));
+    assert_null(cn_test_header(&r, "content-length"));
     assert_true(r.body_len < 300 * 1024 / 10);
-    assert_true(strncmp(h_header_get(&r, "etag"), "W/\"", 3) == 0);
-    assert_null(h_header_get(&r, "accept-ranges"));
-    h_response_free(&r);
+    assert_true(strncmp(cn_test_header(&r, "etag"), "W/\"", 3) == 0);
+    assert_null(cn_test_header(&r, "accept-ranges"));
+    cn_test_response_free(&r);
     /* a small one: whole */
-    h_request(s, "GET", "/static/style.css", "Accept-Encoding: gzip\r\n", &r);
+    REQ(c, "GET", "/static/style.css", &r, "Accept-Encoding: gzip");
     assert_int_equal(r.status, 200);
-    assert_null(h_header_get(&r, "content-encoding")); /* 20 bytes: under 500 */
-    h_response_free(&r);
+    assert_null(cn_test_header(&r, "content-encoding")); /* 20 bytes: under 500 */
+    cn_test_response_free(&r);
     /* a range counts the bytes as they are: never compressed */
-    h_request(s, "GET", "/static/big.css", "Accept-Encoding: gzip\r\nRange: bytes=0-13\r\n", &r);
+    REQ(c, "GET", "/static/big.css", &r, "Accept-Encoding: gzip", "Range: bytes=0-13");
     assert_int_equal(r.status, 206);
-    assert_null(h_header_get(&r, "content-encoding"));
+    assert_null(cn_test_header(&r, "content-encoding"));
     assert_string_equal(r.body, ".a{color:red}\n");
-    h_response_free(&r);
+    cn_test_response_free(&r);
 }
 
 static void test_truncated_while_sent(void **state)
 {
-    h_server *s = start(state, false);
+    h_server *s = start_socket(state);
     char *path = at("shrink.bin");
     h_conn *c;
     size_t got = 0;
@@ -638,15 +667,15 @@ static void test_bad_mounts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_files_and_types, h_teardown),
-        cmocka_unit_test_teardown(test_traversal_openat2, h_teardown),
-        cmocka_unit_test_teardown(test_traversal_fallback, h_teardown),
-        cmocka_unit_test_teardown(test_not_modified, h_teardown),
-        cmocka_unit_test_teardown(test_ranges, h_teardown),
+        cmocka_unit_test_teardown(test_files_and_types, h_tc_teardown),
+        cmocka_unit_test_teardown(test_traversal_openat2, h_tc_teardown),
+        cmocka_unit_test_teardown(test_traversal_fallback, h_tc_teardown),
+        cmocka_unit_test_teardown(test_not_modified, h_tc_teardown),
+        cmocka_unit_test_teardown(test_ranges, h_tc_teardown),
         cmocka_unit_test_teardown(test_head_and_keepalive, h_teardown),
-        cmocka_unit_test_teardown(test_html_mode, h_teardown),
+        cmocka_unit_test_teardown(test_html_mode, h_tc_teardown),
         cmocka_unit_test_teardown(test_big_file_backpressure, h_teardown),
-        cmocka_unit_test_teardown(test_with_gzip, h_teardown),
+        cmocka_unit_test_teardown(test_with_gzip, h_tc_teardown),
         cmocka_unit_test_teardown(test_truncated_while_sent, h_teardown),
         cmocka_unit_test(test_bad_mounts),
     };
