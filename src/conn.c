@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <llhttp.h>
 
@@ -1043,11 +1044,11 @@ static void start_reading(cn__conn *c)
 /* ---- accept and shutdown ---- */
 
 /*
- * A connection on `listener`'s next pending socket, or (listener NULL) on
- * `fd`, a connected stream socket of the caller's (the test client's
- * socketpair end): the same path from there on.
+ * A connection on `fd`: an accepted TCP socket (tcp), or a connected
+ * stream socket of the caller's (the test client's socketpair end); the
+ * same path from there on. On failure the socket is still the caller's.
  */
-static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
+static int conn_start(cn__server *srv, int fd, bool tcp)
 {
     cn__conn *c = calloc(1, sizeof(*c));
     int rc;
@@ -1066,13 +1067,13 @@ static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
     c->refs = 2;
     cn__list_push(&srv->conns, &c->link);
     srv->stats->connections_active++;
-    rc = listener ? uv_accept(listener, (uv_stream_t *)&c->tcp) : uv_tcp_open(&c->tcp, fd);
+    rc = uv_tcp_open(&c->tcp, fd);
     if (rc < 0) {
         conn_close(c);
         return rc;
     }
     srv->stats->connections_accepted++;
-    if (listener)
+    if (tcp)
         uv_tcp_nodelay(&c->tcp, 1);
     {
         struct sockaddr_storage ss;
@@ -1101,14 +1102,18 @@ static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
     return 0;
 }
 
-int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
+int cn__conn_accept_fd(cn__server *srv, int fd)
 {
-    return conn_start(srv, listener, -1);
+    int rc = conn_start(srv, fd, true);
+
+    if (rc < 0)
+        close(fd);
+    return rc;
 }
 
 int cn__conn_adopt(cn__server *srv, int fd)
 {
-    return conn_start(srv, NULL, fd);
+    return conn_start(srv, fd, false);
 }
 
 void cn__conn_drain_all(cn__server *srv)
