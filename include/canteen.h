@@ -232,7 +232,8 @@ typedef struct cn_res cn_res;
  *   fetch_max_host_conns  16      outbound connections per upstream host;
  *                                 more concurrent fetches queue for one
  *   fetch_max_body_bytes  10 MiB  outbound response body limit (CN_ETOOBIG)
- *   fetch_timeout_ms      30000   default outbound timeout (CN_ETIMEDOUT)
+ *   fetch_timeout_ms      30000   default outbound timeout (CN_ETIMEDOUT),
+ *                                 waiting for a connection included
  *   workers               0       worker processes: 0, one process (the
  *                                 app runs on the calling thread); N,
  *                                 cn_app_run supervises N forked workers
@@ -555,7 +556,13 @@ typedef struct cn_stats {
     uint64_t background_started; /* background tasks begun (cn_req_background) */
     uint64_t background_failed;  /* of those, the ones that returned an error */
     uint64_t background_running; /* running now (the drain waits for them) */
-    uint64_t reserved[13];       /* room for new figures (0 for now) */
+    uint64_t fetch_queue_timeouts; /* fetches whose timeout ran out while they
+                                    * waited for a connection (fetch_max_host_conns) */
+    uint64_t connections_no_fd;    /* connections that came while the process
+                                    * was out of descriptors (EMFILE/ENFILE) */
+    uint64_t connections_stalled;  /* closed: the client took none of the
+                                    * output for keepalive_timeout_ms */
+    uint64_t reserved[10];         /* room for new figures (0 for now) */
 } cn_stats;
 
 /* The thread pool's figures (cn_app_pool_stats). */

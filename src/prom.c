@@ -141,6 +141,10 @@ static const sample samples[] = {
     {"canteen_fetch_failures_total", "counter",
      "Outbound transfers that got no response (timeout, refused, cancelled...).", NULL,
      U64(app.fetch_failures)},
+    {"canteen_fetch_queue_timeouts_total", "counter",
+     "Outbound transfers whose timeout ran out while they waited for a free connection "
+     "(fetch_max_host_conns taken).",
+     NULL, U64(app.fetch_queue_timeouts)},
 
     /* background tasks (cn_req_background) */
     {"canteen_background_tasks_started_total", "counter",

@@ -218,6 +218,7 @@ static void test_scrape_format(void **state)
         "canteen_fetch_connections_total",
         "canteen_fetch_requests_total",
         "canteen_fetch_failures_total",
+        "canteen_fetch_queue_timeouts_total",
         "canteen_background_tasks_started_total",
         "canteen_background_tasks_failed_total",
         "canteen_background_tasks_running",
