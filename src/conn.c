@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <llhttp.h>
 
@@ -68,7 +69,9 @@ typedef struct cn__conn {
     bool in_execute; /* inside llhttp_execute (no re-entry) */
     bool shutdown_sent;
     bool cancelled;      /* client went away while a handler ran */
-    size_t write_mark;   /* unsent_bytes() when TIMER_WRITE was last armed */
+    uint64_t sent;       /* bytes the kernel accepted from us, in all */
+    size_t wlen;         /* of the uv_write in flight */
+    uint64_t write_mark; /* acked_bytes() when TIMER_WRITE was last armed */
     cn__addr peer;       /* who is at the other end */
     uint64_t idle_since; /* uv_now when it last went idle (the drain's grace) */
     /* header accumulation in the request arena: "name\0value\0" */
@@ -134,6 +137,7 @@ static void conn_close(cn__conn *c)
 
 static void reject(cn__conn *c, int status, const char *detail);
 static void timer_set(cn__conn *c, int mode, uint64_t ms);
+static void idle_timer(cn__conn *c);
 
 /*
  * How long a response may go without the client reading any of it: the
@@ -153,10 +157,11 @@ static bool may_keep(const cn__conn *c)
 }
 
 /*
- * Output not yet taken by the peer: libuv's queue plus the kernel's send
- * queue. The kernel queue matters: libuv only sees progress when the kernel
- * frees a large part of its buffer, which for a slow reader can take longer
- * than the timeout while bytes are in fact moving.
+ * Progress of a slow reader is measured at the client's end: the kernel's
+ * send queue matters, since libuv only sees progress when the kernel frees
+ * a large part of its buffer, which for a slow reader can take longer than
+ * the timeout while bytes are in fact moving; and a stream slow enough to
+ * fit in that buffer never shows libuv anything at all.
  */
 /* A byte count the kernel keeps for the socket (TIOCOUTQ, FIONREAD); 0 if unknown. */
 static size_t socket_queue(cn__conn *c, unsigned long request)
@@ -169,9 +174,23 @@ static size_t socket_queue(cn__conn *c, unsigned long request)
     return (size_t)n;
 }
 
-static size_t unsent_bytes(cn__conn *c)
+/* Bytes the client's end has taken so far: what the kernel accepted from
+ * us, less what it still holds unacknowledged (TIOCOUTQ). Never goes down. */
+static uint64_t acked_bytes(cn__conn *c)
 {
-    return c->tcp.write_queue_size + socket_queue(c, TIOCOUTQ);
+    uint64_t in = c->sent;
+    size_t held = socket_queue(c, TIOCOUTQ);
+
+    /* of the write in flight, what libuv has already handed to the kernel */
+    if (c->writing && c->wlen > c->tcp.write_queue_size)
+        in += c->wlen - c->tcp.write_queue_size;
+    return held < in ? in - held : 0;
+}
+
+/* Output the client has not taken yet, in our memory or the kernel's. */
+static bool output_pending(cn__conn *c)
+{
+    return c->writing || c->out.len > 0 || socket_queue(c, TIOCOUTQ) > 0;
 }
 
 /* Output held in our memory: what the kernel has not taken yet. */
@@ -210,14 +229,20 @@ static void on_timer(uv_timer_t *t)
         conn_flush(c);
         break;
     case TIMER_WRITE: {
-        /* an answer is still going out: fine while the client reads it */
-        size_t unsent = unsent_bytes(c);
-        if (c->writing && unsent < c->write_mark) {
-            c->write_mark = unsent;
+        /* output is going out: fine while the client takes some of it */
+        uint64_t acked = acked_bytes(c);
+        if (!output_pending(c)) {
+            timer_set(c, TIMER_NONE, 0);
+            idle_timer(c);
+        } else if (acked > c->write_mark) {
+            c->write_mark = acked;
             timer_set(c, TIMER_WRITE, write_timeout_ms(c));
-            break;
+        } else {
+            /* none of it taken for the whole timeout: a client that does
+             * not read (a parked or streaming handler is cancelled) */
+            c->srv->stats->connections_stalled++;
+            conn_close(c);
         }
-        conn_close(c);
         break;
     }
     case TIMER_IDLE:
@@ -238,11 +263,15 @@ static void timer_set(cn__conn *c, int mode, uint64_t ms)
         uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
-/* Output is waiting for the client: time out only when it stops moving. */
+/*
+ * Output is waiting for the client: time out only when it stops moving,
+ * that is when the client's end acknowledges none of it for the whole
+ * timeout (bytes sitting in the kernel's send buffer count as waiting).
+ */
 static void write_timer(cn__conn *c)
 {
     if (c->timer_mode != TIMER_WRITE) {
-        c->write_mark = unsent_bytes(c);
+        c->write_mark = acked_bytes(c);
         timer_set(c, TIMER_WRITE, write_timeout_ms(c));
     }
 }
@@ -308,6 +337,8 @@ static void on_write(uv_write_t *wr, int status)
 
     c->writing = false;
     c->wbuf.len = 0;
+    if (status == 0)
+        c->sent += c->wlen;
     if (status < 0) {
         conn_close(c);
     } else if (c->state != ST_CLOSED) {
@@ -315,6 +346,9 @@ static void on_write(uv_write_t *wr, int status)
         if (c->timer_mode == TIMER_WRITE)
             timer_set(c, TIMER_NONE, 0);
         conn_flush(c);
+        /* a handler still answering: what is left must keep moving too */
+        if (c->state == ST_HANDLING && output_pending(c))
+            write_timer(c);
         wake_drain_waiters(c);
         /* a parser paused on a full output buffer goes on */
         if (c->state == ST_IDLE)
@@ -343,6 +377,7 @@ static void conn_flush(cn__conn *c)
         }
         if (n < 0)
             n = 0;
+        c->sent += (size_t)n;
         if ((size_t)n == c->out.len) {
             c->out.len = 0;
         } else {
@@ -352,6 +387,7 @@ static void conn_flush(cn__conn *c)
             c->out = tmp;
             c->out.len = 0;
             uv_buf_t b = {c->wbuf.data + n, c->wbuf.len - (size_t)n};
+            c->wlen = b.len;
             c->wreq.data = c;
             if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
                 conn_close(c);
@@ -453,14 +489,23 @@ static bool stream_keep(cn__conn *c, cn_req *req)
     return may_keep(c) && cn__res_stream_framed(req);
 }
 
-/* Send what a stream call queued (rc: how queueing went). */
+/*
+ * Send what a stream call queued (rc: how queueing went). Output the client
+ * has not taken arms the write timer, whether it waits in our queue or in
+ * the kernel's buffer: a client that reads nothing is dropped after the
+ * timeout even when a slow stream never fills the queue.
+ */
 static int stream_send(cn__conn *c, int rc)
 {
     if (rc < 0)
         return rc;
     conn_flush(c);
     /* a client that went away cancelled the request in conn_close */
-    return c->state == ST_CLOSED ? CN_ECANCELED : 0;
+    if (c->state == ST_CLOSED)
+        return CN_ECANCELED;
+    if (c->timer_mode != TIMER_WRITE && output_pending(c))
+        write_timer(c);
+    return 0;
 }
 
 static int conn_stream_begin(cn_req *req)
@@ -999,11 +1044,11 @@ static void start_reading(cn__conn *c)
 /* ---- accept and shutdown ---- */
 
 /*
- * A connection on `listener`'s next pending socket, or (listener NULL) on
- * `fd`, a connected stream socket of the caller's (the test client's
- * socketpair end): the same path from there on.
+ * A connection on `fd`: an accepted TCP socket (tcp), or a connected
+ * stream socket of the caller's (the test client's socketpair end); the
+ * same path from there on. On failure the socket is still the caller's.
  */
-static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
+static int conn_start(cn__server *srv, int fd, bool tcp)
 {
     cn__conn *c = calloc(1, sizeof(*c));
     int rc;
@@ -1022,13 +1067,13 @@ static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
     c->refs = 2;
     cn__list_push(&srv->conns, &c->link);
     srv->stats->connections_active++;
-    rc = listener ? uv_accept(listener, (uv_stream_t *)&c->tcp) : uv_tcp_open(&c->tcp, fd);
+    rc = uv_tcp_open(&c->tcp, fd);
     if (rc < 0) {
         conn_close(c);
         return rc;
     }
     srv->stats->connections_accepted++;
-    if (listener)
+    if (tcp)
         uv_tcp_nodelay(&c->tcp, 1);
     {
         struct sockaddr_storage ss;
@@ -1057,14 +1102,18 @@ static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
     return 0;
 }
 
-int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
+int cn__conn_accept_fd(cn__server *srv, int fd)
 {
-    return conn_start(srv, listener, -1);
+    int rc = conn_start(srv, fd, true);
+
+    if (rc < 0)
+        close(fd);
+    return rc;
 }
 
 int cn__conn_adopt(cn__server *srv, int fd)
 {
-    return conn_start(srv, NULL, fd);
+    return conn_start(srv, fd, false);
 }
 
 void cn__conn_drain_all(cn__server *srv)

@@ -70,6 +70,14 @@ static const sample samples[] = {
     {"canteen_connections_rejected_total", "counter",
      "Connections answered 503 and closed at once: max_connections reached, or shutting down.",
      NULL, U64(app.connections_rejected)},
+    {"canteen_connections_no_fd_total", "counter",
+     "Connections that came while the process was out of file descriptors (EMFILE/ENFILE), "
+     "answered 503 from a spare descriptor and closed.",
+     NULL, U64(app.connections_no_fd)},
+    {"canteen_connections_stalled_total", "counter",
+     "Connections closed because the client took none of the output waiting for it for "
+     "keepalive_timeout_ms.",
+     NULL, U64(app.connections_stalled)},
     {"canteen_connections_open", "gauge", "TCP connections open now.", NULL,
      U64(app.connections_active)},
     {"canteen_requests_total", "counter",

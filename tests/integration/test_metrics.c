@@ -193,6 +193,8 @@ static void test_scrape_format(void **state)
         "canteen_build_info",
         "canteen_connections_accepted_total",
         "canteen_connections_rejected_total",
+        "canteen_connections_no_fd_total",
+        "canteen_connections_stalled_total",
         "canteen_connections_open",
         "canteen_requests_total",
         "canteen_requests_in_flight",
