@@ -690,7 +690,11 @@ CN_EXTERN const char *cn_req_method(const cn_req *req);
 /* The path, percent-decoded, NUL-terminated, without the query string. */
 CN_EXTERN const char *cn_req_path(const cn_req *req);
 
-/* The raw request target as sent ("/a%20b?x=1"), NUL-terminated. */
+/*
+ * The raw request target as sent ("/a%20b?x=1"), NUL-terminated. An
+ * absolute-form target ("http://host/a%20b?x=1") comes as its path and query
+ * ("/a%20b?x=1"); its authority ("host") is then the Host header's value.
+ */
 CN_EXTERN const char *cn_req_target(const cn_req *req);
 
 /* The route pattern that matched ("/users/{id:int}"), or NULL. */
@@ -699,7 +703,8 @@ CN_EXTERN const char *cn_req_route(const cn_req *req);
 /* The `data` pointer given to cn_app_route for the matched route. */
 CN_EXTERN void *cn_req_route_data(const cn_req *req);
 
-/* HTTP minor version: 1 for HTTP/1.1, 0 for HTTP/1.0. */
+/* HTTP minor version: 1 for HTTP/1.1 (and for 1.2 to 1.9, which are
+ * served as 1.1), 0 for HTTP/1.0. */
 CN_EXTERN int cn_req_http_minor(const cn_req *req);
 
 /*

@@ -48,6 +48,8 @@ enum { TIMER_NONE, TIMER_HEAD, TIMER_IDLE, TIMER_LINGER, TIMER_WRITE };
 #define STREAM_HIGH_WATER (256 * 1024)
 #define STREAM_LOW_WATER (64 * 1024)
 #define LINGER_MS 2000
+/* One chunk line's extensions (";a=1;b..."); past this, 400. */
+#define CHUNK_EXT_MAX 4096
 
 typedef struct cn__conn {
     uv_tcp_t tcp;
@@ -78,7 +80,14 @@ typedef struct cn__conn {
     char *acc;
     size_t acc_len, field_len;
     size_t head_bytes;
-    int error_status; /* set by a callback that rejects the request */
+    /* chunk extensions (on_chunk_ext_*): the current name's or value's
+     * length so far, whether the value is quoted, the byte after it */
+    size_t ext_len, ext_line; /* ext_line: this chunk line's extensions, bytes */
+    bool ext_quoted;
+    char ext_end;
+    bool ext_semicolon;   /* put back the ';' llhttp dropped (parse_more) */
+    const char *exec_end; /* end of the bytes llhttp_execute was given */
+    int error_status;     /* set by a callback that rejects the request */
     const char *error_detail;
     /* input that arrived while a handler was running */
     char *pending;
@@ -592,42 +601,6 @@ static const cn__req_io conn_io = {
     .stream_end = conn_stream_end,
 };
 
-static bool valid_host(const char *h, size_t n)
-{
-    /* reg-name / IPv4 / [IPv6] with an optional :port (RFC 9110 7.2) */
-    size_t i = 0;
-
-    if (n == 0)
-        return true; /* empty Host is allowed when the target has no authority */
-    if (h[0] == '[') {
-        while (i < n && h[i] != ']') {
-            char ch = h[i];
-            if (!(ch == '[' || ch == ':' || ch == '.' || (ch >= '0' && ch <= '9') ||
-                  (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
-                return false;
-            i++;
-        }
-        if (i == n)
-            return false;
-        i++;
-    } else {
-        for (; i < n && h[i] != ':'; i++) {
-            unsigned char ch = (unsigned char)h[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || strchr("-._~!$&'()*+,;=%", ch)))
-                return false;
-        }
-    }
-    if (i < n) {
-        if (h[i] != ':')
-            return false;
-        for (i++; i < n; i++)
-            if (h[i] < '0' || h[i] > '9')
-                return false;
-    }
-    return true;
-}
-
 /* ---- llhttp callbacks ---- */
 
 static cn__conn *conn_of(llhttp_t *p)
@@ -664,6 +637,9 @@ static int on_message_begin(llhttp_t *p)
     c->head_bytes = 0;
     c->acc = NULL;
     c->acc_len = c->field_len = 0;
+    c->ext_len = c->ext_line = 0;
+    c->ext_quoted = false;
+    c->ext_end = 0;
     if (c->timer_mode != TIMER_HEAD)
         timer_set(c, TIMER_HEAD, c->srv->cfg->header_timeout_ms);
     return 0;
@@ -771,7 +747,10 @@ static int on_headers_complete(llhttp_t *p)
     req->method_name = llhttp_method_name((llhttp_method_t)p->method);
     req->method = cn__method_index(req->method_name, strlen(req->method_name));
     req->http_major = p->http_major;
-    req->http_minor = p->http_minor;
+    /* a higher minor version is processed as the highest we implement,
+     * and answered as HTTP/1.1 (RFC 9110 2.5); another major version is
+     * one we do not speak (505, RFC 9110 15.6.6) */
+    req->http_minor = p->http_minor > 1 ? 1 : p->http_minor;
 
     if (p->http_major != 1) {
         c->error_status = 505;
@@ -795,7 +774,7 @@ static int on_headers_complete(llhttp_t *p)
         const cn__hdr *h = &req->headers[i];
         if (cn__ieq(h->name, h->nlen, "host")) {
             hosts++;
-            if (!valid_host(h->value, h->vlen)) {
+            if (!cn__valid_host(h->value, h->vlen)) {
                 c->error_status = 400;
                 c->error_detail = "Invalid Host header";
                 return HPE_USER;
@@ -864,6 +843,95 @@ static int on_message_complete(llhttp_t *p)
     return 0;
 }
 
+/*
+ * Chunk extensions (RFC 9112 7.1.1: ";name" or ";name=value", any number,
+ * the unknown ones ignored, which is all of them here). llhttp checks their
+ * characters but lets an empty name (";=1") or value (";a=") through, so
+ * those are refused here; and from 8.0 until 9.1.3 it forgets the ';' that
+ * ends an unquoted value, so that "5;a=1;b" fails as a bad chunk size
+ * (nodejs/llhttp#248). With such an llhttp the value's end pauses the parser
+ * and parse_more gives it the ';' back, which puts it where 9.1.3 is: the
+ * next byte starts the next extension's name.
+ */
+#if LLHTTP_VERSION_MAJOR >= 8
+#define LLHTTP_DROPS_EXT_SEMICOLON                                                                 \
+    (LLHTTP_VERSION_MAJOR * 10000 + LLHTTP_VERSION_MINOR * 100 + LLHTTP_VERSION_PATCH < 90103)
+
+static int bad_extension(cn__conn *c, const char *detail)
+{
+    c->error_status = 400;
+    c->error_detail = detail;
+    return HPE_USER;
+}
+
+/* Count n bytes of this chunk line's extensions (the bound, CHUNK_EXT_MAX). */
+static int ext_grow(cn__conn *c, size_t n)
+{
+    c->ext_line += n;
+    return c->ext_line > CHUNK_EXT_MAX ? bad_extension(c, "Chunk extensions too long") : 0;
+}
+
+static int on_chunk_ext_name(llhttp_t *p, const char *at, size_t len)
+{
+    cn__conn *c = conn_of(p);
+
+    (void)at;
+    c->ext_len += len;
+    return ext_grow(c, len);
+}
+
+static int on_chunk_ext_name_complete(llhttp_t *p)
+{
+    cn__conn *c = conn_of(p);
+
+    if (c->ext_len == 0)
+        return bad_extension(c, "Invalid chunk extension");
+    c->ext_len = 0;
+    return ext_grow(c, 1); /* its ';' */
+}
+
+/* Called once more at the end of each llhttp_execute while a value is
+ * unfinished: only a call that stops short of that end has the byte that
+ * ended the value after it (the one llhttp peeked at). */
+static int on_chunk_ext_value(llhttp_t *p, const char *at, size_t len)
+{
+    cn__conn *c = conn_of(p);
+
+    if (c->ext_len == 0 && len > 0)
+        c->ext_quoted = at[0] == '"';
+    c->ext_len += len;
+    if (at + len < c->exec_end)
+        c->ext_end = at[len];
+    return ext_grow(c, len);
+}
+
+static int on_chunk_ext_value_complete(llhttp_t *p)
+{
+    cn__conn *c = conn_of(p);
+    bool semicolon = !c->ext_quoted && c->ext_end == ';';
+
+    if (c->ext_len == 0)
+        return bad_extension(c, "Invalid chunk extension");
+    if (ext_grow(c, 1)) /* its '=' */
+        return HPE_USER;
+    c->ext_len = 0;
+    c->ext_quoted = false;
+    c->ext_end = 0;
+    if (LLHTTP_DROPS_EXT_SEMICOLON && semicolon) {
+        c->ext_semicolon = true;
+        return HPE_PAUSED;
+    }
+    return 0;
+}
+
+/* A chunk's size line is complete: the next one has its own bound. */
+static int on_chunk_header(llhttp_t *p)
+{
+    conn_of(p)->ext_line = 0;
+    return 0;
+}
+#endif
+
 static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
@@ -874,6 +942,13 @@ static const llhttp_settings_t settings = {
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
+#if LLHTTP_VERSION_MAJOR >= 8
+    .on_chunk_extension_name = on_chunk_ext_name,
+    .on_chunk_extension_name_complete = on_chunk_ext_name_complete,
+    .on_chunk_extension_value = on_chunk_ext_value,
+    .on_chunk_extension_value_complete = on_chunk_ext_value_complete,
+    .on_chunk_header = on_chunk_header,
+#endif
 };
 
 /* ---- parsing ---- */
@@ -924,7 +999,21 @@ static void parse_more(cn__conn *c, const char *data, size_t len)
     if (len == 0)
         return;
     c->in_execute = true;
+    c->exec_end = data + len;
     err = llhttp_execute(&c->parser, data, len);
+    /* a chunk extension's value ended at a ';' that llhttp dropped
+     * (on_chunk_ext_value_complete): give it back, then go on after it */
+    while (err == HPE_PAUSED && c->ext_semicolon) {
+        static const char semicolon[] = ";";
+        const char *at = llhttp_get_error_pos(&c->parser);
+        c->ext_semicolon = false;
+        llhttp_resume(&c->parser);
+        c->exec_end = semicolon + 1;
+        err = llhttp_execute(&c->parser, semicolon, 1);
+        c->exec_end = data + len;
+        if (err == HPE_OK && at < data + len)
+            err = llhttp_execute(&c->parser, at, (size_t)(data + len - at));
+    }
     c->in_execute = false;
     if (c->state == ST_CLOSED)
         return;
@@ -1090,6 +1179,10 @@ static int conn_start(cn__server *srv, int fd, bool tcp)
     }
     c->idle_since = uv_now(srv->loop);
     llhttp_init(&c->parser, HTTP_REQUEST, &settings);
+    /* any DIGIT "." DIGIT version gets through the request line, so that
+     * HTTP/1.2 is served as 1.1 and HTTP/3.0 gets 505 (on_headers_complete);
+     * llhttp checks nothing else with this flag */
+    c->parser.lenient_flags |= LENIENT_VERSION;
     c->parser.data = c;
     c->state = ST_IDLE;
 
