@@ -100,8 +100,9 @@ static void refuse(cn__acceptor *a, int fd)
         (void)send(fd, out.data, out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
     cn__buf_free(&out);
     shutdown(fd, SHUT_WR);
-    /* a request already here would turn the close into a reset */
-    while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+    /* a request already here would turn the close into a reset (bounded:
+     * a client that keeps sending gets its reset) */
+    for (int i = 0; i < 4 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
         ;
     close(fd);
     a->srv->stats->connections_no_fd++;

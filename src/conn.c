@@ -70,12 +70,13 @@ typedef struct cn__conn {
     bool reading;
     bool in_execute; /* inside llhttp_execute (no re-entry) */
     bool shutdown_sent;
-    bool cancelled;      /* client went away while a handler ran */
-    uint64_t sent;       /* bytes the kernel accepted from us, in all */
-    size_t wlen;         /* of the uv_write in flight */
-    uint64_t write_mark; /* acked_bytes() when TIMER_WRITE was last armed */
-    cn__addr peer;       /* who is at the other end */
-    uint64_t idle_since; /* uv_now when it last went idle (the drain's grace) */
+    bool cancelled;       /* client went away while a handler ran */
+    uint64_t sent;        /* bytes the kernel accepted from us, in all */
+    size_t wlen;          /* of the uv_write in flight */
+    uint64_t write_mark;  /* acked_bytes() when progress was last seen */
+    uint64_t progress_at; /* uv_now then */
+    cn__addr peer;        /* who is at the other end */
+    uint64_t idle_since;  /* uv_now when it last went idle (the drain's grace) */
     /* header accumulation in the request arena: "name\0value\0" */
     char *acc;
     size_t acc_len, field_len;
@@ -159,6 +160,20 @@ static uint64_t write_timeout_ms(const cn__conn *c)
     return cfg->keepalive_timeout_ms ? cfg->keepalive_timeout_ms : cfg->header_timeout_ms;
 }
 
+/*
+ * How often the write timer looks for progress: a quarter of the timeout,
+ * so that a client that stops reading is closed between 1 and 1.25 times
+ * the timeout after the last progress seen (one check per timeout could
+ * take twice as long, progress seen just after the check counting from
+ * the next one).
+ */
+static uint64_t write_check_ms(const cn__conn *c)
+{
+    uint64_t t = write_timeout_ms(c) / 4;
+
+    return t ? t : 1;
+}
+
 /* Whether the connection may carry another request after this one. */
 static bool may_keep(const cn__conn *c)
 {
@@ -239,13 +254,18 @@ static void on_timer(uv_timer_t *t)
         break;
     case TIMER_WRITE: {
         /* output is going out: fine while the client takes some of it */
-        uint64_t acked = acked_bytes(c);
+        uint64_t acked = acked_bytes(c), now = uv_now(c->srv->loop);
+        uint64_t limit = write_timeout_ms(c), quiet = now - c->progress_at;
         if (!output_pending(c)) {
             timer_set(c, TIMER_NONE, 0);
             idle_timer(c);
         } else if (acked > c->write_mark) {
             c->write_mark = acked;
-            timer_set(c, TIMER_WRITE, write_timeout_ms(c));
+            c->progress_at = now;
+            timer_set(c, TIMER_WRITE, write_check_ms(c));
+        } else if (quiet < limit) {
+            uint64_t step = write_check_ms(c);
+            timer_set(c, TIMER_WRITE, limit - quiet < step ? limit - quiet : step);
         } else {
             /* none of it taken for the whole timeout: a client that does
              * not read (a parked or streaming handler is cancelled) */
@@ -281,7 +301,8 @@ static void write_timer(cn__conn *c)
 {
     if (c->timer_mode != TIMER_WRITE) {
         c->write_mark = acked_bytes(c);
-        timer_set(c, TIMER_WRITE, write_timeout_ms(c));
+        c->progress_at = uv_now(c->srv->loop);
+        timer_set(c, TIMER_WRITE, write_check_ms(c));
     }
 }
 
@@ -623,6 +644,8 @@ static int on_message_begin(llhttp_t *p)
 {
     cn__conn *c = conn_of(p);
 
+    if (c->state == ST_CLOSED)
+        return HPE_PAUSED; /* nothing more is read on a closed connection */
     c->req = cn__req_new(c->srv->app, c);
     if (c->req == NULL) {
         c->error_status = 503;
@@ -831,6 +854,11 @@ static int on_message_complete(llhttp_t *p)
     cn__dispatch_request(c->srv->dispatch, c->req);
     if (c->state == ST_HANDLING)
         return HPE_PAUSED; /* the handler parked: stop here until it is done */
+    /* a handler that never waited can still have lost its client (a write
+     * failed): the bytes after its message must not start another request
+     * on a closed connection */
+    if (c->state == ST_CLOSED)
+        return HPE_PAUSED;
     if (c->close_after || c->out.len + c->wbuf.len >= OUT_HIGH_WATER)
         return HPE_PAUSED;
     return 0;

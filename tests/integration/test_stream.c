@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "harness.h"
 
@@ -664,6 +665,38 @@ static void test_reader_of_slow_stream_is_kept(void **state)
     h_assert_settles(s);
 }
 
+/*
+ * Three pipelined streams in one write, and the client leaves after one
+ * byte (with a FIN, then with a reset): the writes of the streams after the
+ * first fail while the parser is still on their bytes, and the connection
+ * must close once, not start the next request on a closed connection.
+ */
+static void test_pipelined_streams_client_leaves(void **state)
+{
+    h_server *s = start(state, NULL);
+
+    for (int rst = 0; rst < 2; rst++) {
+        for (int k = 0; k < 2; k++) {
+            h_conn *c = h_open(s);
+            const char *mid = k ? "/health" : "/stream/30";
+            h_sendf(c,
+                    "GET /stream/30 HTTP/1.1\r\nHost: t\r\n\r\n"
+                    "GET %s HTTP/1.1\r\nHost: t\r\n\r\n"
+                    "GET /stream/30 HTTP/1.1\r\nHost: t\r\n\r\n",
+                    mid);
+            assert_true(h_recv_more(c, H_TIMEOUT_MS) > 0);
+            if (rst) {
+                struct linger lg = {.l_onoff = 1, .l_linger = 0};
+                setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            }
+            h_close(c);
+            assert_true(h_wait_active(s, 0, H_TIMEOUT_MS));
+            h_assert_healthy(s);
+        }
+    }
+    h_assert_settles(s);
+}
+
 /* The client leaves while the handler sleeps between chunks. */
 static void test_disconnect_between_chunks(void **state)
 {
@@ -745,6 +778,7 @@ int main(void)
         cmocka_unit_test_teardown(test_stalled_reader_is_dropped, h_teardown),
         cmocka_unit_test_teardown(test_stalled_reader_of_slow_stream_is_dropped, h_teardown),
         cmocka_unit_test_teardown(test_reader_of_slow_stream_is_kept, h_teardown),
+        cmocka_unit_test_teardown(test_pipelined_streams_client_leaves, h_teardown),
         cmocka_unit_test_teardown(test_disconnect_between_chunks, h_teardown),
         cmocka_unit_test_teardown(test_call_rules, h_teardown),
         cmocka_unit_test_teardown(test_sync_route_gets_enotcoro, h_teardown),
