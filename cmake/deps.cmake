@@ -4,7 +4,10 @@ find_package(Threads REQUIRED)
 
 pkg_check_modules(LIBUV REQUIRED IMPORTED_TARGET libuv>=1.44)
 pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson>=1.7)
-pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl>=7.80)
+# 7.85: CURLOPT_PROTOCOLS_STR (src/fetch.c); every other curl symbol the
+# library uses is older: 7.61 at most (CURLINFO_NAMELOOKUP_TIME_T); see
+# curl's docs/libcurl/symbols-in-versions
+pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl>=7.85)
 # the gzip middleware (Debian: zlib1g-dev)
 pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib>=1.2)
 # libcanteen-pg only (optional: without it the pg library, its tests and

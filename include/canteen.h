@@ -337,6 +337,14 @@ CN_EXTERN cn_app *cn_app_new(const cn_config *cfg);
 /*
  * Free the app and everything it owns (routes, connections, loop). Must not
  * be called while cn_app_run is running. NULL is allowed.
+ *
+ * The app's loop must close clean: a libuv handle still open on it then (a
+ * bug, in Canteen or in an extension that did not close its handles, see
+ * canteen/uv.h) is logged as an error, one line per handle with its type.
+ * In a Debug build of Canteen (NDEBUG not defined) the process then aborts,
+ * as a failed assert would; otherwise the app's memory, which holds the
+ * loop, is left allocated so that the open handle never points into freed
+ * memory.
  */
 CN_EXTERN void cn_app_free(cn_app *app);
 

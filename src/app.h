@@ -23,7 +23,8 @@ int cn__app_adopt(cn_app *app, void (*free_fn)(void *), void *p);
 bool cn__app_is_new(const cn_app *app);
 
 /* cn_app_free, returning uv_loop_close's result: 0, or UV_EBUSY when a
- * handle was left open (a leak the tests catch). */
+ * handle was left open (a leak the tests catch; each open handle is logged
+ * and the app's memory kept, as in cn_app_free, but this never aborts). */
 int cn__app_free_checked(cn_app *app);
 
 /*

@@ -1024,7 +1024,7 @@ static void parse_more(cn__conn *c, const char *data, size_t len)
     err = llhttp_execute(&c->parser, data, len);
     /* a chunk extension's value ended at a ';' that llhttp dropped
      * (on_chunk_ext_value_complete): give it back, then go on after it */
-    while (err == HPE_PAUSED && c->ext_semicolon) {
+    while (err == HPE_PAUSED && c->ext_semicolon && c->state != ST_CLOSED) {
         static const char semicolon[] = ";";
         const char *at = llhttp_get_error_pos(&c->parser);
         c->ext_semicolon = false;

@@ -163,10 +163,14 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
     cn__fetch *f = userp;
 
     (void)multi;
+    /* never act from inside this callback; and 0 ms becomes 1: before libuv
+     * 1.48 a 0 ms timer started from a timer callback (on_timeout) fires
+     * again in the same pass, so a curl asking for 0 again and again would
+     * keep the loop from polling (curl's multi-uv example does the same) */
     if (timeout_ms < 0)
         uv_timer_stop(&f->timer);
-    else /* never act from inside this callback: a 0 timeout fires next turn */
-        uv_timer_start(&f->timer, on_timeout, (uint64_t)timeout_ms, 0);
+    else
+        uv_timer_start(&f->timer, on_timeout, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0);
     return 0;
 }
 

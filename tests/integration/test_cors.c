@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app.h" /* cn__app_free_checked */
 #include "harness.h"
 
 static int ok(cn_req *req, cn_res *res)
@@ -251,7 +252,7 @@ static void test_bad_options(void **state)
     assert_int_equal(cn_app_cors(NULL, &explicit_opts), CN_EINVAL);
     assert_int_equal(cn_app_cors(app, &(cn_cors_opts){.allow_origin_regex = "(unclosed"}),
                      CN_EINVAL);
-    cn_app_free(app);
+    assert_int_equal(cn__app_free_checked(app), 0);
 }
 
 int main(void)

@@ -600,7 +600,7 @@ static void test_bad_declarations(void **state)
     assert_int_equal(cn_app_routes(app, NULL), CN_EINVAL);
     /* a refused route is not registered: the same spec can be added right */
     assert_int_equal(cn_app_route(app, "GET /a", search, NULL), 0);
-    cn_app_free(app);
+    assert_int_equal(cn__app_free_checked(app), 0);
 }
 
 int main(void)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app.h" /* cn__app_free_checked */
 #include "harness.h"
 
 /* the trace (h_trace): resolutions "+x", cleanups "-x" */
@@ -485,7 +486,7 @@ static void test_misuse(void **state)
     assert_null(cn_req_dep(NULL, "db"));
     assert_int_equal(cn_app_depends(app, NULL), CN_EINVAL);
     assert_int_equal(cn_app_depends(app, &no_resolve), CN_EINVAL);
-    cn_app_free(app);
+    assert_int_equal(cn__app_free_checked(app), 0);
 }
 
 int main(void)

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "demo.h"
+#include "app.h" /* cn__app_free_checked */
 #include "harness.h"
 #include "upstream.h"
 
@@ -311,7 +312,7 @@ static void up_stop(up_server *u)
         return;
     cn_app_stop(u->app);
     pthread_join(u->thread, NULL);
-    cn_app_free(u->app);
+    assert_int_equal(cn__app_free_checked(u->app), 0);
     free(u);
 }
 

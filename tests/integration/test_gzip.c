@@ -14,6 +14,7 @@
 
 #include <zlib.h>
 
+#include "app.h" /* cn__app_free_checked */
 #include "harness.h"
 
 /* n bytes of text that compresses: "line 17 of a compressible body\n" ... */
@@ -413,7 +414,7 @@ static void test_options(void **state)
     assert_int_equal(cn_app_gzip(app, &(cn_gzip_opts){.level = 10}), CN_EINVAL);
     assert_int_equal(cn_app_gzip(app, &(cn_gzip_opts){.level = -1}), CN_EINVAL);
     assert_int_equal(cn_app_gzip(NULL, NULL), CN_EINVAL);
-    cn_app_free(app);
+    assert_int_equal(cn__app_free_checked(app), 0);
 }
 
 int main(void)

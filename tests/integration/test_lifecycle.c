@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "app.h" /* cn__app_free_checked */
+#include "canteen/uv.h"
 #include "demo.h"
 #include "harness.h"
 
@@ -20,9 +22,50 @@ static int rt_stop(cn_req *req, cn_res *res)
     return rc < 0 ? rc : cn_res_text(res, 200, "stopping");
 }
 
+static bool tick_fired; /* loop thread only */
+
+static void free_tick(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    tick_fired = true;
+    uv_close((uv_handle_t *)t, free_tick);
+}
+
+/*
+ * cn_app_listen on a taken port (the app's own) while the app runs. A 0 ms
+ * timer started just before must not have fired by the time it returns:
+ * if it had, the failed listener's cleanup ran the loop from inside this
+ * handler, which libuv forbids. Answers "<error name> <loop ran or not>".
+ */
+static int rt_listen_taken(cn_req *req, cn_res *res)
+{
+    cn_app *app = cn_req_app(req);
+    uv_timer_t *t = malloc(sizeof(*t));
+    bool ran;
+    int rc, rc_name;
+
+    if (t == NULL)
+        return CN_ENOMEM;
+    tick_fired = false;
+    uv_timer_init(cn_app_loop(app), t);
+    uv_timer_start(t, on_tick, 0, 0);
+    rc = cn_app_listen(app, "127.0.0.1", cn_app_port(app));
+    /* on the loop thread a host name would block: numeric only, refused */
+    rc_name = cn_app_listen(app, "localhost", 0);
+    ran = tick_fired;
+    return cn_res_text(res, 200,
+                       cn_req_sprintf(req, "%s %s %s", cn_err_name(rc), cn_err_name(rc_name),
+                                      ran ? "loop-ran" : "loop-not-run"));
+}
+
 static int lifecycle_routes(cn_app *app, void *arg)
 {
     int rc = h_test_routes(app, arg);
+    rc = rc ? rc : cn_app_route(app, "GET /t/listen-taken", rt_listen_taken, NULL);
     return rc ? rc : cn_app_route(app, "GET /t/stop", rt_stop, NULL);
 }
 
@@ -188,7 +231,7 @@ static void child_run(void)
     cn_app_stop(cs.app);
     pthread_join(th, NULL);
     ok = ok && cs.rc == 0;
-    cn_app_free(cs.app);
+    assert_int_equal(cn__app_free_checked(cs.app), 0);
     _exit(ok ? 0 : 1);
 }
 
@@ -384,8 +427,51 @@ static void test_port_zero_and_errors(void **state)
         assert_true(fd >= 0);
         close(fd);
     }
-    cn_app_free(a); /* never ran: frees cleanly */
-    cn_app_free(b);
+    assert_int_equal(cn__app_free_checked(a), 0); /* never ran: frees cleanly */
+    assert_int_equal(cn__app_free_checked(b), 0);
+}
+
+/*
+ * A listen that fails while the app runs returns its error, leaves no
+ * handle behind (the teardown asserts the loop closes clean) and never runs
+ * the loop from inside the handler; the app goes on serving.
+ */
+static void test_listen_taken_while_running(void **state)
+{
+    h_server *s = start(state, NULL);
+    char *want = h_strf("%s %s loop-not-run", cn_err_name(CN_EADDRINUSE), cn_err_name(CN_EINVAL));
+
+    for (int i = 0; i < 3; i++) {
+        h_response r;
+        h_roundtrip(s, "GET /t/listen-taken HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, want);
+        h_response_free(&r);
+        h_assert_healthy(s);
+    }
+    free(want);
+}
+
+/*
+ * A handle left open on the app's loop is noticed (and logged): the loop
+ * does not close, and the app's memory is kept so that the handle does not
+ * point into freed memory; closing it afterwards lets the loop close.
+ */
+static void test_leaked_handle_is_noticed(void **state)
+{
+    cn_app *a = cn_app_new(NULL);
+    uv_timer_t t;
+    uv_loop_t *loop;
+
+    (void)state;
+    assert_non_null(a);
+    loop = cn_app_loop(a);
+    uv_timer_init(loop, &t);
+    assert_int_equal(cn__app_free_checked(a), UV_EBUSY);
+    uv_close((uv_handle_t *)&t, NULL);
+    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(loop), 0);
+    free(a); /* what cn_app_free kept */
 }
 
 /* A stop that comes before cn_app_run is not lost: run returns 0 at once. */
@@ -404,7 +490,7 @@ static void test_stop_before_run(void **state)
     assert_true(h_now_ms() - t0 < 1000);
     assert_int_equal(cn_app_stop(a), CN_ESTATE); /* stopped for good */
     assert_true(cn_app_run(a) < 0);
-    cn_app_free(a);
+    assert_int_equal(cn__app_free_checked(a), 0);
 }
 
 static void test_two_apps_side_by_side(void **state)
@@ -456,6 +542,8 @@ int main(void)
         cmocka_unit_test_teardown(test_stop_from_handler, h_teardown),
         cmocka_unit_test_teardown(test_ipv6_listener, h_teardown),
         cmocka_unit_test_teardown(test_port_zero_and_errors, h_teardown),
+        cmocka_unit_test_teardown(test_listen_taken_while_running, h_teardown),
+        cmocka_unit_test(test_leaked_handle_is_noticed),
         cmocka_unit_test_teardown(test_stop_before_run, h_teardown),
         cmocka_unit_test_teardown(test_two_apps_side_by_side, h_teardown),
         cmocka_unit_test_teardown(test_stats_counters, h_teardown),

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app.h" /* cn__app_free_checked */
 #include "harness.h"
 
 static atomic_int handler_runs;
@@ -471,7 +472,7 @@ static void test_registration(void **state)
     assert_int_equal(cn_app_use(NULL, "x", tracing, NULL), CN_EINVAL);
     assert_int_equal(cn_app_use(app, "x", NULL, NULL), CN_EINVAL);
     assert_int_equal(cn_app_use(app, NULL, tracing, "A"), 0);
-    cn_app_free(app);
+    assert_int_equal(cn__app_free_checked(app), 0);
 }
 
 int main(void)

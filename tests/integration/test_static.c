@@ -27,6 +27,7 @@
 
 #include "common.h"
 #include "batteries.h"
+#include "app.h" /* cn__app_free_checked */
 #include "harness.h"
 
 #define BIG_SIZE (8u * 1024 * 1024)
@@ -661,7 +662,7 @@ static void test_bad_mounts(void **state)
     assert_int_equal(cn_app_static(app, "/s", root, NULL), CN_EEXIST);
     assert_int_equal(cn_app_static(app, "", root, NULL), 0);
     free(file);
-    cn_app_free(app);
+    assert_int_equal(cn__app_free_checked(app), 0);
 }
 
 int main(void)
