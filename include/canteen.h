@@ -107,7 +107,8 @@ CN_EXTERN const char *cn_version_string(void);
     XX(HTTP, -5011, "an HTTP error response was set")                                              \
     XX(DB, -5012, "the database reported an error")                                                \
     XX(UNAVAILABLE, -5013, "service unavailable")                                                  \
-    XX(WORKERS, -5014, "workers keep failing at startup")
+    XX(WORKERS, -5014, "workers keep failing at startup")                                          \
+    XX(EXPIRED, -5015, "waited too long in the thread pool's queue")
 
 enum {
 #define CN__ERR_ENUM(name, value, msg) CN_E##name = (value),
@@ -220,6 +221,7 @@ typedef struct cn_res cn_res;
  *                                 cn_to_thread (FastAPI's default): blocking
  *                                 calls mostly wait, so threads are cheap;
  *                                 the 41st concurrent blocking call queues
+ *                                 (and one route's 21st: pool_route_share)
  *   pool_nice             10      workers run this much nicer than the loop
  *                                 thread, so CPU-bound jobs on a shared core
  *                                 cannot starve the loop; negative, or 0
@@ -249,6 +251,20 @@ typedef struct cn_res cn_res;
  *                                 Forwarded / X-Forwarded-For: addresses
  *                                 and CIDR ranges, comma-separated, or "*";
  *                                 NULL: nobody; copied
+ *   pool_queue_max        1024    pool jobs that may wait at once (for a
+ *                                 worker, or for their route's pool_limit);
+ *                                 past it a sync route answers 503 with
+ *                                 Retry-After, cn_to_thread and
+ *                                 cn_app_pool_submit return CN_EAGAIN
+ *   pool_queue_timeout_ms 10000   the longest a pool job may wait to start;
+ *                                 past it the job is dropped unrun: a sync
+ *                                 route answers 503 with Retry-After,
+ *                                 cn_to_thread returns CN_EEXPIRED
+ *   pool_route_share      50      percent of pool_threads that one route's
+ *                                 jobs may hold at once (rounded up, at
+ *                                 least 1): the default of cn_route_opts
+ *                                 .pool_limit, so that one busy route cannot
+ *                                 take every worker; 100: no such limit
  *
  * Fields not listed as taking 0 treat 0 as "the default" in both kinds of
  * config: none of them has a useful 0. New fields are added at the end.
@@ -277,6 +293,9 @@ typedef struct cn_config {
     unsigned worker_timeout_ms;
     const char *access_log_format;
     const char *forwarded_allow_ips;
+    unsigned pool_queue_max;
+    unsigned pool_queue_timeout_ms;
+    unsigned pool_route_share;
 } cn_config;
 
 /* The defaults cn_config_init writes (and 0.1-style configs get for 0). */
@@ -297,6 +316,9 @@ typedef struct cn_config {
 #define CN_DEFAULT_FETCH_MAX_BODY_BYTES (10 * 1024 * 1024)
 #define CN_DEFAULT_FETCH_TIMEOUT_MS 30000
 #define CN_DEFAULT_WORKER_TIMEOUT_MS 30000
+#define CN_DEFAULT_POOL_QUEUE_MAX 1024
+#define CN_DEFAULT_POOL_QUEUE_TIMEOUT_MS 10000
+#define CN_DEFAULT_POOL_ROUTE_SHARE 50
 
 /*
  * Fill *cfg with every default and record the struct's size, after which
@@ -324,6 +346,9 @@ static inline void cn_config_init(cn_config *cfg)
         .fetch_max_body_bytes = CN_DEFAULT_FETCH_MAX_BODY_BYTES,
         .fetch_timeout_ms = CN_DEFAULT_FETCH_TIMEOUT_MS,
         .worker_timeout_ms = CN_DEFAULT_WORKER_TIMEOUT_MS,
+        .pool_queue_max = CN_DEFAULT_POOL_QUEUE_MAX,
+        .pool_queue_timeout_ms = CN_DEFAULT_POOL_QUEUE_TIMEOUT_MS,
+        .pool_route_share = CN_DEFAULT_POOL_ROUTE_SHARE,
     };
 }
 
@@ -442,7 +467,15 @@ typedef struct cn_route_opts {
     const char *const *tags;          /* NULL-terminated */
     const cn_response_doc *responses; /* other responses, ended by status 0 */
     int hidden;                       /* 1: left out of the document */
-    void *reserved[8];
+    unsigned pool_limit;              /* at most this many of the route's pool
+                                       * jobs (its sync handler; its requests'
+                                       * cn_to_thread calls) queued or running
+                                       * at once; more wait their turn without
+                                       * holding a worker, within
+                                       * pool_queue_max and
+                                       * pool_queue_timeout_ms. 0: the app's
+                                       * pool_route_share of pool_threads */
+    void *reserved[7];
 } cn_route_opts;
 
 /*
@@ -583,7 +616,12 @@ typedef struct cn_pool_stats {
     double wait_ms_avg;   /* time jobs waited in the queue before a worker */
     double wait_ms_max;
     double wait_ms_sum;   /* the waits of all `started` jobs, added up */
-    uint64_t reserved[8]; /* room for new figures (0 for now) */
+    uint64_t rejected;    /* refused: pool_queue_max jobs were waiting */
+    uint64_t expired;     /* dropped unrun after pool_queue_timeout_ms */
+    uint64_t route_waits; /* jobs that waited for their route's pool_limit */
+    /* jobs waiting for their route's pool_limit now (not in queue_depth) */
+    uint64_t route_waiting;
+    uint64_t reserved[4]; /* room for new figures (0 for now) */
 } cn_pool_stats;
 
 /* Copy the pool's figures into *out. Any thread. */
@@ -1108,12 +1146,43 @@ CN_EXTERN int cn_wait_for(cn_task *t, int64_t timeout_ms);
  * (asyncio.to_thread): the way to call a blocking library from an async
  * handler. Returns fn's result. If the request is cancelled while the job
  * waits in the queue, the job is dropped and CN_ECANCELED returned; if it is
- * already running it cannot be stopped: the task waits for it, then gets
- * CN_ECANCELED. fn runs on another thread: it must not call awaitables
- * (they return CN_ENOTCORO there) nor touch the request's response.
- * Errors: CN_ENOTCORO, CN_ECANCELED, CN_EINVAL, CN_ESTATE (stopping).
+ * already running it cannot be stopped: cn_job_cancelled() turns 1 for it,
+ * and the task waits for it to return, then gets CN_ECANCELED. fn runs on
+ * another thread: it must not call awaitables (they return CN_ENOTCORO
+ * there) nor touch the request's response.
+ *
+ * The job counts against the pool_limit of the route whose request calls
+ * (cn_route_opts): over it, the job waits its turn without a worker. The
+ * pool refuses work it could not start in time: CN_EAGAIN when
+ * pool_queue_max jobs are waiting already, CN_EEXPIRED when the job waited
+ * longer than pool_queue_timeout_ms (fn did not run). A handler that
+ * returns either gets 503 with Retry-After; neither is logged (the
+ * canteen_pool_jobs_rejected_total and _expired_total metrics count them).
+ * Errors: CN_ENOTCORO, CN_ECANCELED, CN_EINVAL, CN_ESTATE (stopping),
+ * CN_EAGAIN, CN_EEXPIRED.
  */
 CN_EXTERN int cn_to_thread(cn_task_fn fn, void *arg);
+
+/*
+ * The cooperative cancellation check for code on the pool: a sync
+ * handler, a cn_to_thread function. 1 once the request it works for is
+ * cancelled (its client went away, or the graceful stop's deadline passed)
+ * or the app is being freed; 0 until then. A long job calls it between
+ * steps and returns early (CN_ECANCELED) when it turns 1: its answer would
+ * go nowhere, and its worker is wanted.
+ *
+ *     for (uint64_t i = 0; i < n; i++) {
+ *         if ((i & 0xfffff) == 0 && cn_job_cancelled())
+ *             return CN_ECANCELED;
+ *         ...
+ *     }
+ *
+ * In a coroutine it answers as cn_task_cancelled(); in a cn_app_pool_submit
+ * job, 1 only while the app is being freed. Cheap (a thread-local and an
+ * atomic load). Errors: CN_ESTATE on a thread that runs neither a pool job
+ * nor a coroutine.
+ */
+CN_EXTERN int cn_job_cancelled(void);
 
 /*
  * Run work(arg) on the app's thread pool, then done(arg, status) on the
@@ -1123,9 +1192,12 @@ CN_EXTERN int cn_to_thread(cn_task_fn fn, void *arg);
  * done, such as libpq's PQcancel). `status` is 0 when work ran, or
  * CN_ECANCELED when the app was freed before a worker took the job (work
  * did not run). done is always called exactly once when this returns 0,
- * never from inside this call; it owns `arg` from then on. work must not
- * touch loop objects. Any thread. Errors: CN_EINVAL (NULL app, work or
- * done), CN_ESTATE (the app is being freed), CN_ENOMEM.
+ * never from inside this call; it owns `arg` from then on. `status` is
+ * CN_EEXPIRED when the job waited longer than pool_queue_timeout_ms (work
+ * did not run). Such a job belongs to no route (no pool_limit). work must
+ * not touch loop objects. Any thread. Errors: CN_EINVAL (NULL app, work or
+ * done), CN_ESTATE (the app is being freed), CN_EAGAIN (pool_queue_max
+ * jobs are waiting), CN_ENOMEM.
  */
 CN_EXTERN int cn_app_pool_submit(cn_app *app, void (*work)(void *arg),
                                  void (*done)(void *arg, int status), void *arg);

@@ -132,6 +132,9 @@ static void config_from(cn_config *c, const cn_config *in)
     DEF(fetch_max_host_conns, CN_DEFAULT_FETCH_MAX_HOST_CONNS);
     DEF(fetch_max_body_bytes, CN_DEFAULT_FETCH_MAX_BODY_BYTES);
     DEF(fetch_timeout_ms, CN_DEFAULT_FETCH_TIMEOUT_MS);
+    DEF(pool_queue_max, CN_DEFAULT_POOL_QUEUE_MAX);
+    DEF(pool_queue_timeout_ms, CN_DEFAULT_POOL_QUEUE_TIMEOUT_MS);
+    DEF(pool_route_share, CN_DEFAULT_POOL_ROUTE_SHARE);
     if (!zero_is_value) {
         DEF(worker_timeout_ms, CN_DEFAULT_WORKER_TIMEOUT_MS);
         /* Canteen 0.1's rule: 0 is the default here too */
@@ -143,6 +146,20 @@ static void config_from(cn_config *c, const cn_config *in)
 #undef DEF
     if (c->pool_nice < 0)
         c->pool_nice = 0;
+    if (c->pool_route_share > 100)
+        c->pool_route_share = 100;
+}
+
+/* A route's pool_limit when it leaves it 0: its share of the workers,
+ * rounded up, at least one; 0 (no lane) when the share is the whole pool. */
+static unsigned default_pool_limit(const cn_config *c)
+{
+    unsigned n;
+
+    if (c->pool_route_share >= 100)
+        return 0;
+    n = (unsigned)(((uint64_t)c->pool_threads * c->pool_route_share + 99) / 100);
+    return n > 0 ? n : 1;
 }
 
 unsigned cn_version(void)
@@ -275,6 +292,7 @@ cn_app *cn_app_new(const cn_config *cfg)
         free_parts(app);
         return NULL;
     }
+    cn__pool_set_limits(app->pool, app->cfg.pool_queue_max, app->cfg.pool_queue_timeout_ms);
     cn__sched_set_ext(app->sched, CN__EXT_POOL, app->pool);
     cn__sched_set_ext(app->sched, CN__EXT_FETCH, app->fetch);
     cn__sched_set_ext(app->sched, CN__EXT_FDWAIT, app->fdwait);
@@ -383,6 +401,8 @@ int cn__app_add_route(cn_app *app, const char *spec, cn_handler fn, void *data,
         o.mode = CN_ROUTE_ASYNC;
     if (o.stack_size == 0)
         o.stack_size = app->cfg.stack_size;
+    if (o.pool_limit == 0)
+        o.pool_limit = default_pool_limit(&app->cfg);
     return cn__router_add(app->router, spec, fn, data, &o, chain);
 }
 

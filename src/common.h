@@ -39,6 +39,18 @@ static inline void cn__list_remove(cn__list *n)
     n->prev = n->next = n;
 }
 
+/*
+ * A route's lane on the thread pool (pool.h): at most `limit` of its jobs
+ * are in the pool's queue or running at once; the rest wait in `waiting`,
+ * holding no worker. The pool's lock guards every field but `limit`; a
+ * route owns its lane (router.c), the pool only borrows it.
+ */
+typedef struct cn__lane {
+    unsigned limit;
+    unsigned inflight;
+    cn__list waiting;
+} cn__lane;
+
 /* Logging to stderr with a timestamp and a level word. */
 enum { CN__LOG_ERROR = 0, CN__LOG_WARN = 1, CN__LOG_INFO = 2 };
 void cn__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -170,10 +170,12 @@ static void log_failure(const run *r, const char *what, const char *name, int rc
                name ? name : "", name ? "'" : "", cn_err_name(rc), cn_strerror(rc), outcome);
 }
 
-/* Codes that are answers, not failures to log. */
+/* Codes that are answers, not failures to log: a bad body, and the pool
+ * turning work away under load (counted in its figures; a line per 503
+ * would flood the log just when the server is busiest). */
 static bool quiet(int rc)
 {
-    return rc == CN_EBADJSON || rc == CN_EJSONDEPTH;
+    return rc == CN_EBADJSON || rc == CN_EJSONDEPTH || rc == CN_EAGAIN || rc == CN_EEXPIRED;
 }
 
 /*
@@ -458,6 +460,7 @@ void cn__dispatch_request(cn__dispatch *d, cn_req *req)
                                      .label = r->label,
                                      .stack_size = st == 0 ? req->match.route->opts.stack_size : 0,
                                      .req = req,
+                                     .lane = st == 0 ? req->match.route->lane : NULL,
                                      .done = run_done,
                                      .done_arg = r},
                          &req->task);

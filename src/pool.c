@@ -16,25 +16,40 @@
 #include "pool.h"
 #include "scheduler.h"
 
-enum { JOB_QUEUED = 1, JOB_RUNNING, JOB_DONE };
+enum { JOB_QUEUED = 1, JOB_HELD, JOB_RUNNING, JOB_DONE };
+
+/* The loop's timer for expired jobs: idle, asked for (by a submit on any
+ * thread, through the wake-up), armed. Under mu. */
+enum { SWEEP_IDLE, SWEEP_WANTED, SWEEP_ARMED };
 
 struct cn__pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    cn__list queue; /* waiting jobs, FIFO */
+    cn__list queue; /* waiting for a worker, FIFO */
+    cn__list aged;  /* every waiting job (queued or held in a lane), oldest first */
     cn__list done;  /* finished or dropped, for the loop */
     uv_async_t wake;
+    uv_timer_t sweep; /* drops jobs past the queue timeout (loop thread) */
+    int sweep_state;
+    unsigned open_handles;
     pthread_t *threads;
     unsigned nthreads;     /* started */
     unsigned want_threads; /* to start (cn__pool_start) */
     int nice_delta;
     bool stopping;
+    atomic_bool freeing; /* cn_job_cancelled: the app is being freed */
+    uint64_t queue_max;  /* waiting jobs at most (0: no bound) */
+    uint64_t timeout_ns; /* longest wait before a worker (0: none) */
     /* figures (under mu) */
     unsigned busy;
-    uint64_t depth;
-    uint64_t queued, completed, cancelled;
+    uint64_t depth, held; /* waiting in the queue, in lanes */
+    uint64_t queued, completed, cancelled, rejected, expired, route_waits;
     uint64_t wait_ns_total, wait_ns_max;
 };
+
+/* The job the calling worker runs, for cn_job_cancelled. */
+static _Thread_local cn__job *current_job;
+static _Thread_local cn__pool *current_pool;
 
 static uint64_t now_ns(void)
 {
@@ -42,6 +57,64 @@ static uint64_t now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+/* ---- waiting jobs (all under mu) ---- */
+
+static void enqueue(cn__pool *p, cn__job *j)
+{
+    j->state = JOB_QUEUED;
+    cn__list_push(&p->queue, &j->link);
+    p->depth++;
+    pthread_cond_signal(&p->cv);
+}
+
+/* One of the lane's jobs left the pool: the next one held there goes in. */
+static void lane_release(cn__pool *p, cn__lane *lane)
+{
+    if (lane == NULL)
+        return;
+    lane->inflight--;
+    if (!cn__list_empty(&lane->waiting) && lane->inflight < lane->limit) {
+        cn__job *j = CN__CONTAINER_OF(lane->waiting.next, cn__job, link);
+        cn__list_remove(&j->link);
+        p->held--;
+        lane->inflight++;
+        enqueue(p, j);
+    }
+}
+
+/* Take a waiting job out of wherever it waits, and out of `aged`. */
+static void unwait(cn__pool *p, cn__job *j)
+{
+    cn__list_remove(&j->link);
+    cn__list_remove(&j->age);
+    if (j->state == JOB_QUEUED) {
+        p->depth--;
+        lane_release(p, j->lane);
+    } else {
+        p->held--;
+    }
+}
+
+/* Finish a job without running it: done(status) follows from the loop. */
+static void drop(cn__pool *p, cn__job *j, int status)
+{
+    unwait(p, j);
+    j->state = JOB_DONE;
+    j->status = status;
+    if (status == CN_EEXPIRED)
+        p->expired++;
+    else
+        p->cancelled++;
+    cn__list_push(&p->done, &j->link);
+}
+
+static bool expired(const cn__pool *p, const cn__job *j, uint64_t now)
+{
+    return p->timeout_ns && now - j->queued_ns >= p->timeout_ns;
+}
+
+/* ---- workers ---- */
 
 static void *worker(void *arg)
 {
@@ -51,6 +124,7 @@ static void *worker(void *arg)
     if (p->nice_delta)
         setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
                     getpriority(PRIO_PROCESS, 0) + p->nice_delta);
+    current_pool = p;
     pthread_mutex_lock(&p->mu);
     for (;;) {
         cn__job *j;
@@ -61,7 +135,14 @@ static void *worker(void *arg)
         if (p->stopping)
             break;
         j = CN__CONTAINER_OF(p->queue.next, cn__job, link);
+        if (expired(p, j, now_ns())) {
+            /* the sweep timer has not come round to it yet: same outcome */
+            drop(p, j, CN_EEXPIRED);
+            uv_async_send(&p->wake);
+            continue;
+        }
         cn__list_remove(&j->link);
+        cn__list_remove(&j->age);
         p->depth--;
         j->state = JOB_RUNNING;
         j->started_ns = now_ns();
@@ -72,11 +153,14 @@ static void *worker(void *arg)
         p->busy++;
         pthread_mutex_unlock(&p->mu);
 
+        current_job = j;
         j->work(j);
+        current_job = NULL;
 
         pthread_mutex_lock(&p->mu);
         p->busy--;
         p->completed++;
+        lane_release(p, j->lane);
         j->state = JOB_DONE;
         j->status = 0;
         cn__list_push(&p->done, &j->link);
@@ -86,12 +170,58 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static void on_wake(uv_async_t *a)
+/* ---- the loop side ---- */
+
+static void deliver(cn__pool *p);
+
+static void on_sweep(uv_timer_t *t);
+
+/* Arm the sweep for the oldest waiting job's deadline, or let it idle.
+ * Under mu, on the loop thread. */
+static void sweep_start(cn__pool *p)
 {
-    cn__pool *p = a->data;
+    cn__job *oldest;
+    uint64_t now, due, ms;
+
+    if (p->timeout_ns == 0 || cn__list_empty(&p->aged) || p->stopping) {
+        if (p->sweep_state == SWEEP_ARMED)
+            uv_timer_stop(&p->sweep);
+        p->sweep_state = SWEEP_IDLE;
+        return;
+    }
+    oldest = CN__CONTAINER_OF(p->aged.next, cn__job, age);
+    now = now_ns();
+    due = oldest->queued_ns + p->timeout_ns;
+    /* whole milliseconds, rounded up: never early */
+    ms = due > now ? (due - now + 999999) / 1000000 : 0;
+    p->sweep_state = SWEEP_ARMED;
+    uv_timer_start(&p->sweep, on_sweep, ms, 0);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    cn__pool *p = t->data;
+    uint64_t now = now_ns();
+
+    pthread_mutex_lock(&p->mu);
+    /* oldest first: stop at the first one still in time */
+    while (!cn__list_empty(&p->aged)) {
+        cn__job *j = CN__CONTAINER_OF(p->aged.next, cn__job, age);
+        if (!expired(p, j, now))
+            break;
+        drop(p, j, CN_EEXPIRED);
+    }
+    p->sweep_state = SWEEP_IDLE;
+    sweep_start(p);
+    pthread_mutex_unlock(&p->mu);
+    deliver(p);
+}
+
+/* Run the done callbacks of everything finished so far, in one go. */
+static void deliver(cn__pool *p)
+{
     cn__list batch;
 
-    /* take everything finished so far in one go: sends coalesce */
     cn__list_init(&batch);
     pthread_mutex_lock(&p->mu);
     if (!cn__list_empty(&p->done)) {
@@ -109,6 +239,18 @@ static void on_wake(uv_async_t *a)
     }
 }
 
+static void on_wake(uv_async_t *a)
+{
+    cn__pool *p = a->data;
+
+    pthread_mutex_lock(&p->mu);
+    if (p->sweep_state == SWEEP_WANTED)
+        sweep_start(p);
+    pthread_mutex_unlock(&p->mu);
+    /* sends coalesce: take everything finished so far */
+    deliver(p);
+}
+
 cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta)
 {
     cn__pool *p = calloc(1, sizeof(*p));
@@ -123,14 +265,26 @@ cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     cn__list_init(&p->queue);
+    cn__list_init(&p->aged);
     cn__list_init(&p->done);
     p->nice_delta = nice_delta;
     p->want_threads = threads;
     uv_async_init(loop, &p->wake, on_wake);
-    p->wake.data = p;
+    uv_timer_init(loop, &p->sweep);
+    p->wake.data = p->sweep.data = p;
+    p->open_handles = 2;
     /* the pool alone must not keep the loop running */
     uv_unref((uv_handle_t *)&p->wake);
+    uv_unref((uv_handle_t *)&p->sweep);
     return p;
+}
+
+void cn__pool_set_limits(cn__pool *p, unsigned queue_max, unsigned timeout_ms)
+{
+    pthread_mutex_lock(&p->mu);
+    p->queue_max = queue_max;
+    p->timeout_ns = (uint64_t)timeout_ms * 1000000u;
+    pthread_mutex_unlock(&p->mu);
 }
 
 int cn__pool_start(cn__pool *p)
@@ -145,18 +299,22 @@ int cn__pool_start(cn__pool *p)
     return p->nthreads > 0 ? 0 : CN_EAGAIN;
 }
 
-static void free_after_close(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
-    free(h->data);
+    cn__pool *p = h->data;
+
+    if (--p->open_handles == 0)
+        free(p);
 }
 
 static void loop_job_work(cn__job *j);
-static void finish_loop_jobs(cn__list *list, bool ran);
+static void finish_loop_jobs(cn__list *list, bool ran, bool by_age);
 
 void cn__pool_free(cn__pool *p)
 {
     if (p == NULL)
         return;
+    atomic_store(&p->freeing, true);
     pthread_mutex_lock(&p->mu);
     p->stopping = true;
     pthread_cond_broadcast(&p->cv);
@@ -165,17 +323,21 @@ void cn__pool_free(cn__pool *p)
         pthread_join(p->threads[i], NULL);
     /* cn_app_pool_submit promises its done callback: give it to the jobs
      * finished too late for the loop and to those no worker took */
-    finish_loop_jobs(&p->done, true);
-    finish_loop_jobs(&p->queue, false);
+    finish_loop_jobs(&p->done, true, false);
+    finish_loop_jobs(&p->aged, false, true);
     free(p->threads);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
-    /* the app runs the loop once more to deliver this close */
-    uv_close((uv_handle_t *)&p->wake, free_after_close);
+    /* the app runs the loop once more to deliver these closes */
+    uv_close((uv_handle_t *)&p->sweep, on_handle_closed);
+    uv_close((uv_handle_t *)&p->wake, on_handle_closed);
 }
 
 int cn__pool_submit(cn__pool *p, cn__job *j)
 {
+    cn__lane *lane = j->lane;
+    bool wake_loop = false;
+
     /* a pool used before cn__pool_start (the unit tests) starts here */
     if (p->nthreads == 0 && cn__pool_start(p) < 0)
         return CN_EAGAIN;
@@ -184,14 +346,35 @@ int cn__pool_submit(cn__pool *p, cn__job *j)
         pthread_mutex_unlock(&p->mu);
         return CN_ESTATE;
     }
-    j->state = JOB_QUEUED;
+    if (p->queue_max && p->depth + p->held >= p->queue_max) {
+        p->rejected++;
+        pthread_mutex_unlock(&p->mu);
+        return CN_EAGAIN;
+    }
     j->queued_ns = now_ns();
     j->started_ns = 0;
-    cn__list_push(&p->queue, &j->link);
-    p->depth++;
+    j->status = 0;
+    atomic_store(&j->cancelled, 0);
+    cn__list_push(&p->aged, &j->age);
     p->queued++;
-    pthread_cond_signal(&p->cv);
+    if (lane && lane->inflight >= lane->limit) {
+        j->state = JOB_HELD;
+        cn__list_push(&lane->waiting, &j->link);
+        p->held++;
+        p->route_waits++;
+    } else {
+        if (lane)
+            lane->inflight++;
+        enqueue(p, j);
+    }
+    /* the loop's sweep must know of a deadline: ask for it once */
+    if (p->timeout_ns && p->sweep_state == SWEEP_IDLE) {
+        p->sweep_state = SWEEP_WANTED;
+        wake_loop = true;
+    }
     pthread_mutex_unlock(&p->mu);
+    if (wake_loop)
+        uv_async_send(&p->wake);
     return 0;
 }
 
@@ -202,17 +385,14 @@ int cn__pool_cancel(cn__pool *p, cn__job *j)
     pthread_mutex_lock(&p->mu);
     switch (j->state) {
     case JOB_QUEUED:
-        cn__list_remove(&j->link);
-        p->depth--;
-        j->state = JOB_DONE;
-        j->status = CN_ECANCELED;
-        p->cancelled++;
+    case JOB_HELD:
         /* its done callback runs from the loop, like any other */
-        cn__list_push(&p->done, &j->link);
+        drop(p, j, CN_ECANCELED);
         uv_async_send(&p->wake);
         rc = 0;
         break;
     case JOB_RUNNING:
+        atomic_store(&j->cancelled, 1);
         rc = CN_EBUSY;
         break;
     default:
@@ -236,6 +416,10 @@ void cn__pool_stats(cn__pool *p, cn_pool_stats *out)
     out->wait_ms_sum = (double)p->wait_ns_total / 1e6;
     out->wait_ms_avg = out->started ? out->wait_ms_sum / (double)out->started : 0.0;
     out->wait_ms_max = (double)p->wait_ns_max / 1e6;
+    out->rejected = p->rejected;
+    out->expired = p->expired;
+    out->route_waits = p->route_waits;
+    out->route_waiting = p->held;
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -292,6 +476,7 @@ int cn_to_thread(cn_task_fn fn, void *arg)
     tc.task = t;
     tc.job.work = call_work;
     tc.job.done = call_done;
+    tc.job.lane = cn__task_lane(t); /* its route's share of the pool */
     rc = cn__pool_submit(p, &tc.job);
     if (rc < 0)
         return rc;
@@ -327,16 +512,20 @@ static void loop_job_done(cn__job *j, int status)
     done(arg, status);
 }
 
-static void finish_loop_jobs(cn__list *list, bool ran)
+/* Complete the cn_app_pool_submit jobs on a list (linked by `link`, or by
+ * `age` for the waiting ones) at free time. */
+static void finish_loop_jobs(cn__list *list, bool ran, bool by_age)
 {
     cn__list *it, *next;
 
     for (it = list->next; it != list; it = next) {
-        cn__job *j = CN__CONTAINER_OF(it, cn__job, link);
+        cn__job *j =
+            by_age ? CN__CONTAINER_OF(it, cn__job, age) : CN__CONTAINER_OF(it, cn__job, link);
         next = it->next;
         if (j->work != loop_job_work)
             continue;
         cn__list_remove(&j->link);
+        cn__list_remove(&j->age);
         loop_job_done(j, ran ? j->status : CN_ECANCELED);
     }
 }
@@ -361,4 +550,19 @@ int cn__pool_submit_fn(cn__pool *p, void (*work)(void *arg), void (*done)(void *
     if (rc < 0)
         free(lj);
     return rc;
+}
+
+/* ---- the cooperative check ---- */
+
+int cn_job_cancelled(void)
+{
+    cn__job *j = current_job;
+    cn__task *t;
+
+    if (j != NULL)
+        return atomic_load(&j->cancelled) || atomic_load(&current_pool->freeing);
+    t = cn__task_current();
+    if (t != NULL)
+        return cn__task_is_cancelled(t) ? 1 : 0;
+    return CN_ESTATE;
 }

@@ -7,6 +7,7 @@
 #ifndef CN_POOL_H
 #define CN_POOL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -17,12 +18,18 @@ typedef struct cn__pool cn__pool;
 typedef struct cn__job cn__job;
 
 struct cn__job {
-    cn__list link;
-    void (*work)(cn__job *j);           /* on a worker thread */
-    void (*done)(cn__job *j, int status); /* on the loop: 0, or CN_ECANCELED if dropped */
+    cn__list link;                        /* in the queue, a lane or the done list */
+    cn__list age;                         /* waiting jobs, oldest first (private) */
+    void (*work)(cn__job *j);             /* on a worker thread */
+    void (*done)(cn__job *j, int status); /* on the loop: 0, or CN_ECANCELED if
+                                           * dropped, CN_EEXPIRED if it waited
+                                           * past the queue timeout */
+    cn__lane *lane;                       /* its route's lane, or NULL (set
+                                           * before submit) */
     uint64_t queued_ns, started_ns;
     int state; /* private to the pool */
     int status;
+    atomic_int cancelled; /* set while it runs: cn_job_cancelled() */
 };
 
 /*
@@ -41,14 +48,31 @@ int cn__pool_start(cn__pool *p);
  * CN_ECANCELED, on this thread, before it returns. */
 void cn__pool_free(cn__pool *p);
 
-/* Queue a job (FIFO). 0, CN_ESTATE when the pool is stopping, CN_EAGAIN
- * when its threads could not be started. */
+/*
+ * The pool's bounds: at most queue_max jobs waiting at once (in the queue
+ * and in lanes; 0: no bound), and at most timeout_ms waiting before a
+ * worker takes a job (0: no limit); a job past it is dropped unrun and
+ * done with CN_EEXPIRED, within a few ms of its deadline even while every
+ * worker is busy (a loop timer). A new pool has neither. Loop thread,
+ * before the first submit.
+ */
+void cn__pool_set_limits(cn__pool *p, unsigned queue_max, unsigned timeout_ms);
+
+/*
+ * Queue a job (FIFO). With j->lane set, a lane at its limit keeps the job
+ * waiting in the lane (no worker held) until one of the lane's jobs ends.
+ * 0, CN_ESTATE when the pool is stopping, CN_EAGAIN when queue_max jobs
+ * are waiting already (it is not queued; counted as rejected) or when the
+ * threads could not be started. Any thread.
+ */
 int cn__pool_submit(cn__pool *p, cn__job *j);
 
 /*
- * Drop a queued job: its done callback then runs with CN_ECANCELED from a
- * later loop callback, and returns 0. CN_EBUSY if it is already running
- * (it cannot be stopped: done follows when it ends); CN_ENOENT if done.
+ * Drop a waiting job (queued, or held in its lane): its done callback then
+ * runs with CN_ECANCELED from a later loop callback, and returns 0.
+ * CN_EBUSY if it is already running (it cannot be stopped, but its
+ * `cancelled` flag is set for cn_job_cancelled: done follows when it
+ * ends); CN_ENOENT if done.
  */
 int cn__pool_cancel(cn__pool *p, cn__job *j);
 

@@ -111,12 +111,26 @@ static const sample samples[] = {
     {"canteen_pool_jobs_completed_total", "counter", "Jobs that ran to their end.", NULL,
      U64(pool.completed)},
     {"canteen_pool_jobs_cancelled_total", "counter",
-     "Queued jobs dropped before a worker took them (their request went away).", NULL,
+     "Waiting jobs dropped before a worker took them (their request went away).", NULL,
      U64(pool.cancelled)},
     {"canteen_pool_queue_wait_seconds", "summary", WAIT_HELP, NULL, SUM_MS(pool.wait_ms_sum)},
     {"canteen_pool_queue_wait_seconds", "summary", WAIT_HELP, NULL, COUNT(pool.started)},
     {"canteen_pool_queue_wait_max_seconds", "gauge",
      "The longest a job waited in the queue since start.", NULL, MS(pool.wait_ms_max)},
+    {"canteen_pool_jobs_rejected_total", "counter",
+     "Jobs refused because pool_queue_max jobs were waiting (a sync route answered 503).", NULL,
+     U64(pool.rejected)},
+    {"canteen_pool_jobs_expired_total", "counter",
+     "Jobs dropped unrun after waiting longer than pool_queue_timeout_ms (a sync route answered "
+     "503).",
+     NULL, U64(pool.expired)},
+    {"canteen_pool_route_waits_total", "counter",
+     "Jobs that waited for their route's pool_limit before they could queue for a worker.", NULL,
+     U64(pool.route_waits)},
+    {"canteen_pool_jobs_route_waiting", "gauge",
+     "Jobs waiting for their route's pool_limit now, holding no worker (not in "
+     "canteen_pool_jobs_queued).",
+     NULL, U64(pool.route_waiting)},
 
     /* the event loop */
     {"canteen_loop_lag_seconds", "gauge",

@@ -365,6 +365,12 @@ int cn__res_from_error(cn_res *res, int err, unsigned keep)
     case CN_EUNAVAILABLE:
         /* a dependency (a database pool) cannot serve now: try again later */
         return cn_res_error(res, 503, NULL);
+    case CN_EAGAIN:
+    case CN_EEXPIRED:
+        /* the thread pool's queue is full, or the job waited past its
+         * limit: the server is busy, the client may come back */
+        cn_res_header(res, "Retry-After", "1");
+        return cn_res_error(res, 503, NULL);
     default:
         return cn_res_error(res, 500, NULL);
     }

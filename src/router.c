@@ -182,6 +182,7 @@ static void node_free(rnode *n)
         cn__decl_free(r);
         free_query_decl(r->query);
         free_doc(&r->opts);
+        free(r->lane);
         free(r->spec);
         free(r->label);
         free(r);
@@ -337,6 +338,13 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
     if (copy_doc(&rt->opts) < 0)
         goto fail;
     rt->chain = chain;
+    if (rt->opts.pool_limit > 0) {
+        rt->lane = calloc(1, sizeof(*rt->lane));
+        if (rt->lane == NULL)
+            goto fail;
+        rt->lane->limit = rt->opts.pool_limit;
+        cn__list_init(&rt->lane->waiting);
+    }
 
     /* walk "/a/{b:int}/c"; the root path "/" has one empty segment */
     p = rt->pattern + 1; /* the path, without a "?..." shorthand */
@@ -403,6 +411,7 @@ int cn__router_add(cn__router *r, const char *spec, cn_handler fn, void *data,
 fail:
     /* nodes created on the way stay (empty); they never match a method */
     free_doc(&rt->opts);
+    free(rt->lane);
     free_query_decl(rt->query);
     for (unsigned i = 0; i < rt->nparams; i++)
         free(rt->param_names[i]);

@@ -7,6 +7,7 @@
 
 #include "arena.h"
 #include "canteen.h"
+#include "common.h"
 
 /* Methods a route can be registered for (bit positions of an Allow mask). */
 enum {
@@ -55,6 +56,7 @@ typedef struct cn__route {
     cn_handler fn;
     void *data;
     cn_route_opts opts;
+    cn__lane *lane;         /* its share of the pool (opts.pool_limit; 0: none) */
     const cn__chain *chain; /* its router's, or NULL (a route of the app) */
     struct cn__decl *decl;  /* its declarations, prepared (validate.c), or NULL */
     cn_field *query;        /* "?limit:int=10" in the spec: query parameters it

@@ -239,6 +239,8 @@ static void merge_defaults(cn_route_opts *o, const cn_route_opts *dflt)
         o->mode = dflt->mode;
     if (o->stack_size == 0)
         o->stack_size = dflt->stack_size;
+    if (o->pool_limit == 0)
+        o->pool_limit = dflt->pool_limit;
 }
 
 static int register_router(cn_app *app, cn_router *r, const char *above_prefix,

@@ -36,6 +36,7 @@ struct cn_task {
     cn__sched *s;
     cn__coro *coro;
     cn_req *req;
+    struct cn__lane *lane; /* its route's lane on the pool, or NULL */
     cn__task *parent;
     cn__list children; /* not yet freed */
     cn__list sibling;
@@ -227,6 +228,7 @@ static int task_new(cn__sched *s, cn__task *parent, size_t stack_size, cn__task 
     if (parent) {
         t->parent = parent;
         t->req = parent->req;
+        t->lane = parent->lane;
         t->label = parent->label;
         cn__list_push(&parent->children, &t->sibling);
         if (parent->cancelled)
@@ -327,6 +329,7 @@ int cn__sched_start(cn__sched *s, const cn__root *r, cn__task **out)
     t->fn = r->fn;
     t->arg = r->arg;
     t->req = r->req;
+    t->lane = r->lane;
     t->label = r->label;
     t->done = r->done;
     t->done_arg = r->done_arg;
@@ -376,6 +379,11 @@ uv_loop_t *cn__task_loop(const cn__task *t)
 cn_req *cn__task_req(const cn__task *t)
 {
     return t->req;
+}
+
+struct cn__lane *cn__task_lane(const cn__task *t)
+{
+    return t->lane;
 }
 
 const char *cn__task_label(const cn__task *t)

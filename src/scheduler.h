@@ -43,10 +43,12 @@ void cn__sched_free(cn__sched *s);
 typedef struct cn__root {
     cn_task_fn fn;
     void *arg;
-    const char *label; /* "GET /users/{id}", for logs; kept, not copied */
-    size_t stack_size; /* 0: cn_config.stack_size */
-    cn_req *req;       /* what cn__task_req answers (may be NULL); opaque here */
-    cn__done_cb done;  /* may be NULL */
+    const char *label;     /* "GET /users/{id}", for logs; kept, not copied */
+    size_t stack_size;     /* 0: cn_config.stack_size */
+    cn_req *req;           /* what cn__task_req answers (may be NULL); opaque here */
+    struct cn__lane *lane; /* the pool lane of its jobs (cn_to_thread), or
+                            * NULL; children inherit it; opaque here */
+    cn__done_cb done;      /* may be NULL */
     void *done_arg;
 } cn__root;
 
@@ -73,6 +75,7 @@ cn__task *cn__task_current(void);
 /* The loop, the request and the label ("GET /x") of a task. */
 uv_loop_t *cn__task_loop(const cn__task *t);
 cn_req *cn__task_req(const cn__task *t);
+struct cn__lane *cn__task_lane(const cn__task *t);
 const char *cn__task_label(const cn__task *t);
 int cn__task_is_cancelled(const cn__task *t);
 

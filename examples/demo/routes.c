@@ -216,25 +216,61 @@ static int sync_data(cn_req *req, cn_res *res)
     return sum_json(res, "sync", 10000000, demo_sum(10000000));
 }
 
+/* The most work one request may ask of the pool: a client must not be
+ * able to hold a worker for minutes (the pool's own limits bound how many
+ * it may hold). */
+#define CPU_MAX_N 2000000000LL /* about a second or two of one core */
+#define POOL_MAX_MS 10000
+
+/* demo_sum in slices, looking between them whether the client is still
+ * there: returns -1 once the request is cancelled (nobody waits for the
+ * sum any more, and the worker is wanted). */
+static int sum_cancellable(uint64_t n, uint64_t *out)
+{
+    enum { SLICE = 1 << 22 }; /* a few ms of work between looks */
+    uint64_t s = 0;
+
+    for (uint64_t i = 0; i < n;) {
+        uint64_t end = n - i > SLICE ? i + SLICE : n;
+        if (cn_job_cancelled() == 1)
+            return -1;
+        for (; i < end; i++) {
+            s += i;
+            __asm__ volatile("" : "+r"(s)::"memory");
+        }
+    }
+    *out = s;
+    return 0;
+}
+
 /* GET /cpu/{n:int}: the sum of 0..n-1 on the pool */
 static int cpu(cn_req *req, cn_res *res)
 {
     int64_t n;
+    uint64_t sum;
 
     cn_req_param_int(req, "n", &n);
-    if (n < 0 || n > 10000000000LL)
-        return cn_res_error(res, 422, "n must be between 0 and 10^10");
-    return sum_json(res, "sync", (uint64_t)n, demo_sum((uint64_t)n));
+    if (n < 0 || n > CPU_MAX_N)
+        return cn_res_error(res, 422, "n must be between 0 and 2*10^9");
+    if (sum_cancellable((uint64_t)n, &sum) < 0)
+        return CN_ECANCELED; /* the client left: no answer to send */
+    return sum_json(res, "sync", (uint64_t)n, sum);
+}
+
+static int ms_param_max(cn_req *req, cn_res *res, int64_t *ms, int64_t max)
+{
+    cn_req_param_int(req, "ms", ms);
+    if (*ms < 0 || *ms > max) {
+        cn_res_error(res, 422,
+                     cn_req_sprintf(req, "ms must be between 0 and %lld", (long long)max));
+        return -1;
+    }
+    return 0;
 }
 
 static int ms_param(cn_req *req, cn_res *res, int64_t *ms)
 {
-    cn_req_param_int(req, "ms", ms);
-    if (*ms < 0 || *ms > 60000) {
-        cn_res_error(res, 422, "ms must be between 0 and 60000");
-        return -1;
-    }
-    return 0;
+    return ms_param_max(req, res, ms, POOL_MAX_MS);
 }
 
 /* A blocking sleep, like time.sleep: the calling thread does nothing else. */
@@ -243,6 +279,20 @@ static void block_ms(int64_t ms)
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0)
         ;
+}
+
+/* The same on the pool, in 10 ms slices with a look in between at whether
+ * the client is still there: -1 once the request is cancelled. */
+static int block_ms_cancellable(int64_t ms)
+{
+    enum { SLICE_MS = 10 };
+
+    for (int64_t left = ms; left > 0; left -= SLICE_MS) {
+        if (cn_job_cancelled() == 1)
+            return -1;
+        block_ms(left < SLICE_MS ? left : SLICE_MS);
+    }
+    return 0;
 }
 
 static int slept_json(cn_res *res, int64_t ms)
@@ -259,15 +309,15 @@ static int sync_sleep(cn_req *req, cn_res *res)
 
     if (ms_param(req, res, &ms) < 0)
         return 0;
-    block_ms(ms);
+    if (block_ms_cancellable(ms) < 0)
+        return CN_ECANCELED;
     return slept_json(res, ms);
 }
 
 static int blocking_sleep(void *arg)
 {
     int64_t ms = *(int64_t *)arg;
-    block_ms(ms);
-    return 0;
+    return block_ms_cancellable(ms) < 0 ? CN_ECANCELED : 0;
 }
 
 /* GET /to-thread/{ms:int}: an async route hands a blocking call to the pool */
@@ -289,7 +339,7 @@ static int trap_blocking(cn_req *req, cn_res *res)
 {
     int64_t ms;
 
-    if (ms_param(req, res, &ms) < 0)
+    if (ms_param_max(req, res, &ms, 60000) < 0)
         return 0;
     block_ms(ms); /* wrong on purpose: the loop stops */
     return slept_json(res, ms);

@@ -46,7 +46,8 @@ static int order_sync(cn_req *req, cn_res *res)
 int main(int argc, char **argv)
 {
     int port = argc > 1 ? atoi(argv[1]) : 8000;
-    cn_config cfg = {.handle_signals = 1, .pool_threads = 4};
+    /* four threads, all for this one route (by default a route gets half) */
+    cn_config cfg = {.handle_signals = 1, .pool_threads = 4, .pool_route_share = 100};
     cn_route_opts sync = {.mode = CN_ROUTE_SYNC};
     cn_app *app = cn_app_new(&cfg);
     int rc;

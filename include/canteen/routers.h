@@ -66,8 +66,9 @@ CN_EXTERN int cn_router_depends(cn_router *r, const cn_dep *dep);
 
 /*
  * Default options for this router's routes (and those of routers included
- * in it, unless they set their own): `mode` and `stack_size`, for the
- * fields a route leaves zero. `deps` is refused (CN_EINVAL): use
+ * in it, unless they set their own): `mode`, `stack_size` and
+ * `pool_limit`, for the fields a route leaves zero (each route of the
+ * router gets its own limit of that size). `deps` is refused (CN_EINVAL): use
  * cn_router_depends. Copied. Errors: CN_EINVAL, CN_ESTATE.
  */
 CN_EXTERN int cn_router_defaults(cn_router *r, const cn_route_opts *opts);

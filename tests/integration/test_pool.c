@@ -254,10 +254,13 @@ static h_server *start(void **state, const cn_config *cfg, bool traps)
     return s;
 }
 
+/* A pool of `threads` without the per-route share, so that one route can
+ * fill it (the tests of the pool's own bound and queue). */
 static cn_config pool_config(unsigned threads)
 {
     cn_config c = h_fast_config();
     c.pool_threads = threads;
+    c.pool_route_share = 100;
     return c;
 }
 

@@ -3,7 +3,8 @@
  * loop: FIFO order, done callbacks on the loop thread (never inside submit
  * or cancel, never on a worker), one wake-up draining every completion,
  * cancelling queued and running jobs, the figures, the workers' nice value,
- * and freeing a pool with jobs still queued.
+ * freeing a pool with jobs still queued; the bounds (queue_max, the queue
+ * timeout), lanes (a route's limit) and the cooperative cancel check.
  *
  * Jobs that must stay "running" wait on a gate the test opens. Nothing
  * sleeps to synchronise: the test polls the pool's figures or runs the loop
@@ -18,6 +19,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -101,7 +103,10 @@ typedef struct tjob {
     cn__job job;
     int idx;
     bool gated;
-    atomic_int ran; /* work ran (worker side) */
+    bool spin;            /* work waits for cn_job_cancelled() to turn 1 */
+    atomic_int saw_start; /* what cn_job_cancelled() said when work began */
+    atomic_int saw_end;   /* and when the spin ended (1: it saw the cancel) */
+    atomic_int ran;       /* work ran (worker side) */
     pthread_t work_tid;
     int work_nice;
     int done_status; /* NOT_YET until done ran */
@@ -118,8 +123,17 @@ static void tjob_work(cn__job *j)
 {
     tjob *t = CN__CONTAINER_OF(j, tjob, job);
 
+    atomic_store(&t->saw_start, cn_job_cancelled());
     if (t->gated)
         gate_pass();
+    if (t->spin) {
+        int64_t deadline = now_ms() + 10000; /* bounded if the cancel never comes */
+        int c;
+        atomic_fetch_add(&gate_waiting, 1);
+        while ((c = cn_job_cancelled()) == 0 && now_ms() < deadline)
+            sched_yield();
+        atomic_store(&t->saw_end, c);
+    }
     t->work_tid = pthread_self();
     t->work_nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
     exec_order[atomic_fetch_add(&exec_seq, 1) & 255] = t->idx;
@@ -142,6 +156,8 @@ static void tjob_init(tjob *t, int idx, bool gated)
     t->gated = gated;
     t->done_status = NOT_YET;
     t->done_pos = -1;
+    atomic_store(&t->saw_start, NOT_YET);
+    atomic_store(&t->saw_end, NOT_YET);
     t->job.work = tjob_work;
     t->job.done = tjob_done;
 }
@@ -438,6 +454,188 @@ static void test_free_drops_queued(void **state)
     free(probes);
 }
 
+/* ---- the bounds ---- */
+
+/* queue_max jobs waiting: the next submit is refused (CN_EAGAIN, counted)
+ * and nothing of it runs; once the queue moves, submits succeed again. */
+static void test_queue_max_rejects(void **state)
+{
+    fixture *f = fixture_new(1, 0);
+    tjob a, b, c, d, e;
+    cn_pool_stats s;
+
+    *state = f;
+    cn__pool_set_limits(f->pool, 2, 0);
+    tjob_init(&a, 0, true);
+    assert_int_equal(cn__pool_submit(f->pool, &a.job), 0);
+    assert_true(WAIT_UNTIL(atomic_load(&gate_waiting) == 1, DEADLINE_MS));
+    tjob_init(&b, 1, false);
+    tjob_init(&c, 2, false);
+    tjob_init(&d, 3, false);
+    assert_int_equal(cn__pool_submit(f->pool, &b.job), 0);
+    assert_int_equal(cn__pool_submit(f->pool, &c.job), 0);
+    /* the running one does not count: two are waiting */
+    assert_int_equal(cn__pool_submit(f->pool, &d.job), CN_EAGAIN);
+    s = stats(f);
+    assert_int_equal(s.queue_depth, 2);
+    assert_int_equal(s.rejected, 1);
+    assert_int_equal(s.submitted, 3);
+    gate_release();
+    assert_true(RUN_UNTIL(f, done_count == 3));
+    assert_int_equal(atomic_load(&d.ran), 0);
+    assert_int_equal(d.done_status, NOT_YET); /* refused: no done callback */
+    tjob_init(&e, 4, false);
+    assert_int_equal(cn__pool_submit(f->pool, &e.job), 0);
+    assert_true(RUN_UNTIL(f, e.done_status != NOT_YET));
+    assert_int_equal(e.done_status, 0);
+    assert_int_equal(stats(f).rejected, 1);
+}
+
+/* A job that waits past the timeout is dropped unrun with CN_EEXPIRED,
+ * from the loop's own timer, while the only worker is still held; one
+ * that was taken in time is not. */
+static void test_queue_timeout_expires_while_workers_busy(void **state)
+{
+    fixture *f = fixture_new(1, 0);
+    tjob a, b;
+    cn_pool_stats s;
+    int64_t t0;
+
+    *state = f;
+    cn__pool_set_limits(f->pool, 0, 100);
+    tjob_init(&a, 0, true);
+    tjob_init(&b, 1, false);
+    assert_int_equal(cn__pool_submit(f->pool, &a.job), 0);
+    assert_true(WAIT_UNTIL(atomic_load(&gate_waiting) == 1, DEADLINE_MS));
+    t0 = now_ms();
+    assert_int_equal(cn__pool_submit(f->pool, &b.job), 0);
+    assert_true(RUN_UNTIL(f, b.done_status != NOT_YET));
+    print_message("expired after %lld ms (limit 100)\n", (long long)(now_ms() - t0));
+    assert_int_equal(b.done_status, CN_EEXPIRED);
+    assert_true(b.done_on_loop);
+    assert_true(now_ms() - t0 >= 99);
+    assert_int_equal(a.done_status, NOT_YET); /* the worker is still held */
+    s = stats(f);
+    assert_int_equal(s.expired, 1);
+    assert_int_equal(s.queue_depth, 0);
+    assert_int_equal(s.cancelled, 0);
+    assert_int_equal(cn__pool_cancel(f->pool, &b.job), CN_ENOENT);
+    gate_release();
+    assert_true(RUN_UNTIL(f, a.done_status != NOT_YET));
+    assert_int_equal(a.done_status, 0); /* it started in time: not expired */
+    assert_int_equal(atomic_load(&b.ran), 0);
+    s = stats(f);
+    assert_int_equal(s.completed, 1);
+    assert_int_equal(s.expired, 1);
+}
+
+/* A lane at its limit holds its next job without a worker: another job
+ * (no lane) runs on the free worker meanwhile; the held one goes in when
+ * the lane's running job ends. */
+static void test_lane_holds_over_limit_without_worker(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    cn__lane lane = {.limit = 1};
+    tjob a, b, c;
+    cn_pool_stats s;
+
+    *state = f;
+    cn__list_init(&lane.waiting);
+    tjob_init(&a, 0, true);
+    tjob_init(&b, 1, false);
+    tjob_init(&c, 2, false);
+    a.job.lane = b.job.lane = &lane;
+    assert_int_equal(cn__pool_submit(f->pool, &a.job), 0);
+    assert_true(WAIT_UNTIL(atomic_load(&gate_waiting) == 1, DEADLINE_MS));
+    assert_int_equal(cn__pool_submit(f->pool, &b.job), 0);
+    s = stats(f);
+    assert_int_equal(s.busy, 1);
+    assert_int_equal(s.queue_depth, 0); /* held in the lane, not queued */
+    assert_int_equal(s.route_waiting, 1);
+    assert_int_equal(s.route_waits, 1);
+    /* the second worker is free for everyone else */
+    assert_int_equal(cn__pool_submit(f->pool, &c.job), 0);
+    assert_true(RUN_UNTIL(f, c.done_status != NOT_YET));
+    assert_int_equal(c.done_status, 0);
+    assert_int_equal(atomic_load(&b.ran), 0);
+    assert_int_equal(lane.inflight, 1);
+    gate_release();
+    assert_true(RUN_UNTIL(f, a.done_status != NOT_YET && b.done_status != NOT_YET));
+    assert_int_equal(b.done_status, 0);
+    assert_true(b.done_pos > a.done_pos);
+    s = stats(f);
+    assert_int_equal(s.route_waiting, 0);
+    assert_int_equal(s.completed, 3);
+    assert_int_equal(lane.inflight, 0);
+    assert_true(cn__list_empty(&lane.waiting));
+}
+
+/* A job held in its lane can be dropped like a queued one: it never runs,
+ * and the lane's next job takes its turn. Held jobs count against
+ * queue_max. */
+static void test_cancel_held_job_never_runs(void **state)
+{
+    fixture *f = fixture_new(1, 0);
+    cn__lane lane = {.limit = 1};
+    tjob a, b, c, d;
+    cn_pool_stats s;
+
+    *state = f;
+    cn__pool_set_limits(f->pool, 2, 0);
+    cn__list_init(&lane.waiting);
+    tjob_init(&a, 0, true);
+    tjob_init(&b, 1, false);
+    tjob_init(&c, 2, false);
+    tjob_init(&d, 3, false);
+    a.job.lane = b.job.lane = c.job.lane = d.job.lane = &lane;
+    assert_int_equal(cn__pool_submit(f->pool, &a.job), 0);
+    assert_true(WAIT_UNTIL(atomic_load(&gate_waiting) == 1, DEADLINE_MS));
+    assert_int_equal(cn__pool_submit(f->pool, &b.job), 0);
+    assert_int_equal(cn__pool_submit(f->pool, &c.job), 0);
+    assert_int_equal(cn__pool_submit(f->pool, &d.job), CN_EAGAIN);
+    assert_int_equal(stats(f).route_waiting, 2);
+    assert_int_equal(cn__pool_cancel(f->pool, &b.job), 0);
+    assert_true(RUN_UNTIL(f, b.done_status != NOT_YET));
+    assert_int_equal(b.done_status, CN_ECANCELED);
+    s = stats(f);
+    assert_int_equal(s.route_waiting, 1);
+    assert_int_equal(s.cancelled, 1);
+    assert_int_equal(s.rejected, 1);
+    gate_release();
+    assert_true(RUN_UNTIL(f, a.done_status != NOT_YET && c.done_status != NOT_YET));
+    assert_int_equal(c.done_status, 0);
+    assert_int_equal(atomic_load(&b.ran), 0);
+    assert_int_equal(atomic_load(&d.ran), 0);
+    assert_int_equal(lane.inflight, 0);
+}
+
+/* The cooperative check: 0 in a running job until cn__pool_cancel (which
+ * cannot stop it) sets its flag, then 1, and the job ends early; the
+ * check is an error on a thread that runs no job and no coroutine. */
+static void test_running_job_sees_cancel(void **state)
+{
+    fixture *f = fixture_new(1, 0);
+    tjob a, b;
+
+    *state = f;
+    assert_int_equal(cn_job_cancelled(), CN_ESTATE);
+    tjob_init(&a, 0, false);
+    a.spin = true;
+    assert_int_equal(cn__pool_submit(f->pool, &a.job), 0);
+    assert_true(WAIT_UNTIL(atomic_load(&gate_waiting) == 1, DEADLINE_MS));
+    assert_int_equal(atomic_load(&a.saw_start), 0);
+    assert_int_equal(atomic_load(&a.saw_end), NOT_YET); /* spinning */
+    assert_int_equal(cn__pool_cancel(f->pool, &a.job), CN_EBUSY);
+    assert_true(RUN_UNTIL(f, a.done_status != NOT_YET));
+    assert_int_equal(atomic_load(&a.saw_end), 1);
+    assert_int_equal(a.done_status, 0); /* it ran (and ended by itself) */
+    /* a later job on the same worker starts clean */
+    tjob_init(&b, 1, false);
+    assert_int_equal(cn__pool_submit(f->pool, &b.job), 0);
+    assert_true(RUN_UNTIL(f, b.done_status != NOT_YET));
+    assert_int_equal(atomic_load(&b.saw_start), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +645,11 @@ int main(void)
         cmocka_unit_test_teardown(test_stats, teardown),
         cmocka_unit_test_teardown(test_worker_nice, teardown),
         cmocka_unit_test_teardown(test_free_drops_queued, teardown),
+        cmocka_unit_test_teardown(test_queue_max_rejects, teardown),
+        cmocka_unit_test_teardown(test_queue_timeout_expires_while_workers_busy, teardown),
+        cmocka_unit_test_teardown(test_lane_holds_over_limit_without_worker, teardown),
+        cmocka_unit_test_teardown(test_cancel_held_job_never_runs, teardown),
+        cmocka_unit_test_teardown(test_running_job_sees_cancel, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
