@@ -209,12 +209,17 @@ static bool send_query(pg_conn *c, pg_query *q)
     pg_stmt *s = NULL, *evicted = NULL;
     bool prepare = false;
 
-    if (cfg->statement_cache_size > 0 && strlen(q->sql) <= cfg->max_cacheable_statement_size) {
+    if (q->sql == c->memo_sql && c->memo_stmt) {
+        s = c->memo_stmt;
+    } else if (cfg->statement_cache_size > 0 &&
+               strlen(q->sql) <= cfg->max_cacheable_statement_size) {
         s = pg__stmt_get(c, q->sql);
         if (s == NULL) {
             s = pg__stmt_add(c, q->sql, &evicted);
             prepare = s != NULL;
         }
+        c->memo_sql = q->sql;
+        c->memo_stmt = s;
     }
     if (evicted) {
         char sql[48];
@@ -286,6 +291,8 @@ void pg__conn_flush(pg_conn *c)
 {
     bool ok = true;
 
+    c->memo_sql = NULL; /* addresses of an earlier flush may hold other texts now */
+    c->memo_stmt = NULL;
     c->dirty = false;
     cn__list_remove(&c->dirty_link);
     if (c->state != C_READY)
@@ -328,6 +335,8 @@ void pg__conn_flush(pg_conn *c)
         }
         ok = ok && send_sync(c);
     }
+    c->memo_sql = NULL;
+    c->memo_stmt = NULL;
     if (!ok) {
         pg__conn_close(c, PQerrorMessage(c->pg));
         return;

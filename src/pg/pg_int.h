@@ -54,7 +54,8 @@ typedef struct pg_query {
     int rc;          /* a member's outcome (it has no future of its own) */
     bool solo;       /* sent again after its chunk failed: a Sync of its own */
     char state[6];   /* the SQLSTATE when there is no server result ("" : 08006) */
-    char why[200];   /* the error when there is no server result for it */
+    char why[200];   /* the error when there is no server result for it: keep
+                      * it last (a batch clears its members up to it only) */
 } pg_query;
 
 /*
@@ -133,6 +134,11 @@ struct pg_conn {
     pg_stmt **table;
     size_t table_cap, nstmts;
     uint64_t next_stmt;
+    /* the last statement looked up in this flush, by its SQL's address:
+     * the queries of one flush are all alive, so one address is one text
+     * (a batch of N of the same query hashes its SQL once, not N times) */
+    const char *memo_sql;
+    pg_stmt *memo_stmt;
 };
 
 struct cn_pg_pool {

@@ -7,6 +7,7 @@
  * stays with its connection, which cancels it on the server when it is the
  * one running and frees it when its results are in.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -275,13 +276,14 @@ int cn_pg_query_all(cn_pg_pool *p, const cn_pg_batch_query *qs, size_t n, unsign
         return 0;
     if (pg__pool_unavailable(p))
         return CN_EUNAVAILABLE; /* the back-off runs: fail fast */
-    b = calloc(1, sizeof(*b) + n * sizeof(b->q[0]));
+    b = malloc(sizeof(*b) + n * sizeof(b->q[0]));
     f = cn_future_new();
     if (b == NULL || f == NULL) {
         free(b);
         cn_future_free(f);
         return CN_ENOMEM;
     }
+    memset(b, 0, sizeof(*b));
     b->fut = f;
     b->left = &left;
     b->n = b->pending = n;
@@ -289,6 +291,8 @@ int cn_pg_query_all(cn_pg_pool *p, const cn_pg_batch_query *qs, size_t n, unsign
     t0 = pg__now_ns();
     for (size_t i = 0; i < n; i++) {
         pg_query *q = &b->q[i];
+        memset(q, 0, offsetof(pg_query, why)); /* why is written before it is read */
+        q->why[0] = '\0';
         q->pool = p;
         q->sql = qs[i].sql;
         q->nparams = qs[i].nparams;
