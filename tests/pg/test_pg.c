@@ -357,6 +357,31 @@ static int rt_allsleep(cn_req *req, cn_res *res)
     return cn_res_json(res, 200, o);
 }
 
+/* GET /t/pg/allvictim: a batch of writes around a 5 s sleep (its SQL ends
+ * in "AS bvictim"), then how many of the writes the table holds */
+static int rt_allvictim(cn_req *req, cn_res *res)
+{
+    static const cn_pg_batch_query qs[3] = {
+        {"INSERT INTO t_batch VALUES (1, 2) RETURNING v", 0, NULL},
+        {"SELECT pg_sleep(5) AS bvictim", 0, NULL},
+        {"INSERT INTO t_batch VALUES (2, 4) RETURNING v", 0, NULL},
+    };
+    cn_pg_result *out[3], *r;
+    cJSON *o = obj();
+    int64_t rows = -1;
+
+    (void)req;
+    num(o, "create",
+        cn_pg_query(g_pool, "CREATE TABLE IF NOT EXISTS t_batch (k int PRIMARY KEY, v int)", 0,
+                    NULL, &r));
+    num(o, "truncate", cn_pg_query(g_pool, "TRUNCATE t_batch", 0, NULL, &r));
+    batch_outcome(o, cn_pg_query_all(g_pool, qs, 3, 0, out), out, 3);
+    if (cn_pg_query(g_pool, "SELECT count(*) FROM t_batch", 0, NULL, &r) == 0)
+        cn_pg_result_int64(r, 0, 0, &rows);
+    num(o, "rows", (double)rows);
+    return cn_res_json(res, 200, o);
+}
+
 typedef struct batch_run {
     const cn_pg_batch_query *qs;
     size_t n;
@@ -541,6 +566,7 @@ static int routes(cn_app *app, void *arg)
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/all", rt_all, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/allsleep", rt_allsleep, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/allclose", rt_allclose, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /t/pg/allvictim", rt_allvictim, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/alledge", rt_alledge, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/types", rt_types, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/active", rt_active, NULL);
@@ -1234,6 +1260,44 @@ static void test_batch_disconnect_cancels(void **state)
     h_assert_settles(s);
 }
 
+/* The connection is lost with a batch of writes on the wire (its backend
+ * terminated during the batch's sleep): the sleeping query fails with the
+ * server's 57P01, the writes with 08006, and none of them is sent again --
+ * the first had run, but its Sync never came, so it did not commit, and
+ * the table holds neither row, then or later. */
+static void test_batch_lost_connection(void **state)
+{
+    h_server *s = start(state, (cn_pg_config){.min_size = 2, .max_size = 2});
+    h_conn *victim;
+    cJSON *o;
+
+    assert_true(H_WAIT_UNTIL(stats().idle == 2, 5000));
+    victim = h_send_get(s, "/t/pg/allvictim");
+    assert_true(wait_running(s, "bvictim", 1, 3000));
+    o = h_get_json(s,
+                   "/t/pg/q?sql=SELECT%20count(pg_terminate_backend(pid))%20FROM%20"
+                   "pg_stat_activity%20WHERE%20query%20LIKE%20'%25AS%20bvictim'%20AND%20"
+                   "pid%20%3C%3E%20pg_backend_pid()",
+                   200);
+    assert_string_equal(jstr(o, "value"), "1");
+    cJSON_Delete(o);
+    o = h_read_json(victim, 200);
+    h_assert_code(o, "rc", CN_EDB);
+    assert_string_equal(jstr(item(o, 0), "sqlstate"), "08006");
+    assert_string_equal(jstr(item(o, 1), "sqlstate"), "57P01");
+    assert_string_equal(jstr(item(o, 2), "sqlstate"), "08006");
+    h_assert_code(o, "rows", 0);
+    cJSON_Delete(o);
+    assert_int_equal(stats().lost, 1);
+    assert_int_equal(stats().retries, 0);
+    /* a replacement connection serves, and still nothing was written */
+    assert_true(H_WAIT_UNTIL(stats().idle == 2, 3000));
+    o = h_get_json(s, "/t/pg/q?sql=SELECT%20count(*)%20FROM%20t_batch", 200);
+    h_assert_code(o, "rc", 0);
+    assert_string_equal(jstr(o, "value"), "0");
+    cJSON_Delete(o);
+}
+
 /* The pool closes while one batch runs and one waits: the running one
  * fails at once with 08006 (its connection closed), the waiting one with
  * CN_ECANCELED and no results. */
@@ -1421,6 +1485,7 @@ int main(void)
         cmocka_unit_test_teardown(test_batch_large, teardown),
         cmocka_unit_test_teardown(test_batch_timeout, teardown),
         cmocka_unit_test_teardown(test_batch_disconnect_cancels, teardown),
+        cmocka_unit_test_teardown(test_batch_lost_connection, teardown),
         cmocka_unit_test_teardown(test_batch_pool_close, teardown),
         cmocka_unit_test_teardown(test_demo_database, demo_teardown),
         cmocka_unit_test_teardown(test_pool_in_lifespan, h_teardown),
