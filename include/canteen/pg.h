@@ -116,7 +116,9 @@ typedef struct cn_pg_result cn_pg_result;
  *                                   longer SQL is never prepared
  *   pipeline_depth        16        one-shot queries in flight on one
  *                                   connection at once; 1: no pipelining
- *                                   (each query waits for the one before)
+ *                                   (each query waits for the one before).
+ *                                   A batch goes whole to a connection with
+ *                                   room for one more, so it may pass it
  *   reconnect_min_ms      100       first back-off after a failed connect,
  *                                   doubled after each further failure...
  *   reconnect_max_ms      5000      ...up to this
@@ -227,8 +229,10 @@ enum {
  * and park once until all their results are in (pgx's SendBatch; what n
  * cn_pg_query calls in n tasks would do, for one park instead of n). Each
  * query goes through the connection's statement cache (prepared once per
- * connection) as cn_pg_query's does; the batch is never split across
- * connections and never shares a Sync with other tasks' queries. out[] has
+ * connection) as cn_pg_query's does; the batch goes to one connection
+ * whole (queries sent again after an error, or not yet sent when their
+ * connection was lost, may go to another) and never shares a Sync with
+ * other tasks' queries. out[] has
  * room for n results: out[i] is qs[i]'s, readable with the result getters,
  * owned as cn_pg_query's result is (the request's; outside a request each
  * is the caller's to cn_pg_result_free).
