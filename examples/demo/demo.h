@@ -53,9 +53,4 @@ uint64_t demo_sum(uint64_t n);
  * built without libcanteen-pg. */
 int demo_register_tfb(cn_app *app, const char *url, unsigned pool_size, unsigned pipeline_depth);
 
-/* HTML-escape s (& < > " ') into dst, which has room for
- * demo_html_escaped_len(s) + 1 bytes; returns the length written. */
-size_t demo_html_escape(char *dst, const char *s);
-size_t demo_html_escaped_len(const char *s);
-
 #endif

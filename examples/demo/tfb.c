@@ -7,9 +7,10 @@
  * counts clamped to 1..500 with anything invalid counting as 1, fortunes
  * sorted and escaped, updates persisted (one batched UPDATE per request is
  * allowed). The tricks are the ones the rules allow: prepared statements
- * (the pool's statement cache), the N reads of a request issued at once so
- * that the pool pipelines them into one batch per connection, one UPDATE
- * for all the rows of a request. Built when libcanteen-pg is (DEMO_HAVE_PG).
+ * (the pool's statement cache), the N reads of a request sent as one
+ * pipelined batch (cn_pg_query_all: N queries, one write, one park), one
+ * UPDATE for all the rows of a request. The fortunes are escaped with
+ * cn_html_escape. Built when libcanteen-pg is (DEMO_HAVE_PG).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -19,61 +20,6 @@
 #include <time.h>
 
 #include "demo.h"
-
-/* The escaping of the fortunes page: the five characters HTML gives a
- * meaning, as a template engine escapes them. */
-size_t demo_html_escaped_len(const char *s)
-{
-    size_t n = 0;
-
-    for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            n += 5;
-            break; /* &amp; */
-        case '<':  /* &lt; */
-        case '>':
-            n += 4;
-            break; /* &gt; */
-        case '"':  /* &quot; */
-        case '\'':
-            n += 6;
-            break; /* &#x27; */
-        default:
-            n++;
-        }
-    }
-    return n;
-}
-
-size_t demo_html_escape(char *dst, const char *s)
-{
-    char *d = dst;
-
-    for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            memcpy(d, "&amp;", 5), d += 5;
-            break;
-        case '<':
-            memcpy(d, "&lt;", 4), d += 4;
-            break;
-        case '>':
-            memcpy(d, "&gt;", 4), d += 4;
-            break;
-        case '"':
-            memcpy(d, "&quot;", 6), d += 6;
-            break;
-        case '\'':
-            memcpy(d, "&#x27;", 6), d += 6;
-            break;
-        default:
-            *d++ = *s;
-        }
-    }
-    *d = '\0';
-    return (size_t)(d - dst);
-}
 
 #ifdef DEMO_HAVE_PG
 #include <canteen/pg.h>
@@ -141,8 +87,8 @@ typedef struct world {
     int32_t number;
 } world;
 
-/* Read one row's randomNumber. The text of the id lives on this stack
- * only while the call runs, which is all the pool needs. */
+/* Read one row's randomNumber (/db). The text of the id lives on this
+ * stack only while the call runs, which is all the pool needs. */
 static int read_world(world *w)
 {
     char id[12];
@@ -161,36 +107,42 @@ static int read_world(world *w)
     return rc;
 }
 
-static int read_world_task(void *arg)
-{
-    return read_world(arg);
-}
-
-/* Read n random rows, each its own query, all in flight at once: n - 1
- * child tasks and this one, so every query is queued in the same turn of
- * the loop and the pool sends them as one pipelined batch per connection. */
+/* Read n random rows, each its own query, as one batch: the pool sends
+ * them on one connection in one write and this task parks once. */
 static int read_worlds(cn_req *req, world *w, int n)
 {
-    cn_task **t = NULL;
-    int spawned = 0, rc = 0, rc2;
+    cn_pg_batch_query *qs;
+    cn_pg_result **out;
+    char(*ids)[12];
+    const char **params;
+    int rc;
 
-    for (int i = 0; i < n; i++)
-        w[i].id = random_id();
-    if (n > 1) {
-        t = cn_req_alloc(req, sizeof *t * (size_t)(n - 1));
-        if (t == NULL)
-            return CN_ENOMEM;
-        for (; spawned < n - 1 && rc == 0; spawned++)
-            rc = cn_spawn(read_world_task, &w[spawned + 1], &t[spawned]);
-        if (rc < 0)
-            spawned--; /* the failed one has no task */
+    if (n == 1) {
+        /* one query: as a one-shot it may share its connection's write
+         * with other requests' queries (a batch has its Syncs to itself) */
+        w[0].id = random_id();
+        return read_world(&w[0]);
     }
-    if (rc == 0)
-        rc = read_world(&w[0]);
-    if (spawned > 0) {
-        rc2 = cn_gather(t, (size_t)spawned, NULL);
-        if (rc == 0)
-            rc = rc2;
+    qs = cn_req_alloc(req, sizeof *qs * (size_t)n);
+    out = cn_req_alloc(req, sizeof *out * (size_t)n);
+    ids = cn_req_alloc(req, sizeof *ids * (size_t)n);
+    params = cn_req_alloc(req, sizeof *params * (size_t)n);
+    if (qs == NULL || out == NULL || ids == NULL || params == NULL)
+        return CN_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        w[i].id = random_id();
+        put_uint(ids[i], w[i].id);
+        params[i] = ids[i];
+        qs[i] = (cn_pg_batch_query){SELECT_WORLD, 1, &params[i]};
+    }
+    rc = cn_pg_query_all(pool, qs, (size_t)n, 0, out);
+    if (rc < 0)
+        return rc; /* CN_EDB: a row's query failed, and the request with it */
+    for (int i = 0; i < n && rc == 0; i++) {
+        int64_t v = 0;
+        rc = cn_pg_result_int64(out[i], 0, 0, &v);
+        w[i].number = (int32_t)v;
+        cn_pg_result_free(out[i]);
     }
     return rc;
 }
@@ -248,10 +200,10 @@ static int by_id(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
-/* GET /updates?queries=N: read N rows one query each, give each a new
- * number, write them back in one UPDATE. A row drawn twice gets one number,
- * and is written once; ids go in sorted order, so that concurrent requests
- * lock their rows in the same order and cannot deadlock. */
+/* GET /updates?queries=N: read N rows one query each (one batch), give
+ * each a new number, write them back in one UPDATE (a second park). A row drawn twice gets one
+ * number, and is written once; ids go in sorted order, so that concurrent requests lock their rows
+ * in the same order and cannot deadlock. */
 static int tfb_updates(cn_req *req, cn_res *res)
 {
     int n = count_param(req, "queries"), rc, distinct = 0;
@@ -261,8 +213,8 @@ static int tfb_updates(cn_req *req, cn_res *res)
     char *ids = cn_req_alloc(req, 6 * (size_t)n + 3), *nums = cn_req_alloc(req, 6 * (size_t)n + 3);
     size_t li = 0, ln = 0;
     const char *params[2];
+    cn_pg_batch_query upd;
     cn_pg_result *r;
-    cn_pg_conn *conn;
 
     if (w == NULL || order == NULL || ids == NULL || nums == NULL)
         return CN_ENOMEM;
@@ -294,15 +246,12 @@ static int tfb_updates(cn_req *req, cn_res *res)
     nums[ln] = '\0';
     params[0] = ids;
     params[1] = nums;
-    /* On a connection of its own: the pool batches one-shot queries of
-     * several requests into one implicit transaction, and two UPDATEs in
-     * one transaction can deadlock with two in another. Alone, the UPDATE
-     * is its own transaction and its rows are locked in id order. */
-    rc = cn_pg_acquire(pool, -1, &conn);
-    if (rc < 0)
-        return rc;
-    rc = cn_pg_conn_query(conn, UPDATE_WORLDS, 2, params, &r);
-    cn_pg_release(conn);
+    /* As a batch of one: a batch has its Syncs to itself, so the UPDATE is
+     * its own transaction, its rows locked in id order. (As a one-shot
+     * query it could share an implicit transaction with another request's
+     * UPDATE, and two such transactions can deadlock.) */
+    upd = (cn_pg_batch_query){UPDATE_WORLDS, 2, params};
+    rc = cn_pg_query_all(pool, &upd, 1, 0, &r);
     if (rc < 0)
         return rc;
     cn_pg_result_free(r);
@@ -329,6 +278,7 @@ static int tfb_cached(cn_req *req, cn_res *res)
 typedef struct fortune {
     const char *id;
     const char *message;
+    size_t len; /* of message */
 } fortune;
 
 static int by_message(const void *a, const void *b)
@@ -347,7 +297,7 @@ static int tfb_fortunes(cn_req *req, cn_res *res)
     fortune *f;
     size_t cap, len;
     char *buf;
-    int n, rc = cn_pg_query(pool, SELECT_FORTUNES, 0, NULL, &r);
+    int n, esc, rc = cn_pg_query(pool, SELECT_FORTUNES, 0, NULL, &r);
 
     if (rc < 0)
         return rc;
@@ -366,9 +316,13 @@ static int tfb_fortunes(cn_req *req, cn_res *res)
     f[n].message = "Additional fortune added at request time.";
     n++;
     qsort(f, (size_t)n, sizeof *f, by_message);
-    for (int i = 0; i < n; i++)
-        cap += sizeof "<tr><td></td><td></td></tr>" + strlen(f[i].id) +
-               demo_html_escaped_len(f[i].message);
+    for (int i = 0; i < n; i++) {
+        f[i].len = strlen(f[i].message);
+        esc = cn_html_escape(NULL, 0, f[i].message, f[i].len);
+        if (esc < 0)
+            return esc;
+        cap += sizeof "<tr><td></td><td></td></tr>" + strlen(f[i].id) + (size_t)esc;
+    }
     buf = cn_req_alloc(req, cap);
     if (buf == NULL)
         return CN_ENOMEM;
@@ -376,7 +330,8 @@ static int tfb_fortunes(cn_req *req, cn_res *res)
     len = sizeof head - 1;
     for (int i = 0; i < n; i++) {
         len += (size_t)sprintf(buf + len, "<tr><td>%s</td><td>", f[i].id);
-        len += demo_html_escape(buf + len, f[i].message);
+        /* cap counted every escaped byte and the NUL: it fits */
+        len += (size_t)cn_html_escape(buf + len, cap - len, f[i].message, f[i].len);
         memcpy(buf + len, "</td></tr>", 10);
         len += 10;
     }

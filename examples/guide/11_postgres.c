@@ -12,12 +12,14 @@
  *   GET  /slow/{ms:int}          pg_sleep(ms) under a 500 ms command
  *                                timeout: 504 past it
  *   GET  /together?n=5&ms=200    n pg_sleep queries gathered: ~ms in all
+ *   GET  /balances?ids=1,2,9     one query per id, sent as one batch
  *   GET  /pool                   the pool's figures
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <canteen/pg.h>
@@ -159,6 +161,48 @@ static int together(cn_req *req, cn_res *res)
     return cn_res_json(res, 200, o);
 }
 
+/* GET /balances?ids=1,2,9: a query per id, all sent together on one
+ * connection in one write, and one wait for all of them (pgx's SendBatch;
+ * with asyncpg, a loop of awaits or a gather). Each query has its own
+ * outcome: a bad id fails alone. */
+static int balances(cn_req *req, cn_res *res)
+{
+    const char *list = cn_req_query(req, "ids");
+    cn_pg_batch_query qs[16];
+    cn_pg_result *out[16];
+    const char *ids[16];
+    char *copy, *save = NULL, *tok;
+    size_t n = 0;
+    cJSON *arr;
+    int rc;
+
+    copy = list ? cn_req_strdup(req, list) : NULL;
+    for (tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && n < 16;
+         tok = strtok_r(NULL, ",", &save)) {
+        ids[n] = tok;
+        qs[n] = (cn_pg_batch_query){"SELECT balance FROM accounts WHERE id = $1::int", 1, &ids[n]};
+        n++;
+    }
+    if (n == 0)
+        return cn_res_error(res, 422, "ids: 1 to 16 ids, comma-separated");
+    rc = cn_pg_query_all(db, qs, n, 0, out); /* one park for all n */
+    if (rc < 0 && rc != CN_EDB)
+        return db_error(res, rc, NULL);
+    arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, o);
+        cJSON_AddStringToObject(o, "id", ids[i]);
+        if (cn_pg_result_sqlstate(out[i])) /* CN_EDB: this one failed */
+            cJSON_AddStringToObject(o, "error", cn_pg_result_message(out[i]));
+        else if (cn_pg_result_rows(out[i]) == 0)
+            cJSON_AddNullToObject(o, "balance");
+        else
+            cJSON_AddRawToObject(o, "balance", cn_pg_result_text(out[i], 0, 0));
+    }
+    return cn_res_json(res, 200, arr);
+}
+
 /* GET /pool */
 static int pool(cn_req *req, cn_res *res)
 {
@@ -254,6 +298,8 @@ int main(int argc, char **argv)
         rc = cn_app_route(app, "GET /slow/{ms:int}", slow, NULL);
     if (rc == 0)
         rc = cn_app_route(app, "GET /together", together, NULL);
+    if (rc == 0)
+        rc = cn_app_route(app, "GET /balances", balances, NULL);
     if (rc == 0)
         rc = cn_app_route(app, "GET /pool", pool, NULL);
     if (rc == 0)

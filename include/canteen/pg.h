@@ -116,12 +116,17 @@ typedef struct cn_pg_result cn_pg_result;
  *                                   longer SQL is never prepared
  *   pipeline_depth        16        one-shot queries in flight on one
  *                                   connection at once; 1: no pipelining
- *                                   (each query waits for the one before)
+ *                                   (each query waits for the one before).
+ *                                   A batch goes whole to a connection with
+ *                                   room for one more, so it may pass it
  *   reconnect_min_ms      100       first back-off after a failed connect,
  *                                   doubled after each further failure...
  *   reconnect_max_ms      5000      ...up to this
  *   reset_on_release      1         run asyncpg's reset on release; < 0:
  *                                   only the rollback of an open transaction
+ *   batch_chunk           64        queries of one cn_pg_query_all per Sync
+ *                                   (one implicit transaction, one write);
+ *                                   a longer batch goes out in chunks
  */
 typedef struct cn_pg_config {
     const char *conninfo;
@@ -139,6 +144,7 @@ typedef struct cn_pg_config {
     int64_t reconnect_min_ms;
     int64_t reconnect_max_ms;
     int reset_on_release;
+    unsigned batch_chunk;
     void *reserved[4]; /* room for new options: leave zero */
 } cn_pg_config;
 
@@ -196,6 +202,86 @@ CN_EXTERN const cn_pg_config *cn_pg_pool_config(const cn_pg_pool *pool);
  */
 CN_EXTERN int cn_pg_query(cn_pg_pool *pool, const char *sql, int nparams, const char *const *params,
                           cn_pg_result **out);
+
+/*
+ * One query of a batch (cn_pg_query_all): what cn_pg_query takes. The
+ * strings are read while the call runs.
+ */
+typedef struct cn_pg_batch_query {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+} cn_pg_batch_query;
+
+/* cn_pg_query_all's flags. */
+enum {
+    /* All or nothing: the whole batch is one implicit transaction (one
+     * Sync, whatever batch_chunk says); if a query fails, none of the
+     * batch's writes is committed, and it is not sent again. */
+    CN_PG_BATCH_ATOMIC = 1u << 0,
+};
+
+/* The most queries one cn_pg_query_all takes (CN_EINVAL above). */
+#define CN_PG_BATCH_MAX 10000
+
+/*
+ * Run n parameterised queries on one connection of the pool, pipelined,
+ * and park once until all their results are in (pgx's SendBatch; what n
+ * cn_pg_query calls in n tasks would do, for one park instead of n). Each
+ * query goes through the connection's statement cache (prepared once per
+ * connection) as cn_pg_query's does; the batch goes to one connection
+ * whole (queries sent again after an error, or not yet sent when their
+ * connection was lost, may go to another) and never shares a Sync with
+ * other tasks' queries. out[] has
+ * room for n results: out[i] is qs[i]'s, readable with the result getters,
+ * owned as cn_pg_query's result is (the request's; outside a request each
+ * is the caller's to cn_pg_result_free).
+ *
+ * Returns 0 when every query succeeded; CN_EDB when at least one failed:
+ * then every out[i] is set, a failed one carrying its own SQLSTATE and
+ * message (cn_pg_result_sqlstate), the others their rows. On any other
+ * error every out[i] is NULL (results that came in are freed).
+ *
+ * What an error does to the others. The batch goes out in chunks of at
+ * most batch_chunk queries, each followed by one Sync: PostgreSQL runs a
+ * chunk as one implicit transaction, and after an error in it skips the
+ * chunk's later queries (libpq: PGRES_PIPELINE_ABORTED) and rolls back
+ * the earlier ones. Canteen then gives the failed query its error and
+ * sends the chunk's other queries again, each on its own this time (a
+ * Sync after each: one more round trip, and no error can take another
+ * query with it), so that every query ends with its own outcome, as if
+ * run alone. With CN_PG_BATCH_ATOMIC the batch is one transaction instead:
+ * the failed query gets its error and every other one SQLSTATE 25P02
+ * ("skipped: another query of its batch failed"), nothing of it committed.
+ * Either way a query is sent again only when the server reported its
+ * transaction rolled back, so a write is never committed twice -- except
+ * for what PostgreSQL never rolls back (nextval() of a sequence, say:
+ * a re-sent INSERT uses a new serial). Chunks before and after a failed
+ * chunk are not affected (they committed or will commit on their own).
+ *
+ * A lost connection: queries not yet sent go to another connection;
+ * queries already sent fail with SQLSTATE 08006 and are never sent again
+ * by Canteen -- the ones of a chunk whose Sync had not come back may or
+ * may not have committed (as with asyncpg or any driver), so a caller
+ * that retries a batch after 08006 may run its writes twice unless they
+ * are idempotent or guarded (a unique key, a version column).
+ *
+ * Not for session or transaction state (BEGIN, COMMIT, SET, LISTEN,
+ * advisory locks): run those on an acquired connection. command_timeout_ms
+ * bounds the whole batch, from the call to its last result: CN_ETIMEDOUT,
+ * and the query running on the server is cancelled there, as for a
+ * single query. A cancelled or timed-out batch already on the wire stays
+ * its connection's, which reads (and drops) the rest of its results before
+ * it serves anyone else, or closes. The pool closing while the batch
+ * waits: CN_ECANCELED. n == 0: 0 at once (out may then be NULL), no park.
+ *
+ * Errors: CN_EDB (above), CN_ETIMEDOUT, CN_ECANCELED, CN_EUNAVAILABLE,
+ * CN_ENOTCORO, CN_EINVAL (pool, qs or out NULL with n > 0, a NULL sql,
+ * nparams < 0, params NULL with nparams > 0, n > CN_PG_BATCH_MAX, an
+ * unknown flag), CN_ESTATE (the pool is closing), CN_ENOMEM.
+ */
+CN_EXTERN int cn_pg_query_all(cn_pg_pool *pool, const cn_pg_batch_query *qs, size_t n,
+                              unsigned flags, cn_pg_result **out);
 
 /*
  * Borrow a connection for the caller's sole use (asyncpg's

@@ -12,7 +12,8 @@
  * is held until its batch's Sync: only then is it committed. If the batch
  * had an error, the query that caused it fails with it and the others,
  * which PostgreSQL rolled back or skipped, go back to the pool to be sent
- * again (one-shot queries) or fail (an acquired connection's).
+ * again (one-shot queries; a batch's, each with a Sync of its own) or fail
+ * (an acquired connection's, an atomic batch's: SQLSTATE 25P02).
  *
  * The socket is watched for reading always (to notice a server that hangs
  * up on an idle connection) and for writing while PQflush has data left
@@ -208,12 +209,17 @@ static bool send_query(pg_conn *c, pg_query *q)
     pg_stmt *s = NULL, *evicted = NULL;
     bool prepare = false;
 
-    if (cfg->statement_cache_size > 0 && strlen(q->sql) <= cfg->max_cacheable_statement_size) {
+    if (q->sql == c->memo_sql && c->memo_stmt) {
+        s = c->memo_stmt;
+    } else if (cfg->statement_cache_size > 0 &&
+               strlen(q->sql) <= cfg->max_cacheable_statement_size) {
         s = pg__stmt_get(c, q->sql);
         if (s == NULL) {
             s = pg__stmt_add(c, q->sql, &evicted);
             prepare = s != NULL;
         }
+        c->memo_sql = q->sql;
+        c->memo_stmt = s;
     }
     if (evicted) {
         char sql[48];
@@ -259,6 +265,20 @@ static bool send_sync(pg_conn *c)
     return true;
 }
 
+static void fail_on_close(pg_query *q, const char *why);
+
+/* A query given to c that never went out: another connection takes it --
+ * unless it is part of an atomic batch, whose other queries may have gone
+ * out on c (and will fail with it): it fails too, rather than commit
+ * without them. */
+static void give_back(pg_conn *c, pg_query *q, const char *why)
+{
+    if (q->batch && q->batch->atomic)
+        fail_on_close(q, why);
+    else
+        pg__pool_requeue(c->pool, q);
+}
+
 void pg__conn_mark_dirty(pg_conn *c)
 {
     if (c->dirty)
@@ -271,6 +291,8 @@ void pg__conn_flush(pg_conn *c)
 {
     bool ok = true;
 
+    c->memo_sql = NULL; /* addresses of an earlier flush may hold other texts now */
+    c->memo_stmt = NULL;
     c->dirty = false;
     cn__list_remove(&c->dirty_link);
     if (c->state != C_READY)
@@ -285,16 +307,36 @@ void pg__conn_flush(pg_conn *c)
                 cn__list_push(c->pending.next, &q->link); /* failed with the rest */
         }
     } else if (!cn__list_empty(&c->outgoing)) {
+        /* One Sync for the one-shot queries; a batch (cn_pg_query_all)
+         * gets Syncs of its own, one per batch_chunk queries (one for an
+         * atomic batch), and a query sent again after its chunk failed
+         * one of its own. */
+        unsigned chunk = c->pool->cfg.batch_chunk, since = 0;
+        const pg_batch *cur = NULL;
+        bool prev_solo = false;
         while (ok && !cn__list_empty(&c->outgoing)) {
             pg_query *q = CN__CONTAINER_OF(c->outgoing.next, pg_query, link);
+            if (since > 0 && (q->batch != cur || q->solo || prev_solo ||
+                              (cur && !cur->atomic && since >= chunk))) {
+                if (!send_sync(c)) {
+                    ok = false;
+                    break;
+                }
+                since = 0;
+            }
             cn__list_remove(&q->link);
             c->nout--;
             ok = send_query(c, q);
             if (!ok && q->items == 0)
-                pg__pool_requeue(c->pool, q); /* nothing of it went out */
+                give_back(c, q, PQerrorMessage(c->pg)); /* nothing of it went out */
+            cur = q->batch;
+            prev_solo = q->solo;
+            since++;
         }
         ok = ok && send_sync(c);
     }
+    c->memo_sql = NULL;
+    c->memo_stmt = NULL;
     if (!ok) {
         pg__conn_close(c, PQerrorMessage(c->pg));
         return;
@@ -416,31 +458,52 @@ static void item_end(pg_conn *c, pg_item *it)
     }
 }
 
+/* In an atomic batch whose Sync had an error: did one of its queries fail
+ * for a reason of its own (then none is sent again)? */
+static bool atomic_own_error(const cn__list *settle)
+{
+    for (const cn__list *it = settle->next; it != settle; it = it->next) {
+        const pg_query *q = PG_CONST_OF(it, pg_query, link);
+        if (q->batch && q->batch->atomic && q->failed && !q->retry)
+            return true;
+    }
+    return false;
+}
+
 /* A Sync came back: the batch before it is over, committed or not. */
 static void batch_end(pg_conn *c)
 {
     cn_pg_pool *p = c->pool;
-    bool err = c->batch_error;
+    bool err = c->batch_error, atomic_fails = err && atomic_own_error(&c->settle);
     cn__list again;
 
     c->batch_error = false;
     cn__list_init(&again);
     while (!cn__list_empty(&c->settle)) {
         pg_query *q = CN__CONTAINER_OF(c->settle.next, pg_query, link);
+        bool atomic = q->batch && q->batch->atomic;
         cn__list_remove(&q->link);
         c->busy--;
         if (q->abandoned || !err) {
             pg__query_done(q, 0);
-        } else if ((q->failed && !q->retry) || q->leased || ++q->tries > 3) {
-            if (!q->failed)
+        } else if ((q->failed && !q->retry) || q->leased || (atomic && atomic_fails) ||
+                   ++q->tries > 3) {
+            if (!q->failed) {
+                PQclear(q->res);
+                q->res = NULL;
+                snprintf(q->state, sizeof q->state, "%s", "25P02");
                 snprintf(q->why, sizeof q->why, "%s", "skipped: another query of its batch failed");
+            }
             pg__query_done(q, CN_EDB);
         } else {
-            /* rolled back with its batch: it never committed, send it again */
+            /* rolled back with its batch: it never committed, send it again
+             * -- a member of a batch on its own, so that no other error can
+             * take it along (an atomic batch: all together again) */
             PQclear(q->res);
             q->res = NULL;
             q->failed = q->retry = q->sent = false;
             q->conn = NULL;
+            q->solo = q->batch != NULL && !atomic;
             p->st.retries++;
             cn__list_push(&again, &q->link);
         }
@@ -597,15 +660,15 @@ void pg__conn_close(pg_conn *c, const char *why)
         c->dirty = false;
         cn__list_remove(&c->dirty_link);
     }
-    /* what is on the wire fails: those queries may or may not have run */
+    /* what is on the wire fails: those queries may or may not have run
+     * (a query is settled once, when the last of its items goes) */
     while (c->count > 0) {
         pg_item *it = head_item(c);
         pop_item(c);
         if (it->stmt && it->kind != IT_EXEC)
             pg__stmt_unref(it->stmt);
-        if (it->kind == IT_EXEC) {
+        if (it->q && --it->q->items == 0)
             cn__list_push(&c->settle, &it->q->link);
-        }
     }
     while (!cn__list_empty(&c->settle)) {
         pg_query *q = CN__CONTAINER_OF(c->settle.next, pg_query, link);
@@ -616,7 +679,7 @@ void pg__conn_close(pg_conn *c, const char *why)
     while (!cn__list_empty(&c->outgoing)) {
         pg_query *q = CN__CONTAINER_OF(c->outgoing.next, pg_query, link);
         cn__list_remove(&q->link);
-        pg__pool_requeue(p, q);
+        give_back(c, q, why);
     }
     c->nout = 0;
     while (!cn__list_empty(&c->pending)) {

@@ -28,6 +28,7 @@
 
 typedef struct pg_conn pg_conn;
 typedef struct pg_stmt pg_stmt;
+typedef struct pg_batch pg_batch;
 
 /* One query of a task, from the call to its result. */
 typedef struct pg_query {
@@ -49,8 +50,28 @@ typedef struct pg_query {
     unsigned items; /* its items still on the wire */
     unsigned tries;
     uint64_t t0_ns;
-    char why[200]; /* the error when there is no server result for it */
+    pg_batch *batch; /* a member of a cn_pg_query_all, or NULL */
+    int rc;          /* a member's outcome (it has no future of its own) */
+    bool solo;       /* sent again after its chunk failed: a Sync of its own */
+    char state[6];   /* the SQLSTATE when there is no server result ("" : 08006) */
+    char why[200];   /* the error when there is no server result for it: keep
+                      * it last (a batch clears its members up to it only) */
 } pg_query;
+
+/*
+ * A cn_pg_query_all: its members in one allocation, one future for all.
+ * The task frees it after its wait -- unless it abandoned the batch while
+ * members were on the wire: then the last of them to finish frees it.
+ */
+struct pg_batch {
+    cn_future *fut;
+    int *left; /* the waiting task's PG_LEFT_* (as pg_query.left) */
+    size_t n;
+    size_t pending; /* members not finished */
+    bool atomic;
+    bool abandoned;
+    pg_query q[];
+};
 
 /* What an abandon left a query to (pg_query.left): its task frees one taken
  * back before it was sent; one on the wire is its connection's. */
@@ -113,6 +134,11 @@ struct pg_conn {
     pg_stmt **table;
     size_t table_cap, nstmts;
     uint64_t next_stmt;
+    /* the last statement looked up in this flush, by its SQL's address:
+     * the queries of one flush are all alive, so one address is one text
+     * (a batch of N of the same query hashes its SQL once, not N times) */
+    const char *memo_sql;
+    pg_stmt *memo_stmt;
 };
 
 struct cn_pg_pool {

@@ -54,6 +54,8 @@ static void fill_defaults(cn_pg_config *c)
         c->reconnect_max_ms = c->reconnect_min_ms;
     if (c->reset_on_release == 0)
         c->reset_on_release = 1;
+    if (c->batch_chunk == 0)
+        c->batch_chunk = 64;
 }
 
 static void free_params(cn_pg_pool *p)
@@ -308,6 +310,21 @@ static unsigned count_list(const cn__list *h)
     return n;
 }
 
+/* What waits for a connection: a batch (cn_pg_query_all) counts once, as
+ * it goes to one connection. */
+static unsigned count_demand(const cn__list *h)
+{
+    const pg_batch *prev = NULL;
+    unsigned n = 0;
+
+    for (const cn__list *it = h->next; it != h; it = it->next) {
+        const pg_query *q = PG_CONST_OF(it, pg_query, link);
+        n += q->batch == NULL || q->batch != prev;
+        prev = q->batch;
+    }
+    return n;
+}
+
 /* Open connections for the minimum and for whoever waits, within
  * max_size; while connects fail, one probe at a time after the back-off. */
 static void grow(cn_pg_pool *p)
@@ -329,7 +346,7 @@ static void grow(cn_pg_pool *p)
      * (256 requests of 20): walking it each time was a quarter of the CPU. */
     if (p->nconns >= p->cfg.max_size)
         return;
-    demand = count_list(&p->pending) + count_list(&p->acquirers);
+    demand = count_demand(&p->pending) + count_list(&p->acquirers);
     if (p->nconns < p->cfg.min_size)
         want = p->cfg.min_size - p->nconns;
     if (demand > p->nconnecting && demand - p->nconnecting > want)
@@ -512,6 +529,13 @@ static void dispatch(cn_pg_pool *p)
         if (c == NULL)
             break;
         assign(c, q);
+        /* a batch goes to one connection whole, whatever pipeline_depth */
+        while (q->batch && !cn__list_empty(&p->pending)) {
+            pg_query *next = CN__CONTAINER_OF(p->pending.next, pg_query, link);
+            if (next->batch != q->batch)
+                break;
+            assign(c, next);
+        }
     }
     grow(p);
     while (!cn__list_empty(&p->dirty))
@@ -645,7 +669,7 @@ void cn_pg_pool_stats(const cn_pg_pool *p, cn_pg_stats *out)
     out->connecting = p->nconnecting;
     out->idle = idle;
     out->in_use = in_use;
-    out->waiters = count_list(&p->pending) + count_list(&p->acquirers);
+    out->waiters = count_demand(&p->pending) + count_list(&p->acquirers);
 }
 
 /*

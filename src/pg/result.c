@@ -150,6 +150,19 @@ int cn_pg_result_int64(const cn_pg_result *r, int row, int col, int64_t *out)
 
     if (s == NULL)
         return CN_ENOENT;
+    {
+        /* the common case without strtoll (a measurable part of a request
+         * that reads twenty rows): up to 18 digits, an optional minus */
+        const char *d = s + (*s == '-');
+        int64_t acc = 0;
+        int i = 0;
+        for (; i < 18 && d[i] >= '0' && d[i] <= '9'; i++)
+            acc = acc * 10 + (d[i] - '0');
+        if (i > 0 && d[i] == '\0') {
+            *out = *s == '-' ? -acc : acc;
+            return 0;
+        }
+    }
     errno = 0;
     v = strtoll(s, &end, 10);
     if (end == s || *end)

@@ -105,6 +105,9 @@ pg_check() {
     body=$(curl -s "$u/accounts")
     [[ $body == '[{"id":1,"owner":"alice","balance":70},{"id":2,"owner":"bob","balance":80}]' ]] ||
         fail "GET /accounts after the transfers: got '$body'"
+    body=$(curl -s "$u/balances?ids=1,2,9,x")
+    [[ $body == '[{"id":"1","balance":70},{"id":"2","balance":80},{"id":"9","balance":null},{"id":"x","error":'*'invalid input syntax'*'}]' ]] ||
+        fail "GET /balances?ids=1,2,9,x: one batch, each id its own outcome: got '$body'"
     code=$(curl -s -o /dev/null -w '%{http_code}' "$u/slow/3000")
     [[ $code == 504 ]] || fail "GET /slow/3000 under a 500 ms command timeout: expected 504, got $code"
     body=$(curl -s "$u/together?n=5&ms=300")

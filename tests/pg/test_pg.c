@@ -250,6 +250,219 @@ static int rt_gather(cn_req *req, cn_res *res)
     return cn_res_json(res, 200, o);
 }
 
+/* ---- batches (cn_pg_query_all) ---- */
+
+/* A batch's outcome into o: rc, the figures it cost, and per query its
+ * rc-like state, value (or SQLSTATE). */
+static void batch_outcome(cJSON *o, int rc, cn_pg_result **out, size_t n)
+{
+    cJSON *items = cJSON_CreateArray();
+
+    num(o, "rc", rc);
+    for (size_t i = 0; i < n && (rc == 0 || rc == CN_EDB); i++) {
+        cJSON *x = obj();
+        const char *state = cn_pg_result_sqlstate(out[i]);
+        if (state) {
+            cJSON_AddStringToObject(x, "sqlstate", state);
+            cJSON_AddStringToObject(x, "message", cn_pg_result_message(out[i]));
+        } else if (cn_pg_result_rows(out[i]) > 0 && cn_pg_result_text(out[i], 0, 0)) {
+            cJSON_AddStringToObject(x, "value", cn_pg_result_text(out[i], 0, 0));
+        }
+        cJSON_AddItemToArray(items, x);
+    }
+    /* on any other error, no result at all */
+    for (size_t i = 0; i < n && !(rc == 0 || rc == CN_EDB); i++)
+        if (out[i] != NULL)
+            num(o, "stray_result", (double)i);
+    cJSON_AddItemToObject(o, "items", items);
+}
+
+/* GET /t/pg/all?n=N&bad=K&atomic=0|1&write=0|1: a batch of N queries, the
+ * K-th of which divides by zero (K < 0: none); reads return 2i, writes
+ * insert (i, 2i) into t_batch and return v. Answers the outcomes, the
+ * unix send(2)s and Syncs the batch cost, the retries, and (writes) how
+ * many rows are in t_batch afterwards. */
+static int rt_all(cn_req *req, cn_res *res)
+{
+    int64_t n = 10, bad = -1, atomic = 0, write = 0;
+    cn_pg_batch_query *qs;
+    cn_pg_result **out, *r;
+    char(*nums)[24];
+    const char **params;
+    cJSON *o = obj();
+    cn_pg_stats st0, st1;
+    long sends0;
+    int rc;
+
+    cn_req_query_int(req, "n", &n);
+    cn_req_query_int(req, "bad", &bad);
+    cn_req_query_int(req, "atomic", &atomic);
+    cn_req_query_int(req, "write", &write);
+    qs = cn_req_alloc(req, (size_t)n * sizeof(*qs) + 1);
+    out = cn_req_alloc(req, (size_t)n * sizeof(*out) + 1);
+    nums = cn_req_alloc(req, (size_t)n * sizeof(*nums) + 1);
+    params = cn_req_alloc(req, (size_t)n * sizeof(*params) + 1);
+    if (write) {
+        num(o, "create",
+            cn_pg_query(g_pool, "CREATE TABLE IF NOT EXISTS t_batch (k int PRIMARY KEY, v int)", 0,
+                        NULL, &r));
+        num(o, "truncate", cn_pg_query(g_pool, "TRUNCATE t_batch", 0, NULL, &r));
+    }
+    for (int64_t i = 0; i < n; i++) {
+        snprintf(nums[i], sizeof nums[i], "%lld", (long long)i);
+        params[i] = nums[i];
+        if (write)
+            qs[i].sql = i == bad ? "INSERT INTO t_batch VALUES ($1::int, $1::int / 0) RETURNING v"
+                                 : "INSERT INTO t_batch VALUES ($1::int, $1::int * 2) RETURNING v";
+        else
+            qs[i].sql = i == bad ? "SELECT $1::int / 0" : "SELECT $1::int * 2";
+        qs[i].nparams = 1;
+        qs[i].params = &params[i];
+    }
+    cn_pg_pool_stats(g_pool, &st0);
+    sends0 = pg_unix_sends();
+    rc = cn_pg_query_all(g_pool, qs, (size_t)n, atomic ? CN_PG_BATCH_ATOMIC : 0, out);
+    num(o, "sends", (double)(pg_unix_sends() - sends0));
+    cn_pg_pool_stats(g_pool, &st1);
+    num(o, "batches", (double)(st1.batches - st0.batches));
+    num(o, "retries", (double)(st1.retries - st0.retries));
+    num(o, "queries", (double)(st1.queries - st0.queries));
+    batch_outcome(o, rc, out, (size_t)n);
+    if (write) {
+        int64_t rows = -1;
+        if (cn_pg_query(g_pool, "SELECT count(*) FROM t_batch WHERE v = 2 * k", 0, NULL, &r) == 0)
+            cn_pg_result_int64(r, 0, 0, &rows);
+        num(o, "rows", (double)rows);
+    }
+    return cn_res_json(res, 200, o);
+}
+
+/* GET /t/pg/allsleep?s=S&tag=T: a batch of three, the middle one sleeping
+ * S seconds (its SQL ends in "AS T", for wait_running). */
+static int rt_allsleep(cn_req *req, cn_res *res)
+{
+    const char *secs = cn_req_query(req, "s"), *tag = cn_req_query(req, "tag");
+    const char *one = "1", *three = "3";
+    cn_pg_batch_query qs[3] = {
+        {"SELECT $1::int", 1, &one},
+        {cn_req_sprintf(req, "SELECT pg_sleep($1::float8) AS %s", tag ? tag : "sleeper"), 1, &secs},
+        {"SELECT $1::int", 1, &three},
+    };
+    cn_pg_result *out[3];
+    cJSON *o = obj();
+
+    if (secs == NULL)
+        secs = "1";
+    batch_outcome(o, cn_pg_query_all(g_pool, qs, 3, 0, out), out, 3);
+    return cn_res_json(res, 200, o);
+}
+
+/* GET /t/pg/allvictim: a batch of writes around a 5 s sleep (its SQL ends
+ * in "AS bvictim"), then how many of the writes the table holds */
+static int rt_allvictim(cn_req *req, cn_res *res)
+{
+    static const cn_pg_batch_query qs[3] = {
+        {"INSERT INTO t_batch VALUES (1, 2) RETURNING v", 0, NULL},
+        {"SELECT pg_sleep(5) AS bvictim", 0, NULL},
+        {"INSERT INTO t_batch VALUES (2, 4) RETURNING v", 0, NULL},
+    };
+    cn_pg_result *out[3], *r;
+    cJSON *o = obj();
+    int64_t rows = -1;
+
+    (void)req;
+    num(o, "create",
+        cn_pg_query(g_pool, "CREATE TABLE IF NOT EXISTS t_batch (k int PRIMARY KEY, v int)", 0,
+                    NULL, &r));
+    num(o, "truncate", cn_pg_query(g_pool, "TRUNCATE t_batch", 0, NULL, &r));
+    batch_outcome(o, cn_pg_query_all(g_pool, qs, 3, 0, out), out, 3);
+    if (cn_pg_query(g_pool, "SELECT count(*) FROM t_batch", 0, NULL, &r) == 0)
+        cn_pg_result_int64(r, 0, 0, &rows);
+    num(o, "rows", (double)rows);
+    return cn_res_json(res, 200, o);
+}
+
+typedef struct batch_run {
+    const cn_pg_batch_query *qs;
+    size_t n;
+    cn_pg_result *out[2];
+    int rc;
+    int64_t ms;
+} batch_run;
+
+static int batch_task(void *arg)
+{
+    batch_run *b = arg;
+    int64_t t0 = h_now_ms();
+
+    b->rc = cn_pg_query_all(g_pool, b->qs, b->n, 0, b->out);
+    b->ms = h_now_ms() - t0;
+    return 0;
+}
+
+/* GET /t/pg/allclose (max_size 1, pipeline_depth 1): one batch on the wire
+ * (a 5 s sleep), one waiting for the connection; the pool closes under
+ * both. */
+static int rt_allclose(cn_req *req, cn_res *res)
+{
+    static const cn_pg_batch_query slow[1] = {{"SELECT pg_sleep(5) AS closer", 0, NULL}};
+    static const cn_pg_batch_query quick[2] = {{"SELECT 1", 0, NULL}, {"SELECT 2", 0, NULL}};
+    batch_run *a = cn_req_alloc(req, sizeof(*a)), *b = cn_req_alloc(req, sizeof(*b));
+    cn_task *t[2];
+    cJSON *o = obj(), *x;
+    cn_pg_stats st;
+    int i;
+
+    *a = (batch_run){.qs = slow, .n = 1, .rc = H_NOT_YET};
+    *b = (batch_run){.qs = quick, .n = 2, .rc = H_NOT_YET};
+    cn_spawn(batch_task, a, &t[0]);
+    cn_spawn(batch_task, b, &t[1]);
+    /* until the slow one is on the connection and the quick one waits */
+    for (i = 0; i < 1000; i++) {
+        cn_pg_pool_stats(g_pool, &st);
+        if (st.in_use == 1 && st.waiters == 1 && st.batches >= 1)
+            break;
+        cn_sleep(5);
+    }
+    num(o, "waited", i);
+    num(o, "waiters", st.waiters);
+    cn_pg_pool_close(g_pool);
+    g_pool = NULL;
+    cn_gather(t, 2, NULL);
+    x = obj();
+    batch_outcome(x, a->rc, a->out, 1);
+    num(x, "ms", (double)a->ms);
+    cJSON_AddItemToObject(o, "slow", x);
+    x = obj();
+    batch_outcome(x, b->rc, b->out, 2);
+    cJSON_AddItemToObject(o, "quick", x);
+    return cn_res_json(res, 200, o);
+}
+
+/* GET /t/pg/alledge: n = 0, the argument checks */
+static int rt_alledge(cn_req *req, cn_res *res)
+{
+    cn_pg_batch_query q = {"SELECT 1", 0, NULL}, nosql = {NULL, 0, NULL},
+                      noparams = {"SELECT $1", 1, NULL};
+    cn_pg_result *out[1] = {NULL};
+    cJSON *o = obj();
+    int64_t t0 = h_now_ms();
+
+    (void)req;
+    num(o, "zero", cn_pg_query_all(g_pool, NULL, 0, 0, NULL));
+    num(o, "zero_ms", (double)(h_now_ms() - t0));
+    num(o, "too_many", cn_pg_query_all(g_pool, &q, CN_PG_BATCH_MAX + 1, 0, out));
+    num(o, "bad_flag", cn_pg_query_all(g_pool, &q, 1, 1u << 7, out));
+    num(o, "no_out", cn_pg_query_all(g_pool, &q, 1, 0, NULL));
+    num(o, "no_sql", cn_pg_query_all(g_pool, &nosql, 1, 0, out));
+    num(o, "no_params", cn_pg_query_all(g_pool, &noparams, 1, 0, out));
+    num(o, "no_pool", cn_pg_query_all(NULL, &q, 1, 0, out));
+    num(o, "one", cn_pg_query_all(g_pool, &q, 1, 0, out));
+    if (out[0])
+        cJSON_AddStringToObject(o, "one_value", cn_pg_result_text(out[0], 0, 0));
+    return cn_res_json(res, 200, o);
+}
+
 /* ---- results ---- */
 
 /* GET /t/pg/types */
@@ -304,6 +517,10 @@ static int rt_sync(cn_req *req, cn_res *res)
     (void)req;
     num(o, "query", cn_pg_query(g_pool, "SELECT 1", 0, NULL, &r));
     num(o, "acquire", cn_pg_acquire(g_pool, 10, &c));
+    {
+        cn_pg_batch_query q = {"SELECT 1", 0, NULL};
+        num(o, "batch", cn_pg_query_all(g_pool, &q, 1, 0, &r));
+    }
     return cn_res_json(res, 200, o);
 }
 
@@ -346,6 +563,11 @@ static int routes(cn_app *app, void *arg)
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/acquire4", rt_acquire4, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/dirty", rt_dirty, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/gather", rt_gather, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /t/pg/all", rt_all, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /t/pg/allsleep", rt_allsleep, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /t/pg/allclose", rt_allclose, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /t/pg/allvictim", rt_allvictim, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /t/pg/alledge", rt_alledge, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/types", rt_types, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/active", rt_active, NULL);
     rc = rc ? rc : cn_app_route_ex(app, "GET /t/pg/sync", rt_sync, NULL, &sync);
@@ -790,6 +1012,7 @@ static void test_golden_rule_and_metrics(void **state)
 
     h_assert_code(o, "query", CN_ENOTCORO);
     h_assert_code(o, "acquire", CN_ENOTCORO);
+    h_assert_code(o, "batch", CN_ENOTCORO);
     cJSON_Delete(o);
     assert_int_equal(cn_pg_query(g_pool, "SELECT 1", 0, NULL, &r), CN_ENOTCORO);
     cJSON_Delete(h_get_json(s, "/t/pg/q", 200));
@@ -858,6 +1081,241 @@ static void test_command_timeout(void **state)
     o = h_get_json(s, "/t/pg/q?sql=SELECT%205", 200); /* the same connection */
     h_assert_code(o, "rc", 0);
     assert_string_equal(jstr(o, "value"), "5");
+    cJSON_Delete(o);
+}
+
+/* ---- batches ---- */
+
+static cJSON *item(const cJSON *o, int i)
+{
+    return cJSON_GetArrayItem(cJSON_GetObjectItem(o, "items"), i);
+}
+
+/* Twenty queries in one batch: results in order, one Sync, one write. */
+static void test_batch_order(void **state)
+{
+    h_server *s = start(state, (cn_pg_config){.min_size = 2, .max_size = 2});
+    cJSON *o;
+
+    assert_true(H_WAIT_UNTIL(stats().idle == 2, 5000));
+    for (int round = 0; round < 2; round++) { /* prepared in round 0, cached after */
+        uint64_t prepares = stats().prepares;
+        o = h_get_json(s, "/t/pg/all?n=20", 200);
+        h_assert_code(o, "rc", 0);
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "items")), 20);
+        for (int i = 0; i < 20; i++)
+            assert_int_equal(atoi(jstr(item(o, i), "value")), 2 * i);
+        h_assert_code(o, "batches", 1);
+        h_assert_code(o, "queries", 20);
+        print_message("a batch of 20 (round %d): %lld send(2), %llu prepared\n", round,
+                      (long long)h_jint(o, "sends"),
+                      (unsigned long long)(stats().prepares - prepares));
+        assert_true(h_jint(o, "sends") <= 2);
+        assert_true(stats().prepares - prepares <= 1); /* one statement, one connection */
+        cJSON_Delete(o);
+    }
+    assert_true(H_WAIT_UNTIL(stats().in_use == 0, 3000));
+}
+
+/* One failing query of ten: it gets its own error and the nine others
+ * their results -- sent again, each alone, after PostgreSQL rolled the
+ * chunk back -- and a write is committed exactly once. Atomic: nothing
+ * commits, the others are 25P02. */
+static void test_batch_one_fails(void **state)
+{
+    h_server *s = start(state, (cn_pg_config){.min_size = 1, .max_size = 1});
+    cJSON *o;
+
+    assert_true(H_WAIT_UNTIL(stats().idle == 1, 5000));
+    for (int write = 0; write < 2; write++) {
+        o = h_get_json(s, write ? "/t/pg/all?n=10&bad=5&write=1" : "/t/pg/all?n=10&bad=5", 200);
+        h_assert_code(o, "rc", CN_EDB);
+        for (int i = 0; i < 10; i++) {
+            if (i == 5) {
+                assert_string_equal(jstr(item(o, i), "sqlstate"), "22012");
+                assert_non_null(strstr(jstr(item(o, i), "message"), "division by zero"));
+            } else {
+                assert_int_equal(atoi(jstr(item(o, i), "value")), 2 * i);
+            }
+        }
+        h_assert_code(o, "retries", 9);  /* 0-4 rolled back, 6-9 skipped */
+        h_assert_code(o, "batches", 10); /* the batch, then one Sync each */
+        if (write)
+            h_assert_code(o, "rows", 9); /* each row once: k is a primary key */
+        cJSON_Delete(o);
+
+        o = h_get_json(
+            s, write ? "/t/pg/all?n=10&bad=5&write=1&atomic=1" : "/t/pg/all?n=10&bad=5&atomic=1",
+            200);
+        h_assert_code(o, "rc", CN_EDB);
+        for (int i = 0; i < 10; i++)
+            assert_string_equal(jstr(item(o, i), "sqlstate"), i == 5 ? "22012" : "25P02");
+        assert_non_null(strstr(jstr(item(o, 0), "message"), "skipped"));
+        h_assert_code(o, "retries", 0);
+        h_assert_code(o, "batches", 1);
+        if (write)
+            h_assert_code(o, "rows", 0); /* nothing of it committed */
+        cJSON_Delete(o);
+    }
+    /* and the connection serves the next batch */
+    o = h_get_json(s, "/t/pg/all?n=3", 200);
+    h_assert_code(o, "rc", 0);
+    cJSON_Delete(o);
+    assert_int_equal(stats().lost, 0);
+}
+
+/* More than a chunk: 1000 queries go out in Syncs of batch_chunk (64) on
+ * one connection, the results in order. */
+static void test_batch_large(void **state)
+{
+    h_server *s = start(state, (cn_pg_config){.min_size = 1, .max_size = 1});
+    cJSON *o;
+
+    assert_true(H_WAIT_UNTIL(stats().idle == 1, 5000));
+    o = h_get_json(s, "/t/pg/all?n=1000", 200);
+    h_assert_code(o, "rc", 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "items")), 1000);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(atoi(jstr(item(o, i), "value")), 2 * i);
+    h_assert_code(o, "batches", (1000 + 63) / 64);
+    print_message("a batch of 1000: %lld send(2), %lld Syncs\n", (long long)h_jint(o, "sends"),
+                  (long long)h_jint(o, "batches"));
+    cJSON_Delete(o);
+    /* a failure in one chunk leaves the others alone */
+    o = h_get_json(s, "/t/pg/all?n=200&bad=130", 200);
+    h_assert_code(o, "rc", CN_EDB);
+    assert_string_equal(jstr(item(o, 130), "sqlstate"), "22012");
+    assert_int_equal(atoi(jstr(item(o, 199), "value")), 398);
+    h_assert_code(o, "retries", 63); /* only 128..191's chunk, but its failure */
+    cJSON_Delete(o);
+    o = h_get_json(s, "/t/pg/alledge", 200);
+    h_assert_code(o, "zero", 0);
+    assert_true(h_jint(o, "zero_ms") < 50);
+    h_assert_code(o, "too_many", CN_EINVAL);
+    h_assert_code(o, "bad_flag", CN_EINVAL);
+    h_assert_code(o, "no_out", CN_EINVAL);
+    h_assert_code(o, "no_sql", CN_EINVAL);
+    h_assert_code(o, "no_params", CN_EINVAL);
+    h_assert_code(o, "no_pool", CN_EINVAL);
+    h_assert_code(o, "one", 0);
+    assert_string_equal(jstr(o, "one_value"), "1");
+    cJSON_Delete(o);
+}
+
+/* command_timeout_ms bounds the batch: CN_ETIMEDOUT, no result; the
+ * sleeping query is cancelled on the server and the connection drains its
+ * batch and serves again, not lost. */
+static void test_batch_timeout(void **state)
+{
+    h_server *s =
+        start(state, (cn_pg_config){.min_size = 1, .max_size = 1, .command_timeout_ms = 250});
+    cJSON *o;
+    int64_t t0;
+
+    assert_true(H_WAIT_UNTIL(stats().idle == 1, 5000));
+    t0 = h_now_ms();
+    o = h_get_json(s, "/t/pg/allsleep?s=3&tag=btimeout", 200);
+    h_assert_code(o, "rc", CN_ETIMEDOUT);
+    assert_null(cJSON_GetObjectItem(o, "stray_result"));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "items")), 0);
+    cJSON_Delete(o);
+    assert_true(h_now_ms() - t0 < 1500);
+    assert_int_equal(stats().timeouts, 1);
+    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 1, 2500));
+    assert_true(h_now_ms() - t0 < 2800); /* not the sleep's 3 s */
+    assert_true(stats().cancels >= 1);
+    assert_int_equal(stats().lost, 0);
+    o = h_get_json(s, "/t/pg/all?n=5", 200); /* the same connection */
+    h_assert_code(o, "rc", 0);
+    assert_int_equal(atoi(jstr(item(o, 4), "value")), 8);
+    cJSON_Delete(o);
+}
+
+/* A client that leaves while its batch sleeps on the server: the query is
+ * cancelled there within 300 ms, the connection comes back clean. */
+static void test_batch_disconnect_cancels(void **state)
+{
+    h_server *s = start(state, (cn_pg_config){.min_size = 2, .max_size = 2});
+    h_conn *c;
+    cJSON *o;
+    int64_t closed_at, gone_at;
+
+    assert_true(H_WAIT_UNTIL(stats().idle == 2, 5000));
+    c = h_send_get(s, "/t/pg/allsleep?s=10&tag=bleaver");
+    assert_true(wait_running(s, "bleaver", 1, 3000));
+    closed_at = h_now_ms();
+    h_close(c);
+    assert_true(wait_running(s, "bleaver", 0, 3000));
+    gone_at = h_now_ms();
+    print_message("the cancelled batch left pg_stat_activity %lld ms after the client\n",
+                  (long long)(gone_at - closed_at));
+    if (gone_at - closed_at >= 300)
+        fail_msg("the cancelled batch ran on for %lld ms", (long long)(gone_at - closed_at));
+    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 2, 3000));
+    assert_true(stats().cancels >= 1);
+    assert_int_equal(stats().lost, 0);
+    o = h_get_json(s, "/t/pg/all?n=20", 200);
+    h_assert_code(o, "rc", 0);
+    cJSON_Delete(o);
+    h_assert_settles(s);
+}
+
+/* The connection is lost with a batch of writes on the wire (its backend
+ * terminated during the batch's sleep): the sleeping query fails with the
+ * server's 57P01, the writes with 08006, and none of them is sent again --
+ * the first had run, but its Sync never came, so it did not commit, and
+ * the table holds neither row, then or later. */
+static void test_batch_lost_connection(void **state)
+{
+    h_server *s = start(state, (cn_pg_config){.min_size = 2, .max_size = 2});
+    h_conn *victim;
+    cJSON *o;
+
+    assert_true(H_WAIT_UNTIL(stats().idle == 2, 5000));
+    victim = h_send_get(s, "/t/pg/allvictim");
+    assert_true(wait_running(s, "bvictim", 1, 3000));
+    o = h_get_json(s,
+                   "/t/pg/q?sql=SELECT%20count(pg_terminate_backend(pid))%20FROM%20"
+                   "pg_stat_activity%20WHERE%20query%20LIKE%20'%25AS%20bvictim'%20AND%20"
+                   "pid%20%3C%3E%20pg_backend_pid()",
+                   200);
+    assert_string_equal(jstr(o, "value"), "1");
+    cJSON_Delete(o);
+    o = h_read_json(victim, 200);
+    h_assert_code(o, "rc", CN_EDB);
+    assert_string_equal(jstr(item(o, 0), "sqlstate"), "08006");
+    assert_string_equal(jstr(item(o, 1), "sqlstate"), "57P01");
+    assert_string_equal(jstr(item(o, 2), "sqlstate"), "08006");
+    h_assert_code(o, "rows", 0);
+    cJSON_Delete(o);
+    assert_int_equal(stats().lost, 1);
+    assert_int_equal(stats().retries, 0);
+    /* a replacement connection serves, and still nothing was written */
+    assert_true(H_WAIT_UNTIL(stats().idle == 2, 3000));
+    o = h_get_json(s, "/t/pg/q?sql=SELECT%20count(*)%20FROM%20t_batch", 200);
+    h_assert_code(o, "rc", 0);
+    assert_string_equal(jstr(o, "value"), "0");
+    cJSON_Delete(o);
+}
+
+/* The pool closes while one batch runs and one waits: the running one
+ * fails at once with 08006 (its connection closed), the waiting one with
+ * CN_ECANCELED and no results. */
+static void test_batch_pool_close(void **state)
+{
+    h_server *s = start(state, (cn_pg_config){.min_size = 1, .max_size = 1, .pipeline_depth = 1});
+    cJSON *o, *x;
+
+    assert_true(H_WAIT_UNTIL(stats().idle == 1, 5000));
+    o = h_get_json(s, "/t/pg/allclose", 200);
+    h_assert_code(o, "waiters", 1);
+    x = cJSON_GetObjectItem(o, "slow");
+    h_assert_code(x, "rc", CN_EDB);
+    assert_string_equal(jstr(item(x, 0), "sqlstate"), "08006");
+    assert_true(h_jint(x, "ms") < 4000);
+    x = cJSON_GetObjectItem(o, "quick");
+    h_assert_code(x, "rc", CN_ECANCELED);
+    assert_null(cJSON_GetObjectItem(x, "stray_result"));
     cJSON_Delete(o);
 }
 
@@ -1022,6 +1480,13 @@ int main(void)
         cmocka_unit_test_teardown(test_golden_rule_and_metrics, teardown),
         cmocka_unit_test_teardown(test_two_pools_metrics, teardown),
         cmocka_unit_test_teardown(test_command_timeout, teardown),
+        cmocka_unit_test_teardown(test_batch_order, teardown),
+        cmocka_unit_test_teardown(test_batch_one_fails, teardown),
+        cmocka_unit_test_teardown(test_batch_large, teardown),
+        cmocka_unit_test_teardown(test_batch_timeout, teardown),
+        cmocka_unit_test_teardown(test_batch_disconnect_cancels, teardown),
+        cmocka_unit_test_teardown(test_batch_lost_connection, teardown),
+        cmocka_unit_test_teardown(test_batch_pool_close, teardown),
         cmocka_unit_test_teardown(test_demo_database, demo_teardown),
         cmocka_unit_test_teardown(test_pool_in_lifespan, h_teardown),
     };
