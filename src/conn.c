@@ -605,8 +605,6 @@ static int on_message_begin(llhttp_t *p)
 {
     cn__conn *c = conn_of(p);
 
-    if (c->state == ST_CLOSED)
-        return HPE_PAUSED; /* nothing more is read on a closed connection */
     c->req = cn__req_new(c->srv->app, c);
     if (c->req == NULL) {
         c->error_status = 503;
@@ -809,10 +807,6 @@ static int on_message_complete(llhttp_t *p)
     cn__dispatch_request(c->srv->dispatch, c->req);
     if (c->state == ST_HANDLING)
         return HPE_PAUSED; /* the handler parked: stop here until it is done */
-    /* closed while it ran (a write failed): the requests pipelined behind
-     * it must not be parsed into a connection that is gone */
-    if (c->state == ST_CLOSED)
-        return HPE_PAUSED;
     if (c->close_after || c->out.len + c->wbuf.len >= OUT_HIGH_WATER)
         return HPE_PAUSED;
     return 0;

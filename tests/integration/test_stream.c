@@ -11,7 +11,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "harness.h"
 
@@ -542,45 +541,6 @@ static void test_pipelined_after_stream(void **state)
     }
 }
 
-/*
- * A client that sends streams pipelined and leaves after one byte: the
- * first stream's write fails while the others are still unparsed, and they
- * must not be served into the closed connection (which closed its handles
- * a second time, and libuv aborts on that). With a FIN and with a RST.
- */
-static void test_pipelined_streams_client_leaves(void **state)
-{
-    h_server *s = start(state, NULL);
-    static const char *const sets[] = {
-        "GET /stream/30 HTTP/1.1\r\nHost: t\r\n\r\n"
-        "GET /stream/30 HTTP/1.1\r\nHost: t\r\n\r\n"
-        "GET /stream/30 HTTP/1.1\r\nHost: t\r\n\r\n",
-        "GET /stream/30 HTTP/1.1\r\nHost: t\r\n\r\n"
-        "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
-        "GET /stream/30 HTTP/1.1\r\nHost: t\r\n\r\n",
-    };
-
-    for (int i = 0; i < 4; i++) {
-        h_conn *c = h_open(s);
-        h_conn *probe;
-
-        h_sends(c, sets[i % 2]);
-        assert_true(h_recv_more(c, H_TIMEOUT_MS) > 0);
-        if (i >= 2) {
-            struct linger lg = {1, 0}; /* close with a RST */
-            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-        }
-        h_close(c);
-        /* the server lets go of it (the stream's next write fails), and
-         * goes on serving */
-        assert_true(h_wait_active(s, 0, H_TIMEOUT_MS));
-        probe = h_open(s);
-        h_sends(probe, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
-        read_health(probe);
-        h_close(probe);
-    }
-}
-
 /* An error after the head: no last chunk, then the connection closes. */
 static void test_error_mid_stream_truncates(void **state)
 {
@@ -713,7 +673,6 @@ int main(void)
         cmocka_unit_test_teardown(test_http10_is_close_delimited, h_teardown),
         cmocka_unit_test_teardown(test_head_gets_head_only, h_teardown),
         cmocka_unit_test_teardown(test_pipelined_after_stream, h_teardown),
-        cmocka_unit_test_teardown(test_pipelined_streams_client_leaves, h_teardown),
         cmocka_unit_test_teardown(test_error_mid_stream_truncates, h_teardown),
         cmocka_unit_test_teardown(test_disconnect_while_parked_on_backpressure, h_teardown),
         cmocka_unit_test_teardown(test_stalled_reader_is_dropped, h_teardown),
