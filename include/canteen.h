@@ -232,7 +232,8 @@ typedef struct cn_res cn_res;
  *   fetch_max_host_conns  16      outbound connections per upstream host;
  *                                 more concurrent fetches queue for one
  *   fetch_max_body_bytes  10 MiB  outbound response body limit (CN_ETOOBIG)
- *   fetch_timeout_ms      30000   default outbound timeout (CN_ETIMEDOUT)
+ *   fetch_timeout_ms      30000   default outbound timeout (CN_ETIMEDOUT),
+ *                                 waiting for a connection included
  *   workers               0       worker processes: 0, one process (the
  *                                 app runs on the calling thread); N,
  *                                 cn_app_run supervises N forked workers
@@ -555,7 +556,13 @@ typedef struct cn_stats {
     uint64_t background_started; /* background tasks begun (cn_req_background) */
     uint64_t background_failed;  /* of those, the ones that returned an error */
     uint64_t background_running; /* running now (the drain waits for them) */
-    uint64_t reserved[13];       /* room for new figures (0 for now) */
+    uint64_t fetch_queue_timeouts; /* fetches whose timeout ran out while they
+                                    * waited for a connection (fetch_max_host_conns) */
+    uint64_t connections_no_fd;    /* connections that came while the process
+                                    * was out of descriptors (EMFILE/ENFILE) */
+    uint64_t connections_stalled;  /* closed: the client took none of the
+                                    * output for keepalive_timeout_ms */
+    uint64_t reserved[10];         /* room for new figures (0 for now) */
 } cn_stats;
 
 /* The thread pool's figures (cn_app_pool_stats). */
@@ -683,7 +690,11 @@ CN_EXTERN const char *cn_req_method(const cn_req *req);
 /* The path, percent-decoded, NUL-terminated, without the query string. */
 CN_EXTERN const char *cn_req_path(const cn_req *req);
 
-/* The raw request target as sent ("/a%20b?x=1"), NUL-terminated. */
+/*
+ * The raw request target as sent ("/a%20b?x=1"), NUL-terminated. An
+ * absolute-form target ("http://host/a%20b?x=1") comes as its path and query
+ * ("/a%20b?x=1"); its authority ("host") is then the Host header's value.
+ */
 CN_EXTERN const char *cn_req_target(const cn_req *req);
 
 /* The route pattern that matched ("/users/{id:int}"), or NULL. */
@@ -692,7 +703,8 @@ CN_EXTERN const char *cn_req_route(const cn_req *req);
 /* The `data` pointer given to cn_app_route for the matched route. */
 CN_EXTERN void *cn_req_route_data(const cn_req *req);
 
-/* HTTP minor version: 1 for HTTP/1.1, 0 for HTTP/1.0. */
+/* HTTP minor version: 1 for HTTP/1.1 (and for 1.2 to 1.9, which are
+ * served as 1.1), 0 for HTTP/1.0. */
 CN_EXTERN int cn_req_http_minor(const cn_req *req);
 
 /*

@@ -29,6 +29,7 @@
 
 #include <uv.h>
 
+#include "accept.h"
 #include "accesslog.h"
 #include "app.h"
 #include "canteen/uv.h"
@@ -285,6 +286,8 @@ static void free_handle(uv_handle_t *h)
     free(h);
 }
 
+static void close_listener(uv_tcp_t *tcp);
+
 int cn__app_free_checked(cn_app *app)
 {
     if (app == NULL)
@@ -293,7 +296,7 @@ int cn__app_free_checked(cn_app *app)
      * stopped with handles left) and let the close callbacks run */
     for (int i = 0; i < app->nlisteners; i++)
         if (!uv_is_closing((uv_handle_t *)app->listeners[i]))
-            uv_close((uv_handle_t *)app->listeners[i], free_handle);
+            close_listener(app->listeners[i]);
     if (!uv_is_closing((uv_handle_t *)&app->stop_async))
         uv_close((uv_handle_t *)&app->stop_async, NULL);
     cn__conn_abort_all(&app->srv);
@@ -431,24 +434,41 @@ int cn_app_on_shutdown(cn_app *app, cn_lifespan_fn fn, void *arg)
 
 /* ---- listeners ---- */
 
-static void on_connection(uv_stream_t *listener, int status)
+/* The worker's accept balance, after each connection. */
+static void on_accepted(cn__acceptor *a, void *arg)
 {
-    cn_app *app = listener->data;
-    int rc;
+    cn_app *app = arg;
 
-    if (status < 0) {
-        cn__log(CN__LOG_ERROR, "accept: %s", uv_strerror(status));
-        return;
-    }
-    rc = cn__conn_accept(&app->srv, listener);
-    if (rc < 0 && rc != UV_EAGAIN)
-        cn__log(CN__LOG_ERROR, "accept: %s", uv_strerror(rc));
     if (app->worker)
-        cn__worker_accepted(app->worker, listener, app->stats.connections_active);
+        cn__acceptor_single(a, !cn__worker_accepted(app->worker, app->stats.connections_active));
 }
 
-/* Bind tcp to addr and listen: at once on the socket (so that a taken port
- * fails now and clients queue), through libuv when the app accepts. */
+/*
+ * Accept on a listening socket: our own accept path (accept.c), not
+ * uv_listen's, so that running out of descriptors is answered and counted.
+ * The acceptor hangs on tcp->data until close_listener.
+ */
+static int start_accepting(cn_app *app, uv_tcp_t *tcp)
+{
+    uv_os_fd_t fd;
+    int rc = uv_fileno((uv_handle_t *)tcp, &fd);
+
+    if (rc < 0 || tcp->data)
+        return rc;
+    tcp->data = cn__acceptor_start(&app->srv, fd, on_accepted, app);
+    return tcp->data ? 0 : CN_ENOMEM;
+}
+
+/* Stop accepting on a listener and close it (freed by its close callback). */
+static void close_listener(uv_tcp_t *tcp)
+{
+    cn__acceptor_close(tcp->data);
+    tcp->data = NULL;
+    uv_close((uv_handle_t *)tcp, free_handle);
+}
+
+/* Bind tcp to addr and listen at once on the socket (so that a taken port
+ * fails now and clients queue); accept now, or when the app runs. */
 static int bind_listen(cn_app *app, uv_tcp_t *tcp, const struct sockaddr *addr, bool accept_now)
 {
     uv_os_fd_t fd;
@@ -456,11 +476,11 @@ static int bind_listen(cn_app *app, uv_tcp_t *tcp, const struct sockaddr *addr, 
 
     if (rc < 0)
         return rc;
-    if (accept_now)
-        return uv_listen((uv_stream_t *)tcp, app->cfg.backlog, on_connection);
     rc = uv_fileno((uv_handle_t *)tcp, &fd);
     if (rc == 0 && listen(fd, app->cfg.backlog) < 0)
         rc = uv_translate_sys_error(errno);
+    if (rc == 0 && accept_now)
+        rc = start_accepting(app, tcp);
     return rc;
 }
 
@@ -499,7 +519,7 @@ int cn_app_listen(cn_app *app, const char *host, int port)
     }
     app->listeners = grown;
     uv_tcp_init(&app->loop, tcp);
-    tcp->data = app;
+    tcp->data = NULL; /* the acceptor, once accepting */
     rc = bind_listen(app, tcp, gai.addrinfo->ai_addr, st == APP_RUNNING);
     uv_freeaddrinfo(gai.addrinfo);
     if (rc == 0)
@@ -507,7 +527,7 @@ int cn_app_listen(cn_app *app, const char *host, int port)
     if (rc < 0) {
         /* freed by its close callback, on the loop's next turn (cn_app_run
          * or cn_app_free): never run the loop from here */
-        uv_close((uv_handle_t *)tcp, free_handle);
+        close_listener(tcp);
         return rc;
     }
     if (app->nlisteners == 0)
@@ -560,17 +580,19 @@ int cn_app_listen_fd(cn_app *app, int fd)
         return CN_ENOMEM;
     }
     uv_tcp_init(&app->loop, tcp);
-    tcp->data = app;
+    tcp->data = NULL; /* the acceptor, once accepting */
     rc = uv_tcp_open(tcp, fd);
+    if (rc == 0 && listen(fd, app->cfg.backlog) < 0) /* our backlog */
+        rc = uv_translate_sys_error(errno);
     if (rc == 0 && st == APP_RUNNING)
-        rc = uv_listen((uv_stream_t *)tcp, app->cfg.backlog, on_connection);
+        rc = start_accepting(app, tcp);
     if (rc == 0)
         rc = uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &namelen);
     if (rc < 0) {
         /* uv_tcp_open took the descriptor only if it succeeded */
         if (uv_fileno((uv_handle_t *)tcp, &(uv_os_fd_t){0}) < 0)
             close(fd);
-        uv_close((uv_handle_t *)tcp, free_handle);
+        close_listener(tcp);
         return rc;
     }
     if (app->nlisteners == 0)
@@ -587,7 +609,7 @@ int cn_app_port(const cn_app *app)
 static void close_listeners(cn_app *app)
 {
     for (int i = 0; i < app->nlisteners; i++)
-        uv_close((uv_handle_t *)app->listeners[i], free_handle);
+        close_listener(app->listeners[i]);
     app->nlisteners = 0;
 }
 
@@ -713,9 +735,9 @@ static void startup_done(cn_app *app, int rc)
         return;
     }
     for (int i = 0; i < app->nlisteners; i++) {
-        int lr = uv_listen((uv_stream_t *)app->listeners[i], app->cfg.backlog, on_connection);
+        int lr = start_accepting(app, app->listeners[i]);
         if (lr < 0)
-            cn__log(CN__LOG_ERROR, "listen: %s", uv_strerror(lr));
+            cn__log(CN__LOG_ERROR, "listen: %s", cn_strerror(lr));
     }
     atomic_store(&app->state, APP_RUNNING);
     if (app->worker)

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <llhttp.h>
 
@@ -47,6 +48,8 @@ enum { TIMER_NONE, TIMER_HEAD, TIMER_IDLE, TIMER_LINGER, TIMER_WRITE };
 #define STREAM_HIGH_WATER (256 * 1024)
 #define STREAM_LOW_WATER (64 * 1024)
 #define LINGER_MS 2000
+/* One chunk line's extensions (";a=1;b..."); past this, 400. */
+#define CHUNK_EXT_MAX 4096
 
 typedef struct cn__conn {
     uv_tcp_t tcp;
@@ -68,14 +71,23 @@ typedef struct cn__conn {
     bool in_execute; /* inside llhttp_execute (no re-entry) */
     bool shutdown_sent;
     bool cancelled;      /* client went away while a handler ran */
-    size_t write_mark;   /* unsent_bytes() when TIMER_WRITE was last armed */
+    uint64_t sent;       /* bytes the kernel accepted from us, in all */
+    size_t wlen;         /* of the uv_write in flight */
+    uint64_t write_mark; /* acked_bytes() when TIMER_WRITE was last armed */
     cn__addr peer;       /* who is at the other end */
     uint64_t idle_since; /* uv_now when it last went idle (the drain's grace) */
     /* header accumulation in the request arena: "name\0value\0" */
     char *acc;
     size_t acc_len, field_len;
     size_t head_bytes;
-    int error_status; /* set by a callback that rejects the request */
+    /* chunk extensions (on_chunk_ext_*): the current name's or value's
+     * length so far, whether the value is quoted, the byte after it */
+    size_t ext_len, ext_line; /* ext_line: this chunk line's extensions, bytes */
+    bool ext_quoted;
+    char ext_end;
+    bool ext_semicolon;   /* put back the ';' llhttp dropped (parse_more) */
+    const char *exec_end; /* end of the bytes llhttp_execute was given */
+    int error_status;     /* set by a callback that rejects the request */
     const char *error_detail;
     /* input that arrived while a handler was running */
     char *pending;
@@ -134,6 +146,7 @@ static void conn_close(cn__conn *c)
 
 static void reject(cn__conn *c, int status, const char *detail);
 static void timer_set(cn__conn *c, int mode, uint64_t ms);
+static void idle_timer(cn__conn *c);
 
 /*
  * How long a response may go without the client reading any of it: the
@@ -153,10 +166,11 @@ static bool may_keep(const cn__conn *c)
 }
 
 /*
- * Output not yet taken by the peer: libuv's queue plus the kernel's send
- * queue. The kernel queue matters: libuv only sees progress when the kernel
- * frees a large part of its buffer, which for a slow reader can take longer
- * than the timeout while bytes are in fact moving.
+ * Progress of a slow reader is measured at the client's end: the kernel's
+ * send queue matters, since libuv only sees progress when the kernel frees
+ * a large part of its buffer, which for a slow reader can take longer than
+ * the timeout while bytes are in fact moving; and a stream slow enough to
+ * fit in that buffer never shows libuv anything at all.
  */
 /* A byte count the kernel keeps for the socket (TIOCOUTQ, FIONREAD); 0 if unknown. */
 static size_t socket_queue(cn__conn *c, unsigned long request)
@@ -169,9 +183,23 @@ static size_t socket_queue(cn__conn *c, unsigned long request)
     return (size_t)n;
 }
 
-static size_t unsent_bytes(cn__conn *c)
+/* Bytes the client's end has taken so far: what the kernel accepted from
+ * us, less what it still holds unacknowledged (TIOCOUTQ). Never goes down. */
+static uint64_t acked_bytes(cn__conn *c)
 {
-    return c->tcp.write_queue_size + socket_queue(c, TIOCOUTQ);
+    uint64_t in = c->sent;
+    size_t held = socket_queue(c, TIOCOUTQ);
+
+    /* of the write in flight, what libuv has already handed to the kernel */
+    if (c->writing && c->wlen > c->tcp.write_queue_size)
+        in += c->wlen - c->tcp.write_queue_size;
+    return held < in ? in - held : 0;
+}
+
+/* Output the client has not taken yet, in our memory or the kernel's. */
+static bool output_pending(cn__conn *c)
+{
+    return c->writing || c->out.len > 0 || socket_queue(c, TIOCOUTQ) > 0;
 }
 
 /* Output held in our memory: what the kernel has not taken yet. */
@@ -210,14 +238,20 @@ static void on_timer(uv_timer_t *t)
         conn_flush(c);
         break;
     case TIMER_WRITE: {
-        /* an answer is still going out: fine while the client reads it */
-        size_t unsent = unsent_bytes(c);
-        if (c->writing && unsent < c->write_mark) {
-            c->write_mark = unsent;
+        /* output is going out: fine while the client takes some of it */
+        uint64_t acked = acked_bytes(c);
+        if (!output_pending(c)) {
+            timer_set(c, TIMER_NONE, 0);
+            idle_timer(c);
+        } else if (acked > c->write_mark) {
+            c->write_mark = acked;
             timer_set(c, TIMER_WRITE, write_timeout_ms(c));
-            break;
+        } else {
+            /* none of it taken for the whole timeout: a client that does
+             * not read (a parked or streaming handler is cancelled) */
+            c->srv->stats->connections_stalled++;
+            conn_close(c);
         }
-        conn_close(c);
         break;
     }
     case TIMER_IDLE:
@@ -238,11 +272,15 @@ static void timer_set(cn__conn *c, int mode, uint64_t ms)
         uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
-/* Output is waiting for the client: time out only when it stops moving. */
+/*
+ * Output is waiting for the client: time out only when it stops moving,
+ * that is when the client's end acknowledges none of it for the whole
+ * timeout (bytes sitting in the kernel's send buffer count as waiting).
+ */
 static void write_timer(cn__conn *c)
 {
     if (c->timer_mode != TIMER_WRITE) {
-        c->write_mark = unsent_bytes(c);
+        c->write_mark = acked_bytes(c);
         timer_set(c, TIMER_WRITE, write_timeout_ms(c));
     }
 }
@@ -308,6 +346,8 @@ static void on_write(uv_write_t *wr, int status)
 
     c->writing = false;
     c->wbuf.len = 0;
+    if (status == 0)
+        c->sent += c->wlen;
     if (status < 0) {
         conn_close(c);
     } else if (c->state != ST_CLOSED) {
@@ -315,6 +355,9 @@ static void on_write(uv_write_t *wr, int status)
         if (c->timer_mode == TIMER_WRITE)
             timer_set(c, TIMER_NONE, 0);
         conn_flush(c);
+        /* a handler still answering: what is left must keep moving too */
+        if (c->state == ST_HANDLING && output_pending(c))
+            write_timer(c);
         wake_drain_waiters(c);
         /* a parser paused on a full output buffer goes on */
         if (c->state == ST_IDLE)
@@ -343,6 +386,7 @@ static void conn_flush(cn__conn *c)
         }
         if (n < 0)
             n = 0;
+        c->sent += (size_t)n;
         if ((size_t)n == c->out.len) {
             c->out.len = 0;
         } else {
@@ -352,6 +396,7 @@ static void conn_flush(cn__conn *c)
             c->out = tmp;
             c->out.len = 0;
             uv_buf_t b = {c->wbuf.data + n, c->wbuf.len - (size_t)n};
+            c->wlen = b.len;
             c->wreq.data = c;
             if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
                 conn_close(c);
@@ -453,14 +498,23 @@ static bool stream_keep(cn__conn *c, cn_req *req)
     return may_keep(c) && cn__res_stream_framed(req);
 }
 
-/* Send what a stream call queued (rc: how queueing went). */
+/*
+ * Send what a stream call queued (rc: how queueing went). Output the client
+ * has not taken arms the write timer, whether it waits in our queue or in
+ * the kernel's buffer: a client that reads nothing is dropped after the
+ * timeout even when a slow stream never fills the queue.
+ */
 static int stream_send(cn__conn *c, int rc)
 {
     if (rc < 0)
         return rc;
     conn_flush(c);
     /* a client that went away cancelled the request in conn_close */
-    return c->state == ST_CLOSED ? CN_ECANCELED : 0;
+    if (c->state == ST_CLOSED)
+        return CN_ECANCELED;
+    if (c->timer_mode != TIMER_WRITE && output_pending(c))
+        write_timer(c);
+    return 0;
 }
 
 static int conn_stream_begin(cn_req *req)
@@ -547,42 +601,6 @@ static const cn__req_io conn_io = {
     .stream_end = conn_stream_end,
 };
 
-static bool valid_host(const char *h, size_t n)
-{
-    /* reg-name / IPv4 / [IPv6] with an optional :port (RFC 9110 7.2) */
-    size_t i = 0;
-
-    if (n == 0)
-        return true; /* empty Host is allowed when the target has no authority */
-    if (h[0] == '[') {
-        while (i < n && h[i] != ']') {
-            char ch = h[i];
-            if (!(ch == '[' || ch == ':' || ch == '.' || (ch >= '0' && ch <= '9') ||
-                  (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
-                return false;
-            i++;
-        }
-        if (i == n)
-            return false;
-        i++;
-    } else {
-        for (; i < n && h[i] != ':'; i++) {
-            unsigned char ch = (unsigned char)h[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || strchr("-._~!$&'()*+,;=%", ch)))
-                return false;
-        }
-    }
-    if (i < n) {
-        if (h[i] != ':')
-            return false;
-        for (i++; i < n; i++)
-            if (h[i] < '0' || h[i] > '9')
-                return false;
-    }
-    return true;
-}
-
 /* ---- llhttp callbacks ---- */
 
 static cn__conn *conn_of(llhttp_t *p)
@@ -617,6 +635,9 @@ static int on_message_begin(llhttp_t *p)
     c->head_bytes = 0;
     c->acc = NULL;
     c->acc_len = c->field_len = 0;
+    c->ext_len = c->ext_line = 0;
+    c->ext_quoted = false;
+    c->ext_end = 0;
     if (c->timer_mode != TIMER_HEAD)
         timer_set(c, TIMER_HEAD, c->srv->cfg->header_timeout_ms);
     return 0;
@@ -724,7 +745,10 @@ static int on_headers_complete(llhttp_t *p)
     req->method_name = llhttp_method_name((llhttp_method_t)p->method);
     req->method = cn__method_index(req->method_name, strlen(req->method_name));
     req->http_major = p->http_major;
-    req->http_minor = p->http_minor;
+    /* a higher minor version is processed as the highest we implement,
+     * and answered as HTTP/1.1 (RFC 9110 2.5); another major version is
+     * one we do not speak (505, RFC 9110 15.6.6) */
+    req->http_minor = p->http_minor > 1 ? 1 : p->http_minor;
 
     if (p->http_major != 1) {
         c->error_status = 505;
@@ -748,7 +772,7 @@ static int on_headers_complete(llhttp_t *p)
         const cn__hdr *h = &req->headers[i];
         if (cn__ieq(h->name, h->nlen, "host")) {
             hosts++;
-            if (!valid_host(h->value, h->vlen)) {
+            if (!cn__valid_host(h->value, h->vlen)) {
                 c->error_status = 400;
                 c->error_detail = "Invalid Host header";
                 return HPE_USER;
@@ -812,6 +836,95 @@ static int on_message_complete(llhttp_t *p)
     return 0;
 }
 
+/*
+ * Chunk extensions (RFC 9112 7.1.1: ";name" or ";name=value", any number,
+ * the unknown ones ignored, which is all of them here). llhttp checks their
+ * characters but lets an empty name (";=1") or value (";a=") through, so
+ * those are refused here; and from 8.0 until 9.1.3 it forgets the ';' that
+ * ends an unquoted value, so that "5;a=1;b" fails as a bad chunk size
+ * (nodejs/llhttp#248). With such an llhttp the value's end pauses the parser
+ * and parse_more gives it the ';' back, which puts it where 9.1.3 is: the
+ * next byte starts the next extension's name.
+ */
+#if LLHTTP_VERSION_MAJOR >= 8
+#define LLHTTP_DROPS_EXT_SEMICOLON                                                                 \
+    (LLHTTP_VERSION_MAJOR * 10000 + LLHTTP_VERSION_MINOR * 100 + LLHTTP_VERSION_PATCH < 90103)
+
+static int bad_extension(cn__conn *c, const char *detail)
+{
+    c->error_status = 400;
+    c->error_detail = detail;
+    return HPE_USER;
+}
+
+/* Count n bytes of this chunk line's extensions (the bound, CHUNK_EXT_MAX). */
+static int ext_grow(cn__conn *c, size_t n)
+{
+    c->ext_line += n;
+    return c->ext_line > CHUNK_EXT_MAX ? bad_extension(c, "Chunk extensions too long") : 0;
+}
+
+static int on_chunk_ext_name(llhttp_t *p, const char *at, size_t len)
+{
+    cn__conn *c = conn_of(p);
+
+    (void)at;
+    c->ext_len += len;
+    return ext_grow(c, len);
+}
+
+static int on_chunk_ext_name_complete(llhttp_t *p)
+{
+    cn__conn *c = conn_of(p);
+
+    if (c->ext_len == 0)
+        return bad_extension(c, "Invalid chunk extension");
+    c->ext_len = 0;
+    return ext_grow(c, 1); /* its ';' */
+}
+
+/* Called once more at the end of each llhttp_execute while a value is
+ * unfinished: only a call that stops short of that end has the byte that
+ * ended the value after it (the one llhttp peeked at). */
+static int on_chunk_ext_value(llhttp_t *p, const char *at, size_t len)
+{
+    cn__conn *c = conn_of(p);
+
+    if (c->ext_len == 0 && len > 0)
+        c->ext_quoted = at[0] == '"';
+    c->ext_len += len;
+    if (at + len < c->exec_end)
+        c->ext_end = at[len];
+    return ext_grow(c, len);
+}
+
+static int on_chunk_ext_value_complete(llhttp_t *p)
+{
+    cn__conn *c = conn_of(p);
+    bool semicolon = !c->ext_quoted && c->ext_end == ';';
+
+    if (c->ext_len == 0)
+        return bad_extension(c, "Invalid chunk extension");
+    if (ext_grow(c, 1)) /* its '=' */
+        return HPE_USER;
+    c->ext_len = 0;
+    c->ext_quoted = false;
+    c->ext_end = 0;
+    if (LLHTTP_DROPS_EXT_SEMICOLON && semicolon) {
+        c->ext_semicolon = true;
+        return HPE_PAUSED;
+    }
+    return 0;
+}
+
+/* A chunk's size line is complete: the next one has its own bound. */
+static int on_chunk_header(llhttp_t *p)
+{
+    conn_of(p)->ext_line = 0;
+    return 0;
+}
+#endif
+
 static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
@@ -822,6 +935,13 @@ static const llhttp_settings_t settings = {
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
+#if LLHTTP_VERSION_MAJOR >= 8
+    .on_chunk_extension_name = on_chunk_ext_name,
+    .on_chunk_extension_name_complete = on_chunk_ext_name_complete,
+    .on_chunk_extension_value = on_chunk_ext_value,
+    .on_chunk_extension_value_complete = on_chunk_ext_value_complete,
+    .on_chunk_header = on_chunk_header,
+#endif
 };
 
 /* ---- parsing ---- */
@@ -872,7 +992,21 @@ static void parse_more(cn__conn *c, const char *data, size_t len)
     if (len == 0)
         return;
     c->in_execute = true;
+    c->exec_end = data + len;
     err = llhttp_execute(&c->parser, data, len);
+    /* a chunk extension's value ended at a ';' that llhttp dropped
+     * (on_chunk_ext_value_complete): give it back, then go on after it */
+    while (err == HPE_PAUSED && c->ext_semicolon) {
+        static const char semicolon[] = ";";
+        const char *at = llhttp_get_error_pos(&c->parser);
+        c->ext_semicolon = false;
+        llhttp_resume(&c->parser);
+        c->exec_end = semicolon + 1;
+        err = llhttp_execute(&c->parser, semicolon, 1);
+        c->exec_end = data + len;
+        if (err == HPE_OK && at < data + len)
+            err = llhttp_execute(&c->parser, at, (size_t)(data + len - at));
+    }
     c->in_execute = false;
     if (c->state == ST_CLOSED)
         return;
@@ -999,11 +1133,11 @@ static void start_reading(cn__conn *c)
 /* ---- accept and shutdown ---- */
 
 /*
- * A connection on `listener`'s next pending socket, or (listener NULL) on
- * `fd`, a connected stream socket of the caller's (the test client's
- * socketpair end): the same path from there on.
+ * A connection on `fd`: an accepted TCP socket (tcp), or a connected
+ * stream socket of the caller's (the test client's socketpair end); the
+ * same path from there on. On failure the socket is still the caller's.
  */
-static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
+static int conn_start(cn__server *srv, int fd, bool tcp)
 {
     cn__conn *c = calloc(1, sizeof(*c));
     int rc;
@@ -1022,13 +1156,13 @@ static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
     c->refs = 2;
     cn__list_push(&srv->conns, &c->link);
     srv->stats->connections_active++;
-    rc = listener ? uv_accept(listener, (uv_stream_t *)&c->tcp) : uv_tcp_open(&c->tcp, fd);
+    rc = uv_tcp_open(&c->tcp, fd);
     if (rc < 0) {
         conn_close(c);
         return rc;
     }
     srv->stats->connections_accepted++;
-    if (listener)
+    if (tcp)
         uv_tcp_nodelay(&c->tcp, 1);
     {
         struct sockaddr_storage ss;
@@ -1038,6 +1172,10 @@ static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
     }
     c->idle_since = uv_now(srv->loop);
     llhttp_init(&c->parser, HTTP_REQUEST, &settings);
+    /* any DIGIT "." DIGIT version gets through the request line, so that
+     * HTTP/1.2 is served as 1.1 and HTTP/3.0 gets 505 (on_headers_complete);
+     * llhttp checks nothing else with this flag */
+    c->parser.lenient_flags |= LENIENT_VERSION;
     c->parser.data = c;
     c->state = ST_IDLE;
 
@@ -1057,14 +1195,18 @@ static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
     return 0;
 }
 
-int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
+int cn__conn_accept_fd(cn__server *srv, int fd)
 {
-    return conn_start(srv, listener, -1);
+    int rc = conn_start(srv, fd, true);
+
+    if (rc < 0)
+        close(fd);
+    return rc;
 }
 
 int cn__conn_adopt(cn__server *srv, int fd)
 {
-    return conn_start(srv, NULL, fd);
+    return conn_start(srv, fd, false);
 }
 
 void cn__conn_drain_all(cn__server *srv)

@@ -36,8 +36,9 @@ typedef struct cn__server {
     void (*on_conn_freed)(struct cn__server *srv);
 } cn__server;
 
-/* Accept one pending connection on `listener`. Errors are libuv codes. */
-int cn__conn_accept(cn__server *srv, uv_stream_t *listener);
+/* Serve `fd`, a TCP socket just accepted (accept.c); it is the
+ * connection's from here, or closed on failure. Errors are libuv codes. */
+int cn__conn_accept_fd(cn__server *srv, int fd);
 
 /* Serve a connected stream socket of the caller's (the in-process test
  * client's end of a socketpair); it is closed with the connection. */

@@ -10,6 +10,14 @@
  * coroutine's stack (or its request's arena); a cancel removes the handles
  * from the multi before the task goes on, so no curl callback can reach
  * memory that is gone.
+ *
+ * Every transfer also has a uv timer of ours for its timeout. curl's
+ * CURLOPT_TIMEOUT does not count the time a transfer waits for a free
+ * connection (CURLMOPT_MAX_HOST_CONNECTIONS queues it, and libcurl 7.88
+ * starts the clock only when it leaves the queue), so with every connection
+ * to a host taken by slow fetches a 5 s fetch could wait 30 s and more. Our
+ * timer counts from cn_fetch_all, queueing included; when it fires, the
+ * transfer is pulled out of the multi and fails with CN_ETIMEDOUT.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -32,9 +40,10 @@ struct cn__fetch {
     unsigned open_handles; /* the timer + socket polls being closed */
     bool closing;
     /* figures (for tests and metrics) */
-    uint64_t connects; /* new connections opened */
-    uint64_t requests; /* transfers finished, whatever the outcome */
-    uint64_t failures; /* of those, the ones that got no response */
+    uint64_t connects;       /* new connections opened */
+    uint64_t requests;       /* transfers finished, whatever the outcome */
+    uint64_t failures;       /* of those, the ones that got no response */
+    uint64_t queue_timeouts; /* timed out before curl began them (queued) */
 };
 
 /* One socket curl wants watched. */
@@ -44,9 +53,20 @@ typedef struct sock_ctx {
     cn__fetch *f;
 } sock_ctx;
 
+struct xfer;
+
+/* A transfer's deadline. Its own allocation: a uv handle's memory must
+ * outlive uv_close, and the transfer (in the request's arena) may not. */
+typedef struct deadline {
+    uv_timer_t timer;
+    struct xfer *x; /* NULL once the transfer is finished */
+} deadline;
+
 /* One transfer of a cn_fetch_all call. */
 typedef struct xfer {
     CURL *easy;
+    deadline *dl;     /* NULL: no timeout, or finished */
+    uint64_t started; /* uv_now when it was handed to curl */
     struct fetch_call *call;
     cn_fetch_result *out;
     struct curl_slist *headers;
@@ -208,6 +228,7 @@ void cn__fetch_stats(const cn__fetch *f, cn_stats *out)
     out->fetch_connects = f->connects;
     out->fetch_requests = f->requests;
     out->fetch_failures = f->failures;
+    out->fetch_queue_timeouts = f->queue_timeouts;
 }
 
 /* ---- transfers ---- */
@@ -288,22 +309,47 @@ static int map_error(CURLcode cc, const xfer *x)
 }
 
 /* Move what a finished transfer collected into the request's arena. */
+static void free_deadline(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Whether curl never began the transfer: it was still waiting for a
+ * connection (not even its name was looked up). */
+static bool never_began(const xfer *x)
+{
+    curl_off_t t = 0;
+
+    return x->easy && curl_easy_getinfo(x->easy, CURLINFO_NAMELOOKUP_TIME_T, &t) == CURLE_OK &&
+           t == 0;
+}
+
 static void finish_xfer(xfer *x, int err)
 {
     cn_fetch_result *r = x->out;
+    cn__fetch *f = x->call->f;
     cn_req *req = cn__task_req(x->call->task);
     long status = 0;
-    double secs = 0;
+    double secs = 0, lived;
     size_t count = 0, i = 0;
     const char *p;
 
+    if (x->dl) {
+        x->dl->x = NULL;
+        uv_close((uv_handle_t *)&x->dl->timer, free_deadline);
+        x->dl = NULL;
+    }
+    if (err == CN_ETIMEDOUT && never_began(x))
+        f->queue_timeouts++;
     r->error = err;
     if (x->easy) {
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME, &secs);
     }
     r->status = err == 0 ? (int)status : 0;
-    r->elapsed_ms = secs * 1000.0;
+    /* curl's clock misses the time spent queued for a connection */
+    lived = x->started ? (double)(uv_now(f->loop) - x->started) : 0;
+    r->elapsed_ms = secs * 1000.0 > lived ? secs * 1000.0 : lived;
     if (err == 0 && x->body.len) {
         char *b = cn_req_strndup(req, x->body.data, x->body.len);
         if (b) {
@@ -341,9 +387,41 @@ static void finish_xfer(xfer *x, int err)
         x->easy = NULL;
     }
     x->done = true;
-    x->call->f->requests++;
+    f->requests++;
     if (r->error)
-        x->call->f->failures++;
+        f->failures++;
+}
+
+/* The transfer's timeout, counted from cn_fetch_all, ran out (queued or not). */
+static void on_deadline(uv_timer_t *t)
+{
+    deadline *d = t->data;
+    xfer *x = d->x;
+    fetch_call *c = x->call;
+
+    curl_multi_remove_handle(c->f->multi, x->easy);
+    finish_xfer(x, CN_ETIMEDOUT); /* closes this timer */
+    if (--c->pending == 0)
+        cn__task_wake(c->task, 0);
+}
+
+/* Arm the transfer's own timer (0: no timeout). */
+static int start_deadline(cn__fetch *f, xfer *x, uint64_t ms)
+{
+    deadline *d;
+
+    x->started = uv_now(f->loop);
+    if (ms == 0)
+        return 0;
+    d = malloc(sizeof(*d));
+    if (d == NULL)
+        return CN_ENOMEM;
+    uv_timer_init(f->loop, &d->timer);
+    d->timer.data = d;
+    d->x = x;
+    x->dl = d;
+    uv_timer_start(&d->timer, on_deadline, ms, 0);
+    return 0;
 }
 
 static void check_done(cn__fetch *f)
@@ -363,11 +441,17 @@ static void check_done(cn__fetch *f)
     }
 }
 
+/* The transfer's timeout in ms (0: none). */
+static uint64_t xfer_timeout(const cn__fetch *f, const cn_fetch_opts *o)
+{
+    return o->timeout_ms > 0 ? (uint64_t)o->timeout_ms : f->cfg->fetch_timeout_ms;
+}
+
 static int setup_xfer(cn__fetch *f, xfer *x, const cn_fetch_opts *o)
 {
     const cn_config *cfg = f->cfg;
     CURL *e = curl_easy_init();
-    long timeout = o->timeout_ms > 0 ? (long)o->timeout_ms : (long)cfg->fetch_timeout_ms;
+    long timeout = (long)xfer_timeout(f, o);
 
     if (e == NULL)
         return CN_ENOMEM;
@@ -452,6 +536,8 @@ int cn_fetch_all(const cn_fetch_opts *opts, size_t n, cn_fetch_result *out)
         rc = setup_xfer(call.f, x, &opts[i]);
         if (rc == 0 && curl_multi_add_handle(call.f->multi, x->easy) != CURLM_OK)
             rc = CN_ENOMEM;
+        else if (rc == 0 && (rc = start_deadline(call.f, x, xfer_timeout(call.f, &opts[i]))) < 0)
+            curl_multi_remove_handle(call.f->multi, x->easy);
         if (rc < 0) {
             finish_xfer(x, rc);
             continue;

@@ -70,6 +70,14 @@ static const sample samples[] = {
     {"canteen_connections_rejected_total", "counter",
      "Connections answered 503 and closed at once: max_connections reached, or shutting down.",
      NULL, U64(app.connections_rejected)},
+    {"canteen_connections_no_fd_total", "counter",
+     "Connections that came while the process was out of file descriptors (EMFILE/ENFILE), "
+     "answered 503 from a spare descriptor and closed.",
+     NULL, U64(app.connections_no_fd)},
+    {"canteen_connections_stalled_total", "counter",
+     "Connections closed because the client took none of the output waiting for it for "
+     "keepalive_timeout_ms.",
+     NULL, U64(app.connections_stalled)},
     {"canteen_connections_open", "gauge", "TCP connections open now.", NULL,
      U64(app.connections_active)},
     {"canteen_requests_total", "counter",
@@ -141,6 +149,10 @@ static const sample samples[] = {
     {"canteen_fetch_failures_total", "counter",
      "Outbound transfers that got no response (timeout, refused, cancelled...).", NULL,
      U64(app.fetch_failures)},
+    {"canteen_fetch_queue_timeouts_total", "counter",
+     "Outbound transfers whose timeout ran out while they waited for a free connection "
+     "(fetch_max_host_conns taken).",
+     NULL, U64(app.fetch_queue_timeouts)},
 
     /* background tasks (cn_req_background) */
     {"canteen_background_tasks_started_total", "counter",

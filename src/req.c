@@ -105,15 +105,123 @@ int cn__req_append_body(cn_req *req, const char *p, size_t n)
     return 0;
 }
 
+bool cn__valid_host(const char *h, size_t n)
+{
+    /* reg-name / IPv4 / [IPv6] with an optional :port (RFC 9110 7.2) */
+    size_t i = 0;
+
+    if (n == 0)
+        return true; /* empty Host is allowed when the target has no authority */
+    if (h[0] == '[') {
+        while (i < n && h[i] != ']') {
+            char ch = h[i];
+            if (!(ch == '[' || ch == ':' || ch == '.' || (ch >= '0' && ch <= '9') ||
+                  (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
+                return false;
+            i++;
+        }
+        if (i == n)
+            return false;
+        i++;
+    } else {
+        for (; i < n && h[i] != ':'; i++) {
+            unsigned char ch = (unsigned char)h[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || strchr("-._~!$&'()*+,;=%", ch)))
+                return false;
+        }
+    }
+    if (i < n) {
+        if (h[i] != ':')
+            return false;
+        for (i++; i < n; i++)
+            if (h[i] < '0' || h[i] > '9')
+                return false;
+    }
+    return true;
+}
+
+/* The length of a leading "http://" or "https://" (scheme in any case), or 0. */
+static size_t http_scheme(const char *t, size_t n)
+{
+    if (n >= 7 && cn__ieq(t, 4, "http") && memcmp(t + 4, "://", 3) == 0)
+        return 7;
+    if (n >= 8 && cn__ieq(t, 5, "https") && memcmp(t + 5, "://", 3) == 0)
+        return 8;
+    return 0;
+}
+
+/*
+ * An absolute-form target ("http://host:port/path?query"), which a server
+ * MUST accept (RFC 9112 3.2.2). Its authority is the request's authority: it
+ * replaces the Host header field's value (3.2.2, 3.3), or becomes one (an
+ * HTTP/1.0 request may have none). What follows it is the origin-form target
+ * ("/" when the path is empty), which becomes req->target: whatever looks at
+ * the target later (the router, redirects, the access log) sees "/path?query".
+ * The Host field itself was checked already: present in HTTP/1.1, once, valid.
+ * 0, or the status to answer.
+ */
+static int absolute_form(cn_req *req)
+{
+    const char *t = req->target, *auth, *rest;
+    size_t n = req->target_len, skip = http_scheme(t, n), alen = 0, rlen, lead;
+    char *origin, *host;
+    cn__hdr *h = NULL;
+
+    if (skip == 0)
+        return 400; /* another scheme, or no target form at all */
+    auth = t + skip;
+    while (skip + alen < n && auth[alen] != '/' && auth[alen] != '?')
+        alen++;
+    /* an empty host is invalid (RFC 9110 4.2.1); userinfo is an error
+     * (4.2.4); otherwise the same rules as a Host field value */
+    if (alen == 0 || auth[0] == ':' || memchr(auth, '@', alen) || !cn__valid_host(auth, alen))
+        return 400;
+    rest = auth + alen;
+    rlen = n - skip - alen;
+    origin = cn__arena_alloc(&req->arena, rlen + 2);
+    host = cn__arena_strndup(&req->arena, auth, alen);
+    if (origin == NULL || host == NULL)
+        return 500;
+    lead = rlen == 0 || rest[0] == '?'; /* an empty path is "/" */
+    origin[0] = '/';
+    memcpy(origin + lead, rest, rlen);
+    req->target_len = lead + rlen;
+    origin[req->target_len] = 0;
+    req->target = origin;
+    for (unsigned i = 0; i < req->nheaders && h == NULL; i++)
+        if (cn__ieq(req->headers[i].name, req->headers[i].nlen, "host"))
+            h = &req->headers[i];
+    if (h == NULL)
+        return cn__req_add_header(req, "Host", 4, host, alen) < 0 ? 500 : 0;
+    h->value = host;
+    h->vlen = alen;
+    return 0;
+}
+
 int cn__req_finish_head(cn_req *req)
 {
-    const char *t = req->target ? req->target : "";
-    const char *q = memchr(t, '?', req->target_len);
-    size_t plen = q ? (size_t)(q - t) : req->target_len;
+    const char *t, *q;
+    size_t plen;
     long dl;
+    int st;
 
-    /* origin-form only ("/path"); "*" (OPTIONS) and absolute-form get 404 by
-     * the router, which is what a server without a proxy role answers */
+    if (req->target == NULL && cn__req_set_target(req, "", 0) < 0)
+        return 500;
+    /* no fragment in any request-target form (RFC 9112 3.2) */
+    if (memchr(req->target, '#', req->target_len))
+        return 400;
+    /* origin-form ("/path?query") and asterisk-form ("*", which only OPTIONS
+     * may use and no route can match) as they are; absolute-form is made
+     * origin-form; anything else (CONNECT's authority-form) is a 400 */
+    if (req->target_len > 0 && req->target[0] != '/' && strcmp(req->target, "*") != 0) {
+        st = absolute_form(req);
+        if (st != 0)
+            return st;
+    }
+    t = req->target;
+    q = memchr(t, '?', req->target_len);
+    plen = q ? (size_t)(q - t) : req->target_len;
     if (q) {
         req->query = q + 1;
         req->query_len = req->target_len - plen - 1;

@@ -65,10 +65,10 @@ struct cn_req {
     size_t body_len, body_cap;
     int http_major, http_minor;
     cn__match match;
-    const struct cn__req_io *io; /* how the response gets out (dispatch.h); NULL once sent */
-    struct cn_task *task;        /* the root task, until the request is answered */
-    struct cn__run *run;         /* dispatch's state while its chain runs (dispatch.c) */
-    struct cn__dep_entry *deps;  /* every dependency asked for, newest first (depends.c) */
+    const struct cn__req_io *io;    /* how the response gets out (dispatch.h); NULL once sent */
+    struct cn_task *task;           /* the root task, until the request is answered */
+    struct cn__run *run;            /* dispatch's state while its chain runs (dispatch.c) */
+    struct cn__dep_entry *deps;     /* every dependency asked for, newest first (depends.c) */
     struct cn__dep_entry *resolved; /* those that resolved, newest first: cleanup order */
     char *id;                       /* cn_req_set_id, or NULL */
     bool deps_closed;               /* the dependencies' cleanups have run */
@@ -96,9 +96,16 @@ int cn__req_set_target(cn_req *req, const char *s, size_t n);
  * request's arena (they are not copied). */
 int cn__req_add_header(cn_req *req, const char *name, size_t nlen, const char *value, size_t vlen);
 int cn__req_append_body(cn_req *req, const char *p, size_t n);
-/* Split target into path/query and decode the path: 0, or the status to
- * answer with (400 for a malformed escape, 500 when out of memory). */
+/*
+ * Split target into path/query and decode the path: 0, or the status to
+ * answer with (400 for a malformed escape or target, 500 when out of
+ * memory). An absolute-form target ("http://host/path?q") is made
+ * origin-form first, its authority replacing the Host header's value.
+ */
 int cn__req_finish_head(cn_req *req);
+/* A Host field value (or an authority): reg-name, IPv4 or [IPv6], an
+ * optional :port. The empty value is valid (RFC 9110 7.2). */
+bool cn__valid_host(const char *h, size_t n);
 
 /*
  * Serialise the response (status line, Server, Date, Content-Type,

@@ -9,10 +9,9 @@
  * whole burst (64 connections of a starting load generator went 13/52,
  * 22/43, 22/43 to two workers; docs/benchmarks.md, "Workers"). A worker
  * holding more connections than the least busy one plus a margin turns on
- * libuv's single-accept mode (uv_tcp_simultaneous_accepts(0): one accept,
- * then a 1 ns sleep, which leaves the next connection to a sibling) and
- * back off once it is level again: 32/33 in the same test, at no cost
- * while the load is even.
+ * single-accept mode (accept.c: one accept per wake-up, which leaves the
+ * next connection to a sibling) and back off once it is level again: 32/33 in the same test, at no
+ * cost while the load is even.
  */
 #include <errno.h>
 #include <signal.h>
@@ -259,7 +258,7 @@ void cn__worker_conns(cn__worker *w, uint64_t open)
     atomic_store_explicit(&w->slot->conns, open, memory_order_relaxed);
 }
 
-void cn__worker_accepted(cn__worker *w, uv_stream_t *listener, uint64_t open)
+bool cn__worker_accepted(cn__worker *w, uint64_t open)
 {
     uint64_t least;
 
@@ -267,8 +266,7 @@ void cn__worker_accepted(cn__worker *w, uv_stream_t *listener, uint64_t open)
     least = least_sibling(w);
     /* ahead of the least busy sibling by more than one and 1/16: let the
      * next connections go to the others */
-    uv_tcp_simultaneous_accepts((uv_tcp_t *)listener,
-                                least == UINT64_MAX || open <= least + 1 + least / 16);
+    return least == UINT64_MAX || open <= least + 1 + least / 16;
 }
 
 size_t cn__worker_render(cn__worker *w, const cn__prom_figures *mine, const cn__prom_ext *ext,

@@ -87,7 +87,9 @@ _Noreturn void cn__worker_main(cn_app *app, cn__wtable *t, int slot, int notify_
 
 /* The app calls these when it is a worker's (app.c). */
 void cn__worker_running(cn__worker *w); /* startup done, accepting */
-void cn__worker_accepted(cn__worker *w, uv_stream_t *listener, uint64_t open);
+/* A connection was accepted (open: the worker's now); false: take one
+ * connection per wake-up for now, leaving the next to a sibling. */
+bool cn__worker_accepted(cn__worker *w, uint64_t open);
 void cn__worker_conns(cn__worker *w, uint64_t open);
 int cn__worker_id(const cn__worker *w);
 /* The whole server's metrics text (prom.c's format), `mine` being this

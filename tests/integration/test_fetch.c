@@ -739,6 +739,8 @@ static void test_fetch_timeout(void **state)
     o = fetch_mapped(f->front, "/users/octocat?delay_ms=2000", "&timeout_ms=100", 504);
     assert_string_equal(jstr(o, "detail"), "Upstream timed out");
     cJSON_Delete(o);
+    /* they were sent, then timed out: not queue timeouts */
+    assert_int_equal(h_stats(f->front).fetch_queue_timeouts, 0);
     /* the upstream's abandoned requests were cancelled when curl hung up */
     assert_up_settles(f->up);
     h_assert_settles(f->front);
@@ -1216,6 +1218,62 @@ static void test_fetch_timeout_from_config(void **state)
     assert_up_settles(f->up);
 }
 
+/* A fetch's timeout covers the time it waits for a connection: with the one
+ * connection to the upstream held by a 2 s fetch, a second fetch with a
+ * 200 ms timeout fails with CN_ETIMEDOUT after about 200 ms (curl's own
+ * clock would only start once the first is done), and counts as a queue
+ * timeout. A queued fetch whose client leaves is cancelled with its timer
+ * (that timer, left armed, would fire on freed memory under ASan before the
+ * first fetch ends); the held fetch and a later one complete normally. */
+static void test_fetch_timeout_covers_queueing(void **state)
+{
+    cn_config cfg = h_fast_config();
+    fixture *f;
+    h_conn *held, *left;
+    char *e, *path;
+    cJSON *o;
+
+    cfg.fetch_max_host_conns = 1;
+    f = start(state, &cfg);
+    e = qenc("/users/octocat?delay_ms=2000");
+    path = h_strf("/f/one?path=%s", e);
+    held = h_send_get(f->front, path);
+    free(path);
+    free(e);
+    assert_true(H_WAIT_UNTIL(up_stats(f->up).requests_active == 1, 3000));
+
+    o = fetch_one(f->front, "/users/torvalds", "&timeout_ms=200", 200);
+    h_assert_code(o, "rc", CN_ETIMEDOUT);
+    h_assert_code(o, "error", CN_ETIMEDOUT);
+    assert_true(h_jint(o, "wall_ms") >= 190);
+    assert_true(h_jint(o, "wall_ms") < 1000); /* the held one ends at 2000 */
+    assert_true(h_jint(o, "elapsed_ms") >= 190);
+    cJSON_Delete(o);
+    assert_int_equal(h_stats(f->front).fetch_queue_timeouts, 1);
+
+    left = h_send_get(f->front, "/f/one?path=/users/gvanrossum&timeout_ms=400");
+    assert_true(H_WAIT_UNTIL(h_stats(f->front).requests_active == 2, 3000));
+    h_close(left);
+    assert_true(H_WAIT_UNTIL(h_stats(f->front).requests_active == 1, 3000));
+
+    o = h_read_json(held, 200);
+    h_assert_code(o, "rc", 0);
+    assert_int_equal(h_jint(o, "status"), 200);
+    assert_string_equal(jstr(o, "login"), "octocat");
+    assert_true(h_jint(o, "wall_ms") >= 1900);
+    cJSON_Delete(o);
+    h_close(held);
+    /* the cancelled one's timer never fired */
+    assert_int_equal(h_stats(f->front).fetch_queue_timeouts, 1);
+
+    o = fetch_one(f->front, "/users/torvalds", "&timeout_ms=3000", 200);
+    h_assert_code(o, "rc", 0);
+    assert_string_equal(jstr(o, "login"), "torvalds");
+    cJSON_Delete(o);
+    h_assert_settles(f->front);
+    assert_up_settles(f->up);
+}
+
 /* An upstream that closes before the announced body ends: CN_EUPSTREAM, 502. */
 static void test_upstream_truncated_response(void **state)
 {
@@ -1308,6 +1366,7 @@ int main(void)
         cmocka_unit_test_teardown(test_fetch_all_mixed_results, teardown),
         cmocka_unit_test_teardown(test_fetch_connects_counts_failed_transfers, teardown),
         cmocka_unit_test_teardown(test_fetch_timeout_from_config, teardown),
+        cmocka_unit_test_teardown(test_fetch_timeout_covers_queueing, teardown),
         cmocka_unit_test_teardown(test_upstream_truncated_response, teardown),
         cmocka_unit_test_teardown(test_cancel_mid_body, teardown),
         cmocka_unit_test_teardown(test_stale_connection_reconnects, teardown),

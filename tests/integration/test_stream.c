@@ -95,6 +95,25 @@ static int rt_ticks(cn_req *req, cn_res *res)
     return rc;
 }
 
+/* GET /s/drip?n=: n pieces of 512 bytes, one every 10 ms (n = 400 by
+ * default: 200 KiB over 4 s, too little ever to fill the 256 KiB queue) */
+static int rt_drip(cn_req *req, cn_res *res)
+{
+    static char buf[512];
+    int64_t n = 400;
+    int rc;
+
+    cn_req_query_int(req, "n", &n);
+    memset(buf, 'd', sizeof buf);
+    rc = cn_res_stream_begin(res, 200, "text/plain");
+    for (int64_t i = 0; rc == 0 && i < n; i++) {
+        rc = cn_res_stream_write(res, buf, sizeof buf);
+        rc = rc ? rc : cn_sleep(10);
+    }
+    atomic_store(&last_rc, rc);
+    return rc ? rc : cn_res_stream_end(res);
+}
+
 typedef struct writer {
     cn_res *res;
     char letter;
@@ -209,6 +228,7 @@ static int stream_routes(cn_app *app, void *arg)
     rc = rc ? rc : cn_app_route(app, "GET /s/pattern/{kib:int}", rt_pattern, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /s/forever", rt_forever, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /s/ticks", rt_ticks, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /s/drip", rt_drip, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /s/children", rt_children, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /s/fail", rt_fail, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /s/noend", rt_noend, NULL);
@@ -597,6 +617,53 @@ static void test_stalled_reader_is_dropped(void **state)
     h_close(c);
 }
 
+/*
+ * A client that reads nothing of a slow stream is dropped too: the stream
+ * never fills the 256 KiB queue (the writer never parks) and mostly sits in
+ * the kernel's buffers, yet no progress for keepalive_timeout_ms (300 ms)
+ * closes the connection and cancels the writer, long before the stream's
+ * 4 s end.
+ */
+static void test_stalled_reader_of_slow_stream_is_dropped(void **state)
+{
+    h_server *s = start(state, NULL); /* keepalive_timeout_ms = 300 */
+    h_conn *c = h_open_rcvbuf(s, 4096);
+    int64_t t0 = h_now_ms(), took;
+
+    h_sends(c, "GET /s/drip HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(H_WAIT_UNTIL(atomic_load(&last_rc) != H_NOT_YET, H_TIMEOUT_MS));
+    took = h_now_ms() - t0;
+    print_message("a reader of nothing dropped after %lld ms (stream: 4000 ms)\n", (long long)took);
+    assert_rc("writer", atomic_load(&last_rc), CN_ECANCELED);
+    assert_true(took >= 300);
+    assert_true(took < 2500);
+    assert_int_equal(h_stats(s).connections_stalled, 1);
+    assert_true(h_stats(s).write_queue_peak < 256 * 1024); /* it never parked */
+    h_assert_settles(s);
+    assert_true(h_wait_active(s, 0, H_TIMEOUT_MS));
+    h_close(c);
+    h_assert_healthy(s);
+}
+
+/* A client that reads a slow stream as it comes keeps it past the timeout:
+ * 600 ms of pieces, twice keepalive_timeout_ms, all delivered. */
+static void test_reader_of_slow_stream_is_kept(void **state)
+{
+    h_server *s = start(state, NULL); /* keepalive_timeout_ms = 300 */
+    h_conn *c = h_open(s);
+    int64_t deadline = h_now_ms() + H_TIMEOUT_MS;
+
+    h_sends(c, "GET /s/drip?n=60 HTTP/1.1\r\nHost: t\r\n\r\n");
+    while (c->len < 5 || memcmp(c->buf + c->len - 5, "0\r\n\r\n", 5) != 0) {
+        assert_true(h_now_ms() < deadline);
+        assert_true(h_recv_more(c, (int)(deadline - h_now_ms())) > 0);
+    }
+    assert_rc("writer", atomic_load(&last_rc), 0);
+    assert_int_equal(h_stats(s).connections_stalled, 0);
+    h_close(c);
+    h_assert_settles(s);
+}
+
 /* The client leaves while the handler sleeps between chunks. */
 static void test_disconnect_between_chunks(void **state)
 {
@@ -676,6 +743,8 @@ int main(void)
         cmocka_unit_test_teardown(test_error_mid_stream_truncates, h_teardown),
         cmocka_unit_test_teardown(test_disconnect_while_parked_on_backpressure, h_teardown),
         cmocka_unit_test_teardown(test_stalled_reader_is_dropped, h_teardown),
+        cmocka_unit_test_teardown(test_stalled_reader_of_slow_stream_is_dropped, h_teardown),
+        cmocka_unit_test_teardown(test_reader_of_slow_stream_is_kept, h_teardown),
         cmocka_unit_test_teardown(test_disconnect_between_chunks, h_teardown),
         cmocka_unit_test_teardown(test_call_rules, h_teardown),
         cmocka_unit_test_teardown(test_sync_route_gets_enotcoro, h_teardown),

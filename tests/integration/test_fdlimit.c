@@ -1,0 +1,193 @@
+/*
+ * test_fdlimit.c -- connections past the process's descriptor limit
+ * (RLIMIT_NOFILE, lowered here with setrlimit): each one is answered 503
+ * with Retry-After from the spare descriptor, counted in connections_no_fd
+ * and logged once per interval; the connections already open are served
+ * on; and once a descriptor frees up, new connections are served again.
+ *
+ * The clients live in this process too, so their sockets are made before
+ * the limit comes down and moved above it with dup2: a descriptor above
+ * the soft limit stays usable, only new ones must be below it. Every slot
+ * below the limit is filled but ROOM, which is then exactly the room the
+ * server has for new connections.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define HIGH_FD 900 /* where the client sockets go, above the lowered limit */
+#define NCLIENTS 8
+#define ROOM 3 /* descriptors the server may still take */
+#define MAX_FILL 1024
+
+static struct rlimit orig;
+static int fill[MAX_FILL], nfill;
+
+/* An unconnected TCP socket at descriptor `at`. */
+static void client_socket_at(int at)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(s >= 0);
+    assert_int_equal(dup2(s, at), at);
+    close(s);
+}
+
+/* Connect the socket at `fd` to the server; a harness connection for it. */
+static h_conn *connect_at(h_server *s, int fd)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+    h_conn *c = calloc(1, sizeof(*c));
+
+    assert_non_null(c);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    c->fd = fd;
+    c->srv = s;
+    c->next = s->conns;
+    s->conns = c;
+    return c;
+}
+
+/* GET /health on c: 200, kept open. */
+static void assert_served(h_conn *c)
+{
+    h_response r;
+
+    h_sends(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
+    assert_int_equal(r.status, 200);
+    h_response_free(&r);
+}
+
+/* The highest descriptor open below HIGH_FD. */
+static int highest_open(void)
+{
+    int hi = -1;
+
+    for (int fd = 0; fd < HIGH_FD; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            hi = fd;
+    return hi;
+}
+
+/*
+ * Fill every free slot up to the highest descriptor open now, then lower
+ * the soft limit to leave `room` free slots above it.
+ */
+static void leave_room(int room)
+{
+    int hi = highest_open(), fd;
+    struct rlimit lim = orig;
+
+    while ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0 && fd < hi) {
+        assert_true(nfill < MAX_FILL);
+        fill[nfill++] = fd;
+    }
+    assert_true(fd >= 0);
+    close(fd); /* fd == hi + 1: the first of the room */
+    lim.rlim_cur = (rlim_t)(hi + 1 + room);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+}
+
+static void restore_limit(void)
+{
+    setrlimit(RLIMIT_NOFILE, &orig);
+    while (nfill > 0)
+        close(fill[--nfill]);
+}
+
+static int teardown(void **state)
+{
+    int rc;
+
+    restore_limit();
+    rc = h_teardown(state);
+    for (int i = 0; i < NCLIENTS; i++) /* the ones never connected */
+        close(HIGH_FD + i);
+    return rc;
+}
+
+static void test_past_the_fd_limit(void **state)
+{
+    h_server *s;
+    h_conn *open_[ROOM], *c;
+    h_response r;
+    cn_stats st;
+    int next = 0;
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &orig), 0);
+    if (orig.rlim_cur < HIGH_FD + NCLIENTS + 1) {
+        struct rlimit up = orig;
+        assert_true(orig.rlim_max >= HIGH_FD + NCLIENTS + 1);
+        up.rlim_cur = HIGH_FD + NCLIENTS + 1;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &up), 0);
+        orig = up;
+    }
+    s = h_start(NULL, NULL, NULL, NULL);
+    *state = s;
+    for (int i = 0; i < NCLIENTS; i++)
+        client_socket_at(HIGH_FD + i);
+    /* the health check's connection is gone: nothing closes behind our back */
+    assert_true(h_wait_active(s, 0, H_TIMEOUT_MS));
+    h_log_reset();
+    leave_room(ROOM);
+
+    /* ROOM connections fit, and are served */
+    for (int i = 0; i < ROOM; i++) {
+        open_[i] = connect_at(s, HIGH_FD + next++);
+        assert_served(open_[i]);
+    }
+    assert_true(h_wait_active(s, ROOM, H_TIMEOUT_MS));
+
+    /* past the limit: a 503 with Retry-After each, then the close */
+    for (int i = 0; i < 3; i++) {
+        c = connect_at(s, HIGH_FD + next++);
+        assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
+        assert_int_equal(r.status, 503);
+        assert_non_null(h_header_get(&r, "Retry-After"));
+        assert_true(h_connection_has(&r, "close"));
+        h_response_free(&r);
+        assert_int_equal(h_expect_eof(c, H_TIMEOUT_MS), H_OK);
+        h_close(c);
+    }
+    st = h_stats(s);
+    assert_int_equal(st.connections_no_fd, 3);
+    assert_true(st.responses_5xx >= 3);
+    /* one warning for the burst, not one per connection */
+    assert_int_equal(h_log_count(CN_LOG_WARN, "out of file descriptors", NULL), 1);
+
+    /* the open ones are served on */
+    for (int i = 0; i < ROOM; i++)
+        assert_served(open_[i]);
+
+    /* a descriptor frees up: the next connection is served */
+    h_close(open_[0]);
+    assert_true(h_wait_active(s, ROOM - 1, H_TIMEOUT_MS));
+    c = connect_at(s, HIGH_FD + next++);
+    assert_served(c);
+    assert_int_equal(h_stats(s).connections_no_fd, 3);
+    restore_limit();
+    assert_true(next <= NCLIENTS);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_past_the_fd_limit, teardown),
+    };
+    int rc;
+
+    h_log_capture_start();
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    h_log_capture_stop();
+    return rc;
+}
