@@ -250,6 +250,18 @@ def connect(port, timeout=5.0, rcvbuf=None, linger0=False):
     return s
 
 
+def unread_bytes(s):
+    """Bytes the kernel holds for socket s that the client has not read
+    (FIONREAD), or None."""
+    import fcntl
+    import struct
+    import termios
+    try:
+        return struct.unpack("i", fcntl.ioctl(s.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return None
+
+
 def set_linger0(s):
     """close() then sends a RST instead of a FIN."""
     import struct
