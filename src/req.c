@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "jsoncheck.h"
 #include "req.h"
 #include "url.h"
 
@@ -270,7 +271,8 @@ static int json_depth_ok(const char *s, size_t n, int limit)
 
 int cn__json_parse(const char *s, size_t n, cJSON **out)
 {
-    const char *end = NULL;
+    const char *end = NULL, *msg;
+    size_t pos;
     cJSON *j;
 
     *out = NULL;
@@ -278,9 +280,13 @@ int cn__json_parse(const char *s, size_t n, cJSON **out)
         return CN_EBADJSON;
     if (!json_depth_ok(s, n, CN_JSON_MAX_DEPTH))
         return CN_EJSONDEPTH;
+    /* cJSON is lenient ("1." is a number to it); the grammar is checked
+     * first, so that only JSON is taken */
+    if (cn__json_check(s, n, &pos, &msg))
+        return CN_EBADJSON;
     j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
     if (j == NULL)
-        return CN_EBADJSON;
+        return CN_ENOMEM; /* JSON by the grammar: cJSON ran out of memory */
     /* trailing garbage after the value is malformed too */
     while (end && end < s + n && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
         end++;

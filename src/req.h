@@ -65,10 +65,10 @@ struct cn_req {
     size_t body_len, body_cap;
     int http_major, http_minor;
     cn__match match;
-    const struct cn__req_io *io; /* how the response gets out (dispatch.h); NULL once sent */
-    struct cn_task *task;        /* the root task, until the request is answered */
-    struct cn__run *run;         /* dispatch's state while its chain runs (dispatch.c) */
-    struct cn__dep_entry *deps;  /* every dependency asked for, newest first (depends.c) */
+    const struct cn__req_io *io;    /* how the response gets out (dispatch.h); NULL once sent */
+    struct cn_task *task;           /* the root task, until the request is answered */
+    struct cn__run *run;            /* dispatch's state while its chain runs (dispatch.c) */
+    struct cn__dep_entry *deps;     /* every dependency asked for, newest first (depends.c) */
     struct cn__dep_entry *resolved; /* those that resolved, newest first: cleanup order */
     char *id;                       /* cn_req_set_id, or NULL */
     bool deps_closed;               /* the dependencies' cleanups have run */
@@ -158,8 +158,10 @@ int cn__res_write_simple(cn__buf *out, int status, const char *detail, bool clos
 
 /*
  * Parse a JSON text of n bytes: the nesting depth is checked first
- * (CN_JSON_MAX_DEPTH, CN_EJSONDEPTH), then cJSON parses it; trailing
- * non-space bytes make it malformed (CN_EBADJSON). The caller owns *out.
+ * (CN_JSON_MAX_DEPTH, CN_EJSONDEPTH), then the grammar (jsoncheck.h:
+ * CN_EBADJSON), then cJSON parses it (CN_ENOMEM when it cannot: the text
+ * was JSON); trailing non-space bytes make it malformed (CN_EBADJSON). The
+ * caller owns *out.
  */
 int cn__json_parse(const char *s, size_t n, cJSON **out);
 
