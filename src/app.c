@@ -955,6 +955,14 @@ int cn__app_adopt_fd(cn_app *app, int fd)
     return cn__conn_adopt(&app->srv, fd);
 }
 
+int cn__app_mem_open(cn_app *app, void (*sink)(void *arg, const char *data, size_t len), void *arg,
+                     struct cn__conn **out)
+{
+    if (atomic_load(&app->state) != APP_RUNNING)
+        return CN_ESTATE;
+    return cn__conn_mem_open(&app->srv, sink, arg, out);
+}
+
 const cn__router *cn__app_router(const cn_app *app)
 {
     return app->router;

@@ -83,6 +83,10 @@ typedef struct cn__conn {
     cn__buf out;            /* being accumulated */
     cn__buf wbuf;           /* being written */
     cn__list drain_waiters; /* stream writers parked until the output drains */
+    /* an in-memory connection (cn__conn_mem_open): no socket; output goes
+     * to sink, which is told of the close with (NULL, 0) */
+    cn__conn_sink sink;
+    void *sink_arg;
 } cn__conn;
 
 static void conn_close(cn__conn *c);
@@ -128,6 +132,8 @@ static void conn_close(cn__conn *c)
         c->cancelled = true;
         cn__dispatch_cancel(c->req);
     }
+    if (c->sink)
+        c->sink(c->sink_arg, NULL, 0);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -268,6 +274,10 @@ static void conn_finish_close(cn__conn *c)
     if (c->state == ST_CLOSED || c->shutdown_sent)
         return;
     c->shutdown_sent = true;
+    if (c->sink) {
+        conn_close(c); /* in memory: nothing to linger for */
+        return;
+    }
     c->state = ST_LINGER;
     timer_set(c, TIMER_LINGER, LINGER_MS);
     c->sreq.data = c;
@@ -335,6 +345,10 @@ static void conn_flush(cn__conn *c)
         stats->write_queue_peak = queued;
     if (c->writing)
         return;
+    if (c->sink && c->out.len > 0) {
+        c->sink(c->sink_arg, c->out.data, c->out.len);
+        c->out.len = 0;
+    }
     if (c->out.len > 0) {
         int n = uv_try_write((uv_stream_t *)&c->tcp, &(uv_buf_t){c->out.data, c->out.len}, 1);
         if (n < 0 && n != UV_EAGAIN) {
@@ -948,12 +962,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = srv->readbuf_size;
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* nread bytes at data from the client (nread < 0: it is gone or done). */
+static void conn_input(cn__conn *c, const char *data, ssize_t nread)
 {
-    cn__conn *c = s->data;
-
-    if (buf->base == c->srv->readbuf)
-        c->srv->readbuf_busy = false;
     if (nread == 0)
         return;
     if (nread < 0) {
@@ -970,19 +981,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (c->state == ST_IDLE && c->pending_len == c->pending_off)
             break; /* nothing kept: parse directly */
         /* older bytes first (a handler runs, or output was backed up) */
-        keep_pending(c, buf->base, (size_t)nread);
+        keep_pending(c, data, (size_t)nread);
         if (c->state == ST_IDLE)
             resume_parsing(c);
         /* bounded: a client that sends without reading answers is stopped */
         if (c->state != ST_CLOSED && c->reading && c->pending_len - c->pending_off >= PENDING_MAX) {
-            uv_read_stop(s);
+            uv_read_stop((uv_stream_t *)&c->tcp);
             c->reading = false;
         }
         return;
     default:
         break;
     }
-    parse_more(c, buf->base, (size_t)nread);
+    parse_more(c, data, (size_t)nread);
     /* the parser may have paused on output that uv_try_write then took at
      * once: no write callback will come to resume it, so resume here */
     if (c->state == ST_IDLE && c->pending_len > c->pending_off)
@@ -990,8 +1001,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     idle_timer(c);
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    cn__conn *c = s->data;
+
+    if (buf->base == c->srv->readbuf)
+        c->srv->readbuf_busy = false;
+    conn_input(c, buf->base, nread);
+}
+
 static void start_reading(cn__conn *c)
 {
+    if (c->sink) {
+        c->reading = true; /* cn__conn_mem_feed takes bytes */
+        return;
+    }
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;
 }
@@ -1003,7 +1027,8 @@ static void start_reading(cn__conn *c)
  * `fd`, a connected stream socket of the caller's (the test client's
  * socketpair end): the same path from there on.
  */
-static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
+static int conn_start(cn__server *srv, uv_stream_t *listener, int fd, cn__conn_sink sink,
+                      void *sink_arg, cn__conn **out)
 {
     cn__conn *c = calloc(1, sizeof(*c));
     int rc;
@@ -1011,6 +1036,8 @@ static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
     if (c == NULL)
         return UV_ENOMEM;
     c->srv = srv;
+    c->sink = sink;
+    c->sink_arg = sink_arg;
     rc = uv_tcp_init(srv->loop, &c->tcp);
     if (rc < 0) {
         free(c);
@@ -1022,7 +1049,10 @@ static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
     c->refs = 2;
     cn__list_push(&srv->conns, &c->link);
     srv->stats->connections_active++;
-    rc = listener ? uv_accept(listener, (uv_stream_t *)&c->tcp) : uv_tcp_open(&c->tcp, fd);
+    if (sink)
+        rc = 0; /* in memory: the handle stays unopened */
+    else
+        rc = listener ? uv_accept(listener, (uv_stream_t *)&c->tcp) : uv_tcp_open(&c->tcp, fd);
     if (rc < 0) {
         conn_close(c);
         return rc;
@@ -1040,6 +1070,8 @@ static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
     llhttp_init(&c->parser, HTTP_REQUEST, &settings);
     c->parser.data = c;
     c->state = ST_IDLE;
+    if (out)
+        *out = c;
 
     if (srv->stats->connections_active > srv->cfg->max_connections || srv->draining) {
         srv->stats->connections_rejected++;
@@ -1059,12 +1091,36 @@ static int conn_start(cn__server *srv, uv_stream_t *listener, int fd)
 
 int cn__conn_accept(cn__server *srv, uv_stream_t *listener)
 {
-    return conn_start(srv, listener, -1);
+    return conn_start(srv, listener, -1, NULL, NULL, NULL);
 }
 
 int cn__conn_adopt(cn__server *srv, int fd)
 {
-    return conn_start(srv, NULL, fd);
+    return conn_start(srv, NULL, fd, NULL, NULL, NULL);
+}
+
+int cn__conn_mem_open(cn__server *srv, cn__conn_sink sink, void *arg, cn__conn **out)
+{
+    if (sink == NULL || out == NULL)
+        return CN_EINVAL;
+    return conn_start(srv, NULL, -1, sink, arg, out);
+}
+
+int cn__conn_mem_feed(cn__conn *c, const void *data, size_t len)
+{
+    if (c->state == ST_CLOSED)
+        return CN_EPIPE;
+    if (!c->reading)
+        return CN_EAGAIN;
+    if (len > 0)
+        conn_input(c, data, (ssize_t)len);
+    return 0;
+}
+
+void cn__conn_mem_hangup(cn__conn *c)
+{
+    if (c->state != ST_CLOSED)
+        conn_input(c, NULL, UV_EOF);
 }
 
 void cn__conn_drain_all(cn__server *srv)
