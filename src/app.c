@@ -72,7 +72,7 @@ struct cn_app {
     cn__prom_ext *metrics_ext; /* cn_app_metrics_add */
     size_t nmetrics_ext;
     cn__server srv;
-    cn_stats stats;
+    cn__stats stats;
     uv_tcp_t **listeners;
     int nlisteners;
     int port; /* of the first listener */
@@ -982,7 +982,8 @@ void cn_app_loop_stats(const cn_app *app, cn_loop_stats *out)
 
 void cn_app_stats(const cn_app *app, cn_stats *out)
 {
-    *out = app->stats;
+    memset(out, 0, sizeof *out);
+    cn__stats_copy(&app->stats, out);
     out->coroutines_live = cn__sched_live(app->sched);
     cn__fetch_stats(app->fetch, out);
 }

@@ -335,7 +335,7 @@ static void on_write(uv_write_t *wr, int status)
 
 static void conn_flush(cn__conn *c)
 {
-    cn_stats *stats = c->srv->stats;
+    cn__stats *stats = c->srv->stats;
     size_t queued;
 
     if (c->state == ST_CLOSED)
@@ -394,7 +394,7 @@ static void enter_linger(cn__conn *c)
 /* A response was queued: count it by status class (600 and up count as 5xx). */
 static void count_response(cn__server *srv, int status)
 {
-    cn_stats *st = srv->stats;
+    cn__stats *st = srv->stats;
 
     if (status >= 500)
         st->responses_5xx++;

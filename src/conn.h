@@ -10,13 +10,14 @@
 
 #include "canteen.h"
 #include "common.h"
+#include "stats.h"
 
 typedef struct cn__server {
     uv_loop_t *loop;
     cn_app *app;
     const cn_config *cfg;
     struct cn__dispatch *dispatch;
-    cn_stats *stats;
+    cn__stats *stats;
     cn__list conns; /* every open connection */
     char *readbuf;  /* shared read buffer: only one read callback runs at a time */
     size_t readbuf_size;
