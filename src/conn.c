@@ -346,7 +346,10 @@ static void conn_flush(cn__conn *c)
     if (c->writing)
         return;
     if (c->sink && c->out.len > 0) {
-        c->sink(c->sink_arg, c->out.data, c->out.len);
+        if (c->sink(c->sink_arg, c->out.data, c->out.len) < 0) {
+            conn_close(c); /* as a failed write: the peer reset */
+            return;
+        }
         c->out.len = 0;
     }
     if (c->out.len > 0) {
@@ -619,6 +622,8 @@ static int on_message_begin(llhttp_t *p)
 {
     cn__conn *c = conn_of(p);
 
+    if (c->state == ST_CLOSED)
+        return HPE_PAUSED; /* nothing more is read on a closed connection */
     c->req = cn__req_new(c->srv->app, c);
     if (c->req == NULL) {
         c->error_status = 503;
@@ -819,8 +824,11 @@ static int on_message_complete(llhttp_t *p)
     c->handler_running = true;
     c->refs++;
     cn__dispatch_request(c->srv->dispatch, c->req);
-    if (c->state == ST_HANDLING)
-        return HPE_PAUSED; /* the handler parked: stop here until it is done */
+    /* the handler parked: stop here until it is done; or its write failed
+     * and closed the connection: the requests after it in this read must
+     * not be parsed (nor the closed state overwritten) */
+    if (c->state == ST_HANDLING || c->state == ST_CLOSED)
+        return HPE_PAUSED;
     if (c->close_after || c->out.len + c->wbuf.len >= OUT_HIGH_WATER)
         return HPE_PAUSED;
     return 0;
