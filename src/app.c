@@ -955,7 +955,7 @@ int cn__app_adopt_fd(cn_app *app, int fd)
     return cn__conn_adopt(&app->srv, fd);
 }
 
-int cn__app_mem_open(cn_app *app, void (*sink)(void *arg, const char *data, size_t len), void *arg,
+int cn__app_mem_open(cn_app *app, int (*sink)(void *arg, const char *data, size_t len), void *arg,
                      struct cn__conn **out)
 {
     if (atomic_load(&app->state) != APP_RUNNING)

@@ -48,13 +48,14 @@ int cn__conn_adopt(cn__server *srv, int fd);
  * An in-memory connection, for the fuzz targets: the same parser, dispatch
  * and response path as a socket's, without one. What the server writes is
  * handed to sink(arg, data, len) as it is flushed (the bytes are the
- * connection's: copy them); sink(arg, NULL, 0) says the connection closed,
+ * connection's: copy them), which returns 0, or < 0 to fail the write as
+ * a reset would; sink(arg, NULL, 0) says the connection closed,
  * after which *out must not be used again (it is freed once its handler
  * and handles are done). Loop thread. 0 (*out set), CN_EINVAL, or a
  * libuv code (UV_ENOMEM).
  */
 typedef struct cn__conn cn__conn;
-typedef void (*cn__conn_sink)(void *arg, const char *data, size_t len);
+typedef int (*cn__conn_sink)(void *arg, const char *data, size_t len);
 int cn__conn_mem_open(cn__server *srv, cn__conn_sink sink, void *arg, cn__conn **out);
 
 /* Bytes from the client (copied as needed). 0; CN_EAGAIN while the

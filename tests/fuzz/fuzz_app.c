@@ -315,7 +315,8 @@ int cn_fuzz_app_free(void)
 
 typedef struct run_state {
     cn_fuzz_result *res;
-    char line[16]; /* the start of the output, for the first status */
+    size_t reset_after; /* writes fail once this many bytes went out */
+    char line[16];      /* the start of the output, for the first status */
     size_t line_len;
     size_t at_line; /* bytes of the current output line seen (5xx count) */
     char cur[16];
@@ -336,13 +337,17 @@ static void scan(run_state *st, const char *p, size_t n)
     }
 }
 
-static void sink(void *arg, const char *data, size_t len)
+static int sink(void *arg, const char *data, size_t len)
 {
     run_state *st = arg;
 
     if (data == NULL) {
         st->res->closed = true;
-        return;
+        return 0;
+    }
+    if (st->res->out_len >= st->reset_after) {
+        st->res->reset = true;
+        return CN_EPIPE; /* the client reset: this write fails */
     }
     if (st->res->out_len == 0 && len >= 12 && memcmp(data, "HTTP/1.", 7) == 0)
         st->res->status = (unsigned)atoi(data + 9);
@@ -350,6 +355,7 @@ static void sink(void *arg, const char *data, size_t len)
     scan(st, data, len);
     if (getenv("CN_FUZZ_ECHO"))
         fwrite(data, 1, len, stderr);
+    return 0;
 }
 
 static bool busy(void)
@@ -373,7 +379,13 @@ static uint64_t active(void)
 void cn_fuzz_run(const uint8_t *data, size_t len, size_t chunk, size_t hangup_at,
                  cn_fuzz_result *out)
 {
-    run_state st = {.res = out};
+    cn_fuzz_run_ex(data, len, chunk, hangup_at, SIZE_MAX, out);
+}
+
+void cn_fuzz_run_ex(const uint8_t *data, size_t len, size_t chunk, size_t hangup_at,
+                    size_t reset_after, cn_fuzz_result *out)
+{
+    run_state st = {.res = out, .reset_after = reset_after};
     struct cn__conn *c = NULL;
     uv_loop_t *loop = cn_app_loop(app);
     size_t pos = 0;

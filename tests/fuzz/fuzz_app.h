@@ -25,6 +25,7 @@ int cn_fuzz_app_free(void);
 typedef struct cn_fuzz_result {
     bool opened;     /* the connection was made */
     bool closed;     /* the server closed it (or the hangup did) */
+    bool reset;      /* a write failed (cn_fuzz_run_ex's reset_after) */
     size_t out_len;  /* bytes the server wrote */
     unsigned status; /* the first response's status, 0 if none */
     unsigned n5xx;   /* responses with a 5xx status line */
@@ -39,5 +40,10 @@ typedef struct cn_fuzz_result {
  */
 void cn_fuzz_run(const uint8_t *data, size_t len, size_t chunk, size_t hangup_at,
                  cn_fuzz_result *out);
+
+/* cn_fuzz_run, with the client resetting the connection: the write that
+ * comes once reset_after bytes of output went out fails (SIZE_MAX: none). */
+void cn_fuzz_run_ex(const uint8_t *data, size_t len, size_t chunk, size_t hangup_at,
+                    size_t reset_after, cn_fuzz_result *out);
 
 #endif

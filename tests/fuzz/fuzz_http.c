@@ -8,6 +8,8 @@
  *   [0] bit 0: the client goes away once [2..3] (little endian, modulo the
  *       length + 1) bytes are in; bit 1: the run also goes out in one piece
  *       first (the same bytes, fed whole)
+ *       bit 2: the client resets the connection: the server's writes fail
+ *       once [2..3] bytes of output went out (the hangup's count, when both)
  *   [1] piece size: bytes are fed this many at a time (0: all at once)
  * A response with status 500 is a bug here (the app's handlers never fail
  * on their own), as is a crash, a leak, a hang or bytes that are not a
@@ -55,7 +57,7 @@ static void check(const cn_fuzz_result *r, size_t len, bool hung_up)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cn_fuzz_result r;
-    size_t len, hang = SIZE_MAX;
+    size_t len, hang = SIZE_MAX, reset = SIZE_MAX;
     unsigned flags, chunk;
 
     if (size < 4)
@@ -65,11 +67,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     len = size - 4;
     if (flags & 1)
         hang = ((size_t)data[2] | (size_t)data[3] << 8) % (len + 1);
+    if (flags & 4)
+        reset = (size_t)data[2] | (size_t)data[3] << 8;
     if (flags & 2) {
         cn_fuzz_run(data + 4, len, 0, SIZE_MAX, &r);
         check(&r, len, false);
     }
-    cn_fuzz_run(data + 4, len, chunk, hang, &r);
-    check(&r, len, hang != SIZE_MAX);
+    cn_fuzz_run_ex(data + 4, len, chunk, hang, reset, &r);
+    check(&r, len, hang != SIZE_MAX || reset != SIZE_MAX);
     return 0;
 }
