@@ -73,7 +73,7 @@ struct cn_app {
     cn__prom_ext *metrics_ext; /* cn_app_metrics_add */
     size_t nmetrics_ext;
     cn__server srv;
-    cn_stats stats;
+    cn__stats stats;
     uv_tcp_t **listeners;
     int nlisteners;
     int port; /* of the first listener */
@@ -1018,6 +1018,14 @@ int cn__app_adopt_fd(cn_app *app, int fd)
     return cn__conn_adopt(&app->srv, fd);
 }
 
+int cn__app_mem_open(cn_app *app, int (*sink)(void *arg, const char *data, size_t len), void *arg,
+                     struct cn__conn **out)
+{
+    if (atomic_load(&app->state) != APP_RUNNING)
+        return CN_ESTATE;
+    return cn__conn_mem_open(&app->srv, sink, arg, out);
+}
+
 const cn__router *cn__app_router(const cn_app *app)
 {
     return app->router;
@@ -1037,7 +1045,8 @@ void cn_app_loop_stats(const cn_app *app, cn_loop_stats *out)
 
 void cn_app_stats(const cn_app *app, cn_stats *out)
 {
-    *out = app->stats;
+    memset(out, 0, sizeof *out);
+    cn__stats_copy(&app->stats, out);
     out->coroutines_live = cn__sched_live(app->sched);
     cn__fetch_stats(app->fetch, out);
 }

@@ -40,6 +40,12 @@ void cn__app_run_once(cn_app *app);
 int cn__app_stop_inline(cn_app *app);
 int cn__app_adopt_fd(cn_app *app, int fd);
 
+/* An in-memory connection to the running app (conn.h, cn__conn_mem_open):
+ * the fuzz targets' way in. CN_ESTATE unless running. */
+struct cn__conn;
+int cn__app_mem_open(cn_app *app, int (*sink)(void *arg, const char *data, size_t len), void *arg,
+                     struct cn__conn **out);
+
 /* The app's route table (read-only), for the OpenAPI document and the
  * slash redirect (slashes.c). */
 const cn__router *cn__app_router(const cn_app *app);

@@ -96,6 +96,10 @@ typedef struct cn__conn {
     cn__buf out;            /* being accumulated */
     cn__buf wbuf;           /* being written */
     cn__list drain_waiters; /* stream writers parked until the output drains */
+    /* an in-memory connection (cn__conn_mem_open): no socket; output goes
+     * to sink, which is told of the close with (NULL, 0) */
+    cn__conn_sink sink;
+    void *sink_arg;
 } cn__conn;
 
 static void conn_close(cn__conn *c);
@@ -141,6 +145,8 @@ static void conn_close(cn__conn *c)
         c->cancelled = true;
         cn__dispatch_cancel(c->req);
     }
+    if (c->sink)
+        c->sink(c->sink_arg, NULL, 0);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -327,6 +333,10 @@ static void conn_finish_close(cn__conn *c)
     if (c->state == ST_CLOSED || c->shutdown_sent)
         return;
     c->shutdown_sent = true;
+    if (c->sink) {
+        conn_close(c); /* in memory: nothing to linger for */
+        return;
+    }
     c->state = ST_LINGER;
     timer_set(c, TIMER_LINGER, LINGER_MS);
     c->sreq.data = c;
@@ -389,7 +399,7 @@ static void on_write(uv_write_t *wr, int status)
 
 static void conn_flush(cn__conn *c)
 {
-    cn_stats *stats = c->srv->stats;
+    cn__stats *stats = c->srv->stats;
     size_t queued;
 
     if (c->state == ST_CLOSED)
@@ -399,6 +409,13 @@ static void conn_flush(cn__conn *c)
         stats->write_queue_peak = queued;
     if (c->writing)
         return;
+    if (c->sink && c->out.len > 0) {
+        if (c->sink(c->sink_arg, c->out.data, c->out.len) < 0) {
+            conn_close(c); /* as a failed write: the peer reset */
+            return;
+        }
+        c->out.len = 0;
+    }
     if (c->out.len > 0) {
         int n = uv_try_write((uv_stream_t *)&c->tcp, &(uv_buf_t){c->out.data, c->out.len}, 1);
         if (n < 0 && n != UV_EAGAIN) {
@@ -446,7 +463,7 @@ static void enter_linger(cn__conn *c)
 /* A response was queued: count it by status class (600 and up count as 5xx). */
 static void count_response(cn__server *srv, int status)
 {
-    cn_stats *st = srv->stats;
+    cn__stats *st = srv->stats;
 
     if (status >= 500)
         st->responses_5xx++;
@@ -852,12 +869,10 @@ static int on_message_complete(llhttp_t *p)
     c->handler_running = true;
     c->refs++;
     cn__dispatch_request(c->srv->dispatch, c->req);
-    if (c->state == ST_HANDLING)
-        return HPE_PAUSED; /* the handler parked: stop here until it is done */
-    /* a handler that never waited can still have lost its client (a write
-     * failed): the bytes after its message must not start another request
-     * on a closed connection */
-    if (c->state == ST_CLOSED)
+    /* the handler parked: stop here until it is done; or its write failed
+     * and closed the connection: the requests after it in this read must
+     * not be parsed (nor the closed state overwritten) */
+    if (c->state == ST_HANDLING || c->state == ST_CLOSED)
         return HPE_PAUSED;
     if (c->close_after || c->out.len + c->wbuf.len >= OUT_HIGH_WATER)
         return HPE_PAUSED;
@@ -1110,12 +1125,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = srv->readbuf_size;
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* nread bytes at data from the client (nread < 0: it is gone or done). */
+static void conn_input(cn__conn *c, const char *data, ssize_t nread)
 {
-    cn__conn *c = s->data;
-
-    if (buf->base == c->srv->readbuf)
-        c->srv->readbuf_busy = false;
     if (nread == 0)
         return;
     if (nread < 0) {
@@ -1132,19 +1144,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (c->state == ST_IDLE && c->pending_len == c->pending_off)
             break; /* nothing kept: parse directly */
         /* older bytes first (a handler runs, or output was backed up) */
-        keep_pending(c, buf->base, (size_t)nread);
+        keep_pending(c, data, (size_t)nread);
         if (c->state == ST_IDLE)
             resume_parsing(c);
         /* bounded: a client that sends without reading answers is stopped */
         if (c->state != ST_CLOSED && c->reading && c->pending_len - c->pending_off >= PENDING_MAX) {
-            uv_read_stop(s);
+            uv_read_stop((uv_stream_t *)&c->tcp);
             c->reading = false;
         }
         return;
     default:
         break;
     }
-    parse_more(c, buf->base, (size_t)nread);
+    parse_more(c, data, (size_t)nread);
     /* the parser may have paused on output that uv_try_write then took at
      * once: no write callback will come to resume it, so resume here */
     if (c->state == ST_IDLE && c->pending_len > c->pending_off)
@@ -1152,8 +1164,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     idle_timer(c);
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    cn__conn *c = s->data;
+
+    if (buf->base == c->srv->readbuf)
+        c->srv->readbuf_busy = false;
+    conn_input(c, buf->base, nread);
+}
+
 static void start_reading(cn__conn *c)
 {
+    if (c->sink) {
+        c->reading = true; /* cn__conn_mem_feed takes bytes */
+        return;
+    }
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;
 }
@@ -1165,7 +1190,8 @@ static void start_reading(cn__conn *c)
  * stream socket of the caller's (the test client's socketpair end); the
  * same path from there on. On failure the socket is still the caller's.
  */
-static int conn_start(cn__server *srv, int fd, bool tcp)
+static int conn_start(cn__server *srv, int fd, bool tcp, cn__conn_sink sink, void *sink_arg,
+                      cn__conn **out)
 {
     cn__conn *c = calloc(1, sizeof(*c));
     int rc;
@@ -1173,6 +1199,8 @@ static int conn_start(cn__server *srv, int fd, bool tcp)
     if (c == NULL)
         return UV_ENOMEM;
     c->srv = srv;
+    c->sink = sink;
+    c->sink_arg = sink_arg;
     rc = uv_tcp_init(srv->loop, &c->tcp);
     if (rc < 0) {
         free(c);
@@ -1184,7 +1212,10 @@ static int conn_start(cn__server *srv, int fd, bool tcp)
     c->refs = 2;
     cn__list_push(&srv->conns, &c->link);
     srv->stats->connections_active++;
-    rc = uv_tcp_open(&c->tcp, fd);
+    if (sink)
+        rc = 0; /* in memory: the handle stays unopened */
+    else
+        rc = uv_tcp_open(&c->tcp, fd);
     if (rc < 0) {
         conn_close(c);
         return rc;
@@ -1206,6 +1237,8 @@ static int conn_start(cn__server *srv, int fd, bool tcp)
     c->parser.lenient_flags |= LENIENT_VERSION;
     c->parser.data = c;
     c->state = ST_IDLE;
+    if (out)
+        *out = c;
 
     if (srv->stats->connections_active > srv->cfg->max_connections || srv->draining) {
         srv->stats->connections_rejected++;
@@ -1225,7 +1258,7 @@ static int conn_start(cn__server *srv, int fd, bool tcp)
 
 int cn__conn_accept_fd(cn__server *srv, int fd)
 {
-    int rc = conn_start(srv, fd, true);
+    int rc = conn_start(srv, fd, true, NULL, NULL, NULL);
 
     if (rc < 0)
         close(fd);
@@ -1234,7 +1267,31 @@ int cn__conn_accept_fd(cn__server *srv, int fd)
 
 int cn__conn_adopt(cn__server *srv, int fd)
 {
-    return conn_start(srv, fd, false);
+    return conn_start(srv, fd, false, NULL, NULL, NULL);
+}
+
+int cn__conn_mem_open(cn__server *srv, cn__conn_sink sink, void *arg, cn__conn **out)
+{
+    if (sink == NULL || out == NULL)
+        return CN_EINVAL;
+    return conn_start(srv, -1, false, sink, arg, out);
+}
+
+int cn__conn_mem_feed(cn__conn *c, const void *data, size_t len)
+{
+    if (c->state == ST_CLOSED)
+        return CN_EPIPE;
+    if (!c->reading)
+        return CN_EAGAIN;
+    if (len > 0)
+        conn_input(c, data, (ssize_t)len);
+    return 0;
+}
+
+void cn__conn_mem_hangup(cn__conn *c)
+{
+    if (c->state != ST_CLOSED)
+        conn_input(c, NULL, UV_EOF);
 }
 
 void cn__conn_drain_all(cn__server *srv)

@@ -33,7 +33,7 @@ struct cn__dispatch {
     const cn_config *cfg;
     const cn__router *router;
     cn__sched *sched;
-    cn_stats *stats;
+    cn__stats *stats;
     cn__mw *mws; /* the app's middleware, outermost first */
     unsigned nmws;
     const cn_dep **deps; /* the app's dependencies */
@@ -74,7 +74,7 @@ typedef struct cn__run {
 } run;
 
 cn__dispatch *cn__dispatch_new(cn_app *app, const cn_config *cfg, const cn__router *router,
-                               cn__sched *sched, cn_stats *stats)
+                               cn__sched *sched, cn__stats *stats)
 {
     cn__dispatch *d = calloc(1, sizeof(*d));
 
@@ -360,7 +360,7 @@ static bool respond(cn__dispatch *d, cn_req *req, bool counted)
 
 static void run_background(run *r)
 {
-    cn_stats *st = r->d->stats;
+    cn__stats *st = r->d->stats;
 
     for (bg_task *b = r->bg; b; b = b->next) {
         int rc;

@@ -18,6 +18,7 @@
 #include "canteen.h"
 #include "router.h"
 #include "scheduler.h"
+#include "stats.h"
 
 typedef struct cn__dispatch cn__dispatch;
 
@@ -45,7 +46,7 @@ typedef struct cn__req_io {
 } cn__req_io;
 
 cn__dispatch *cn__dispatch_new(cn_app *app, const cn_config *cfg, const cn__router *router,
-                               cn__sched *sched, cn_stats *stats);
+                               cn__sched *sched, cn__stats *stats);
 void cn__dispatch_free(cn__dispatch *d);
 
 /*

@@ -175,6 +175,7 @@ void cn_log_set_handler(cn_log_fn fn, void *data)
     log_data = data;
 }
 
+static void vlog(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void vlog(int level, const char *fmt, va_list ap)
 {
     static const char *const words[] = {"ERROR", "WARNING", "INFO"};

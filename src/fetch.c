@@ -21,6 +21,7 @@
  * transfer is pulled out of the multi and fails with CN_ETIMEDOUT.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +41,11 @@ struct cn__fetch {
     uv_timer_t timer;
     unsigned open_handles; /* the timer + socket polls being closed */
     bool closing;
-    /* figures (for tests and metrics) */
-    uint64_t connects;       /* new connections opened */
-    uint64_t requests;       /* transfers finished, whatever the outcome */
-    uint64_t failures;       /* of those, the ones that got no response */
-    uint64_t queue_timeouts; /* timed out before curl began them (queued) */
+    /* figures (for tests and metrics; cn_app_stats reads them from any thread) */
+    _Atomic uint64_t connects;       /* new connections opened */
+    _Atomic uint64_t requests;       /* transfers finished, whatever the outcome */
+    _Atomic uint64_t failures;       /* of those, the ones that got no response */
+    _Atomic uint64_t queue_timeouts; /* timed out before curl began them (queued) */
 };
 
 /* One socket curl wants watched. */
@@ -230,10 +231,10 @@ void cn__fetch_free(cn__fetch *f)
 
 void cn__fetch_stats(const cn__fetch *f, cn_stats *out)
 {
-    out->fetch_connects = f->connects;
-    out->fetch_requests = f->requests;
-    out->fetch_failures = f->failures;
-    out->fetch_queue_timeouts = f->queue_timeouts;
+    out->fetch_connects = atomic_load_explicit(&f->connects, memory_order_relaxed);
+    out->fetch_requests = atomic_load_explicit(&f->requests, memory_order_relaxed);
+    out->fetch_failures = atomic_load_explicit(&f->failures, memory_order_relaxed);
+    out->fetch_queue_timeouts = atomic_load_explicit(&f->queue_timeouts, memory_order_relaxed);
 }
 
 /* ---- transfers ---- */

@@ -11,7 +11,9 @@
  * one). The lag probe is a repeating timer: how late it fires is how long a
  * request arriving at that moment would have waited.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common.h"
 #include "metrics.h"
@@ -26,8 +28,16 @@ struct cn__metrics {
     uint64_t iter_start_ns; /* previous prepare (0: the loop has not turned yet) */
     uint64_t iter_idle_ns;  /* idle time at that point */
     unsigned open_handles;
-    cn_loop_stats st;
+    /* the figures: written on the loop, read from any thread
+     * (cn_app_loop_stats), one atomic each */
+    struct {
+        _Atomic double lag_ms_last, lag_ms_max, lag_ms_sum, slowest_ms, busiest_turn_ms;
+        _Atomic uint64_t lag_samples, slow_steps, busy_turns;
+    } st;
 };
+
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
 
 static void on_probe(uv_timer_t *t)
 {
@@ -42,12 +52,13 @@ static void on_probe(uv_timer_t *t)
         m->expected_ms = now + m->interval_ms;
         return;
     }
-    m->st.lag_ms_last = lag;
-    if (lag > m->st.lag_ms_max)
-        m->st.lag_ms_max = lag;
-    m->st.lag_ms_sum += lag;
-    m->st.lag_samples++;
-    m->st.lag_ms_avg = m->st.lag_ms_sum / (double)m->st.lag_samples;
+    STORE(m->st.lag_ms_last, lag);
+    if (lag > LOAD(m->st.lag_ms_max))
+        STORE(m->st.lag_ms_max, lag);
+    /* the sum before the count: a reader never sees a sample counted
+     * whose lag is not in the sum yet (the loop is their only writer) */
+    STORE(m->st.lag_ms_sum, LOAD(m->st.lag_ms_sum) + lag);
+    atomic_store_explicit(&m->st.lag_samples, LOAD(m->st.lag_samples) + 1, memory_order_release);
     m->expected_ms = now + m->interval_ms;
 }
 
@@ -55,9 +66,9 @@ static void note_slow(cn__metrics *m, uint64_t ns)
 {
     double ms = (double)ns / 1e6;
 
-    m->st.slow_steps++;
-    if (ms > m->st.slowest_ms)
-        m->st.slowest_ms = ms;
+    STORE(m->st.slow_steps, LOAD(m->st.slow_steps) + 1);
+    if (ms > LOAD(m->st.slowest_ms))
+        STORE(m->st.slowest_ms, ms);
 }
 
 static void on_prepare(uv_prepare_t *p)
@@ -74,9 +85,9 @@ static void on_prepare(uv_prepare_t *p)
          * does block (a long step) was named as it happened. */
         if (busy > m->threshold_ns) {
             double ms = (double)busy / 1e6;
-            m->st.busy_turns++;
-            if (ms > m->st.busiest_turn_ms)
-                m->st.busiest_turn_ms = ms;
+            STORE(m->st.busy_turns, LOAD(m->st.busy_turns) + 1);
+            if (ms > LOAD(m->st.busiest_turn_ms))
+                STORE(m->st.busiest_turn_ms, ms);
         }
     }
     m->iter_start_ns = now;
@@ -136,5 +147,14 @@ void cn__metrics_step(cn__metrics *m, const char *label, const cn_req *req, uint
 
 void cn__metrics_loop_stats(const cn__metrics *m, cn_loop_stats *out)
 {
-    *out = m->st;
+    memset(out, 0, sizeof *out);
+    out->lag_samples = atomic_load_explicit(&m->st.lag_samples, memory_order_acquire);
+    out->lag_ms_sum = LOAD(m->st.lag_ms_sum);
+    out->lag_ms_avg = out->lag_samples ? out->lag_ms_sum / (double)out->lag_samples : 0.0;
+    out->lag_ms_last = LOAD(m->st.lag_ms_last);
+    out->lag_ms_max = LOAD(m->st.lag_ms_max);
+    out->slow_steps = LOAD(m->st.slow_steps);
+    out->slowest_ms = LOAD(m->st.slowest_ms);
+    out->busy_turns = LOAD(m->st.busy_turns);
+    out->busiest_turn_ms = LOAD(m->st.busiest_turn_ms);
 }

@@ -188,6 +188,7 @@ struct cn_metrics_out {
 };
 typedef struct cn_metrics_out writer;
 
+static void vput(writer *w, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void vput(writer *w, const char *fmt, va_list ap)
 {
     char *dst = NULL;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "jsoncheck.h"
 #include "req.h"
 #include "url.h"
 
@@ -376,9 +377,31 @@ static int json_depth_ok(const char *s, size_t n, int limit)
     return 1;
 }
 
+/* Whether a text the grammar passed holds NaN or Infinity (Python's, not
+ * cJSON's): a token outside strings. */
+static bool has_nonfinite(const char *s, size_t n)
+{
+    bool in_str = false;
+
+    for (size_t i = 0; i < n; i++) {
+        if (in_str) {
+            if (s[i] == '\\')
+                i++;
+            else if (s[i] == '"')
+                in_str = false;
+        } else if (s[i] == '"') {
+            in_str = true;
+        } else if (s[i] == 'N' || s[i] == 'I') {
+            return true; /* no other bare token starts so */
+        }
+    }
+    return false;
+}
+
 int cn__json_parse(const char *s, size_t n, cJSON **out)
 {
-    const char *end = NULL;
+    const char *end = NULL, *msg;
+    size_t pos;
     cJSON *j;
 
     *out = NULL;
@@ -386,9 +409,13 @@ int cn__json_parse(const char *s, size_t n, cJSON **out)
         return CN_EBADJSON;
     if (!json_depth_ok(s, n, CN_JSON_MAX_DEPTH))
         return CN_EJSONDEPTH;
-    j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
-    if (j == NULL)
+    /* cJSON is lenient ("1." is a number to it); the grammar is checked
+     * first, so that only JSON is taken */
+    if (cn__json_check(s, n, &pos, &msg))
         return CN_EBADJSON;
+    j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+    if (j == NULL) /* JSON by the grammar: a value cJSON has no number for, or memory */
+        return has_nonfinite(s, n) ? CN_EBADJSON : CN_ENOMEM;
     /* trailing garbage after the value is malformed too */
     while (end && end < s + n && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
         end++;

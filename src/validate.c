@@ -210,6 +210,33 @@ static cJSON *number(double v)
     return cJSON_CreateNumber(v);
 }
 
+/* A value made for the answer: NULL is out of memory (a 500, never a
+ * body or an error list with a piece missing). */
+static cJSON *made(errors *e, cJSON *j)
+{
+    if (j == NULL)
+        e->oom = true;
+    return j;
+}
+
+/* o[k] = v, or v freed and out of memory noted (o NULL, or no room for the key). */
+static void put(errors *e, cJSON *o, const char *k, cJSON *v)
+{
+    if (v == NULL || o == NULL || !cJSON_AddItemToObject(o, k, v)) {
+        cJSON_Delete(v);
+        e->oom = true;
+    }
+}
+
+/* a[] += v, or v freed and out of memory noted. */
+static void push(errors *e, cJSON *a, cJSON *v)
+{
+    if (v == NULL || a == NULL || !cJSON_AddItemToArray(a, v)) {
+        cJSON_Delete(v);
+        e->oom = true;
+    }
+}
+
 /* A number as Python prints an int, or a float. */
 static void fmt_num(char *buf, size_t size, double v)
 {
@@ -219,12 +246,12 @@ static void fmt_num(char *buf, size_t size, double v)
         snprintf(buf, size, "%.17g", v);
 }
 
-static void add_loc(cJSON *loc, const where *w)
+static void add_loc(errors *e, cJSON *loc, const where *w)
 {
     if (w == NULL)
         return;
-    add_loc(loc, w->up);
-    cJSON_AddItemToArray(loc, w->key ? cJSON_CreateString(w->key) : number((double)w->index));
+    add_loc(e, loc, w->up);
+    push(e, loc, w->key ? cJSON_CreateString(w->key) : number((double)w->index));
 }
 
 /* Add an error: type, where, msg, the input it quotes, ctx (taken; NULL: none). */
@@ -242,24 +269,29 @@ static void add_error(errors *e, const char *type, const where *w, const char *m
         cJSON_Delete(ctx);
         return;
     }
-    add_loc(loc, w);
-    cJSON_AddStringToObject(o, "type", type);
-    cJSON_AddItemToObject(o, "loc", loc);
-    cJSON_AddStringToObject(o, "msg", msg);
-    cJSON_AddItemToObject(o, "input",
-                          in.text   ? cJSON_CreateString(in.text)
-                          : in.json ? cJSON_Duplicate(in.json, 1)
-                                    : cJSON_CreateNull());
+    add_loc(e, loc, w);
+    put(e, o, "type", cJSON_CreateString(type));
+    put(e, o, "loc", loc);
+    put(e, o, "msg", cJSON_CreateString(msg));
+    put(e, o, "input",
+        in.text   ? cJSON_CreateString(in.text)
+        : in.json ? cJSON_Duplicate(in.json, 1)
+                  : cJSON_CreateNull());
     if (ctx)
-        cJSON_AddItemToObject(o, "ctx", ctx);
-    cJSON_AddItemToArray(e->list, o);
+        put(e, o, "ctx", ctx);
+    push(e, e->list, o);
 }
 
-static cJSON *ctx1(const char *k, cJSON *v)
+/* {k: v} for an error's ctx; NULL (v freed, out of memory noted) if it cannot be made. */
+static cJSON *ctx1(errors *e, const char *k, cJSON *v)
 {
     cJSON *c = cJSON_CreateObject();
 
-    cJSON_AddItemToObject(c, k, v);
+    put(e, c, k, v);
+    if (e->oom) {
+        cJSON_Delete(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -320,7 +352,7 @@ static bool bounds_ok(errors *e, const cn_field *f, double v, input in, const wh
             continue;
         fmt_num(num, sizeof num, *b);
         snprintf(msg, sizeof msg, "Input should be %s %s", checks[i].words, num);
-        add_error(e, checks[i].type, w, msg, in, ctx1(checks[i].key, number(*b)));
+        add_error(e, checks[i].type, w, msg, in, ctx1(e, checks[i].key, number(*b)));
         return false;
     }
     return true;
@@ -351,20 +383,20 @@ static bool string_ok(errors *e, const decl *d, const cn_field *f, const char *s
         snprintf(msg, sizeof msg, "String should have at least %zu character%s", f->min_length,
                  f->min_length == 1 ? "" : "s");
         add_error(e, "string_too_short", w, msg, in,
-                  ctx1("min_length", number((double)f->min_length)));
+                  ctx1(e, "min_length", number((double)f->min_length)));
         return false;
     }
     if (f->max_length && n > f->max_length) {
         snprintf(msg, sizeof msg, "String should have at most %zu character%s", f->max_length,
                  f->max_length == 1 ? "" : "s");
         add_error(e, "string_too_long", w, msg, in,
-                  ctx1("max_length", number((double)f->max_length)));
+                  ctx1(e, "max_length", number((double)f->max_length)));
         return false;
     }
     if (f->pattern && (re = pattern_of(d, f)) != NULL && regexec(re, s, 0, NULL, 0) != 0) {
         char *m = cn_req_sprintf(e->req, "String should match pattern '%s'", f->pattern);
         add_error(e, "string_pattern_mismatch", w, m ? m : "String should match pattern", in,
-                  ctx1("pattern", cJSON_CreateString(f->pattern)));
+                  ctx1(e, "pattern", cJSON_CreateString(f->pattern)));
         return false;
     }
     return true;
@@ -380,7 +412,7 @@ static bool enum_ok(errors *e, const cn_field *f, const char *s, input in, const
     exp = expected_repr(e->req, f->values);
     msg = exp ? cn_req_sprintf(e->req, "Input should be %s", exp) : NULL;
     add_error(e, "enum", w, msg ? msg : "Input should be one of the values", in,
-              ctx1("expected", cJSON_CreateString(exp ? exp : "")));
+              ctx1(e, "expected", cJSON_CreateString(exp ? exp : "")));
     return false;
 }
 
@@ -520,7 +552,9 @@ static cJSON *check_object(errors *e, const decl *d, const cn_field *f, const cJ
                   NULL);
         return NULL;
     }
-    out = cJSON_CreateObject();
+    out = made(e, cJSON_CreateObject());
+    if (out == NULL)
+        return NULL;
     for (const cn_field *k = f->fields; k && k->name; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, k->name);
         where kw = {.up = w, .key = k->name};
@@ -531,13 +565,14 @@ static cJSON *check_object(errors *e, const decl *d, const cn_field *f, const cJ
                 bad = true;
                 continue;
             }
-            nv = k->dflt ? default_value(k) : cJSON_CreateNull();
+            /* the default was checked at registration: NULL is memory */
+            nv = made(e, k->dflt ? default_value(k) : cJSON_CreateNull());
         } else {
             nv = check_value(e, d, k, v, &kw);
-            bad |= nv == NULL;
         }
+        bad |= nv == NULL;
         if (nv)
-            cJSON_AddItemToObject(out, k->name, nv);
+            put(e, out, k->name, nv);
     }
     cJSON_ArrayForEach(it, in)
     {
@@ -551,10 +586,10 @@ static cJSON *check_object(errors *e, const decl *d, const cn_field *f, const cJ
             add_error(e, "extra_forbidden", &xw, "Extra inputs are not permitted", NODE(it), NULL);
             bad = true;
         } else {
-            cJSON_AddItemToObject(out, it->string, cJSON_Duplicate(it, 1));
+            put(e, out, it->string, cJSON_Duplicate(it, 1));
         }
     }
-    if (bad) {
+    if (bad || e->oom) {
         cJSON_Delete(out);
         return NULL;
     }
@@ -574,17 +609,20 @@ static cJSON *check_array(errors *e, const decl *d, const cn_field *f, const cJS
         add_error(e, "list_type", w, "Input should be a valid list", NODE(in), NULL);
         return NULL;
     }
-    out = cJSON_CreateArray();
+    out = made(e, cJSON_CreateArray());
+    if (out == NULL)
+        return NULL;
     cJSON_ArrayForEach(it, in)
     {
         where iw = {.up = w, .index = n};
-        cJSON *nv = f->items ? check_value(e, d, f->items, it, &iw) : cJSON_Duplicate(it, 1);
+        cJSON *nv =
+            f->items ? check_value(e, d, f->items, it, &iw) : made(e, cJSON_Duplicate(it, 1));
         bad |= nv == NULL;
         if (nv)
-            cJSON_AddItemToArray(out, nv);
+            push(e, out, nv);
         n++;
     }
-    if (bad) {
+    if (bad || e->oom) {
         cJSON_Delete(out);
         return NULL;
     }
@@ -594,9 +632,13 @@ static cJSON *check_array(errors *e, const decl *d, const cn_field *f, const cJS
         cJSON *ctx = cJSON_CreateObject();
         snprintf(msg, sizeof msg, "List should have at %s %zu item%s after validation, not %zu",
                  shrt ? "least" : "most", lim, lim == 1 ? "" : "s", n);
-        cJSON_AddStringToObject(ctx, "field_type", "List");
-        cJSON_AddNumberToObject(ctx, shrt ? "min_length" : "max_length", (double)lim);
-        cJSON_AddNumberToObject(ctx, "actual_length", (double)n);
+        put(e, ctx, "field_type", cJSON_CreateString("List"));
+        put(e, ctx, shrt ? "min_length" : "max_length", number((double)lim));
+        put(e, ctx, "actual_length", number((double)n));
+        if (e->oom) {
+            cJSON_Delete(ctx);
+            ctx = NULL;
+        }
         add_error(e, shrt ? "too_short" : "too_long", w, msg, NODE(in), ctx);
         cJSON_Delete(out);
         return NULL;
@@ -636,7 +678,7 @@ static cJSON *check_int(errors *e, const cn_field *f, const cJSON *in, const whe
         add_error(e, "int_type", w, "Input should be a valid integer", NODE(in), NULL);
         return NULL;
     }
-    return bounds_ok(e, f, v, NODE(in), w) ? number(v) : NULL;
+    return bounds_ok(e, f, v, NODE(in), w) ? made(e, number(v)) : NULL;
 }
 
 static cJSON *check_float(errors *e, const cn_field *f, const cJSON *in, const where *w)
@@ -658,7 +700,7 @@ static cJSON *check_float(errors *e, const cn_field *f, const cJSON *in, const w
         add_error(e, "float_type", w, "Input should be a valid number", NODE(in), NULL);
         return NULL;
     }
-    return bounds_ok(e, f, v, NODE(in), w) ? number(v) : NULL;
+    return bounds_ok(e, f, v, NODE(in), w) ? made(e, number(v)) : NULL;
 }
 
 static cJSON *check_bool(errors *e, const cJSON *in, const where *w)
@@ -666,11 +708,11 @@ static cJSON *check_bool(errors *e, const cJSON *in, const where *w)
     bool b;
 
     if (cJSON_IsBool(in))
-        return cJSON_CreateBool(cJSON_IsTrue(in));
+        return made(e, cJSON_CreateBool(cJSON_IsTrue(in)));
     if (cJSON_IsString(in) && parse_bool(in->valuestring, &b) == 0)
-        return cJSON_CreateBool(b);
+        return made(e, cJSON_CreateBool(b));
     if (cJSON_IsNumber(in) && (in->valuedouble == 0 || in->valuedouble == 1))
-        return cJSON_CreateBool(in->valuedouble == 1);
+        return made(e, cJSON_CreateBool(in->valuedouble == 1));
     if (cJSON_IsString(in) || (cJSON_IsNumber(in) && in->valuedouble == floor(in->valuedouble)))
         add_error(e, "bool_parsing", w,
                   "Input should be a valid boolean, unable to interpret input", NODE(in), NULL);
@@ -683,7 +725,7 @@ static cJSON *check_value(errors *e, const decl *d, const cn_field *f, const cJS
                           const where *w)
 {
     if (cJSON_IsNull(in) && f->nullable)
-        return cJSON_CreateNull();
+        return made(e, cJSON_CreateNull());
     switch (f->type) {
     case CN_OBJECT:
         return check_object(e, d, f, in, w);
@@ -697,14 +739,15 @@ static cJSON *check_value(errors *e, const decl *d, const cn_field *f, const cJS
         return check_bool(e, in, w);
     case CN_ENUM:
         return enum_ok(e, f, cJSON_IsString(in) ? in->valuestring : NULL, NODE(in), w)
-                   ? cJSON_Duplicate(in, 1)
+                   ? made(e, cJSON_Duplicate(in, 1))
                    : NULL;
     default:
         if (!cJSON_IsString(in)) {
             add_error(e, "string_type", w, "Input should be a valid string", NODE(in), NULL);
             return NULL;
         }
-        return string_ok(e, d, f, in->valuestring, NODE(in), w) ? cJSON_Duplicate(in, 1) : NULL;
+        return string_ok(e, d, f, in->valuestring, NODE(in), w) ? made(e, cJSON_Duplicate(in, 1))
+                                                                : NULL;
     }
 }
 
@@ -755,7 +798,7 @@ static int check_body(errors *e, const decl *d)
     }
     if (!json_content_type(req)) {
         /* not JSON: the bytes themselves are what the model gets */
-        cJSON *raw = cJSON_CreateStringReference(req->body);
+        cJSON *raw = made(e, cJSON_CreateStringReference(req->body));
         if (raw)
             set_body(req, check_value(e, d, f, raw, &root));
         cJSON_Delete(raw);
@@ -766,15 +809,19 @@ static int check_body(errors *e, const decl *d)
     if (cn__json_check(req->body, req->body_len, &pos, &msg)) {
         where at = {.up = &root, .index = pos};
         add_error(e, "json_invalid", &at, "JSON decode error", NODE(&(cJSON){.type = cJSON_Object}),
-                  ctx1("error", cJSON_CreateString(msg)));
+                  ctx1(e, "error", cJSON_CreateString(msg)));
         return 0;
     }
     rc = cn_req_json(req, &parsed);
+    if (rc == CN_ENOMEM) {
+        e->oom = true; /* a 500, not the client's fault */
+        return 0;
+    }
     if (rc < 0) {
         /* valid to Python, not to Canteen (NaN, too deep, a \u0000...) */
         where at = {.up = &root, .index = 0};
         add_error(e, "json_invalid", &at, "JSON decode error", NODE(&(cJSON){.type = cJSON_Object}),
-                  ctx1("error", cJSON_CreateString(cn_strerror(rc))));
+                  ctx1(e, "error", cJSON_CreateString(cn_strerror(rc))));
         return 0;
     }
     set_body(req, check_value(e, d, f, parsed, &root));
@@ -814,7 +861,11 @@ int cn__validate(cn_req *req)
         cJSON_Delete(e.list);
         return CN_ENOMEM;
     }
-    cJSON_AddItemToObject(body, "detail", e.list);
+    if (!cJSON_AddItemToObject(body, "detail", e.list)) {
+        cJSON_Delete(e.list);
+        cJSON_Delete(body);
+        return CN_ENOMEM;
+    }
     rc = cn_res_json(&req->res, 422, body);
     return rc < 0 ? rc : CN_EHTTP;
 }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,23 @@
 #define CN__NO_ASAN
 #define asan_start(save, bottom, size) ((void)0)
 #define asan_finish(save, bottom, size) ((void)0)
+#endif
+
+/* ThreadSanitizer: each coroutine is a fiber of its own, and every switch
+ * tells TSan whose stack runs next (its shadow stack and the happens-before
+ * order follow the switch; without this it sees one thread jumping between
+ * stacks and reports nonsense). Fibers on one thread run one at a time, so
+ * each switch synchronises (flags 0). */
+#if defined(__SANITIZE_THREAD__)
+#define CN__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CN__TSAN 1
+#endif
+#endif
+
+#ifdef CN__TSAN
+#include <sanitizer/tsan_interface.h>
 #endif
 
 enum { ST_NEW, ST_SUSPENDED, ST_RUNNING, ST_FINISHED };
@@ -152,14 +170,17 @@ struct cn__coro {
 #ifdef CN__ASAN
     void *asan_fake; /* ASan's fake stack of this coroutine while suspended */
 #endif
+#ifdef CN__TSAN
+    void *tsan_fiber; /* TSan's context of this coroutine (a fiber) */
+#endif
 };
 
 #define POOL_CLASSES 8
 
 struct cn__stack_pool {
     size_t max_free;
-    size_t idle; /* on the free lists, all classes */
-    size_t live; /* created, not yet freed */
+    size_t idle;         /* on the free lists, all classes */
+    _Atomic size_t live; /* created, not yet freed (read from any thread: cn_app_stats) */
     struct {
         size_t size; /* usable stack size of this class (0: unused slot) */
         size_t n;
@@ -176,6 +197,9 @@ typedef struct thread_state {
     const void *main_bottom; /* bounds of the main stack, learnt on the first switch */
     size_t main_size;
     coro_ctx *reap_back; /* where the ASan reaper switches back to */
+#endif
+#ifdef CN__TSAN
+    void *tsan_main; /* TSan's context of the main stack while a coroutine runs */
 #endif
 } thread_state;
 
@@ -411,6 +435,10 @@ static inline void switch_into(cn__coro *c)
 #ifdef CN__ASAN
     asan_start(&tls.main_fake, c->stack.lo, c->stack.size);
 #endif
+#ifdef CN__TSAN
+    tls.tsan_main = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(c->tsan_fiber, 0);
+#endif
     ctx_switch(&tls.main, &c->ctx);
 #ifdef CN__ASAN
     asan_finish(tls.main_fake, NULL, NULL);
@@ -424,6 +452,9 @@ static inline void switch_out(cn__coro *c, int last)
     asan_start(last ? NULL : &c->asan_fake, tls.main_bottom, tls.main_size);
 #else
     (void)last;
+#endif
+#ifdef CN__TSAN
+    __tsan_switch_to_fiber(tls.tsan_main, 0);
 #endif
     ctx_switch(&c->ctx, &tls.main);
 #ifdef CN__ASAN
@@ -547,6 +578,10 @@ cn__stack_pool *cn__stack_pool_new(size_t max_free)
 
 static void destroy(cn__coro *c)
 {
+#ifdef CN__TSAN
+    if (c->tsan_fiber)
+        __tsan_destroy_fiber(c->tsan_fiber);
+#endif
     cn__stack_unmap(&c->stack);
     free(c);
 }
@@ -568,7 +603,7 @@ void cn__stack_pool_free(cn__stack_pool *p)
 
 size_t cn__stack_pool_live(const cn__stack_pool *p)
 {
-    return p->live;
+    return atomic_load_explicit(&p->live, memory_order_relaxed);
 }
 
 size_t cn__stack_pool_idle(const cn__stack_pool *p)
@@ -647,6 +682,9 @@ int cn__coro_new(cn__stack_pool *p, size_t stack_size, cn__coro_fn fn, void *arg
         }
         c->stack = st;
         c->pool = p;
+#ifdef CN__TSAN
+        c->tsan_fiber = NULL;
+#endif
     }
     c->fn = fn;
     c->arg = arg;
@@ -660,6 +698,11 @@ int cn__coro_new(cn__stack_pool *p, size_t stack_size, cn__coro_fn fn, void *arg
         destroy(c);
         return CN_ENOMEM;
     }
+#ifdef CN__TSAN
+    /* a fresh fiber per run: a pooled stack's old one died with its run */
+    if (c->tsan_fiber == NULL)
+        c->tsan_fiber = __tsan_create_fiber(0);
+#endif
     p->live++;
     *out = c;
     return 0;
@@ -680,6 +723,10 @@ void cn__coro_free(cn__coro *c)
         asan_reap(c);
 #endif
     cn__stack_unpoison(&c->stack);
+#ifdef CN__TSAN
+    __tsan_destroy_fiber(c->tsan_fiber);
+    c->tsan_fiber = NULL;
+#endif
     cn__stack_pool *p = c->pool;
     p->live--;
     if (!pool_put(p, c))

@@ -47,6 +47,20 @@ static const int have_asan = 1;
 static const int have_asan = 0;
 #endif
 
+/* ThreadSanitizer owns SIGSEGV too, and its own allocator runs out first
+ * when the address space or the mapping count is used up. */
+#if defined(__SANITIZE_THREAD__)
+static const int have_tsan = 1;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+static const int have_tsan = 1;
+#else
+static const int have_tsan = 0;
+#endif
+#else
+static const int have_tsan = 0;
+#endif
+
 static int under_valgrind(void)
 {
 #ifdef TEST_VALGRIND
@@ -1026,8 +1040,8 @@ static void chained_overflow_child(void)
 static void test_other_faults_not_ours(void **state)
 {
     (void)state;
-    if (have_asan)
-        skip(); /* ASan owns SIGSEGV there */
+    if (have_asan || have_tsan)
+        skip(); /* ASan (TSan) owns SIGSEGV there */
     struct child ch;
     /* The null dereferences below are (rightly) Valgrind errors. */
     if (under_valgrind())
@@ -1142,8 +1156,8 @@ static void check_eagain_child(const struct child *ch)
 static void test_eagain_when_map_count_exhausted(void **state)
 {
     (void)state;
-    if (under_valgrind())
-        skip(); /* Valgrind's own segment table overflows first */
+    if (under_valgrind() || have_tsan)
+        skip(); /* Valgrind's own segment table (TSan's allocator) runs out first */
     struct child ch;
     run_child(eagain_map_count_child, &ch);
     check_eagain_child(&ch);
@@ -1152,6 +1166,8 @@ static void test_eagain_when_map_count_exhausted(void **state)
 static void test_eagain_when_address_space_exhausted(void **state)
 {
     (void)state;
+    if (have_tsan)
+        skip(); /* TSan's allocator runs out first */
     struct child ch;
     run_child(eagain_rlimit_child, &ch);
     check_eagain_child(&ch);
