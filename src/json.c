@@ -256,11 +256,11 @@ static int put_string(cn__buf *b, const char *s)
 }
 
 /*
- * A number as cJSON 1.7 prints it: null when not finite; the integer when
- * it is one (printf's "%1.15g" prints those below 1e15 digit for digit,
- * which is what is done here without printf); else "%1.15g" if that reads
- * back as the same double (cJSON's comparison, within DBL_EPSILON), else
- * "%1.17g"; the locale's decimal point written as '.'.
+ * A number as cJSON 1.7 prints it: null when not finite, else "%1.15g" if
+ * that reads back as the same double (cJSON's comparison, within
+ * DBL_EPSILON), else "%1.17g", the locale's decimal point written as '.'.
+ * An integer below 1e15 is one "%1.15g" prints digit for digit ("-0" for
+ * minus zero): those, the common case, are written here without printf.
  */
 static int put_number(cn__buf *b, double d)
 {
@@ -277,7 +277,7 @@ static int put_number(cn__buf *b, double d)
             *--p = (char)('0' + u % 10);
             u /= 10;
         } while (u);
-        if (v < 0)
+        if (v < 0 || (v == 0 && signbit(d)))
             *--p = '-';
         return put(b, p, (size_t)(e - p));
     }

@@ -4,10 +4,19 @@
  * Workers run at a lower scheduling priority than the loop thread (nice
  * +10 by default): when the server is confined to one core, CPU-bound jobs
  * then take the time the loop does not want instead of starving it.
+ *
+ * For the same reason a worker wakes the loop with a plain write to an
+ * eventfd, after letting go of the mutex, and not with uv_async_send:
+ * libuv (1.44) marks the handle busy around its write, and the loop spins
+ * and sched_yield()s until the sender is done. A nice worker preempted in
+ * that window, on a busy machine, held the loop for tens of milliseconds
+ * (measured with bench/attacks/json_attack.py).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -23,7 +32,9 @@ struct cn__pool {
     pthread_cond_t cv;
     cn__list queue; /* waiting jobs, FIFO */
     cn__list done;  /* finished or dropped, for the loop */
-    uv_async_t wake;
+    uv_poll_t wake; /* on efd */
+    int efd;
+    atomic_bool signalled; /* efd written, the loop not yet there */
     pthread_t *threads;
     unsigned nthreads;     /* started */
     unsigned want_threads; /* to start (cn__pool_start) */
@@ -41,6 +52,19 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Tell the loop there is something in `done` (any thread, mu not held). */
+static void wake_loop(cn__pool *p)
+{
+    uint64_t one = 1;
+    ssize_t r;
+
+    if (atomic_exchange(&p->signalled, true))
+        return; /* the loop has been told and has not looked yet */
+    do
+        r = write(p->efd, &one, sizeof one);
+    while (r < 0 && errno == EINTR);
 }
 
 static void *worker(void *arg)
@@ -80,17 +104,27 @@ static void *worker(void *arg)
         j->state = JOB_DONE;
         j->status = 0;
         cn__list_push(&p->done, &j->link);
-        uv_async_send(&p->wake);
+        /* j is the loop's from here: it may be gone once mu is let go */
+        pthread_mutex_unlock(&p->mu);
+        wake_loop(p);
+        pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
-static void on_wake(uv_async_t *a)
+static void on_wake(uv_poll_t *h, int status, int events)
 {
-    cn__pool *p = a->data;
+    cn__pool *p = h->data;
     cn__list batch;
+    uint64_t n;
 
+    (void)status;
+    (void)events;
+    if (read(p->efd, &n, sizeof n) < 0 && errno != EAGAIN && errno != EINTR)
+        return;
+    /* cleared before the list is taken: a job pushed after this writes again */
+    atomic_store(&p->signalled, false);
     /* take everything finished so far in one go: sends coalesce */
     cn__list_init(&batch);
     pthread_mutex_lock(&p->mu);
@@ -126,7 +160,18 @@ cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta)
     cn__list_init(&p->done);
     p->nice_delta = nice_delta;
     p->want_threads = threads;
-    uv_async_init(loop, &p->wake, on_wake);
+    atomic_init(&p->signalled, false);
+    p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->efd < 0 || uv_poll_init(loop, &p->wake, p->efd) < 0) {
+        if (p->efd >= 0)
+            close(p->efd);
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+        free(p->threads);
+        free(p);
+        return NULL;
+    }
+    uv_poll_start(&p->wake, UV_READABLE, on_wake);
     p->wake.data = p;
     /* the pool alone must not keep the loop running */
     uv_unref((uv_handle_t *)&p->wake);
@@ -147,7 +192,10 @@ int cn__pool_start(cn__pool *p)
 
 static void free_after_close(uv_handle_t *h)
 {
-    free(h->data);
+    cn__pool *p = h->data;
+
+    close(p->efd);
+    free(p);
 }
 
 static void loop_job_work(cn__job *j);
@@ -209,7 +257,7 @@ int cn__pool_cancel(cn__pool *p, cn__job *j)
         p->cancelled++;
         /* its done callback runs from the loop, like any other */
         cn__list_push(&p->done, &j->link);
-        uv_async_send(&p->wake);
+        wake_loop(p); /* the loop thread itself: mu is no lock against it */
         rc = 0;
         break;
     case JOB_RUNNING:
