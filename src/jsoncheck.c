@@ -188,6 +188,9 @@ static bool number_too_big(const unsigned char *s, size_t k)
     bool frac = false;
     int d;
 
+    /* no exponent and fewer than 308 digits: finite (the common case) */
+    if (k < 308 && memchr(s, 'e', k) == NULL && memchr(s, 'E', k) == NULL)
+        return false;
     if (s[j] == '-')
         j++;
     /* leading zeros (0.000123): they only move the exponent */

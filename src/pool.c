@@ -13,6 +13,7 @@
  * (measured with bench/attacks/json_attack.py).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -176,6 +177,23 @@ cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta)
     /* the pool alone must not keep the loop running */
     uv_unref((uv_handle_t *)&p->wake);
     return p;
+}
+
+int cn__pool_fork_child(cn__pool *p)
+{
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+    if (fd < 0)
+        return CN_ENOMEM;
+    /* the same descriptor number, so the poll handle stays as it is; the
+     * parent's eventfd would have been shared with every other worker */
+    if (dup3(fd, p->efd, O_CLOEXEC) < 0) {
+        close(fd);
+        return CN_ENOMEM;
+    }
+    close(fd);
+    atomic_store(&p->signalled, false);
+    return 0;
 }
 
 int cn__pool_start(cn__pool *p)

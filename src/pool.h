@@ -18,7 +18,7 @@ typedef struct cn__job cn__job;
 
 struct cn__job {
     cn__list link;
-    void (*work)(cn__job *j);           /* on a worker thread */
+    void (*work)(cn__job *j);             /* on a worker thread */
     void (*done)(cn__job *j, int status); /* on the loop: 0, or CN_ECANCELED if dropped */
     uint64_t queued_ns, started_ns;
     int state; /* private to the pool */
@@ -30,6 +30,10 @@ struct cn__job {
  * cn__pool_start (or the first submit), so that a process can still fork
  * into workers after creating its app. NULL on failure. Loop thread.
  */
+/* In a forked worker, after uv_loop_fork: a wake descriptor of its own.
+ * 0 or CN_ENOMEM. */
+int cn__pool_fork_child(cn__pool *p);
+
 cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta);
 
 /* Start the threads (once; later calls do nothing): 0, or CN_EAGAIN when

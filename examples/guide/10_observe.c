@@ -50,8 +50,8 @@ static int echo(cn_req *req, cn_res *res)
     int rc = cn_req_json(req, &body); /* owned by the request */
 
     if (rc < 0)
-        return rc; /* CN_EBADJSON or CN_EJSONDEPTH: a 400 */
-    return cn_res_json(res, 200, cJSON_Duplicate(body, 1));
+        return rc;                      /* CN_EBADJSON or CN_EJSONDEPTH: a 400 */
+    return cn_res_json(res, 200, body); /* the request's own tree: printed, kept */
 }
 
 int main(int argc, char **argv)
