@@ -50,8 +50,9 @@ static int echo(cn_req *req, cn_res *res)
     int rc = cn_req_json(req, &body); /* owned by the request */
 
     if (rc < 0)
-        return rc;                      /* CN_EBADJSON or CN_EJSONDEPTH: a 400 */
-    return cn_res_json(res, 200, body); /* the request's own tree: printed, kept */
+        return rc; /* CN_EBADJSON or CN_EJSONDEPTH: a 400 */
+    /* the request's own tree: printed, and kept by the request */
+    return cn_res_json(res, 200, body);
 }
 
 int main(int argc, char **argv)
