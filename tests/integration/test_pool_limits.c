@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "demo.h"
+#include "../gate.h"
 #include "harness.h"
 #include "prom_text.h"
 
@@ -23,40 +24,6 @@
 
 /* ---- the gate: held jobs wait here until the test opens it ---- */
 
-static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static bool gate_open;
-static atomic_int gate_waiting;
-
-static void gate_close(void)
-{
-    pthread_mutex_lock(&gate_mu);
-    gate_open = false;
-    pthread_mutex_unlock(&gate_mu);
-    atomic_store(&gate_waiting, 0);
-}
-
-static void gate_release(void)
-{
-    pthread_mutex_lock(&gate_mu);
-    gate_open = true;
-    pthread_cond_broadcast(&gate_cv);
-    pthread_mutex_unlock(&gate_mu);
-}
-
-static void gate_pass(void)
-{
-    struct timespec ts;
-
-    atomic_fetch_add(&gate_waiting, 1);
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 10; /* bounded even if a test fails before it opens it */
-    pthread_mutex_lock(&gate_mu);
-    while (!gate_open)
-        if (pthread_cond_timedwait(&gate_cv, &gate_mu, &ts) != 0)
-            break;
-    pthread_mutex_unlock(&gate_mu);
-}
 
 /* ---- what the handlers saw, per slot ---- */
 
