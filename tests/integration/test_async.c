@@ -6,7 +6,6 @@
  * Uses the demo's GET /sleep/{ms} (cn_sleep in an async handler) and
  * GET /sync-sleep/{ms} (a blocking sleep in a sync handler).
  */
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,35 +16,6 @@ static h_server *start(void **state, const cn_config *cfg)
     h_server *s = h_start(cfg, NULL, h_test_routes, NULL);
     *state = s;
     return s;
-}
-
-/* Poll (bounded) until the server has `n` handlers running or parked. */
-static bool wait_requests_active(h_server *s, uint64_t n, int timeout_ms)
-{
-    int64_t deadline = h_now_ms() + timeout_ms;
-
-    for (int i = 0; i < 100000; i++) {
-        if (h_stats(s).requests_active == n)
-            return true;
-        if (h_now_ms() >= deadline)
-            return false;
-        poll(NULL, 0, 5);
-    }
-    return false;
-}
-
-static bool wait_coroutines_live(h_server *s, uint64_t n, int timeout_ms)
-{
-    int64_t deadline = h_now_ms() + timeout_ms;
-
-    for (int i = 0; i < 100000; i++) {
-        if (h_stats(s).coroutines_live == n)
-            return true;
-        if (h_now_ms() >= deadline)
-            return false;
-        poll(NULL, 0, 5);
-    }
-    return false;
 }
 
 /* Many parked handlers at once: the total is the longest wait, not the sum. */
@@ -71,24 +41,38 @@ static void test_concurrent_sleeps(void **state)
     assert_true(dt < 1500); /* 10 x 300 ms would be 3 s */
 }
 
+/*
+ * GET `slow` on one connection and, once its handler runs, GET `fast` on
+ * another: fast must be answered 200 within `within_ms`, while slow still
+ * waits. Returns slow's connection, its answer not read yet.
+ */
+static h_conn *answered_meanwhile(h_server *s, const char *slow, const char *fast,
+                                  int64_t within_ms)
+{
+    h_conn *sc = h_open(s), *fc = h_open(s);
+    h_response r;
+    int64_t t0;
+
+    h_sendf(sc, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", slow);
+    assert_true(H_WAIT_UNTIL(h_stats(s).requests_active == 1, H_TIMEOUT_MS));
+    t0 = h_now_ms();
+    h_sendf(fc, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", fast);
+    assert_int_equal(h_read_response(fc, &r, H_TIMEOUT_MS), H_OK);
+    assert_int_equal(r.status, 200);
+    h_response_free(&r);
+    assert_int_equal(h_expect_quiet(sc, 0), H_TIMEOUT);
+    assert_true(h_now_ms() - t0 < within_ms);
+    h_close(fc);
+    return sc;
+}
+
 /* While a handler is parked, the loop answers others. */
 static void test_parked_handler_does_not_block(void **state)
 {
     h_server *s = start(state, NULL);
-    h_conn *slow = h_open(s), *fast = h_open(s);
+    h_conn *slow = answered_meanwhile(s, "/sleep/1000", "/users/5", 900);
     h_response r;
-    int64_t t0;
 
-    h_sends(slow, "GET /sleep/1000 HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_true(wait_requests_active(s, 1, H_TIMEOUT_MS));
-    t0 = h_now_ms();
-    h_sends(fast, "GET /users/5 HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_int_equal(h_read_response(fast, &r, H_TIMEOUT_MS), H_OK);
-    assert_int_equal(r.status, 200);
-    h_response_free(&r);
-    /* answered while the other is still parked */
-    assert_int_equal(h_expect_quiet(slow, 0), H_TIMEOUT);
-    assert_true(h_now_ms() - t0 < 900);
     assert_int_equal(h_read_response(slow, &r, H_TIMEOUT_MS), H_OK);
     assert_string_equal(r.body, "{\"slept_ms\":1000}");
     h_response_free(&r);
@@ -98,20 +82,9 @@ static void test_parked_handler_does_not_block(void **state)
 static void test_sync_handler_does_not_block(void **state)
 {
     h_server *s = start(state, NULL);
-    h_conn *slow = h_open(s), *fast = h_open(s);
+    h_conn *slow = answered_meanwhile(s, "/sync-sleep/800", "/health", 700);
     h_response r;
-    int64_t t0;
 
-    h_sends(slow, "GET /sync-sleep/800 HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_true(wait_requests_active(s, 1, H_TIMEOUT_MS));
-    t0 = h_now_ms();
-    h_sends(fast, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_int_equal(h_read_response(fast, &r, H_TIMEOUT_MS), H_OK);
-    assert_int_equal(r.status, 200);
-    h_response_free(&r);
-    /* answered while the blocking one is still running */
-    assert_int_equal(h_expect_quiet(slow, 0), H_TIMEOUT);
-    assert_true(h_now_ms() - t0 < 700);
     assert_int_equal(h_read_response(slow, &r, H_TIMEOUT_MS), H_OK);
     assert_int_equal(r.status, 200);
     h_response_free(&r);
@@ -152,11 +125,11 @@ static void test_disconnect_cancels_parked_handler(void **state)
     int64_t t0;
 
     h_sends(c, "GET /sleep/5000 HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_true(wait_requests_active(s, 1, H_TIMEOUT_MS));
+    assert_true(H_WAIT_UNTIL(h_stats(s).requests_active == 1, H_TIMEOUT_MS));
     t0 = h_now_ms();
     h_close(c);
-    assert_true(wait_requests_active(s, 0, 2000));
-    assert_true(wait_coroutines_live(s, 0, 2000));
+    assert_true(H_WAIT_UNTIL(h_stats(s).requests_active == 0, 2000));
+    assert_true(H_WAIT_UNTIL(h_stats(s).coroutines_live == 0, 2000));
     assert_true(h_wait_active(s, 0, 2000));
     assert_true(h_now_ms() - t0 < 2000);
     h_assert_healthy(s);
@@ -179,7 +152,7 @@ static void test_shutdown_waits_for_inflight(void **state)
     h_response_free(&r);
     c = h_open(s);
     h_sends(c, "GET /sleep/400 HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_true(wait_requests_active(s, 1, H_TIMEOUT_MS));
+    assert_true(H_WAIT_UNTIL(h_stats(s).requests_active == 1, H_TIMEOUT_MS));
     assert_int_equal(cn_app_stop(s->app), 0);
     assert_int_equal(h_expect_eof(idle, H_TIMEOUT_MS), H_OK);
     assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
@@ -204,7 +177,7 @@ static void test_shutdown_deadline_cancels_inflight(void **state)
     s = start(state, &cfg);
     c = h_open(s);
     h_sends(c, "GET /sleep/10000 HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_true(wait_requests_active(s, 1, H_TIMEOUT_MS));
+    assert_true(H_WAIT_UNTIL(h_stats(s).requests_active == 1, H_TIMEOUT_MS));
     h_stop_expect_dropped(state, s, c, 250, 3000);
 }
 
