@@ -20,20 +20,9 @@
 
 #include <zlib.h>
 
+#include "bench_util.h"
+
 #define MIB (1024 * 1024)
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static void make_json(unsigned char *p, size_t n)
 {
@@ -111,12 +100,11 @@ static double median_ms(const unsigned char *in, size_t n, int level, size_t pie
     double *t = malloc(sizeof(double) * (size_t)runs), m;
 
     for (int r = 0; r < runs; r++) {
-        double t0 = now_ms();
+        double t0 = bench_now_ns();
         *out_len = compress_once(in, n, level, piece, out, cap);
-        t[r] = now_ms() - t0;
+        t[r] = (bench_now_ns() - t0) / 1e6;
     }
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    m = t[runs / 2];
+    m = bench_summarize(t, (size_t)runs).median;
     free(t);
     free(out);
     return m;

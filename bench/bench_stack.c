@@ -14,23 +14,11 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "coro/coro.h"
 #include "coro/stack.h"
 
 #define RUNS 7
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static void noop(void *arg)
 {
@@ -41,7 +29,7 @@ static void noop(void *arg)
 static double bench_coro(cn__stack_pool *p, long n, int run)
 {
     cn__coro *c;
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     for (long i = 0; i < n; i++) {
         if (cn__coro_new(p, 0, noop, NULL, &c) != 0)
             exit(1);
@@ -49,7 +37,7 @@ static double bench_coro(cn__stack_pool *p, long n, int run)
             cn__coro_resume(c);
         cn__coro_free(c);
     }
-    return (now_ns() - t0) / (double)n;
+    return (bench_now_ns() - t0) / (double)n;
 }
 
 /* A fresh 256 KiB stack each time: mmap, guard page, (touch), munmap. */
@@ -58,7 +46,7 @@ static double bench_map(long n, int touch)
     cn__stack s;
     size_t size;
     cn__stack_round(0, &size);
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     for (long i = 0; i < n; i++) {
         if (cn__stack_map(&s, size) != 0)
             exit(1);
@@ -66,15 +54,16 @@ static double bench_map(long n, int touch)
             ((volatile char *)s.lo)[s.size - 1] = 1; /* the first frame's page */
         cn__stack_unmap(&s);
     }
-    return (now_ns() - t0) / (double)n;
+    return (bench_now_ns() - t0) / (double)n;
 }
 
 static void report(const char *what, double *v, double base)
 {
-    qsort(v, RUNS, sizeof *v, cmp_double);
-    printf("  %-44s %9.1f ns  [%.1f]", what, v[RUNS / 2], v[0]);
+    bench_result r = bench_summarize(v, RUNS);
+
+    printf("  %-44s %9.1f ns  [%.1f]", what, r.median, r.min);
     if (base > 0)
-        printf("  %6.1fx the pool", v[RUNS / 2] / base);
+        printf("  %6.1fx the pool", r.median / base);
     printf("\n");
 }
 
@@ -96,8 +85,7 @@ int main(int argc, char **argv)
     double v[RUNS];
     for (int r = 0; r < RUNS; r++)
         v[r] = pool[r];
-    qsort(v, RUNS, sizeof *v, cmp_double);
-    double base = v[RUNS / 2];
+    double base = bench_summarize(v, RUNS).median;
     report("warm pool: cn__coro_new + cn__coro_free", pool, 0);
     report("warm pool: new + run to the end + free", pool_run, base);
     report("no pool: new + run to the end + free", fresh, base);

@@ -20,33 +20,11 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "coro/coro.h"
 #include "coro/stack.h"
 
 #define RUNS 7
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-struct result {
-    double median, min;
-};
-
-static struct result summarize(double *v)
-{
-    qsort(v, RUNS, sizeof *v, cmp_double);
-    return (struct result){v[RUNS / 2], v[0]};
-}
 
 /* ---- baseline: an indirect call that does nothing ---------------------- */
 
@@ -58,10 +36,10 @@ static void (*volatile empty_fn)(void *) = empty;
 
 static double bench_call(long n)
 {
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     for (long i = 0; i < n; i++)
         empty_fn(NULL);
-    return (now_ns() - t0) / (double)n;
+    return (bench_now_ns() - t0) / (double)n;
 }
 
 /* ---- the MXCSR read alone (x86-64) -------------------------------------- */
@@ -70,11 +48,11 @@ static double bench_call(long n)
 static double bench_stmxcsr(long n)
 {
     unsigned m;
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     for (long i = 0; i < n; i++)
         __asm__ volatile("stmxcsr %0" : "=m"(m));
     (void)m;
-    return (now_ns() - t0) / (double)n;
+    return (bench_now_ns() - t0) / (double)n;
 }
 #endif
 
@@ -94,10 +72,10 @@ static double bench_asm(const cn__stack *s, long n)
 {
     asm_co_sp = cn__ctx_make(s->lo, s->size, asm_entry, NULL);
     cn__ctx_switch(&asm_main_sp, asm_co_sp); /* start it */
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     for (long i = 0; i < n; i++)
         cn__ctx_switch(&asm_main_sp, asm_co_sp);
-    return (now_ns() - t0) / (2.0 * (double)n);
+    return (bench_now_ns() - t0) / (2.0 * (double)n);
 }
 #endif
 
@@ -117,10 +95,10 @@ static double bench_uctx(const cn__stack *s, long n)
     if (cn__uctx_make(&u_co, s->lo, s->size, u_entry, NULL) != 0)
         return -1;
     cn__uctx_switch(&u_main, &u_co);
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     for (long i = 0; i < n; i++)
         cn__uctx_switch(&u_main, &u_co);
-    return (now_ns() - t0) / (2.0 * (double)n);
+    return (bench_now_ns() - t0) / (2.0 * (double)n);
 }
 
 /* ---- the coroutine API (selected backend) ------------------------------- */
@@ -138,10 +116,10 @@ static double bench_coro(cn__stack_pool *p, long n)
     if (cn__coro_new(p, 0, coro_loop, NULL, &c) != 0)
         return -1;
     cn__coro_resume(c);
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     for (long i = 0; i < n; i++)
         cn__coro_resume(c);
-    double r = (now_ns() - t0) / (2.0 * (double)n);
+    double r = (bench_now_ns() - t0) / (2.0 * (double)n);
     cn__coro_free(c); /* suspended: abandoned */
     return r;
 }
@@ -172,16 +150,17 @@ int main(int argc, char **argv)
         uc[r] = bench_uctx(&s, nu);
         co[r] = bench_coro(p, n);
     }
-    struct result rc = summarize(call), ru = summarize(uc), ro = summarize(co);
+    bench_result rc = bench_summarize(call, RUNS), ru = bench_summarize(uc, RUNS),
+                 ro = bench_summarize(co, RUNS);
 #if CANTEEN_CORO_ASM
-    struct result ra = summarize(as);
+    bench_result ra = bench_summarize(as, RUNS);
 #endif
     printf("context switch, ns per switch (a resume+yield round trip is 2), median of %d "
            "[min]\n",
            RUNS);
     printf("  baseline: indirect call         %6.2f ns  [%.2f]\n", rc.median, rc.min);
 #if defined(__x86_64__)
-    struct result rs = summarize(st);
+    bench_result rs = bench_summarize(st, RUNS);
     printf("  floor: one stmxcsr (MXCSR save) %6.2f ns  [%.2f]   serialising on some cores\n",
            rs.median, rs.min);
 #endif
