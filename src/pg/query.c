@@ -15,11 +15,22 @@
 
 static void batch_member_done(pg_query *q, int rc);
 
-void pg__query_done(pg_query *q, int rc)
+/* A query that was not abandoned has its answer: count it in the pool's figures. */
+static void count_answered(const pg_query *q, int rc)
 {
     cn_pg_stats *st = &q->pool->st;
-    double ms;
+    double ms = (double)(pg__now_ns() - q->t0_ns) / 1e6;
 
+    st->queries++;
+    if (rc == CN_EDB)
+        st->errors++;
+    st->query_ms_sum += ms;
+    if (ms > st->query_ms_max)
+        st->query_ms_max = ms;
+}
+
+void pg__query_done(pg_query *q, int rc)
+{
     if (q->batch) {
         batch_member_done(q, rc);
         return;
@@ -29,13 +40,7 @@ void pg__query_done(pg_query *q, int rc)
         free(q);
         return;
     }
-    ms = (double)(pg__now_ns() - q->t0_ns) / 1e6;
-    st->queries++;
-    if (rc == CN_EDB)
-        st->errors++;
-    st->query_ms_sum += ms;
-    if (ms > st->query_ms_max)
-        st->query_ms_max = ms;
+    count_answered(q, rc);
     cn_future_resolve(q->fut, rc);
 }
 
@@ -195,19 +200,12 @@ static void batch_free(pg_batch *b)
 static void batch_member_done(pg_query *q, int rc)
 {
     pg_batch *b = q->batch;
-    cn_pg_stats *st = &q->pool->st;
 
     if (q->abandoned) {
         PQclear(q->res);
         q->res = NULL;
     } else {
-        double ms = (double)(pg__now_ns() - q->t0_ns) / 1e6;
-        st->queries++;
-        if (rc == CN_EDB)
-            st->errors++;
-        st->query_ms_sum += ms;
-        if (ms > st->query_ms_max)
-            st->query_ms_max = ms;
+        count_answered(q, rc);
         q->rc = rc;
     }
     if (--b->pending > 0)
