@@ -1352,14 +1352,18 @@ void h_request(h_server *s, const char *method, const char *target, const char *
     h_close(c);
 }
 
-void h_assert_header(const h_response *r, const char *name, const char *want)
+/* A header `name` whose value is `got` (NULL: none) must be `want`. */
+static void check_header(const char *name, const char *got, const char *want)
 {
-    const char *got = h_header_get(r, name);
-
     if (got == NULL)
         fail_msg("no %s header (expected '%s')", name, want);
     if (strcmp(got, want) != 0)
         fail_msg("%s: '%s', expected '%s'", name, got, want);
+}
+
+void h_assert_header(const h_response *r, const char *name, const char *want)
+{
+    check_header(name, h_header_get(r, name), want);
 }
 
 /* ---- the trace ---- */
@@ -1476,12 +1480,7 @@ cJSON *h_tc_json(h_client *c, const char *path, const char *const *headers, int 
 
 void h_tc_assert_header(const cn_test_response *r, const char *name, const char *want)
 {
-    const char *got = cn_test_header(r, name);
-
-    if (got == NULL)
-        fail_msg("no %s header (expected '%s')", name, want);
-    if (strcmp(got, want) != 0)
-        fail_msg("%s: '%s', expected '%s'", name, got, want);
+    check_header(name, cn_test_header(r, name), want);
 }
 
 long long h_tc_content_length(const cn_test_response *r)
