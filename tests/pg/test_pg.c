@@ -19,6 +19,7 @@
 
 #include "app.h" /* cn__app_free_checked */
 #include "demo.h"
+#include "gate.h"
 #include "harness.h"
 #include "prom_text.h"
 #include "send_counter.h"
@@ -357,13 +358,13 @@ static int rt_allsleep(cn_req *req, cn_res *res)
     return cn_res_json(res, 200, o);
 }
 
-/* GET /t/pg/allvictim: a batch of writes around a 5 s sleep (its SQL ends
+/* GET /t/pg/allvictim: a batch of writes around a 60 s sleep (its SQL ends
  * in "AS bvictim"), then how many of the writes the table holds */
 static int rt_allvictim(cn_req *req, cn_res *res)
 {
     static const cn_pg_batch_query qs[3] = {
         {"INSERT INTO t_batch VALUES (1, 2) RETURNING v", 0, NULL},
-        {"SELECT pg_sleep(5) AS bvictim", 0, NULL},
+        {"SELECT pg_sleep(60) AS bvictim", 0, NULL},
         {"INSERT INTO t_batch VALUES (2, 4) RETURNING v", 0, NULL},
     };
     cn_pg_result *out[3], *r;
@@ -401,11 +402,11 @@ static int batch_task(void *arg)
 }
 
 /* GET /t/pg/allclose (max_size 1, pipeline_depth 1): one batch on the wire
- * (a 5 s sleep), one waiting for the connection; the pool closes under
+ * (a 60 s sleep), one waiting for the connection; the pool closes under
  * both. */
 static int rt_allclose(cn_req *req, cn_res *res)
 {
-    static const cn_pg_batch_query slow[1] = {{"SELECT pg_sleep(5) AS closer", 0, NULL}};
+    static const cn_pg_batch_query slow[1] = {{"SELECT pg_sleep(60) AS closer", 0, NULL}};
     static const cn_pg_batch_query quick[2] = {{"SELECT 1", 0, NULL}, {"SELECT 2", 0, NULL}};
     batch_run *a = cn_req_alloc(req, sizeof(*a)), *b = cn_req_alloc(req, sizeof(*b));
     cn_task *t[2];
@@ -574,7 +575,9 @@ static int routes(cn_app *app, void *arg)
     return rc;
 }
 
-static h_server *start(void **state, cn_pg_config cfg)
+/* An app (with app_cfg, NULL: the harness's) whose routes use a pool
+ * with cfg. */
+static h_server *start_app(void **state, const cn_config *app_cfg, cn_pg_config cfg)
 {
     h_server *s;
 
@@ -583,9 +586,14 @@ static h_server *start(void **state, cn_pg_config cfg)
     if (cfg.name == NULL)
         cfg.name = "test";
     g_cfg = cfg;
-    s = h_start(NULL, NULL, routes, NULL);
+    s = h_start(app_cfg, NULL, routes, NULL);
     *state = s;
     return s;
+}
+
+static h_server *start(void **state, cn_pg_config cfg)
+{
+    return start_app(state, NULL, cfg);
 }
 
 /* The pool closes after cn_app_run returned, before cn_app_free. */
@@ -714,34 +722,37 @@ static void test_terminated_backend(void **state)
     assert_int_equal(stats().lost, 1);
 }
 
-/* A client that leaves while its handler waits on pg_sleep(10): the
- * backend's query leaves pg_stat_activity within 300 ms, and the pool's
- * in-use count returns to 0 with the same connections. */
-static void test_disconnect_cancels_on_server(void **state)
+/* A client that leaves while its handler (GET path) waits on a 60 s sleep
+ * whose SQL ends in "AS <tag>": the query leaves pg_stat_activity --
+ * cancelled there, long before the sleep would end -- with one cancel
+ * request, and the pool's two connections come back clean and serve. */
+static void assert_leaver_cancelled(void **state, const char *path, const char *tag)
 {
     h_server *s = start(state, (cn_pg_config){.min_size = 2, .max_size = 2});
     h_conn *c;
     cJSON *o;
-    int64_t closed_at, gone_at;
+    int64_t closed_at;
 
     assert_true(H_WAIT_UNTIL(stats().idle == 2, 5000));
-    c = h_send_get(s, "/t/pg/q?sql=SELECT%20pg_sleep(10)%20AS%20leaver");
-    assert_true(wait_running(s, "leaver", 1, 3000));
+    c = h_send_get(s, path);
+    assert_true(wait_running(s, tag, 1, 10000));
     closed_at = h_now_ms();
     h_close(c);
-    assert_true(wait_running(s, "leaver", 0, 3000));
-    gone_at = h_now_ms();
+    assert_true(wait_running(s, tag, 0, 20000)); /* not the sleep's 60 s */
     print_message("the cancelled query left pg_stat_activity %lld ms after the client\n",
-                  (long long)(gone_at - closed_at));
-    if (gone_at - closed_at >= 300)
-        fail_msg("the cancelled query ran on for %lld ms", (long long)(gone_at - closed_at));
-    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 2, 3000));
-    assert_true(stats().cancels >= 1);
+                  (long long)(h_now_ms() - closed_at));
+    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 2, 10000));
+    assert_int_equal(stats().cancels, 1);
     assert_int_equal(stats().lost, 0); /* cancelled, not dropped */
-    o = h_get_json(s, "/t/pg/q?sql=SELECT%207", 200);
+    o = h_get_json(s, "/t/pg/all?n=20", 200);
     h_assert_code(o, "rc", 0);
     cJSON_Delete(o);
     h_assert_settles(s);
+}
+
+static void test_disconnect_cancels_on_server(void **state)
+{
+    assert_leaver_cancelled(state, "/t/pg/q?sql=SELECT%20pg_sleep(60)%20AS%20leaver", "leaver");
 }
 
 /* After idle expiry the pool holds its minimum; it never drops below. */
@@ -888,7 +899,7 @@ static void test_server_silent(void **state)
     t0 = h_now_ms();
     o = h_get_json(s, "/t/pg/active?like=x", 200);
     h_assert_code(o, "rc", CN_EUNAVAILABLE);
-    assert_true(h_now_ms() - t0 < 1500);
+    assert_true(h_now_ms() - t0 < 5000); /* the 200 ms connect timeout, not never */
     cJSON_Delete(o);
     assert_non_null(strstr(cn_pg_pool_last_error(g_pool), "timed out"));
     free(ci);
@@ -1059,24 +1070,21 @@ static void test_two_pools_metrics(void **state)
 }
 
 /* command_timeout_ms: CN_ETIMEDOUT, and the query is cancelled there: the
- * connection is idle again long before the 3 s sleep would have ended,
+ * connection is idle again long before the 60 s sleep would have ended,
  * and serves the next query. */
 static void test_command_timeout(void **state)
 {
     h_server *s =
         start(state, (cn_pg_config){.min_size = 1, .max_size = 1, .command_timeout_ms = 250});
     cJSON *o;
-    int64_t t0;
 
     assert_true(H_WAIT_UNTIL(stats().idle == 1, 5000));
-    t0 = h_now_ms();
-    o = h_get_json(s, "/t/pg/q?sql=SELECT%20pg_sleep(3)", 200);
+    o = h_get_json(s, "/t/pg/q?sql=SELECT%20pg_sleep(60)", 200);
     h_assert_code(o, "rc", CN_ETIMEDOUT);
     cJSON_Delete(o);
     assert_int_equal(stats().timeouts, 1);
-    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 1, 2500));
-    assert_true(h_now_ms() - t0 < 2800); /* not the sleep's 3 s */
-    assert_true(stats().cancels >= 1);
+    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 1, 20000));
+    assert_int_equal(stats().cancels, 1);
     assert_int_equal(stats().lost, 0);
     o = h_get_json(s, "/t/pg/q?sql=SELECT%205", 200); /* the same connection */
     h_assert_code(o, "rc", 0);
@@ -1203,8 +1211,8 @@ static void test_batch_large(void **state)
 }
 
 /* command_timeout_ms bounds the batch: CN_ETIMEDOUT, no result; the
- * sleeping query is cancelled on the server and the connection drains its
- * batch and serves again, not lost. */
+ * sleeping query is cancelled on the server (one cancel request for the
+ * batch) and the connection drains its batch and serves again, not lost. */
 static void test_batch_timeout(void **state)
 {
     h_server *s =
@@ -1214,50 +1222,77 @@ static void test_batch_timeout(void **state)
 
     assert_true(H_WAIT_UNTIL(stats().idle == 1, 5000));
     t0 = h_now_ms();
-    o = h_get_json(s, "/t/pg/allsleep?s=3&tag=btimeout", 200);
+    o = h_get_json(s, "/t/pg/allsleep?s=60&tag=btimeout", 200);
     h_assert_code(o, "rc", CN_ETIMEDOUT);
     assert_null(cJSON_GetObjectItem(o, "stray_result"));
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "items")), 0);
     cJSON_Delete(o);
-    assert_true(h_now_ms() - t0 < 1500);
     assert_int_equal(stats().timeouts, 1);
-    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 1, 2500));
-    assert_true(h_now_ms() - t0 < 2800); /* not the sleep's 3 s */
-    assert_true(stats().cancels >= 1);
+    /* drained long before the 60 s sleep would have ended */
+    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 1, 20000));
+    print_message("timed out, cancelled and drained in %lld ms\n", (long long)(h_now_ms() - t0));
+    assert_int_equal(stats().cancels, 1);
     assert_int_equal(stats().lost, 0);
     o = h_get_json(s, "/t/pg/all?n=5", 200); /* the same connection */
     h_assert_code(o, "rc", 0);
     assert_int_equal(atoi(jstr(item(o, 4), "value")), 8);
     cJSON_Delete(o);
+    assert_int_equal(stats().retries, 0); /* no late cancel hit it */
 }
 
-/* A client that leaves while its batch sleeps on the server: the query is
- * cancelled there within 300 ms, the connection comes back clean. */
+static void hold_work(void *arg)
+{
+    (void)arg;
+    gate_pass();
+}
+
+static void hold_done(void *arg, int status)
+{
+    (void)arg;
+    (void)status;
+}
+
+/* A cancel request that is slow to go (the app's one pool thread, which
+ * sends it, is held): PostgreSQL's cancel stops whatever the backend runs
+ * when it lands, so the connection sends one for the timed-out batch, not
+ * one per query, and gives the next batch nothing until it has landed. */
+static void test_batch_cancel_held(void **state)
+{
+    cn_config app = h_fast_config();
+    h_server *s;
+    h_conn *next;
+    cJSON *o;
+
+    app.pool_threads = 1;
+    s = start_app(state, &app,
+                  (cn_pg_config){.min_size = 1, .max_size = 1, .command_timeout_ms = 250});
+    assert_true(H_WAIT_UNTIL(stats().idle == 1, 5000));
+    gate_close();
+    assert_int_equal(cn_app_pool_submit(s->app, hold_work, hold_done, NULL), 0);
+    assert_true(H_WAIT_UNTIL(atomic_load(&gate_waiting) == 1, 5000));
+    /* times out long before its 2 s sleep ends; the sleep runs out */
+    o = h_get_json(s, "/t/pg/allsleep?s=2&tag=bheld", 200);
+    h_assert_code(o, "rc", CN_ETIMEDOUT);
+    cJSON_Delete(o);
+    assert_true(H_WAIT_UNTIL(stats().in_use == 0, 10000)); /* the batch drained */
+    assert_int_equal(stats().cancels, 1);
+    next = h_send_get(s, "/t/pg/all?n=5");
+    assert_true(H_WAIT_UNTIL(stats().waiters == 1, 5000)); /* held for the cancel */
+    gate_release();
+    o = h_read_json(next, 200);
+    h_assert_code(o, "rc", 0);
+    assert_int_equal(atoi(jstr(item(o, 4), "value")), 8);
+    cJSON_Delete(o);
+    assert_int_equal(stats().cancels, 1);
+    assert_int_equal(stats().retries, 0);
+    assert_int_equal(stats().lost, 0);
+}
+
+/* The same with a batch: its sleeping query is cancelled on the server,
+ * one cancel for the batch. */
 static void test_batch_disconnect_cancels(void **state)
 {
-    h_server *s = start(state, (cn_pg_config){.min_size = 2, .max_size = 2});
-    h_conn *c;
-    cJSON *o;
-    int64_t closed_at, gone_at;
-
-    assert_true(H_WAIT_UNTIL(stats().idle == 2, 5000));
-    c = h_send_get(s, "/t/pg/allsleep?s=10&tag=bleaver");
-    assert_true(wait_running(s, "bleaver", 1, 3000));
-    closed_at = h_now_ms();
-    h_close(c);
-    assert_true(wait_running(s, "bleaver", 0, 3000));
-    gone_at = h_now_ms();
-    print_message("the cancelled batch left pg_stat_activity %lld ms after the client\n",
-                  (long long)(gone_at - closed_at));
-    if (gone_at - closed_at >= 300)
-        fail_msg("the cancelled batch ran on for %lld ms", (long long)(gone_at - closed_at));
-    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 2, 3000));
-    assert_true(stats().cancels >= 1);
-    assert_int_equal(stats().lost, 0);
-    o = h_get_json(s, "/t/pg/all?n=20", 200);
-    h_assert_code(o, "rc", 0);
-    cJSON_Delete(o);
-    h_assert_settles(s);
+    assert_leaver_cancelled(state, "/t/pg/allsleep?s=60&tag=bleaver", "bleaver");
 }
 
 /* The connection is lost with a batch of writes on the wire (its backend
@@ -1312,7 +1347,7 @@ static void test_batch_pool_close(void **state)
     x = cJSON_GetObjectItem(o, "slow");
     h_assert_code(x, "rc", CN_EDB);
     assert_string_equal(jstr(item(x, 0), "sqlstate"), "08006");
-    assert_true(h_jint(x, "ms") < 4000);
+    assert_true(h_jint(x, "ms") < 20000); /* at once, not after the 60 s sleep */
     x = cJSON_GetObjectItem(o, "quick");
     h_assert_code(x, "rc", CN_ECANCELED);
     assert_null(cJSON_GetObjectItem(x, "stray_result"));
@@ -1484,6 +1519,7 @@ int main(void)
         cmocka_unit_test_teardown(test_batch_one_fails, teardown),
         cmocka_unit_test_teardown(test_batch_large, teardown),
         cmocka_unit_test_teardown(test_batch_timeout, teardown),
+        cmocka_unit_test_teardown(test_batch_cancel_held, teardown),
         cmocka_unit_test_teardown(test_batch_disconnect_cancels, teardown),
         cmocka_unit_test_teardown(test_batch_lost_connection, teardown),
         cmocka_unit_test_teardown(test_batch_pool_close, teardown),
