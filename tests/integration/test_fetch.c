@@ -760,8 +760,15 @@ static void test_fetch_connects_counts_failed_transfers(void **state)
     o = fetch_one(f->front, "/users/octocat?delay_ms=2000", "&timeout_ms=100", 200);
     h_assert_code(o, "rc", CN_ETIMEDOUT);
     cJSON_Delete(o);
+    /* the upstream took that connection, and let its request go when curl
+     * hung up: the one request it holds next is the cancelled transfer's
+     * (else the wait below could see the timed-out one's, and the client
+     * leave before the front had even begun its transfer) */
+    assert_true(H_WAIT_UNTIL(up_stats(f->up).connections_accepted == 1, 3000));
+    assert_up_settles(f->up);
     c = h_send_get(f->front, "/f/cancel");
     assert_true(H_WAIT_UNTIL(up_stats(f->up).requests_active == 1, 3000));
+    assert_int_equal(up_stats(f->up).connections_accepted, 2);
     h_close(c);
     h_assert_settles(f->front);
     assert_up_settles(f->up);
