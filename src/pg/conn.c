@@ -167,7 +167,6 @@ static void cancel_done(void *arg, int status)
     pg_cancel *k = arg;
     pg_conn *c = k->c;
 
-    (void)status;
     PQfreeCancel(k->cc);
     free(k);
     c->cancelling = false;
@@ -177,6 +176,8 @@ static void cancel_done(void *arg, int status)
         pg__conn_free_if_unused(c);
         return;
     }
+    if (status == CN_ECANCELED)
+        return; /* the app is being freed: its loop runs no more */
     /* what waited for the cancel goes out now */
     if (c->reset_due) {
         c->reset_due = false;

@@ -489,6 +489,47 @@ static void test_slow_reader_not_cut_off(void **state)
              c->eof ? "EOF" : "timeout", (long long)(h_now_ms() - t0));
 }
 
+/* GET /t/late-answer: blocks the loop for longer than the write timeout
+ * (a handler that should not, but may), then answers 1 MiB */
+static int late_answer(cn_req *req, cn_res *res)
+{
+    static char body[1024 * 1024];
+
+    (void)req;
+    memset(body, 'x', sizeof body);
+    h_block_ms(600);
+    return cn_res_bytes(res, 200, body, sizeof body, "text/plain");
+}
+
+static int late_routes(cn_app *app, void *arg)
+{
+    (void)arg;
+    return cn_app_route(app, "GET /t/late-answer", late_answer, NULL);
+}
+
+/*
+ * The write timeout counts from when the answer was queued: a handler that
+ * held the loop past keepalive_timeout_ms does not make the client, which
+ * had no byte of the answer to read until then, a stalled reader. (The
+ * test client runs the loop on this thread: the loop's first look at the
+ * write timer comes before it reads a byte.)
+ */
+static void test_write_timeout_counts_from_the_answer(void **state)
+{
+    cn_config cfg = limits_config();
+    h_client *c;
+    cn_test_response r;
+
+    cfg.keepalive_timeout_ms = 300;
+    c = h_tc_start(&cfg, late_routes, NULL);
+    *state = c;
+    h_tc_request(c, "GET", "/t/late-answer", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 1024 * 1024);
+    cn_test_response_free(&r);
+    assert_int_equal(h_tc_stats(c).connections_stalled, 0);
+}
+
 /*
  * A client that pipelines without reading answers must be stopped from
  * sending (the server stops reading); the server must not buffer an
@@ -563,6 +604,7 @@ int main(void)
         cmocka_unit_test_teardown(test_max_connections_503, h_teardown),
         cmocka_unit_test_teardown(test_max_connections_rejected_slot_released, h_teardown),
         cmocka_unit_test_teardown(test_slow_reader_not_cut_off, h_teardown),
+        cmocka_unit_test_teardown(test_write_timeout_counts_from_the_answer, h_tc_teardown),
         cmocka_unit_test_teardown(test_pipelined_flood_is_bounded, h_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
