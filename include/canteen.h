@@ -603,7 +603,10 @@ typedef struct cn_stats {
                                     * was out of descriptors (EMFILE/ENFILE) */
     uint64_t connections_stalled;  /* closed: the client took none of the
                                     * output for keepalive_timeout_ms */
-    uint64_t reserved[10];         /* room for new figures (0 for now) */
+    uint64_t accept_pauses;        /* times accepting stopped for 100 ms: out
+                                    * of descriptors with no spare to answer
+                                    * from, or another accept() error */
+    uint64_t reserved[9];          /* room for new figures (0 for now) */
 } cn_stats;
 
 /* The thread pool's figures (cn_app_pool_stats). */

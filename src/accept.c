@@ -16,9 +16,17 @@
  * connections_no_fd (and as a 5xx response), and one warning per
  * LOG_INTERVAL_MS says how many there were. The connections already open
  * are served as usual, and as descriptors free up the next accept() simply
- * succeeds again. If the spare cannot be taken back (another thread took
- * the slot in between), accepting pauses for PAUSE_MS, as nginx does,
- * rather than spinning on a listener that stays readable.
+ * succeeds again.
+ *
+ * Without a spare there is no answer to give, and the listener stays
+ * readable while the connection waits in the backlog: accepting pauses for
+ * PAUSE_MS (nginx pauses too, for its accept_mutex_delay) instead of
+ * spinning, and every PAUSE_MS it tries again, taking the spare back
+ * first. That happens when the spare cannot be taken back (another thread
+ * took the slot in between, or the limit was lowered below it with
+ * prlimit), and when accept() still fails with the spare's slot free (the
+ * system's table, ENFILE, is full). Each pause counts in accept_pauses.
+ * The waiting connection is served once descriptors come back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -115,13 +123,13 @@ static void on_resume(uv_timer_t *t)
 {
     cn__acceptor *a = t->data;
 
-    if (a->spare < 0)
-        a->spare = take_spare();
+    /* on_readable takes the spare back before it accepts */
     uv_poll_start(&a->poll, UV_READABLE, on_readable);
 }
 
 static void pause_accepting(cn__acceptor *a)
 {
+    a->srv->stats->accept_pauses++;
     uv_poll_stop(&a->poll);
     uv_timer_start(&a->pause, on_resume, PAUSE_MS, 0);
 }
@@ -133,7 +141,7 @@ static void pause_accepting(cn__acceptor *a)
  */
 static bool out_of_fds(cn__acceptor *a, int err)
 {
-    int fd;
+    int fd, again;
 
     if (a->spare < 0) {
         warn_no_fd(a, err, false);
@@ -143,16 +151,24 @@ static bool out_of_fds(cn__acceptor *a, int err)
     close(a->spare);
     a->spare = -1;
     fd = accept_one(a->fd);
+    again = errno;
     if (fd >= 0) {
         warn_no_fd(a, err, true);
         refuse(a, fd);
     }
     a->spare = take_spare();
-    if (a->spare < 0) {
+    if (fd < 0 && (again == EMFILE || again == ENFILE)) {
+        /* not even the spare's slot would do: retrying at once would spin */
+        warn_no_fd(a, again, false);
         pause_accepting(a);
         return false;
     }
-    return fd >= 0;
+    if (a->spare < 0) {
+        warn_no_fd(a, err, false);
+        pause_accepting(a);
+        return false;
+    }
+    return fd >= 0 || again == EINTR || again == ECONNABORTED;
 }
 
 static void on_readable(uv_poll_t *p, int status, int events)
@@ -165,6 +181,9 @@ static void on_readable(uv_poll_t *p, int status, int events)
         pause_accepting(a);
         return;
     }
+    /* lost when descriptors ran out: take it back before the next accept */
+    if (a->spare < 0)
+        a->spare = take_spare();
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         int fd = accept_one(a->fd), rc;
 
