@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -102,9 +103,13 @@ static void warn_no_fd(cn__acceptor *a, int err, bool answered)
 static void refuse(cn__acceptor *a, int fd)
 {
     cn__buf out = {0};
-    char sink[4096];
+    char sink[4096], retry[40];
 
-    if (cn__res_write_simple(&out, 503, "Out of file descriptors", true, "Retry-After: 1\r\n") == 0)
+    /* counted before the client can see the answer */
+    a->srv->stats->connections_no_fd++;
+    a->srv->stats->responses_5xx++;
+    snprintf(retry, sizeof retry, "Retry-After: %u\r\n", a->srv->cfg->retry_after_s);
+    if (cn__res_write_simple(&out, 503, "Out of file descriptors", true, retry) == 0)
         (void)send(fd, out.data, out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
     cn__buf_free(&out);
     shutdown(fd, SHUT_WR);
@@ -113,8 +118,6 @@ static void refuse(cn__acceptor *a, int fd)
     for (int i = 0; i < 4 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
         ;
     close(fd);
-    a->srv->stats->connections_no_fd++;
-    a->srv->stats->responses_5xx++;
 }
 
 static void on_readable(uv_poll_t *p, int status, int events);

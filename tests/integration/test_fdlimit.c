@@ -155,6 +155,7 @@ static void test_past_the_fd_limit(void **state)
         assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
         assert_int_equal(r.status, 503);
         assert_non_null(h_header_get(&r, "Retry-After"));
+        assert_string_equal(h_header_get(&r, "Retry-After"), "1"); /* the default */
         assert_true(h_connection_has(&r, "close"));
         h_response_free(&r);
         assert_int_equal(h_expect_eof(c, H_TIMEOUT_MS), H_OK);
@@ -220,6 +221,7 @@ static void assert_nothing_yet(h_conn *c)
  */
 static void test_no_spare_pauses(void **state)
 {
+    cn_config cfg = h_fast_config();
     h_server *s;
     h_conn *waiting, *c;
     h_response r;
@@ -236,7 +238,8 @@ static void test_no_spare_pauses(void **state)
         assert_int_equal(setrlimit(RLIMIT_NOFILE, &up), 0);
         orig = up;
     }
-    s = h_start(NULL, NULL, NULL, NULL);
+    cfg.retry_after_s = 9; /* the 503 at the end says so */
+    s = h_start(&cfg, NULL, NULL, NULL);
     *state = s;
     for (int i = 0; i < NCLIENTS; i++)
         client_socket_at(HIGH_FD + i);
@@ -288,6 +291,7 @@ static void test_no_spare_pauses(void **state)
     assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
     assert_int_equal(r.status, 503);
     assert_non_null(h_header_get(&r, "Retry-After"));
+    assert_string_equal(h_header_get(&r, "Retry-After"), "9");
     h_response_free(&r);
     assert_int_equal(h_expect_eof(c, H_TIMEOUT_MS), H_OK);
     h_close(c);
