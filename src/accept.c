@@ -82,19 +82,25 @@ static int accept_one(int fd)
 #endif
 }
 
-/* One warning per interval, with the count since the last one. */
+/* One warning per interval, with the count since the last one; `answered`
+ * false: no answer could be given, and accepting pauses. */
 static void warn_no_fd(cn__acceptor *a, int err, bool answered)
 {
     uint64_t now = uv_now(a->srv->loop);
+    char paused[96] = "";
 
     a->unlogged += answered;
     if (a->logged_at != 0 && now - a->logged_at < LOG_INTERVAL_MS)
         return;
+    if (!answered)
+        snprintf(paused, sizeof paused,
+                 "; no spare descriptor to answer with: accepting paused, retried every %d ms",
+                 PAUSE_MS);
     cn__log(CN__LOG_WARN,
             "accept: out of file descriptors (%s): %llu connection(s) answered 503 since the "
-            "last warning, %llu open (raise ulimit -n, or lower max_connections)",
+            "last warning, %llu open%s (raise ulimit -n, or lower max_connections)",
             err == ENFILE ? "ENFILE, system-wide" : "EMFILE", (unsigned long long)a->unlogged,
-            (unsigned long long)a->srv->stats->connections_active);
+            (unsigned long long)a->srv->stats->connections_active, paused);
     a->logged_at = now ? now : 1;
     a->unlogged = 0;
 }

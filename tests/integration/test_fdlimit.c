@@ -270,8 +270,9 @@ static void test_no_spare_pauses(void **state)
     /* no answer could be given (no spare), and nothing was reset */
     assert_nothing_yet(waiting);
     assert_int_equal(h_stats(s).connections_no_fd, 0);
-    /* logged once, not once per look */
+    /* logged once, not once per look, and saying why nothing was answered */
     assert_int_equal(h_log_count(CN_LOG_WARN, "out of file descriptors", NULL), 1);
+    assert_int_equal(h_log_count(CN_LOG_WARN, "out of file descriptors", "accepting paused"), 1);
 
     /* descriptors come back: the waiting connection is served */
     restore_limit();
