@@ -197,6 +197,17 @@ static void a_byte_order_mark_is_skipped(void **state)
 {
     (void)state;
     assert_int_equal(parse("\xef\xbb\xbf{\"a\":1}"), 0);
+    /* cJSON alone skips it only with two more bytes after it */
+    assert_int_equal(parse("\xef\xbb\xbf"
+                           "0"),
+                     0);
+    assert_int_equal(parse("\xef\xbb\xbf"
+                           "1 "),
+                     0);
+    assert_int_equal(parse("\xef\xbb\xbf"), CN_EBADJSON);
+    assert_int_equal(parse("\xef\xbb\xbf\xef\xbb\xbf"
+                           "0"),
+                     CN_EBADJSON);
 }
 
 /* ---- printing ---- */
