@@ -74,6 +74,10 @@ static const sample samples[] = {
      "Connections that came while the process was out of file descriptors (EMFILE/ENFILE), "
      "answered 503 from a spare descriptor and closed.",
      NULL, U64(app.connections_no_fd)},
+    {"canteen_accept_pauses_total", "counter",
+     "Times accepting stopped for 100 ms: out of file descriptors with no spare to answer from, "
+     "or another accept() error.",
+     NULL, U64(app.accept_pauses)},
     {"canteen_connections_stalled_total", "counter",
      "Connections closed because the client took none of the output waiting for it for "
      "keepalive_timeout_ms.",
