@@ -32,6 +32,19 @@
 static struct rlimit orig;
 static int fill[MAX_FILL], nfill;
 
+/* Raise the limit if the client sockets at HIGH_FD need it; orig is then the limit. */
+static void raise_limit_for_clients(void)
+{
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &orig), 0);
+    if (orig.rlim_cur < HIGH_FD + NCLIENTS + 1) {
+        struct rlimit up = orig;
+        assert_true(orig.rlim_max >= HIGH_FD + NCLIENTS + 1);
+        up.rlim_cur = HIGH_FD + NCLIENTS + 1;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &up), 0);
+        orig = up;
+    }
+}
+
 /* An unconnected TCP socket at descriptor `at`. */
 static void client_socket_at(int at)
 {
@@ -125,14 +138,7 @@ static void test_past_the_fd_limit(void **state)
     cn_stats st;
     int next = 0;
 
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &orig), 0);
-    if (orig.rlim_cur < HIGH_FD + NCLIENTS + 1) {
-        struct rlimit up = orig;
-        assert_true(orig.rlim_max >= HIGH_FD + NCLIENTS + 1);
-        up.rlim_cur = HIGH_FD + NCLIENTS + 1;
-        assert_int_equal(setrlimit(RLIMIT_NOFILE, &up), 0);
-        orig = up;
-    }
+    raise_limit_for_clients();
     s = h_start(NULL, NULL, NULL, NULL);
     *state = s;
     for (int i = 0; i < NCLIENTS; i++)
@@ -232,14 +238,7 @@ static void test_no_spare_pauses(void **state)
     int64_t t0, t1, elapsed;
     int next = 0;
 
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &orig), 0);
-    if (orig.rlim_cur < HIGH_FD + NCLIENTS + 1) {
-        struct rlimit up = orig;
-        assert_true(orig.rlim_max >= HIGH_FD + NCLIENTS + 1);
-        up.rlim_cur = HIGH_FD + NCLIENTS + 1;
-        assert_int_equal(setrlimit(RLIMIT_NOFILE, &up), 0);
-        orig = up;
-    }
+    raise_limit_for_clients();
     cfg.retry_after_s = 9; /* the 503 at the end says so */
     s = h_start(&cfg, NULL, NULL, NULL);
     *state = s;
