@@ -265,6 +265,10 @@ typedef struct cn_res cn_res;
  *                                 least 1): the default of cn_route_opts
  *                                 .pool_limit, so that one busy route cannot
  *                                 take every worker; 100: no such limit
+ *   retry_after_s         1       the Retry-After (seconds) of Canteen's
+ *                                 own 503s: pool queue full or timed out,
+ *                                 max_connections, out of descriptors, no
+ *                                 coroutine stack; a hint, not a promise
  *
  * Fields not listed as taking 0 treat 0 as "the default" in both kinds of
  * config: none of them has a useful 0. New fields are added at the end.
@@ -296,6 +300,7 @@ typedef struct cn_config {
     unsigned pool_queue_max;
     unsigned pool_queue_timeout_ms;
     unsigned pool_route_share;
+    unsigned retry_after_s;
 } cn_config;
 
 /* The defaults cn_config_init writes (and 0.1-style configs get for 0). */
@@ -319,6 +324,7 @@ typedef struct cn_config {
 #define CN_DEFAULT_POOL_QUEUE_MAX 1024
 #define CN_DEFAULT_POOL_QUEUE_TIMEOUT_MS 10000
 #define CN_DEFAULT_POOL_ROUTE_SHARE 50
+#define CN_DEFAULT_RETRY_AFTER_S 1
 
 /*
  * Fill *cfg with every default and record the struct's size, after which
@@ -349,6 +355,7 @@ static inline void cn_config_init(cn_config *cfg)
         .pool_queue_max = CN_DEFAULT_POOL_QUEUE_MAX,
         .pool_queue_timeout_ms = CN_DEFAULT_POOL_QUEUE_TIMEOUT_MS,
         .pool_route_share = CN_DEFAULT_POOL_ROUTE_SHARE,
+        .retry_after_s = CN_DEFAULT_RETRY_AFTER_S,
     };
 }
 
@@ -603,7 +610,10 @@ typedef struct cn_stats {
                                     * was out of descriptors (EMFILE/ENFILE) */
     uint64_t connections_stalled;  /* closed: the client took none of the
                                     * output for keepalive_timeout_ms */
-    uint64_t reserved[10];         /* room for new figures (0 for now) */
+    uint64_t accept_pauses;        /* times accepting stopped for 100 ms: out
+                                    * of descriptors with no spare to answer
+                                    * from, or another accept() error */
+    uint64_t reserved[9];          /* room for new figures (0 for now) */
 } cn_stats;
 
 /* The thread pool's figures (cn_app_pool_stats). */

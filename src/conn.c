@@ -302,10 +302,13 @@ static void timer_set(cn__conn *c, int mode, uint64_t ms)
  * Output is waiting for the client: time out only when it stops moving,
  * that is when the client's end acknowledges none of it for the whole
  * timeout (bytes sitting in the kernel's send buffer count as waiting).
+ * The clock starts now, not at the loop turn's start: a handler that held
+ * the loop is not time the client had to read an answer not yet queued.
  */
 static void write_timer(cn__conn *c)
 {
     if (c->timer_mode != TIMER_WRITE) {
+        uv_update_time(c->srv->loop);
         c->write_mark = acked_bytes(c);
         c->progress_at = uv_now(c->srv->loop);
         timer_set(c, TIMER_WRITE, write_check_ms(c));
@@ -477,14 +480,18 @@ static void count_response(cn__server *srv, int status)
         st->responses_1xx++;
 }
 
-/* Answer a request that never reached a handler, and close. */
+/* Answer a request that never reached a handler, and close. A 503 (too
+ * many connections, shutting down, out of memory) says when to come back. */
 static void reject(cn__conn *c, int status, const char *detail)
 {
+    char retry[40];
+
     if (c->req) {
         cn__req_free(c->req);
         c->req = NULL;
     }
-    cn__res_write_simple(&c->out, status, detail, true, NULL);
+    snprintf(retry, sizeof retry, "Retry-After: %u\r\n", c->srv->cfg->retry_after_s);
+    cn__res_write_simple(&c->out, status, detail, true, status == 503 ? retry : NULL);
     count_response(c->srv, status);
     enter_linger(c);
 }

@@ -146,33 +146,76 @@ static void pop_item(pg_conn *c)
 
 /* ---- cancelling the running query (PQcancel blocks: on the pool) ---- */
 
+typedef struct pg_cancel {
+    pg_conn *c; /* kept (one of its handles) until the job is done */
+    PGcancel *cc;
+} pg_cancel;
+
 static void cancel_work(void *arg)
 {
+    pg_cancel *k = arg;
     char err[256];
 
-    PQcancel(arg, err, sizeof err);
+    /* returns once the postmaster has signalled the backend */
+    PQcancel(k->cc, err, sizeof err);
 }
+
+static void check_head(pg_conn *c);
 
 static void cancel_done(void *arg, int status)
 {
-    (void)status;
-    PQfreeCancel(arg);
+    pg_cancel *k = arg;
+    pg_conn *c = k->c;
+
+    PQfreeCancel(k->cc);
+    free(k);
+    c->cancelling = false;
+    c->cancel_at_ns = pg__now_ns(); /* it has landed, or will not */
+    c->handles--;
+    if (c->state != C_READY) {
+        pg__conn_free_if_unused(c);
+        return;
+    }
+    if (status == CN_ECANCELED)
+        return; /* the app is being freed: its loop runs no more */
+    /* what waited for the cancel goes out now */
+    if (c->reset_due) {
+        c->reset_due = false;
+        c->resetting = false;
+        pg__conn_reset(c);
+        return;
+    }
+    if (!cn__list_empty(&c->pending) || !cn__list_empty(&c->outgoing))
+        pg__conn_mark_dirty(c);
+    check_head(c); /* a later batch of the wire may be abandoned too */
+    if (c->count == 0 && c->busy == 0 && c->lease == NULL)
+        pg__pool_conn_idle(c->pool, c);
+    else
+        pg__pool_kick(c->pool);
 }
 
 static void send_cancel(pg_conn *c)
 {
-    PGcancel *cc;
+    pg_cancel *k;
 
-    if (c->cancel_sent || c->state != C_READY)
+    if (c->cancel_sent || c->cancelling || c->state != C_READY)
         return;
-    cc = PQgetCancel(c->pg);
-    if (cc == NULL || cn_app_pool_submit(c->pool->app, cancel_work, cancel_done, cc) < 0) {
+    k = malloc(sizeof(*k));
+    if (k) {
+        k->c = c;
+        k->cc = PQgetCancel(c->pg);
+    }
+    if (k == NULL || k->cc == NULL ||
+        cn_app_pool_submit(c->pool->app, cancel_work, cancel_done, k) < 0) {
         /* no way to reach the server: drop the connection instead */
-        if (cc)
-            PQfreeCancel(cc);
+        if (k && k->cc)
+            PQfreeCancel(k->cc);
+        free(k);
         pg__conn_close(c, "query cancelled (connection dropped)");
         return;
     }
+    c->handles++;
+    c->cancelling = true;
     c->cancel_sent = true;
     c->cancel_at_ns = pg__now_ns();
     c->pool->st.cancels++;
@@ -295,8 +338,8 @@ void pg__conn_flush(pg_conn *c)
     c->memo_stmt = NULL;
     c->dirty = false;
     cn__list_remove(&c->dirty_link);
-    if (c->state != C_READY)
-        return;
+    if (c->state != C_READY || c->cancelling)
+        return; /* cancel_done marks it dirty again */
     if (c->lease) {
         /* an acquired connection: each query is its own batch */
         while (ok && !cn__list_empty(&c->pending)) {
@@ -353,6 +396,11 @@ void pg__conn_reset(pg_conn *c)
         pg__conn_close(c, "released while not open");
         return;
     }
+    if (c->cancelling) {
+        c->reset_due = true; /* cancel_done resets it */
+        c->resetting = true;
+        return;
+    }
     if (ts != PQTRANS_IDLE)
         ok = send_internal(c, "ROLLBACK", NULL);
     if (ok && c->pool->cfg.reset_on_release > 0) {
@@ -375,7 +423,8 @@ void pg__conn_reset(pg_conn *c)
 
 bool pg__conn_available(const pg_conn *c)
 {
-    return c->state == C_READY && c->lease == NULL && !c->resetting && !c->retiring;
+    return c->state == C_READY && c->lease == NULL && !c->resetting && !c->retiring &&
+           !c->cancelling;
 }
 
 /* ---- receiving ---- */
@@ -427,16 +476,18 @@ static void item_result(pg_conn *c, pg_item *it, PGresult *r)
     c->batch_error = true;
     if (it->kind == IT_PREPARE)
         pg__stmt_drop(c, it->stmt);
-    if (!q->failed && it->kind == IT_EXEC) {
+    if (!q->failed) {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        bool exec = it->kind == IT_EXEC;
         /* our cache was wrong (26000: no such prepared statement; 0A000:
-         * its plan is stale) or our cancel was late and hit this one: not
-         * the query's own fault, so it may go again */
-        if (state && (strcmp(state, "26000") == 0 || strcmp(state, "0A000") == 0 ||
+         * its plan is stale) or our cancel was late and hit this one (its
+         * PREPARE or its EXEC): not the query's own fault, so it may go
+         * again */
+        if (state && ((exec && (strcmp(state, "26000") == 0 || strcmp(state, "0A000") == 0)) ||
                       (strcmp(state, "57014") == 0 && !q->abandoned && c->cancel_at_ns &&
-                       pg__now_ns() - c->cancel_at_ns < 2000000000ull)))
+                       (c->cancelling || pg__now_ns() - c->cancel_at_ns < 2000000000ull))))
             q->retry = true;
-        if (state && strcmp(state, "0A000") == 0) {
+        if (exec && state && strcmp(state, "0A000") == 0) {
             pg_stmt *s = pg__stmt_get(c, q->sql);
             if (s)
                 pg__stmt_drop(c, s);
@@ -451,11 +502,8 @@ static void item_end(pg_conn *c, pg_item *it)
 
     if (it->stmt && it->kind != IT_EXEC)
         pg__stmt_unref(it->stmt);
-    if (q && --q->items == 0) {
+    if (q && --q->items == 0)
         cn__list_push(&c->settle, &q->link);
-        if (q->abandoned)
-            c->cancel_sent = false; /* the cancel was for this one */
-    }
 }
 
 /* In an atomic batch whose Sync had an error: did one of its queries fail
@@ -478,6 +526,7 @@ static void batch_end(pg_conn *c)
     cn__list again;
 
     c->batch_error = false;
+    c->cancel_sent = false; /* the next batch may have one of its own */
     cn__list_init(&again);
     while (!cn__list_empty(&c->settle)) {
         pg_query *q = CN__CONTAINER_OF(c->settle.next, pg_query, link);
@@ -519,10 +568,14 @@ static void batch_end(pg_conn *c)
         return;
     }
     if (c->count == 0) {
-        c->resetting = false;
-        c->cancel_sent = false;
-        /* a one-shot query left a transaction open: roll it back now */
+        c->resetting = c->reset_due; /* still waiting for a cancel */
+        /* a one-shot query left a transaction open: roll it back now (or,
+         * with a cancel on its way, once it has landed) */
         if (c->lease == NULL && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+            if (c->cancelling) {
+                c->reset_due = c->resetting = true;
+                return;
+            }
             if (!send_internal(c, "ROLLBACK", NULL) || !send_sync(c)) {
                 pg__conn_close(c, PQerrorMessage(c->pg));
                 return;

@@ -108,7 +108,7 @@ struct pg_conn {
     uv_timer_t timer; /* the connect timeout */
     uv_getaddrinfo_t gai;
     int state;
-    int handles; /* open libuv handles (timer, poll) and the DNS request */
+    int handles; /* open libuv handles (timer, poll), the DNS request, a cancel job */
     bool resolving;
     /* the wire */
     pg_item *items;
@@ -122,7 +122,14 @@ struct pg_conn {
     bool internal_error; /* a rollback or reset failed: close it */
     bool want_flush;
     bool dirty;
-    bool cancel_sent;      /* a cancel request is out for the running query */
+    /* PostgreSQL's cancel names no query: it stops whatever the backend
+     * runs when it lands, or nothing if it lands while the backend waits
+     * for input. So one goes per batch (Sync) at most, and nothing new is
+     * sent while one is on its way (its job not done), so that a late one
+     * can only land on the batch it was for or on an idle backend. */
+    bool cancel_sent;      /* a cancel went for the batch now running */
+    bool cancelling;       /* its PQcancel job has not finished */
+    bool reset_due;        /* a release came while cancelling: reset after it */
     uint64_t cancel_at_ns; /* when the last cancel went (a late one may hit the next query) */
     bool resetting;        /* the reset after a release is on the wire */
     bool retiring;         /* close once nothing is on the wire */
@@ -213,7 +220,7 @@ void pg__conn_mark_dirty(pg_conn *c);
 void pg__conn_close(pg_conn *c, const char *why); /* fail what is on it, close */
 void pg__conn_abandon(pg_conn *c, pg_query *q);   /* the query's task has gone */
 void pg__conn_reset(pg_conn *c);                  /* after a release */
-bool pg__conn_available(const pg_conn *c);        /* open, not leased, not resetting */
+bool pg__conn_available(const pg_conn *c);        /* open, not leased, resetting or cancelling */
 void pg__conn_unlease(pg_conn *c);                /* its lease is released */
 
 /* stmt.c: the per-connection LRU of prepared statements */

@@ -19,6 +19,7 @@
 
 #include "app.h" /* cn__app_free_checked */
 #include "demo.h"
+#include "gate.h"
 #include "harness.h"
 #include "prom_text.h"
 #include "send_counter.h"
@@ -78,27 +79,61 @@ static int rt_q(cn_req *req, cn_res *res)
     return cn_res_json(res, 200, o);
 }
 
-/* ---- gathered sleeps ---- */
+/* ---- gathered queries ---- */
 
-static int sleep_task(void *arg)
+static int q1(cn_pg_conn *c, const char *sql, cJSON *o, const char *key);
+
+/* Advisory lock 7, held by GET /t/pg/locker until the test lets it go. */
+static atomic_int g_locked, g_unlock;
+
+/* GET /t/pg/locker: takes advisory lock 7 on a connection of its own and
+ * holds it until the test sets g_unlock (bounded: 20 s) */
+static int rt_locker(cn_req *req, cn_res *res)
 {
-    cn_pg_result *r;
-    int rc = cn_pg_query(g_pool, "SELECT pg_sleep(0.2)", 0, NULL, &r);
+    cn_pg_conn *c;
+    cJSON *o = obj();
+    int rc = cn_pg_acquire(g_pool, 5000, &c);
 
-    *(int *)arg = rc;
-    return rc;
+    (void)req;
+    num(o, "acquire", rc);
+    if (rc < 0)
+        return cn_res_json(res, 200, o);
+    q1(c, "SELECT pg_advisory_lock(7)", o, "lock");
+    atomic_store(&g_locked, 1);
+    for (int i = 0; i < 4000 && !atomic_load(&g_unlock); i++)
+        cn_sleep(5);
+    q1(c, "SELECT pg_advisory_unlock(7)", o, "unlock");
+    cn_pg_release(c);
+    return cn_res_json(res, 200, o);
 }
 
-/* GET /t/pg/sleep5 */
+/* One of five: waits for lock 7 (its SQL ends in "AS gathered", for
+ * wait_running), or sleeps 0.2 s. */
+static int sleep_task(void *arg)
+{
+    int *rc = arg;
+    cn_pg_result *r;
+
+    *rc = cn_pg_query(
+        g_pool, *rc ? "SELECT pg_advisory_xact_lock_shared(7) AS gathered" : "SELECT pg_sleep(0.2)",
+        0, NULL, &r);
+    return *rc;
+}
+
+/* GET /t/pg/sleep5[?lock=1]: five queries gathered: pg_sleep(0.2), or
+ * waits for advisory lock 7 */
 static int rt_sleep5(cn_req *req, cn_res *res)
 {
     int *rcs = cn_req_alloc(req, 5 * sizeof(int));
     cn_task *t[5];
     cJSON *o = obj();
-    int64_t t0 = h_now_ms();
+    int64_t t0 = h_now_ms(), lock = 0;
 
-    for (int i = 0; i < 5; i++)
+    cn_req_query_int(req, "lock", &lock);
+    for (int i = 0; i < 5; i++) {
+        rcs[i] = lock != 0;
         cn_spawn(sleep_task, &rcs[i], &t[i]);
+    }
     num(o, "rc", cn_gather(t, 5, NULL));
     num(o, "ms", (double)(h_now_ms() - t0));
     return cn_res_json(res, 200, o);
@@ -108,6 +143,7 @@ static int rt_sleep5(cn_req *req, cn_res *res)
 
 typedef struct holder {
     int rc;
+    int *gave_up; /* how many of the four came back without a connection */
 } holder;
 
 static int hold_task(void *arg)
@@ -116,10 +152,14 @@ static int hold_task(void *arg)
     cn_pg_conn *c;
 
     h->rc = cn_pg_acquire(g_pool, 50, &c);
-    if (h->rc == 0) {
-        cn_sleep(200); /* held well past the others' 50 ms */
-        cn_pg_release(c);
+    if (h->rc < 0) {
+        (*h->gave_up)++;
+        return 0;
     }
+    /* held until the others have given up (bounded: 10 s) */
+    for (int i = 0; i < 2000 && *h->gave_up < 2; i++)
+        cn_sleep(5);
+    cn_pg_release(c);
     return 0;
 }
 
@@ -129,10 +169,13 @@ static int rt_acquire4(cn_req *req, cn_res *res)
     holder *h = cn_req_alloc(req, 4 * sizeof(*h));
     cn_task *t[4];
     cJSON *o = obj();
-    int ok = 0, timeouts = 0;
+    int ok = 0, timeouts = 0, *gave_up = cn_req_alloc(req, sizeof(int));
 
-    for (int i = 0; i < 4; i++)
+    *gave_up = 0;
+    for (int i = 0; i < 4; i++) {
+        h[i] = (holder){.rc = H_NOT_YET, .gave_up = gave_up};
         cn_spawn(hold_task, &h[i], &t[i]);
+    }
     cn_gather(t, 4, NULL);
     for (int i = 0; i < 4; i++) {
         ok += h[i].rc == 0;
@@ -357,13 +400,13 @@ static int rt_allsleep(cn_req *req, cn_res *res)
     return cn_res_json(res, 200, o);
 }
 
-/* GET /t/pg/allvictim: a batch of writes around a 5 s sleep (its SQL ends
+/* GET /t/pg/allvictim: a batch of writes around a 60 s sleep (its SQL ends
  * in "AS bvictim"), then how many of the writes the table holds */
 static int rt_allvictim(cn_req *req, cn_res *res)
 {
     static const cn_pg_batch_query qs[3] = {
         {"INSERT INTO t_batch VALUES (1, 2) RETURNING v", 0, NULL},
-        {"SELECT pg_sleep(5) AS bvictim", 0, NULL},
+        {"SELECT pg_sleep(60) AS bvictim", 0, NULL},
         {"INSERT INTO t_batch VALUES (2, 4) RETURNING v", 0, NULL},
     };
     cn_pg_result *out[3], *r;
@@ -401,11 +444,11 @@ static int batch_task(void *arg)
 }
 
 /* GET /t/pg/allclose (max_size 1, pipeline_depth 1): one batch on the wire
- * (a 5 s sleep), one waiting for the connection; the pool closes under
+ * (a 60 s sleep), one waiting for the connection; the pool closes under
  * both. */
 static int rt_allclose(cn_req *req, cn_res *res)
 {
-    static const cn_pg_batch_query slow[1] = {{"SELECT pg_sleep(5) AS closer", 0, NULL}};
+    static const cn_pg_batch_query slow[1] = {{"SELECT pg_sleep(60) AS closer", 0, NULL}};
     static const cn_pg_batch_query quick[2] = {{"SELECT 1", 0, NULL}, {"SELECT 2", 0, NULL}};
     batch_run *a = cn_req_alloc(req, sizeof(*a)), *b = cn_req_alloc(req, sizeof(*b));
     cn_task *t[2];
@@ -560,6 +603,7 @@ static int routes(cn_app *app, void *arg)
     }
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/q", rt_q, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/sleep5", rt_sleep5, NULL);
+    rc = rc ? rc : cn_app_route(app, "GET /t/pg/locker", rt_locker, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/acquire4", rt_acquire4, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/dirty", rt_dirty, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /t/pg/gather", rt_gather, NULL);
@@ -574,7 +618,9 @@ static int routes(cn_app *app, void *arg)
     return rc;
 }
 
-static h_server *start(void **state, cn_pg_config cfg)
+/* An app (with app_cfg, NULL: the harness's) whose routes use a pool
+ * with cfg. */
+static h_server *start_app(void **state, const cn_config *app_cfg, cn_pg_config cfg)
 {
     h_server *s;
 
@@ -583,9 +629,16 @@ static h_server *start(void **state, cn_pg_config cfg)
     if (cfg.name == NULL)
         cfg.name = "test";
     g_cfg = cfg;
-    s = h_start(NULL, NULL, routes, NULL);
+    atomic_store(&g_locked, 0);
+    atomic_store(&g_unlock, 0);
+    s = h_start(app_cfg, NULL, routes, NULL);
     *state = s;
     return s;
+}
+
+static h_server *start(void **state, cn_pg_config cfg)
+{
+    return start_app(state, NULL, cfg);
 }
 
 /* The pool closes after cn_app_run returned, before cn_app_free. */
@@ -647,18 +700,44 @@ static bool wait_running(h_server *s, const char *tag, int64_t want, int ms)
 /* Tests                                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* Five gathered pg_sleep(0.2) take about 0.2 s, not 1 s. */
-static void test_gathered_sleeps_overlap(void **state)
+/* Hold advisory lock 7 (GET /t/pg/locker), start the five gathered
+ * queries that wait for it, and see all five wait on the server at once
+ * (so they run on five connections together, not one after another);
+ * then let the lock go: all five succeed. */
+static void gathered_wait_together(h_server *s)
 {
-    h_server *s = start(state, (cn_pg_config){.min_size = 5, .max_size = 10});
+    h_conn *locker, *five;
     cJSON *o;
 
-    assert_true(H_WAIT_UNTIL(stats().idle == 5, 5000));
+    locker = h_send_get(s, "/t/pg/locker");
+    assert_true(H_WAIT_UNTIL(atomic_load(&g_locked) == 1, 10000));
+    five = h_send_get(s, "/t/pg/sleep5?lock=1");
+    assert_true(wait_running(s, "gathered", 5, 10000));
+    atomic_store(&g_unlock, 1);
+    o = h_read_json(five, 200);
+    h_assert_code(o, "rc", 0);
+    cJSON_Delete(o);
+    o = h_read_json(locker, 200);
+    h_assert_code(cJSON_GetObjectItem(o, "lock"), "rc", 0);
+    h_assert_code(cJSON_GetObjectItem(o, "unlock"), "rc", 0);
+    cJSON_Delete(o);
+    h_close(five);
+    h_close(locker);
+}
+
+/* Five gathered queries are on the server at the same time. */
+static void test_gathered_sleeps_overlap(void **state)
+{
+    h_server *s = start(state, (cn_pg_config){.min_size = 6, .max_size = 10});
+    cJSON *o;
+
+    assert_true(H_WAIT_UNTIL(stats().idle == 6, 5000));
+    gathered_wait_together(s);
+    /* the figure: five pg_sleep(0.2) gathered (serial would be 1000 ms) */
     o = h_get_json(s, "/t/pg/sleep5", 200);
     h_assert_code(o, "rc", 0);
     print_message("five gathered pg_sleep(0.2): %lld ms\n", (long long)h_jint(o, "ms"));
     assert_true(h_jint(o, "ms") >= 195);
-    assert_true(h_jint(o, "ms") < 600); /* serial would be 1000 */
     cJSON_Delete(o);
 }
 
@@ -714,49 +793,51 @@ static void test_terminated_backend(void **state)
     assert_int_equal(stats().lost, 1);
 }
 
-/* A client that leaves while its handler waits on pg_sleep(10): the
- * backend's query leaves pg_stat_activity within 300 ms, and the pool's
- * in-use count returns to 0 with the same connections. */
-static void test_disconnect_cancels_on_server(void **state)
+/* A client that leaves while its handler (GET path) waits on a 60 s sleep
+ * whose SQL ends in "AS <tag>": the query leaves pg_stat_activity --
+ * cancelled there, long before the sleep would end -- with one cancel
+ * request, and the pool's two connections come back clean and serve. */
+static void assert_leaver_cancelled(void **state, const char *path, const char *tag)
 {
     h_server *s = start(state, (cn_pg_config){.min_size = 2, .max_size = 2});
     h_conn *c;
     cJSON *o;
-    int64_t closed_at, gone_at;
+    int64_t closed_at;
 
     assert_true(H_WAIT_UNTIL(stats().idle == 2, 5000));
-    c = h_send_get(s, "/t/pg/q?sql=SELECT%20pg_sleep(10)%20AS%20leaver");
-    assert_true(wait_running(s, "leaver", 1, 3000));
+    c = h_send_get(s, path);
+    assert_true(wait_running(s, tag, 1, 10000));
     closed_at = h_now_ms();
     h_close(c);
-    assert_true(wait_running(s, "leaver", 0, 3000));
-    gone_at = h_now_ms();
+    assert_true(wait_running(s, tag, 0, 20000)); /* not the sleep's 60 s */
     print_message("the cancelled query left pg_stat_activity %lld ms after the client\n",
-                  (long long)(gone_at - closed_at));
-    if (gone_at - closed_at >= 300)
-        fail_msg("the cancelled query ran on for %lld ms", (long long)(gone_at - closed_at));
-    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 2, 3000));
-    assert_true(stats().cancels >= 1);
+                  (long long)(h_now_ms() - closed_at));
+    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 2, 10000));
+    assert_int_equal(stats().cancels, 1);
     assert_int_equal(stats().lost, 0); /* cancelled, not dropped */
-    o = h_get_json(s, "/t/pg/q?sql=SELECT%207", 200);
+    o = h_get_json(s, "/t/pg/all?n=20", 200);
     h_assert_code(o, "rc", 0);
     cJSON_Delete(o);
     h_assert_settles(s);
+}
+
+static void test_disconnect_cancels_on_server(void **state)
+{
+    assert_leaver_cancelled(state, "/t/pg/q?sql=SELECT%20pg_sleep(60)%20AS%20leaver", "leaver");
 }
 
 /* After idle expiry the pool holds its minimum; it never drops below. */
 static void test_idle_expiry_keeps_minimum(void **state)
 {
     h_server *s =
-        start(state, (cn_pg_config){.min_size = 2, .max_size = 6, .max_inactive_ms = 150});
+        start(state, (cn_pg_config){.min_size = 2, .max_size = 8, .max_inactive_ms = 150});
     cJSON *o;
 
     assert_true(H_WAIT_UNTIL(stats().idle == 2, 5000));
-    o = h_get_json(s, "/t/pg/sleep5", 200); /* five at once: grows past 2 */
-    cJSON_Delete(o);
-    assert_true(stats().size >= 5);
+    gathered_wait_together(s); /* six at once (a lock holder, five waiting): grows past 2 */
+    assert_true(stats().size >= 6);
     assert_true(H_WAIT_UNTIL(stats().size == 2, 3000));
-    assert_true(stats().expired >= 3);
+    assert_true(stats().expired >= 4);
     /* and stays there: nothing closes the last two */
     assert_false(H_WAIT_UNTIL(stats().size < 2, 600));
     o = h_get_json(s, "/t/pg/q?sql=SELECT%201", 200);
@@ -841,8 +922,8 @@ static void test_server_down(void **state)
     curl_easy_cleanup(e);
     /* the pool keeps trying for its minimum, but backs off: 500 ms, then
      * 1 s... -- a handful of attempts in 1.2 s, not one per loop turn */
+    assert_true(H_WAIT_UNTIL(stats().connect_failures >= 2, 5000));
     assert_false(H_WAIT_UNTIL(stats().connect_failures > 4, 1200));
-    assert_true(stats().connect_failures >= 2);
 }
 
 /* max_queries: a connection that has run that many is replaced. */
@@ -888,7 +969,7 @@ static void test_server_silent(void **state)
     t0 = h_now_ms();
     o = h_get_json(s, "/t/pg/active?like=x", 200);
     h_assert_code(o, "rc", CN_EUNAVAILABLE);
-    assert_true(h_now_ms() - t0 < 1500);
+    assert_true(h_now_ms() - t0 < 5000); /* the 200 ms connect timeout, not never */
     cJSON_Delete(o);
     assert_non_null(strstr(cn_pg_pool_last_error(g_pool), "timed out"));
     free(ci);
@@ -1059,24 +1140,21 @@ static void test_two_pools_metrics(void **state)
 }
 
 /* command_timeout_ms: CN_ETIMEDOUT, and the query is cancelled there: the
- * connection is idle again long before the 3 s sleep would have ended,
+ * connection is idle again long before the 60 s sleep would have ended,
  * and serves the next query. */
 static void test_command_timeout(void **state)
 {
     h_server *s =
         start(state, (cn_pg_config){.min_size = 1, .max_size = 1, .command_timeout_ms = 250});
     cJSON *o;
-    int64_t t0;
 
     assert_true(H_WAIT_UNTIL(stats().idle == 1, 5000));
-    t0 = h_now_ms();
-    o = h_get_json(s, "/t/pg/q?sql=SELECT%20pg_sleep(3)", 200);
+    o = h_get_json(s, "/t/pg/q?sql=SELECT%20pg_sleep(60)", 200);
     h_assert_code(o, "rc", CN_ETIMEDOUT);
     cJSON_Delete(o);
     assert_int_equal(stats().timeouts, 1);
-    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 1, 2500));
-    assert_true(h_now_ms() - t0 < 2800); /* not the sleep's 3 s */
-    assert_true(stats().cancels >= 1);
+    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 1, 20000));
+    assert_int_equal(stats().cancels, 1);
     assert_int_equal(stats().lost, 0);
     o = h_get_json(s, "/t/pg/q?sql=SELECT%205", 200); /* the same connection */
     h_assert_code(o, "rc", 0);
@@ -1203,8 +1281,8 @@ static void test_batch_large(void **state)
 }
 
 /* command_timeout_ms bounds the batch: CN_ETIMEDOUT, no result; the
- * sleeping query is cancelled on the server and the connection drains its
- * batch and serves again, not lost. */
+ * sleeping query is cancelled on the server (one cancel request for the
+ * batch) and the connection drains its batch and serves again, not lost. */
 static void test_batch_timeout(void **state)
 {
     h_server *s =
@@ -1214,50 +1292,77 @@ static void test_batch_timeout(void **state)
 
     assert_true(H_WAIT_UNTIL(stats().idle == 1, 5000));
     t0 = h_now_ms();
-    o = h_get_json(s, "/t/pg/allsleep?s=3&tag=btimeout", 200);
+    o = h_get_json(s, "/t/pg/allsleep?s=60&tag=btimeout", 200);
     h_assert_code(o, "rc", CN_ETIMEDOUT);
     assert_null(cJSON_GetObjectItem(o, "stray_result"));
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "items")), 0);
     cJSON_Delete(o);
-    assert_true(h_now_ms() - t0 < 1500);
     assert_int_equal(stats().timeouts, 1);
-    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 1, 2500));
-    assert_true(h_now_ms() - t0 < 2800); /* not the sleep's 3 s */
-    assert_true(stats().cancels >= 1);
+    /* drained long before the 60 s sleep would have ended */
+    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 1, 20000));
+    print_message("timed out, cancelled and drained in %lld ms\n", (long long)(h_now_ms() - t0));
+    assert_int_equal(stats().cancels, 1);
     assert_int_equal(stats().lost, 0);
     o = h_get_json(s, "/t/pg/all?n=5", 200); /* the same connection */
     h_assert_code(o, "rc", 0);
     assert_int_equal(atoi(jstr(item(o, 4), "value")), 8);
     cJSON_Delete(o);
+    assert_int_equal(stats().retries, 0); /* no late cancel hit it */
 }
 
-/* A client that leaves while its batch sleeps on the server: the query is
- * cancelled there within 300 ms, the connection comes back clean. */
+static void hold_work(void *arg)
+{
+    (void)arg;
+    gate_pass();
+}
+
+static void hold_done(void *arg, int status)
+{
+    (void)arg;
+    (void)status;
+}
+
+/* A cancel request that is slow to go (the app's one pool thread, which
+ * sends it, is held): PostgreSQL's cancel stops whatever the backend runs
+ * when it lands, so the connection sends one for the timed-out batch, not
+ * one per query, and gives the next batch nothing until it has landed. */
+static void test_batch_cancel_held(void **state)
+{
+    cn_config app = h_fast_config();
+    h_server *s;
+    h_conn *next;
+    cJSON *o;
+
+    app.pool_threads = 1;
+    s = start_app(state, &app,
+                  (cn_pg_config){.min_size = 1, .max_size = 1, .command_timeout_ms = 250});
+    assert_true(H_WAIT_UNTIL(stats().idle == 1, 5000));
+    gate_close();
+    assert_int_equal(cn_app_pool_submit(s->app, hold_work, hold_done, NULL), 0);
+    assert_true(H_WAIT_UNTIL(atomic_load(&gate_waiting) == 1, 5000));
+    /* times out long before its 2 s sleep ends; the sleep runs out */
+    o = h_get_json(s, "/t/pg/allsleep?s=2&tag=bheld", 200);
+    h_assert_code(o, "rc", CN_ETIMEDOUT);
+    cJSON_Delete(o);
+    assert_true(H_WAIT_UNTIL(stats().in_use == 0, 10000)); /* the batch drained */
+    assert_int_equal(stats().cancels, 1);
+    next = h_send_get(s, "/t/pg/all?n=5");
+    assert_true(H_WAIT_UNTIL(stats().waiters == 1, 5000)); /* held for the cancel */
+    gate_release();
+    o = h_read_json(next, 200);
+    h_assert_code(o, "rc", 0);
+    assert_int_equal(atoi(jstr(item(o, 4), "value")), 8);
+    cJSON_Delete(o);
+    assert_int_equal(stats().cancels, 1);
+    assert_int_equal(stats().retries, 0);
+    assert_int_equal(stats().lost, 0);
+}
+
+/* The same with a batch: its sleeping query is cancelled on the server,
+ * one cancel for the batch. */
 static void test_batch_disconnect_cancels(void **state)
 {
-    h_server *s = start(state, (cn_pg_config){.min_size = 2, .max_size = 2});
-    h_conn *c;
-    cJSON *o;
-    int64_t closed_at, gone_at;
-
-    assert_true(H_WAIT_UNTIL(stats().idle == 2, 5000));
-    c = h_send_get(s, "/t/pg/allsleep?s=10&tag=bleaver");
-    assert_true(wait_running(s, "bleaver", 1, 3000));
-    closed_at = h_now_ms();
-    h_close(c);
-    assert_true(wait_running(s, "bleaver", 0, 3000));
-    gone_at = h_now_ms();
-    print_message("the cancelled batch left pg_stat_activity %lld ms after the client\n",
-                  (long long)(gone_at - closed_at));
-    if (gone_at - closed_at >= 300)
-        fail_msg("the cancelled batch ran on for %lld ms", (long long)(gone_at - closed_at));
-    assert_true(H_WAIT_UNTIL(stats().in_use == 0 && stats().idle == 2, 3000));
-    assert_true(stats().cancels >= 1);
-    assert_int_equal(stats().lost, 0);
-    o = h_get_json(s, "/t/pg/all?n=20", 200);
-    h_assert_code(o, "rc", 0);
-    cJSON_Delete(o);
-    h_assert_settles(s);
+    assert_leaver_cancelled(state, "/t/pg/allsleep?s=60&tag=bleaver", "bleaver");
 }
 
 /* The connection is lost with a batch of writes on the wire (its backend
@@ -1312,7 +1417,7 @@ static void test_batch_pool_close(void **state)
     x = cJSON_GetObjectItem(o, "slow");
     h_assert_code(x, "rc", CN_EDB);
     assert_string_equal(jstr(item(x, 0), "sqlstate"), "08006");
-    assert_true(h_jint(x, "ms") < 4000);
+    assert_true(h_jint(x, "ms") < 20000); /* at once, not after the 60 s sleep */
     x = cJSON_GetObjectItem(o, "quick");
     h_assert_code(x, "rc", CN_ECANCELED);
     assert_null(cJSON_GetObjectItem(x, "stray_result"));
@@ -1456,7 +1561,20 @@ static void test_demo_database(void **state)
     }
     o = h_get_json(s, "/db/sleep/200?n=5", 200);
     assert_true(h_jint(o, "total_ms") >= 195);
-    assert_true(h_jint(o, "total_ms") < 600);
+    {
+        /* they overlapped: one after another, the five would take five
+         * times the quickest one's time; together they take less than
+         * three (relative, so a loaded machine slows both sides) */
+        cJSON *each = cJSON_GetObjectItem(o, "each_ms");
+        double quickest = 1e9;
+        assert_int_equal(cJSON_GetArraySize(each), 5);
+        for (int i = 0; i < 5; i++)
+            if (cJSON_GetArrayItem(each, i)->valuedouble < quickest)
+                quickest = cJSON_GetArrayItem(each, i)->valuedouble;
+        print_message("/db/sleep/200?n=5: %lld ms, the quickest %.0f ms\n",
+                      (long long)h_jint(o, "total_ms"), quickest);
+        assert_true((double)h_jint(o, "total_ms") < 3 * quickest);
+    }
     cJSON_Delete(o);
 }
 
@@ -1484,6 +1602,7 @@ int main(void)
         cmocka_unit_test_teardown(test_batch_one_fails, teardown),
         cmocka_unit_test_teardown(test_batch_large, teardown),
         cmocka_unit_test_teardown(test_batch_timeout, teardown),
+        cmocka_unit_test_teardown(test_batch_cancel_held, teardown),
         cmocka_unit_test_teardown(test_batch_disconnect_cancels, teardown),
         cmocka_unit_test_teardown(test_batch_lost_connection, teardown),
         cmocka_unit_test_teardown(test_batch_pool_close, teardown),
