@@ -812,10 +812,12 @@ CN_EXTERN cn_str cn_req_body(const cn_req *req);
  * Infinity, a \u0000 escape, an unpaired \uXXXX surrogate, a number past a
  * double's range (1e999), nesting deeper than CN_JSON_MAX_DEPTH. A body of
  * 16 KiB or more is parsed on the thread pool when called from a
- * coroutine (the handler parks meanwhile). Errors: CN_EBADJSON (empty,
- * malformed or refused), CN_EJSONDEPTH, CN_ENOMEM, CN_ECANCELED (the client
- * left while the pool had it). A handler may simply return the code: it
- * becomes a 400.
+ * coroutine (the handler parks meanwhile; the job counts against the
+ * route's pool_limit). Errors: CN_EBADJSON (empty, malformed or refused),
+ * CN_EJSONDEPTH, CN_ENOMEM, CN_ECANCELED (the client left while the pool
+ * had it), CN_EAGAIN and CN_EEXPIRED (the pool's queue is full, or the job
+ * waited too long: cn_to_thread's). A handler may simply return the code:
+ * a 400 for the first two, a 503 with Retry-After for the last two.
  */
 #define CN_JSON_MAX_DEPTH 128
 CN_EXTERN int cn_req_json(cn_req *req, cJSON **out);
@@ -931,7 +933,8 @@ CN_EXTERN int cn_res_bytes(cn_res *res, int status, const void *body, size_t len
  * parks meanwhile): nothing else may change it until this returns. Errors:
  * CN_EINVAL (NULL json, which gives a 500 if the handler returns the code;
  * a cJSON_Invalid or text-less raw node), CN_ERESPONDED, CN_ENOMEM,
- * CN_ECANCELED (the client left while the pool had it).
+ * CN_ECANCELED (the client left while the pool had it), CN_EAGAIN and
+ * CN_EEXPIRED (the pool is full: cn_to_thread's, a 503 with Retry-After).
  */
 CN_EXTERN int cn_res_json(cn_res *res, int status, cJSON *json);
 
@@ -1373,7 +1376,8 @@ CN_EXTERN const char *cn_fetch_header(const cn_fetch_result *r, const char *name
  * 16 KiB, on the thread pool). The tree is owned by the current request
  * and freed with it (do not cJSON_Delete it; detach or duplicate what you
  * keep). Errors: CN_EBADJSON, CN_EJSONDEPTH, CN_ENOTCORO (no current
- * task), CN_ESTATE (a task without a request), CN_ENOMEM, CN_ECANCELED.
+ * task), CN_ESTATE (a task without a request), CN_ENOMEM, CN_ECANCELED,
+ * CN_EAGAIN, CN_EEXPIRED (the pool is full: cn_to_thread's).
  */
 CN_EXTERN int cn_fetch_json(const cn_fetch_result *r, cJSON **out);
 

@@ -18,7 +18,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "bench", "lib"))
-from procinfo import fd_kinds, open_fds, rss_kib, threads  # noqa: E402,F401  (re-exported)
+# re-exported
+from procinfo import fd_kinds, main_thread_cpu, open_fds, rss_kib, threads  # noqa: E402,F401
 HOST = "127.0.0.1"
 RELEASE_DEMO = os.path.join(ROOT, "build", "release", "examples", "canteen-demo")
 

@@ -1,5 +1,5 @@
 """procinfo.py -- what /proc says about one process: its resident memory,
-threads and open file descriptors. Shared by bench/lib/harness.py and
+threads, open file descriptors and its main thread's CPU time. Shared by bench/lib/harness.py and
 bench/attacks/hostile.py. Linux only, Python 3 standard library only; each
 returns None (or an empty dict) once the process is gone.
 """
@@ -21,6 +21,17 @@ def threads(pid):
     try:
         return len(os.listdir("/proc/%d/task" % pid))
     except OSError:
+        return None
+
+
+def main_thread_cpu(pid):
+    """CPU seconds (user + system) of the process's main thread (a Canteen
+    app's loop thread)."""
+    try:
+        with open("/proc/%d/task/%d/stat" % (pid, pid)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
         return None
 
 
