@@ -164,18 +164,16 @@ if start 03_sleep_vs_block; then
     body=$(get /loop)
     n=$(sed -n 's/.*"slow_steps":\([0-9]*\),.*/\1/p' <<<"$body")
     [[ -n $n && $n -ge 1 ]] || fail "GET /loop: expected slow_steps >= 1, got '$body'"
-    # a streamed response: each line arrives when it is made, 100 ms apart
-    t0=$(date +%s.%N)
+    # a streamed response: each line arrives when it is made, 100 ms apart.
+    # The server makes the last line 400 ms after the first; a response held
+    # back until the end would bring all five together. Only that lower bound
+    # is checked: a loaded machine can delay lines, not make them early.
     curl -sN --max-time 10 "http://127.0.0.1:$port/ticks/5" |
         while IFS= read -r l; do echo "$(date +%s.%N) $l"; done >"$tmp/ticks"
-    awk -v t0="$t0" '
+    awk '
         { if ($2 != "{\"tick\":" NR - 1 ",\"of\":5}") bad = 1; at[NR] = $1 }
-        END {
-            if (bad || NR != 5 || at[1] - t0 > 0.25) exit 1
-            for (i = 2; i <= 5; i++) if (at[i] - at[i - 1] < 0.08) exit 1
-            exit !(at[5] - at[1] < 0.8)
-        }' "$tmp/ticks" ||
-        fail "GET /ticks/5: expected 5 lines about 100 ms apart, the first at once; got: $(cat "$tmp/ticks") (start $t0)"
+        END { exit !(!bad && NR == 5 && at[5] - at[1] >= 0.2) }' "$tmp/ticks" ||
+        fail "GET /ticks/5: expected 5 lines spread over about 400 ms as they are made; got: $(cat "$tmp/ticks")"
     # backpressure: 32 MiB to a slow client, about 256 KiB in memory
     got=$(curl -s -o /dev/null -w '%{size_download}' --max-time 30 --limit-rate 32M \
         "http://127.0.0.1:$port/bulk/32")

@@ -1037,7 +1037,9 @@ static void test_scenario_total(void **state)
     h_assert_settles(s);
 }
 
-/* 200 keep-alive connections each parked in /sleep/300 at once: ~0.3 s in all. */
+/* 200 keep-alive connections each parked in /sleep/300 at once: ~0.3 s in
+ * all. One after another they would take 60 s; the bound is a tenth of that,
+ * wide enough for a loaded machine under TSan and still far from serial. */
 static void test_200_concurrent_sleeps(void **state)
 {
     enum { N = 200 };
@@ -1056,7 +1058,7 @@ static void test_200_concurrent_sleeps(void **state)
         h_sends(c[i], "GET /sleep/300 HTTP/1.1\r\nHost: t\r\n\r\n");
     for (int i = 0; i < N; i++) {
         h_response r;
-        int rc = h_read_response(c[i], &r, 3000);
+        int rc = h_read_response(c[i], &r, 20000);
         if (rc != H_OK)
             fail_msg("connection %d: no response (%d)", i, rc);
         assert_int_equal(r.status, 200);
@@ -1067,7 +1069,7 @@ static void test_200_concurrent_sleeps(void **state)
     took = h_now_ms() - t0;
     print_message("200 x /sleep/300: %lld ms\n", (long long)took);
     assert_true(took >= 299);
-    assert_true(took < 1500);
+    assert_true(took < 6000);
     /* the connections are still alive for another request */
     for (int i = 0; i < N; i += 50) {
         h_response r;
