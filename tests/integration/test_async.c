@@ -48,7 +48,8 @@ static bool wait_coroutines_live(h_server *s, uint64_t n, int timeout_ms)
     return false;
 }
 
-/* Many parked handlers at once: the total is the longest wait, not the sum. */
+/* Many parked handlers at once: all ten are parked together (the total is
+ * the longest wait, not the sum). */
 static void test_concurrent_sleeps(void **state)
 {
     h_server *s = start(state, NULL);
@@ -57,18 +58,19 @@ static void test_concurrent_sleeps(void **state)
 
     for (int i = 0; i < 10; i++) {
         cs[i] = h_open(s);
-        h_sends(cs[i], "GET /sleep/300 HTTP/1.1\r\nHost: t\r\n\r\n");
+        h_sends(cs[i], "GET /sleep/2000 HTTP/1.1\r\nHost: t\r\n\r\n");
     }
+    assert_true(wait_requests_active(s, 10, H_TIMEOUT_MS));
     for (int i = 0; i < 10; i++) {
         h_response r;
         assert_int_equal(h_read_response(cs[i], &r, H_TIMEOUT_MS), H_OK);
         assert_int_equal(r.status, 200);
-        assert_string_equal(r.body, "{\"slept_ms\":300}");
+        assert_string_equal(r.body, "{\"slept_ms\":2000}");
         h_response_free(&r);
     }
     dt = h_now_ms() - t0;
-    assert_true(dt >= 290);
-    assert_true(dt < 1500); /* 10 x 300 ms would be 3 s */
+    print_message("10 x /sleep/2000: %lld ms\n", (long long)dt);
+    assert_true(dt >= 1990);
 }
 
 /* While a handler is parked, the loop answers others. */
@@ -77,20 +79,17 @@ static void test_parked_handler_does_not_block(void **state)
     h_server *s = start(state, NULL);
     h_conn *slow = h_open(s), *fast = h_open(s);
     h_response r;
-    int64_t t0;
 
-    h_sends(slow, "GET /sleep/1000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    h_sends(slow, "GET /sleep/3000 HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_true(wait_requests_active(s, 1, H_TIMEOUT_MS));
-    t0 = h_now_ms();
     h_sends(fast, "GET /users/5 HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_int_equal(h_read_response(fast, &r, H_TIMEOUT_MS), H_OK);
     assert_int_equal(r.status, 200);
     h_response_free(&r);
     /* answered while the other is still parked */
     assert_int_equal(h_expect_quiet(slow, 0), H_TIMEOUT);
-    assert_true(h_now_ms() - t0 < 900);
     assert_int_equal(h_read_response(slow, &r, H_TIMEOUT_MS), H_OK);
-    assert_string_equal(r.body, "{\"slept_ms\":1000}");
+    assert_string_equal(r.body, "{\"slept_ms\":3000}");
     h_response_free(&r);
 }
 
@@ -100,18 +99,15 @@ static void test_sync_handler_does_not_block(void **state)
     h_server *s = start(state, NULL);
     h_conn *slow = h_open(s), *fast = h_open(s);
     h_response r;
-    int64_t t0;
 
-    h_sends(slow, "GET /sync-sleep/800 HTTP/1.1\r\nHost: t\r\n\r\n");
+    h_sends(slow, "GET /sync-sleep/3000 HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_true(wait_requests_active(s, 1, H_TIMEOUT_MS));
-    t0 = h_now_ms();
     h_sends(fast, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_int_equal(h_read_response(fast, &r, H_TIMEOUT_MS), H_OK);
     assert_int_equal(r.status, 200);
     h_response_free(&r);
     /* answered while the blocking one is still running */
     assert_int_equal(h_expect_quiet(slow, 0), H_TIMEOUT);
-    assert_true(h_now_ms() - t0 < 700);
     assert_int_equal(h_read_response(slow, &r, H_TIMEOUT_MS), H_OK);
     assert_int_equal(r.status, 200);
     h_response_free(&r);
