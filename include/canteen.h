@@ -265,6 +265,10 @@ typedef struct cn_res cn_res;
  *                                 least 1): the default of cn_route_opts
  *                                 .pool_limit, so that one busy route cannot
  *                                 take every worker; 100: no such limit
+ *   retry_after_s         1       the Retry-After (seconds) of Canteen's
+ *                                 own 503s: pool queue full or timed out,
+ *                                 max_connections, out of descriptors, no
+ *                                 coroutine stack; a hint, not a promise
  *
  * Fields not listed as taking 0 treat 0 as "the default" in both kinds of
  * config: none of them has a useful 0. New fields are added at the end.
@@ -296,6 +300,7 @@ typedef struct cn_config {
     unsigned pool_queue_max;
     unsigned pool_queue_timeout_ms;
     unsigned pool_route_share;
+    unsigned retry_after_s;
 } cn_config;
 
 /* The defaults cn_config_init writes (and 0.1-style configs get for 0). */
@@ -319,6 +324,7 @@ typedef struct cn_config {
 #define CN_DEFAULT_POOL_QUEUE_MAX 1024
 #define CN_DEFAULT_POOL_QUEUE_TIMEOUT_MS 10000
 #define CN_DEFAULT_POOL_ROUTE_SHARE 50
+#define CN_DEFAULT_RETRY_AFTER_S 1
 
 /*
  * Fill *cfg with every default and record the struct's size, after which
@@ -349,6 +355,7 @@ static inline void cn_config_init(cn_config *cfg)
         .pool_queue_max = CN_DEFAULT_POOL_QUEUE_MAX,
         .pool_queue_timeout_ms = CN_DEFAULT_POOL_QUEUE_TIMEOUT_MS,
         .pool_route_share = CN_DEFAULT_POOL_ROUTE_SHARE,
+        .retry_after_s = CN_DEFAULT_RETRY_AFTER_S,
     };
 }
 
@@ -603,7 +610,10 @@ typedef struct cn_stats {
                                     * was out of descriptors (EMFILE/ENFILE) */
     uint64_t connections_stalled;  /* closed: the client took none of the
                                     * output for keepalive_timeout_ms */
-    uint64_t reserved[10];         /* room for new figures (0 for now) */
+    uint64_t accept_pauses;        /* times accepting stopped for 100 ms: out
+                                    * of descriptors with no spare to answer
+                                    * from, or another accept() error */
+    uint64_t reserved[9];          /* room for new figures (0 for now) */
 } cn_stats;
 
 /* The thread pool's figures (cn_app_pool_stats). */
@@ -795,10 +805,17 @@ CN_EXTERN cn_str cn_req_body(const cn_req *req);
 /*
  * The body parsed as JSON into *out. The cJSON tree is owned by the request
  * and freed with it: do not cJSON_Delete it (detach or duplicate what must
- * outlive the request). Parsed once; later calls return the same tree.
- * Nesting deeper than CN_JSON_MAX_DEPTH is refused before cJSON sees it.
- * Errors: CN_EBADJSON (empty or malformed), CN_EJSONDEPTH, CN_ENOMEM.
- * A handler may simply return the code: it becomes a 400.
+ * outlive the request; cn_res_json may be given the tree itself). Parsed
+ * once; later calls return the same tree. Refused before cJSON sees them
+ * (RFC 8259, and what a C string or a double cannot carry): text that is
+ * not UTF-8 (overlong forms and encoded surrogates included), NaN and
+ * Infinity, a \u0000 escape, an unpaired \uXXXX surrogate, a number past a
+ * double's range (1e999), nesting deeper than CN_JSON_MAX_DEPTH. A body of
+ * 16 KiB or more is parsed on the thread pool when called from a
+ * coroutine (the handler parks meanwhile). Errors: CN_EBADJSON (empty,
+ * malformed or refused), CN_EJSONDEPTH, CN_ENOMEM, CN_ECANCELED (the client
+ * left while the pool had it). A handler may simply return the code: it
+ * becomes a 400.
  */
 #define CN_JSON_MAX_DEPTH 128
 CN_EXTERN int cn_req_json(cn_req *req, cJSON **out);
@@ -906,8 +923,15 @@ CN_EXTERN int cn_res_bytes(cn_res *res, int status, const void *body, size_t len
 
 /*
  * application/json from a cJSON tree. Takes ownership of `json` in every
- * case, success or error: it is serialised and deleted. NULL json is
- * CN_EINVAL (and gives a 500 if the handler returns the code).
+ * case, success or error: it is serialised and deleted -- except the tree
+ * cn_req_json gave for this request, which is printed and stays the
+ * request's (so echoing the body needs no copy). The text is what
+ * cJSON_PrintUnformatted makes. A tree of 4096 nodes or more is printed
+ * and deleted on the thread pool when called from a coroutine (the handler
+ * parks meanwhile): nothing else may change it until this returns. Errors:
+ * CN_EINVAL (NULL json, which gives a 500 if the handler returns the code;
+ * a cJSON_Invalid or text-less raw node), CN_ERESPONDED, CN_ENOMEM,
+ * CN_ECANCELED (the client left while the pool had it).
  */
 CN_EXTERN int cn_res_json(cn_res *res, int status, cJSON *json);
 
@@ -1345,10 +1369,11 @@ CN_EXTERN int cn_fetch_all(const cn_fetch_opts *opts, size_t n, cn_fetch_result 
 CN_EXTERN const char *cn_fetch_header(const cn_fetch_result *r, const char *name);
 
 /*
- * The result's body parsed as JSON. The tree is owned by the current
- * request and freed with it (do not cJSON_Delete it; detach or duplicate
- * what you keep). Errors: CN_EBADJSON, CN_EJSONDEPTH, CN_ENOTCORO (no
- * current request), CN_ENOMEM.
+ * The result's body parsed as JSON, with cn_req_json's checks (and, from
+ * 16 KiB, on the thread pool). The tree is owned by the current request
+ * and freed with it (do not cJSON_Delete it; detach or duplicate what you
+ * keep). Errors: CN_EBADJSON, CN_EJSONDEPTH, CN_ENOTCORO (no current
+ * task), CN_ESTATE (a task without a request), CN_ENOMEM, CN_ECANCELED.
  */
 CN_EXTERN int cn_fetch_json(const cn_fetch_result *r, cJSON **out);
 

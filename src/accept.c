@@ -16,12 +16,21 @@
  * connections_no_fd (and as a 5xx response), and one warning per
  * LOG_INTERVAL_MS says how many there were. The connections already open
  * are served as usual, and as descriptors free up the next accept() simply
- * succeeds again. If the spare cannot be taken back (another thread took
- * the slot in between), accepting pauses for PAUSE_MS, as nginx does,
- * rather than spinning on a listener that stays readable.
+ * succeeds again.
+ *
+ * Without a spare there is no answer to give, and the listener stays
+ * readable while the connection waits in the backlog: accepting pauses for
+ * PAUSE_MS (nginx pauses too, for its accept_mutex_delay) instead of
+ * spinning, and every PAUSE_MS it tries again, taking the spare back
+ * first. That happens when the spare cannot be taken back (another thread
+ * took the slot in between, or the limit was lowered below it with
+ * prlimit), and when accept() still fails with the spare's slot free (the
+ * system's table, ENFILE, is full). Each pause counts in accept_pauses.
+ * The waiting connection is served once descriptors come back.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -73,19 +82,25 @@ static int accept_one(int fd)
 #endif
 }
 
-/* One warning per interval, with the count since the last one. */
+/* One warning per interval, with the count since the last one; `answered`
+ * false: no answer could be given, and accepting pauses. */
 static void warn_no_fd(cn__acceptor *a, int err, bool answered)
 {
     uint64_t now = uv_now(a->srv->loop);
+    char paused[96] = "";
 
     a->unlogged += answered;
     if (a->logged_at != 0 && now - a->logged_at < LOG_INTERVAL_MS)
         return;
+    if (!answered)
+        snprintf(paused, sizeof paused,
+                 "; no spare descriptor to answer with: accepting paused, retried every %d ms",
+                 PAUSE_MS);
     cn__log(CN__LOG_WARN,
             "accept: out of file descriptors (%s): %llu connection(s) answered 503 since the "
-            "last warning, %llu open (raise ulimit -n, or lower max_connections)",
+            "last warning, %llu open%s (raise ulimit -n, or lower max_connections)",
             err == ENFILE ? "ENFILE, system-wide" : "EMFILE", (unsigned long long)a->unlogged,
-            (unsigned long long)a->srv->stats->connections_active);
+            (unsigned long long)a->srv->stats->connections_active, paused);
     a->logged_at = now ? now : 1;
     a->unlogged = 0;
 }
@@ -94,9 +109,13 @@ static void warn_no_fd(cn__acceptor *a, int err, bool answered)
 static void refuse(cn__acceptor *a, int fd)
 {
     cn__buf out = {0};
-    char sink[4096];
+    char sink[4096], retry[40];
 
-    if (cn__res_write_simple(&out, 503, "Out of file descriptors", true, "Retry-After: 1\r\n") == 0)
+    /* counted before the client can see the answer */
+    a->srv->stats->connections_no_fd++;
+    a->srv->stats->responses_5xx++;
+    snprintf(retry, sizeof retry, "Retry-After: %u\r\n", a->srv->cfg->retry_after_s);
+    if (cn__res_write_simple(&out, 503, "Out of file descriptors", true, retry) == 0)
         (void)send(fd, out.data, out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
     cn__buf_free(&out);
     shutdown(fd, SHUT_WR);
@@ -105,8 +124,6 @@ static void refuse(cn__acceptor *a, int fd)
     for (int i = 0; i < 4 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
         ;
     close(fd);
-    a->srv->stats->connections_no_fd++;
-    a->srv->stats->responses_5xx++;
 }
 
 static void on_readable(uv_poll_t *p, int status, int events);
@@ -115,13 +132,13 @@ static void on_resume(uv_timer_t *t)
 {
     cn__acceptor *a = t->data;
 
-    if (a->spare < 0)
-        a->spare = take_spare();
+    /* on_readable takes the spare back before it accepts */
     uv_poll_start(&a->poll, UV_READABLE, on_readable);
 }
 
 static void pause_accepting(cn__acceptor *a)
 {
+    a->srv->stats->accept_pauses++;
     uv_poll_stop(&a->poll);
     uv_timer_start(&a->pause, on_resume, PAUSE_MS, 0);
 }
@@ -133,7 +150,7 @@ static void pause_accepting(cn__acceptor *a)
  */
 static bool out_of_fds(cn__acceptor *a, int err)
 {
-    int fd;
+    int fd, again;
 
     if (a->spare < 0) {
         warn_no_fd(a, err, false);
@@ -143,16 +160,24 @@ static bool out_of_fds(cn__acceptor *a, int err)
     close(a->spare);
     a->spare = -1;
     fd = accept_one(a->fd);
+    again = errno;
     if (fd >= 0) {
         warn_no_fd(a, err, true);
         refuse(a, fd);
     }
     a->spare = take_spare();
-    if (a->spare < 0) {
+    if (fd < 0 && (again == EMFILE || again == ENFILE)) {
+        /* not even the spare's slot would do: retrying at once would spin */
+        warn_no_fd(a, again, false);
         pause_accepting(a);
         return false;
     }
-    return fd >= 0;
+    if (a->spare < 0) {
+        warn_no_fd(a, err, false);
+        pause_accepting(a);
+        return false;
+    }
+    return fd >= 0 || again == EINTR || again == ECONNABORTED;
 }
 
 static void on_readable(uv_poll_t *p, int status, int events)
@@ -165,6 +190,9 @@ static void on_readable(uv_poll_t *p, int status, int events)
         pause_accepting(a);
         return;
     }
+    /* lost when descriptors ran out: take it back before the next accept */
+    if (a->spare < 0)
+        a->spare = take_spare();
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         int fd = accept_one(a->fd), rc;
 

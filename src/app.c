@@ -135,6 +135,7 @@ static void config_from(cn_config *c, const cn_config *in)
     DEF(pool_queue_max, CN_DEFAULT_POOL_QUEUE_MAX);
     DEF(pool_queue_timeout_ms, CN_DEFAULT_POOL_QUEUE_TIMEOUT_MS);
     DEF(pool_route_share, CN_DEFAULT_POOL_ROUTE_SHARE);
+    DEF(retry_after_s, CN_DEFAULT_RETRY_AFTER_S);
     if (!zero_is_value) {
         DEF(worker_timeout_ms, CN_DEFAULT_WORKER_TIMEOUT_MS);
         /* Canteen 0.1's rule: 0 is the default here too */

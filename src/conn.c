@@ -485,14 +485,18 @@ static void count_response(cn__server *srv, int status)
         st->responses_1xx++;
 }
 
-/* Answer a request that never reached a handler, and close. */
+/* Answer a request that never reached a handler, and close. A 503 (too
+ * many connections, shutting down, out of memory) says when to come back. */
 static void reject(cn__conn *c, int status, const char *detail)
 {
+    char retry[40];
+
     if (c->req) {
         cn__req_free(c->req);
         c->req = NULL;
     }
-    cn__res_write_simple(&c->out, status, detail, true, NULL);
+    snprintf(retry, sizeof retry, "Retry-After: %u\r\n", c->srv->cfg->retry_after_s);
+    cn__res_write_simple(&c->out, status, detail, true, status == 503 ? retry : NULL);
     count_response(c->srv, status);
     enter_linger(c);
 }

@@ -19,6 +19,7 @@
  * A request that matches no route (404, 405, 422 and 400 from the router)
  * is answered at once, without a task, when the app has no middleware.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,6 +180,28 @@ static bool quiet(int rc)
 }
 
 /*
+ * A refusal under load (the pool's queue full or timed out, no coroutine
+ * stack) says when to come back: the app's retry_after_s, in place of any
+ * Retry-After already there (cn__res_from_error's default of 1).
+ */
+static void set_retry_after(const cn__dispatch *d, cn_res *res)
+{
+    char v[12];
+
+    snprintf(v, sizeof v, "%u", d->cfg->retry_after_s);
+    cn_res_remove_header(res, "Retry-After");
+    (void)cn_res_header(res, "Retry-After", v); /* without it, still a 503 */
+}
+
+/* cn__res_from_error, with the app's Retry-After on the pool's refusals. */
+static void answer_error(const cn__dispatch *d, cn_res *res, int err, unsigned keep)
+{
+    cn__res_from_error(res, err, keep);
+    if ((err == CN_EAGAIN || err == CN_EEXPIRED) && res->status == 503)
+        set_retry_after(d, res);
+}
+
+/*
  * What a level (handler, dependency, middleware) left: an error code with
  * no response becomes the error response (keeping the `keep` headers set
  * before the level ran), a stream not ended is ended (or, after an error,
@@ -198,7 +221,7 @@ static int finish_level(run *r, int rc, const char *what, const char *name, unsi
     } else if (rc < 0 && !res->body_set) {
         if (!quiet(rc))
             log_failure(r, what, name, rc, rc == CN_EHTTP ? " without a response" : "");
-        cn__res_from_error(res, rc == CN_EHTTP ? CN_ESTATE : rc, keep);
+        answer_error(r->d, res, rc == CN_EHTTP ? CN_ESTATE : rc, keep);
     } else if (!res->body_set && !res->head_sent) {
         /* returned 0 without a response: FastAPI's None is "null" */
         cn_res_json_str(res, 200, "null");
@@ -293,7 +316,7 @@ static int call_mw(run *r, const cn__mw *mw)
                        r->req->match.route ? r->req->match.route->pattern : "(no route)", mw->name);
         else if (!quiet(rc))
             log_failure(r, "middleware", mw->name, rc, "");
-        cn__res_from_error(res, rc < 0 && rc != CN_EHTTP ? rc : CN_ESTATE, f.keep);
+        answer_error(r->d, res, rc < 0 && rc != CN_EHTTP ? rc : CN_ESTATE, f.keep);
         return rc;
     }
     /* its own failure, not one it passes on from inside */
@@ -302,7 +325,7 @@ static int call_mw(run *r, const cn__mw *mw)
         log_failure(r, "middleware", mw->name, rc,
                     res->head_sent ? " after its response went out" : "");
     if (own && !res->head_sent)
-        cn__res_from_error(res, rc, f.keep);
+        answer_error(r->d, res, rc, f.keep);
     return rc;
 }
 
@@ -467,10 +490,12 @@ void cn__dispatch_request(cn__dispatch *d, cn_req *req)
     if (rc < 0) {
         req->task = NULL;
         req->run = NULL;
-        if (rc == CN_EAGAIN)
+        if (rc == CN_EAGAIN) {
             cn_res_error(&req->res, 503, "Server at capacity");
-        else
-            cn__res_from_error(&req->res, rc, 0);
+            set_retry_after(d, &req->res);
+        } else {
+            answer_error(d, &req->res, rc, 0);
+        }
         answer_now(d, req, true);
     }
 }

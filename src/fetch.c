@@ -31,6 +31,7 @@
 #include "buf.h"
 #include "common.h"
 #include "fetch.h"
+#include "json.h"
 #include "req.h"
 #include "scheduler.h"
 
@@ -579,14 +580,23 @@ const char *cn_fetch_header(const cn_fetch_result *r, const char *name)
     return NULL;
 }
 
+/* A parsed upstream body, deleted with its request (a big one on the pool). */
+typedef struct owned_json {
+    cn_app *app;
+    cJSON *j;
+} owned_json;
+
 static void delete_json(void *p)
 {
-    cJSON_Delete(p);
+    owned_json *o = p;
+    cn__json_free(o->app, o->j);
 }
 
 int cn_fetch_json(const cn_fetch_result *r, cJSON **out)
 {
     cn__task *t = cn__task_current();
+    owned_json *o;
+    cn_req *req;
     cJSON *j;
     int rc;
 
@@ -596,11 +606,19 @@ int cn_fetch_json(const cn_fetch_result *r, cJSON **out)
         return CN_ENOTCORO;
     if (r == NULL || out == NULL)
         return CN_EINVAL;
-    rc = cn__json_parse(r->body.ptr, r->body.len, &j);
+    req = cn__task_req(t);
+    if (req == NULL)
+        return CN_ESTATE; /* nothing to own the tree */
+    o = cn_req_alloc(req, sizeof(*o));
+    if (o == NULL)
+        return CN_ENOMEM;
+    rc = cn__json_parse_off_loop(req->app, r->body.ptr, r->body.len, &j);
     if (rc < 0)
         return rc;
-    if (cn_req_defer(cn__task_req(t), delete_json, j) < 0) {
-        cJSON_Delete(j);
+    o->app = req->app;
+    o->j = j;
+    if (cn_req_defer(req, delete_json, o) < 0) {
+        cn__json_free(req->app, j);
         return CN_ENOMEM;
     }
     *out = j;

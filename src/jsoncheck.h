@@ -6,9 +6,15 @@
 #include <stddef.h>
 
 /*
- * 0 if Python's json.loads would accept the n bytes of UTF-8 text at s;
- * otherwise 1, with *pos the character index of the error and *msg
- * Python's message ("Expecting value", "Extra data"...; static).
+ * Whether the n bytes of UTF-8 text at s are JSON that Canteen takes:
+ * Python's json.loads grammar (a leading byte order mark skipped), less
+ * what cJSON and C strings cannot carry (NaN/Infinity, a \u0000 escape, a
+ * \uXXXX surrogate without its pair, a number past a double's range), and
+ * nesting no deeper than CN_JSON_MAX_DEPTH. 0 if so; otherwise 1, or 2
+ * when the nesting is what is wrong, with *pos the character index of the
+ * error and *msg its message (Python's, "Expecting value", "Extra data"...,
+ * where Python has one; static). Not recursive past CN_JSON_MAX_DEPTH
+ * levels, and no allocation: safe on a coroutine's stack, on any thread.
  */
 int cn__json_check(const char *s, size_t n, size_t *pos, const char **msg);
 

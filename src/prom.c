@@ -36,7 +36,7 @@ typedef struct sample {
     const char *help;
     const char *labels; /* `class="2xx"`, or NULL */
     int kind;
-    size_t off;         /* of the value in cn__prom_figures */
+    size_t off;         /* of the value in cn__prom_figures (or cn__prom_server) */
     const char *suffix; /* a summary's "_sum" or "_count", or NULL */
 } sample;
 
@@ -74,6 +74,10 @@ static const sample samples[] = {
      "Connections that came while the process was out of file descriptors (EMFILE/ENFILE), "
      "answered 503 from a spare descriptor and closed.",
      NULL, U64(app.connections_no_fd)},
+    {"canteen_accept_pauses_total", "counter",
+     "Times accepting stopped for 100 ms: out of file descriptors with no spare to answer from, "
+     "or another accept() error.",
+     NULL, U64(app.accept_pauses)},
     {"canteen_connections_stalled_total", "counter",
      "Connections closed because the client took none of the output waiting for it for "
      "keepalive_timeout_ms.",
@@ -247,9 +251,10 @@ void cn_metrics_seconds(cn_metrics_out *out, double ms)
         put_seconds(out, ms);
 }
 
-static void put_value(writer *w, const cn__prom_figures *f, const sample *s)
+/* s's value, read at s->off in `base` (the figures, or the server's). */
+static void put_value(writer *w, const void *base, const sample *s)
 {
-    const char *at = (const char *)f + s->off;
+    const char *at = (const char *)base + s->off;
 
     switch (s->kind) {
     case V_U64:
@@ -267,7 +272,31 @@ static void put_value(writer *w, const cn__prom_figures *f, const sample *s)
     }
 }
 
-static void render_figures(writer *w, const cn__prom_figures *f);
+static void put_head(writer *w, const sample *s)
+{
+    put(w, "# HELP %s %s\n# TYPE %s %s\n", s->name, s->help, s->name, s->type);
+}
+
+/* The rows of a table, their values at `base`: # HELP and # TYPE once a metric. */
+static void put_samples(writer *w, const void *base, const sample *table, size_t n)
+{
+    const char *family = NULL;
+
+    for (size_t i = 0; i < n; i++) {
+        const sample *s = &table[i];
+
+        if (family == NULL || strcmp(family, s->name) != 0) {
+            family = s->name;
+            put_head(w, s);
+        }
+        put(w, "%s%s", s->name, s->suffix ? s->suffix : "");
+        if (s->labels)
+            put(w, "{%s}", s->labels);
+        put(w, " ");
+        put_value(w, base, s);
+        put(w, "\n");
+    }
+}
 
 size_t cn__prom_render(const cn__prom_figures *f, const cn__prom_ext *ext, size_t next, char *buf,
                        size_t size)
@@ -276,30 +305,10 @@ size_t cn__prom_render(const cn__prom_figures *f, const cn__prom_ext *ext, size_
 
     if (size > 0)
         buf[0] = 0;
-    render_figures(&w, f);
+    put_samples(&w, f, samples, CN__ARRAY_SIZE(samples));
     for (size_t i = 0; i < next; i++)
         ext[i].fn(&w, ext[i].data);
     return w.len;
-}
-
-static void render_figures(writer *w_, const cn__prom_figures *f)
-{
-    const char *family = NULL;
-
-    for (size_t i = 0; i < CN__ARRAY_SIZE(samples); i++) {
-        const sample *s = &samples[i];
-
-        if (family == NULL || strcmp(family, s->name) != 0) {
-            family = s->name;
-            put(w_, "# HELP %s %s\n# TYPE %s %s\n", s->name, s->help, s->name, s->type);
-        }
-        put(w_, "%s%s", s->name, s->suffix ? s->suffix : "");
-        if (s->labels)
-            put(w_, "{%s}", s->labels);
-        put(w_, " ");
-        put_value(w_, f, s);
-        put(w_, "\n");
-    }
 }
 
 /* ---- workers: one server's figures out of several processes' ---- */
@@ -386,6 +395,26 @@ static const sample worker_samples[] = {
      "Jobs waiting for one of the worker's threads now.", NULL, U64(pool.queue_depth)},
 };
 
+/* The supervisor's own figures. */
+static const sample server_samples[] = {
+    {"canteen_workers", "gauge", "Worker processes alive now (starting, ready or draining).", NULL,
+     V_UINT, offsetof(cn__prom_server, n), NULL},
+    {"canteen_workers_target", "gauge",
+     "Workers the supervisor keeps (cn_config.workers, changed by SIGTTIN and SIGTTOU).", NULL,
+     V_UINT, offsetof(cn__prom_server, target), NULL},
+    {"canteen_worker_restarts_total", "counter",
+     "Workers replaced after they died unasked (a crash, a kill, a missed heartbeat).", NULL, V_U64,
+     offsetof(cn__prom_server, restarts), NULL},
+};
+
+/* Its samples are one a worker, each with labels of its own (below). */
+static const sample worker_info = {
+    .name = "canteen_worker_info",
+    .type = "gauge",
+    .help = "Each worker process: its number, pid and state; the value is always 1.",
+    .kind = V_ONE,
+};
+
 static const char *const state_names[] = {"free", "starting", "ready", "draining"};
 
 size_t cn__prom_render_server(const cn__prom_server *srv, const cn__prom_ext *ext, size_t next,
@@ -395,23 +424,9 @@ size_t cn__prom_render_server(const cn__prom_server *srv, const cn__prom_ext *ex
 
     if (size > 0)
         buf[0] = 0;
-    render_figures(&w, &srv->total);
-    put(&w,
-        "# HELP canteen_workers Worker processes alive now (starting, ready or draining).\n"
-        "# TYPE canteen_workers gauge\ncanteen_workers %u\n",
-        srv->n);
-    put(&w,
-        "# HELP canteen_workers_target Workers the supervisor keeps (cn_config.workers, changed "
-        "by SIGTTIN and SIGTTOU).\n"
-        "# TYPE canteen_workers_target gauge\ncanteen_workers_target %u\n",
-        srv->target);
-    put(&w,
-        "# HELP canteen_worker_restarts_total Workers replaced after they died unasked (a crash, "
-        "a kill, a missed heartbeat).\n"
-        "# TYPE canteen_worker_restarts_total counter\ncanteen_worker_restarts_total %llu\n",
-        (unsigned long long)srv->restarts);
-    put(&w, "# HELP canteen_worker_info Each worker process: its number, pid and state; the value "
-            "is always 1.\n# TYPE canteen_worker_info gauge\n");
+    put_samples(&w, &srv->total, samples, CN__ARRAY_SIZE(samples));
+    put_samples(&w, srv, server_samples, CN__ARRAY_SIZE(server_samples));
+    put_head(&w, &worker_info);
     for (unsigned i = 0; i < srv->n; i++) {
         const cn__prom_worker *k = &srv->workers[i];
         put(&w, "canteen_worker_info{worker=\"%d\",pid=\"%d\",state=\"%s\"} 1\n", k->id, k->pid,
@@ -419,7 +434,7 @@ size_t cn__prom_render_server(const cn__prom_server *srv, const cn__prom_ext *ex
     }
     for (size_t j = 0; j < CN__ARRAY_SIZE(worker_samples); j++) {
         const sample *s = &worker_samples[j];
-        put(&w, "# HELP %s %s\n# TYPE %s %s\n", s->name, s->help, s->name, s->type);
+        put_head(&w, s);
         for (unsigned i = 0; i < srv->n; i++) {
             /* a draining worker's number is its replacement's already: it
              * counts in the totals and in canteen_worker_info only */

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "jsoncheck.h"
+#include "json.h"
 #include "req.h"
 #include "url.h"
 
@@ -45,8 +45,7 @@ void cn__req_free(cn_req *req)
         req->defers = d->next;
         d->fn(d->arg);
     }
-    if (req->json)
-        cJSON_Delete(req->json);
+    cn__json_free(req->app, req->json); /* a big tree on the pool */
     free(req->body);
     cn__arena_free(&req->arena);
     free(req);
@@ -352,87 +351,12 @@ cn_str cn_req_body(const cn_req *req)
     return s;
 }
 
-/* Nesting depth of a JSON text, counting brackets outside strings. */
-static int json_depth_ok(const char *s, size_t n, int limit)
-{
-    int depth = 0;
-    bool in_str = false;
-
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > limit)
-                return 0;
-        } else if (c == ']' || c == '}') {
-            depth--;
-        }
-    }
-    return 1;
-}
-
-/* Whether a text the grammar passed holds NaN or Infinity (Python's, not
- * cJSON's): a token outside strings. */
-static bool has_nonfinite(const char *s, size_t n)
-{
-    bool in_str = false;
-
-    for (size_t i = 0; i < n; i++) {
-        if (in_str) {
-            if (s[i] == '\\')
-                i++;
-            else if (s[i] == '"')
-                in_str = false;
-        } else if (s[i] == '"') {
-            in_str = true;
-        } else if (s[i] == 'N' || s[i] == 'I') {
-            return true; /* no other bare token starts so */
-        }
-    }
-    return false;
-}
-
-int cn__json_parse(const char *s, size_t n, cJSON **out)
-{
-    const char *end = NULL, *msg;
-    size_t pos;
-    cJSON *j;
-
-    *out = NULL;
-    if (s == NULL || n == 0)
-        return CN_EBADJSON;
-    if (!json_depth_ok(s, n, CN_JSON_MAX_DEPTH))
-        return CN_EJSONDEPTH;
-    /* cJSON is lenient ("1." is a number to it); the grammar is checked
-     * first, so that only JSON is taken */
-    if (cn__json_check(s, n, &pos, &msg))
-        return CN_EBADJSON;
-    j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
-    if (j == NULL) /* JSON by the grammar: a value cJSON has no number for, or memory */
-        return has_nonfinite(s, n) ? CN_EBADJSON : CN_ENOMEM;
-    /* trailing garbage after the value is malformed too */
-    while (end && end < s + n && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-        end++;
-    if (end != s + n) {
-        cJSON_Delete(j);
-        return CN_EBADJSON;
-    }
-    *out = j;
-    return 0;
-}
-
 int cn_req_json(cn_req *req, cJSON **out)
 {
     if (out)
         *out = NULL;
     if (req->json == NULL && req->json_err == 0)
-        req->json_err = cn__json_parse(req->body, req->body_len, &req->json);
+        req->json_err = cn__json_parse_off_loop(req->app, req->body, req->body_len, &req->json);
     if (req->json_err)
         return req->json_err;
     if (out)

@@ -163,16 +163,6 @@ int cn__res_from_error(cn_res *res, int err, unsigned keep);
 int cn__res_write_simple(cn__buf *out, int status, const char *detail, bool close,
                          const char *extra_headers);
 
-/*
- * Parse a JSON text of n bytes: the nesting depth is checked first
- * (CN_JSON_MAX_DEPTH, CN_EJSONDEPTH), then the grammar (jsoncheck.h:
- * CN_EBADJSON), then cJSON parses it (when it cannot: CN_EBADJSON for
- * NaN or Infinity, which Python's grammar has and cJSON has not, else
- * CN_ENOMEM: the text was JSON); trailing non-space bytes make it malformed (CN_EBADJSON). The
- * caller owns *out.
- */
-int cn__json_parse(const char *s, size_t n, cJSON **out);
-
 /* The cached IMF-fixdate for the current second ("Sun, 06 Nov 1994 08:49:37 GMT"). */
 const char *cn__http_date(void);
 

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "common.h"
+#include "json.h"
 #include "req.h"
 
 /* Set status and body; `body` is copied into the arena unless it lives there already. */
@@ -152,23 +153,59 @@ int cn_res_bytes(cn_res *res, int status, const void *body, size_t len, const ch
                     content_type ? content_type : "application/octet-stream", res_arena(res));
 }
 
+/* Printing a tree (and deleting it, when it is the caller's to give). */
+typedef struct print_job {
+    cJSON *json;
+    bool del;
+    cn__buf out;
+    int rc;
+    bool ran;
+} print_job;
+
+static int print_work(void *arg)
+{
+    print_job *j = arg;
+
+    j->rc = cn__json_print(j->json, &j->out);
+    if (j->del)
+        cJSON_Delete(j->json);
+    j->ran = true;
+    return 0;
+}
+
+/* A printed body this large becomes the response as it is, not copied. */
+#define KEEP_PRINTED (64 * 1024)
+
 int cn_res_json(cn_res *res, int status, cJSON *json)
 {
-    char *s;
-    int rc;
+    cn_req *req = cn__res_req(res);
+    /* the request's own tree (cn_req_json's) stays the request's */
+    print_job j = {.json = json, .del = json != req->json};
+    int rc = CN_ENOTCORO;
 
     if (json == NULL)
         return CN_EINVAL;
     if (res->body_set) {
-        cJSON_Delete(json);
+        if (j.del)
+            cn__json_free(req->app, json);
         return CN_ERESPONDED;
     }
-    s = cJSON_PrintUnformatted(json);
-    cJSON_Delete(json);
-    if (s == NULL)
-        return CN_ENOMEM;
-    rc = set_body(res, status, s, strlen(s), "application/json", res_arena(res));
-    cJSON_free(s);
+    /* a big tree is printed (and deleted) on the pool */
+    if (cn__json_nodes(json, CN__JSON_POOL_NODES) >= CN__JSON_POOL_NODES)
+        rc = cn_to_thread(print_work, &j);
+    if (rc == CN_ENOTCORO)
+        rc = print_work(&j);
+    if (!j.ran && j.del)
+        cn__json_free(req->app, json); /* dropped from the queue */
+    if (rc == 0)
+        rc = j.rc;
+    if (rc == 0 && j.out.len >= KEEP_PRINTED && cn_req_defer(req, free, j.out.data) == 0)
+        return put_body(res, status, j.out.data, j.out.len, "application/json", res_arena(res),
+                        false);
+    if (rc == 0)
+        rc = set_body(res, status, j.out.data ? j.out.data : "", j.out.len, "application/json",
+                      res_arena(res));
+    cn__buf_free(&j.out);
     return rc;
 }
 

@@ -32,7 +32,8 @@
     X(background_failed)                                                                           \
     X(background_running)                                                                          \
     X(connections_no_fd)                                                                           \
-    X(connections_stalled)
+    X(connections_stalled)                                                                         \
+    X(accept_pauses)
 
 typedef struct cn__stats {
 #define CN__STATS_DECLARE(name) _Atomic uint64_t name;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "json.h"
 #include "jsoncheck.h"
 #include "req.h"
 #include "router.h"
@@ -780,13 +781,15 @@ static void set_body(cn_req *req, cJSON *out)
     }
 }
 
-/* The body: 0 (checked), 400 (not UTF-8), or errors added. */
+/*
+ * The body: 0 (checked), 400 (what FastAPI answers 400: not UTF-8, or too
+ * deep for Python's recursion), or errors added.
+ */
 static int check_body(errors *e, const decl *d)
 {
     cn_req *req = e->req;
     const cn_field *f = d->body;
     where root = {.key = "body"};
-    cJSON *parsed;
     size_t pos;
     const char *msg;
     int rc;
@@ -806,26 +809,62 @@ static int check_body(errors *e, const decl *d)
     }
     if (!cn__utf8_valid(req->body, req->body_len))
         return 400; /* Python cannot even decode it (FastAPI: 400) */
-    if (cn__json_check(req->body, req->body_len, &pos, &msg)) {
+    rc = cn__json_check(req->body, req->body_len, &pos, &msg);
+    if (rc == 2)
+        return 400; /* nested past CN_JSON_MAX_DEPTH: Python's RecursionError, a 400 */
+    if (rc) {
+        /* Python's position and message; for what Python takes and Canteen
+         * refuses (NaN, \u0000, a lone surrogate, 1e999), the same shape */
         where at = {.up = &root, .index = pos};
         add_error(e, "json_invalid", &at, "JSON decode error", NODE(&(cJSON){.type = cJSON_Object}),
                   ctx1(e, "error", cJSON_CreateString(msg)));
         return 0;
     }
-    rc = cn_req_json(req, &parsed);
-    if (rc == CN_ENOMEM) {
-        e->oom = true; /* a 500, not the client's fault */
+    if (req->json == NULL && req->json_err == 0)
+        req->json_err = cn__json_parse_checked(req->body, req->body_len, &req->json);
+    if (req->json_err == CN_ENOMEM) {
+        e->oom = true; /* the text was checked: cJSON ran out of memory, a 500 */
         return 0;
     }
-    if (rc < 0) {
-        /* valid to Python, not to Canteen (NaN, too deep, a \u0000...) */
+    if (req->json == NULL) {
         where at = {.up = &root, .index = 0};
         add_error(e, "json_invalid", &at, "JSON decode error", NODE(&(cJSON){.type = cJSON_Object}),
-                  ctx1(e, "error", cJSON_CreateString(cn_strerror(rc))));
+                  ctx1(e, "error", cJSON_CreateString(cn_strerror(req->json_err))));
         return 0;
     }
-    set_body(req, check_value(e, d, f, parsed, &root));
+    set_body(req, check_value(e, d, f, req->json, &root));
     return 0;
+}
+
+typedef struct body_job {
+    errors *e;
+    const decl *d;
+    int rc;
+} body_job;
+
+static int body_work(void *arg)
+{
+    body_job *j = arg;
+
+    j->rc = check_body(j->e, j->d);
+    return 0;
+}
+
+/* check_body, on the pool for a big body: the parse and the model's walk
+ * over it are the CPU a client's body makes the server spend. */
+static int check_body_off_loop(errors *e, const decl *d)
+{
+    body_job j = {.e = e, .d = d};
+    int rc;
+
+    if (e->req->body_len >= CN__JSON_POOL_BYTES) {
+        rc = cn_to_thread(body_work, &j);
+        if (rc == 0)
+            return j.rc;
+        if (rc != CN_ENOTCORO)
+            return rc;
+    }
+    return check_body(e, d);
 }
 
 int cn__validate(cn_req *req)
@@ -846,9 +885,14 @@ int cn__validate(cn_req *req)
         req->valid = vals;
         check_params(&e, d, vals);
     }
-    if (d->body && check_body(&e, d) == 400) {
+    rc = d->body ? check_body_off_loop(&e, d) : 0;
+    if (rc == 400) {
         cJSON_Delete(e.list);
         return cn_res_raise(&req->res, 400, "There was an error parsing the body");
+    }
+    if (rc < 0) {
+        cJSON_Delete(e.list); /* cancelled while the pool had it */
+        return rc;
     }
     if (e.oom) {
         cJSON_Delete(e.list);

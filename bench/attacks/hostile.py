@@ -3,18 +3,22 @@
 Building and starting the demo (in a process group of its own, pinned to a
 CPU, optionally under a lower open-files limit), a raw HTTP/1.1 client
 (sockets only, so that a test can stop at any byte), the demo's /metrics
-parsed, and what /proc says about a process. Python 3 standard library only.
+parsed, and what /proc says about a process (bench/lib/procinfo.py, which
+bench/lib/harness.py uses too). Python 3 standard library only.
 """
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "bench", "lib"))
+from procinfo import fd_kinds, open_fds, rss_kib, threads  # noqa: E402,F401  (re-exported)
 HOST = "127.0.0.1"
 RELEASE_DEMO = os.path.join(ROOT, "build", "release", "examples", "canteen-demo")
 
@@ -161,53 +165,6 @@ def demo_help(binary):
         return out.stdout + out.stderr
     except (OSError, subprocess.TimeoutExpired):
         return ""
-
-
-# ----------------------------------------------------------------------------
-# /proc
-# ----------------------------------------------------------------------------
-
-
-def rss_kib(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def threads(pid):
-    try:
-        return len(os.listdir("/proc/%d/task" % pid))
-    except OSError:
-        return None
-
-
-def open_fds(pid):
-    try:
-        return len(os.listdir("/proc/%d/fd" % pid))
-    except OSError:
-        return None
-
-
-def fd_kinds(pid):
-    """{'socket': n, 'anon_inode:[eventfd]': n, '/path': n...} of a process."""
-    out = {}
-    try:
-        names = os.listdir("/proc/%d/fd" % pid)
-    except OSError:
-        return out
-    for n in names:
-        try:
-            t = os.readlink("/proc/%d/fd/%s" % (pid, n))
-        except OSError:
-            continue
-        k = "socket" if t.startswith("socket:") else ("pipe" if t.startswith("pipe:") else t)
-        out[k] = out.get(k, 0) + 1
-    return out
 
 
 # ----------------------------------------------------------------------------

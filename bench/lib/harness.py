@@ -37,6 +37,7 @@ import report  # noqa: E402  (same folder)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tfb"))
 import pgdb  # noqa: E402  (bench/tfb: the throwaway PostgreSQL)
 import verify as tfb_verify  # noqa: E402  (bench/tfb: TechEmpower's rules)
+from procinfo import rss_kib  # noqa: E402  (same folder)
 
 WORK = os.path.join(ROOT, "build", "bench")
 LOGS = os.path.join(WORK, "logs")
@@ -446,17 +447,6 @@ def other_load(before, after, core, own_ticks):
     if t1 <= t0:
         return ""
     return round(max(0.0, 100.0 * ((b1 - b0) - own_ticks) / (t1 - t0)), 1)
-
-
-def rss_kib(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def port_free(port):

@@ -1,7 +1,9 @@
 /* routes.c -- the demo's routes: the async guide's service. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* sched_getaffinity */
+#include <sched.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <canteen.h>
 
@@ -53,7 +55,7 @@ static int echo(cn_req *req, cn_res *res)
 
     if (rc < 0)
         return rc;
-    return cn_res_json(res, 200, cJSON_Duplicate(body, 1));
+    return cn_res_json(res, 200, body); /* the request's own tree: printed, not copied */
 }
 
 /* POST /items: a body declared like a pydantic model; 422 when it does not fit */
@@ -350,9 +352,25 @@ int demo_register_traps(cn_app *app)
     return cn_app_route(app, "GET /trap/blocking/{ms:int}", trap_blocking, NULL);
 }
 
+/* The cores this process may run on: a CPU-bound route gains nothing from
+ * more workers than that, and each one more takes CPU from the short jobs
+ * of every other route. */
+static unsigned usable_cpus(void)
+{
+    cpu_set_t set;
+    long n;
+
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
 int demo_register(cn_app *app)
 {
     cn_route_opts sync = {.mode = CN_ROUTE_SYNC};
+    /* CPU-bound: at most one job per usable core at once */
+    cn_route_opts cpu_bound = {.mode = CN_ROUTE_SYNC, .pool_limit = usable_cpus()};
     int rc = 0;
     rc = rc ? rc : cn_app_route(app, "GET /health", health, NULL);
     rc = rc ? rc : cn_app_route(app, "GET /plaintext", plaintext, NULL);
@@ -371,7 +389,7 @@ int demo_register(cn_app *app)
     rc = rc ? rc : cn_app_route(app, "GET /stream/{n:int}", stream_lines, NULL);
     rc = rc ? rc : cn_app_route_ex(app, "GET /sync-data", sync_data, NULL, &sync);
     rc = rc ? rc : cn_app_route_ex(app, "GET /sync-sleep/{ms:int}", sync_sleep, NULL, &sync);
-    rc = rc ? rc : cn_app_route_ex(app, "GET /cpu/{n:int}", cpu, NULL, &sync);
+    rc = rc ? rc : cn_app_route_ex(app, "GET /cpu/{n:int}", cpu, NULL, &cpu_bound);
     rc = rc ? rc : cn_app_route(app, "GET /to-thread/{ms:int}", to_thread, NULL);
     /* GET /metrics: the app's, the pool's and the loop's figures, for Prometheus */
     rc = rc ? rc : cn_app_metrics_route(app, NULL);

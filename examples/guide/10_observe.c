@@ -51,7 +51,8 @@ static int echo(cn_req *req, cn_res *res)
 
     if (rc < 0)
         return rc; /* CN_EBADJSON or CN_EJSONDEPTH: a 400 */
-    return cn_res_json(res, 200, cJSON_Duplicate(body, 1));
+    /* the request's own tree: printed, and kept by the request */
+    return cn_res_json(res, 200, body);
 }
 
 int main(int argc, char **argv)

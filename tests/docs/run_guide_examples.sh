@@ -303,6 +303,8 @@ if start 10_observe; then
     deep=$(printf '[%.0s' $(seq 200))$(printf ']%.0s' $(seq 200))
     body=$(curl -s -X POST --data "$deep" "http://127.0.0.1:$port/echo")
     [[ $body == '{"detail":"JSON nesting too deep"}' ]] || fail "POST /echo (depth 200): got '$body'"
+    body=$(curl -s -X POST --data '{"total":1e999}' "http://127.0.0.1:$port/echo")
+    [[ $body == '{"detail":"JSON decode error"}' ]] || fail "POST /echo (1e999): got '$body'"
     stop
 fi
 

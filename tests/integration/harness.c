@@ -311,16 +311,28 @@ int h_connect_fd(const char *host, int port)
     return connect_fd(host, port, 0);
 }
 
-h_conn *h_open_rcvbuf(h_server *s, int rcvbuf)
+static h_conn *open_conn(const char *host, int port, int rcvbuf)
 {
     h_conn *c = calloc(1, sizeof(*c));
     int fd;
 
     assert_non_null(c);
-    fd = connect_fd(s->host, s->port, rcvbuf);
+    fd = connect_fd(host, port, rcvbuf);
     if (fd < 0)
-        fail_msg("connect to %s port %d: %s", s->host, s->port, strerror(-fd));
+        fail_msg("connect to %s port %d: %s", host, port, strerror(-fd));
     c->fd = fd;
+    return c;
+}
+
+h_conn *h_open_at(const char *host, int port)
+{
+    return open_conn(host, port, 0);
+}
+
+h_conn *h_open_rcvbuf(h_server *s, int rcvbuf)
+{
+    h_conn *c = open_conn(s->host, s->port, rcvbuf);
+
     c->srv = s;
     c->next = s->conns;
     s->conns = c;
@@ -334,11 +346,9 @@ h_conn *h_open(h_server *s)
 
 void h_close(h_conn *c)
 {
-    h_conn **pp;
-
     if (c == NULL)
         return;
-    for (pp = &c->srv->conns; *pp; pp = &(*pp)->next) {
+    for (h_conn **pp = c->srv ? &c->srv->conns : NULL; pp && *pp; pp = &(*pp)->next) {
         if (*pp == c) {
             *pp = c->next;
             break;
@@ -861,6 +871,21 @@ void h_expect_rejected(h_server *s, const char *raw, size_t len, int status)
 
     if (h_probe_rejected(s, raw, len, status, why, sizeof why))
         fail_msg("%s", why);
+}
+
+void h_expect_all_rejected(h_server *s, const h_bad_case *cases, size_t n)
+{
+    int failed = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char why[256];
+        if (h_probe_rejected(s, cases[i].raw, cases[i].len, cases[i].status, why, sizeof why)) {
+            print_error("case \"%s\": %s\n", cases[i].name, why);
+            failed++;
+        }
+    }
+    if (failed)
+        fail_msg("%d of %zu cases failed", failed, n);
 }
 
 /* What every response carries, whichever client read it (see harness.h). */

@@ -170,6 +170,13 @@ h_conn *h_open(h_server *s);
 /* As h_open with SO_RCVBUF set before connect (a slow reader). */
 h_conn *h_open_rcvbuf(h_server *s, int rcvbuf);
 
+/*
+ * A connection to host:port that belongs to no h_server (an app run
+ * without h_start): h_stop never closes it, h_close does. Fails the test
+ * on error.
+ */
+h_conn *h_open_at(const char *host, int port);
+
 /* Close and free (NULL allowed). */
 void h_close(h_conn *c);
 
@@ -277,6 +284,32 @@ void h_expect_rejected(h_server *s, const char *raw, size_t len, int status);
  */
 int h_probe_rejected(h_server *s, const char *raw, size_t len, int status, char *why,
                      size_t whylen);
+
+/*
+ * A table of framing/parsing attacks: each `raw` (len bytes, embedded NULs
+ * kept) must be answered `status` as h_probe_rejected checks it.
+ */
+typedef struct h_bad_case {
+    const char *name;
+    const char *raw;
+    size_t len;
+    int status;
+} h_bad_case;
+
+/* A row of that table from a string literal (sizeof keeps embedded NULs). */
+/* clang-format off */
+#define H_CASE(name, lit, status) {name, lit, sizeof(lit) - 1, status}
+/* clang-format on */
+
+/*
+ * h_probe_rejected for every case: each one that fails is printed with its
+ * name and reason, then the test fails once, with the count.
+ */
+void h_expect_all_rejected(h_server *s, const h_bad_case *cases, size_t n);
+
+/* The same over a static array. */
+#define H_EXPECT_ALL_REJECTED(s, cases)                                                            \
+    h_expect_all_rejected((s), (cases), sizeof(cases) / sizeof((cases)[0]))
 
 /* Milliseconds on a monotonic clock. */
 int64_t h_now_ms(void);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "json.h"
 
 #include "app.h" /* cn__app_free_checked */
 #include "demo.h"
@@ -424,6 +425,13 @@ static void test_body_not_json(void **state)
         {"{\"a\":\"\\u12\"}", 7, "Invalid \\\\uXXXX escape"},
         {"{\"\xc3\xa9\": x}", 6, "Expecting value"}, /* characters, not bytes */
         {"  ", 2, "Expecting value"},
+        /* what Python takes and Canteen refuses: the same shape, our message */
+        {"{\"name\":\"a\\u0000b\"}", 10, "Invalid \\\\u0000 escape: NUL in a string"},
+        {"{\"name\":\"\\ud800\"}", 9, "Unpaired surrogate in \\\\uXXXX escape"},
+        {"{\"name\":\"\\udc00\\ud800\"}", 9, "Unpaired surrogate in \\\\uXXXX escape"},
+        {"{\"price\":1e999}", 9, "Number out of range"},
+        {"{\"price\":NaN}", 9, "Expecting value"},
+        {"{\"price\":-Infinity}", 9, "Expecting value"},
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -433,9 +441,52 @@ static void test_body_not_json(void **state)
         want_post(state, cases[i].body, NULL, 422, want);
         free(want);
     }
-    /* not even UTF-8: Python cannot decode it, FastAPI answers 400 */
-    want_post(state, "{\"name\":\"\xff\"}", NULL, 400,
-              "{\"detail\":\"There was an error parsing the body\"}");
+    /* not even UTF-8: Python cannot decode it, FastAPI answers 400; the
+     * same for overlong forms and for surrogates encoded in UTF-8 (which
+     * Python's surrogatepass would let through: RFC 3629 does not) */
+    for (const char *const *b =
+             (const char *const[]){"{\"name\":\"\xff\"}", "{\"name\":\"\xc0\xaf\"}",
+                                   "{\"name\":\"\xed\xa0\x80\"}", NULL};
+         *b; b++)
+        want_post(state, *b, NULL, 400, "{\"detail\":\"There was an error parsing the body\"}");
+    /* too deep for Python's recursion: a RecursionError, FastAPI's 400 */
+    {
+        char *deep = malloc(300001);
+        assert_non_null(deep);
+        memset(deep, '[', 300000);
+        deep[300000] = 0;
+        want_post(state, deep, NULL, 400, "{\"detail\":\"There was an error parsing the body\"}");
+        free(deep);
+    }
+}
+
+/* A body big enough to be checked on the pool: the same answers. */
+static void test_big_body_on_the_pool(void **state)
+{
+    size_t n = 12000; /* characters of two bytes each */
+    char *name = malloc(2 * n + 1), *body, *want;
+
+    assert_non_null(name);
+    for (size_t i = 0; i < n; i++)
+        memcpy(name + 2 * i, "\xc3\xa9", 2);
+    name[2 * n] = 0;
+    body = h_strf("{\"name\":\"%s\",\"price\":2}", name);
+    want = h_strf("{\"name\":\"%s\",\"price\":2,\"qty\":1,\"tags\":[],\"at\":null,"
+                  "\"note\":null,\"paid\":false}",
+                  name);
+    assert_true(strlen(body) > CN__JSON_POOL_BYTES);
+    want_post(state, body, NULL, 201, want);
+    free(body);
+    free(want);
+    /* malformed at the end: Python's position, in characters */
+    body = h_strf("{\"name\":\"%s\",\"price\": }", name);
+    want = h_strf(ERR1("{\"type\":\"json_invalid\",\"loc\":[\"body\",%zu],\"msg\":\"JSON "
+                       "decode error\",\"input\":{},\"ctx\":{\"error\":\"Expecting value\"}}"),
+                  n + 20);
+    want_post(state, body, NULL, 422, want);
+    free(body);
+    free(want);
+    free(name);
 }
 
 /* ---- the test client ---- */
@@ -614,6 +665,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_body_valid, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_body_errors, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_body_not_json, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_big_body_on_the_pool, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_same_as_socket, fx_setup, fx_teardown),
         cmocka_unit_test(test_client_lifecycle),
         cmocka_unit_test(test_bad_declarations),

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -154,6 +155,7 @@ static void test_past_the_fd_limit(void **state)
         assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
         assert_int_equal(r.status, 503);
         assert_non_null(h_header_get(&r, "Retry-After"));
+        assert_string_equal(h_header_get(&r, "Retry-After"), "1"); /* the default */
         assert_true(h_connection_has(&r, "close"));
         h_response_free(&r);
         assert_int_equal(h_expect_eof(c, H_TIMEOUT_MS), H_OK);
@@ -164,6 +166,7 @@ static void test_past_the_fd_limit(void **state)
     st = h_stats(s);
     assert_int_equal(st.connections_no_fd, 3);
     assert_true(st.responses_5xx >= 3);
+    assert_int_equal(st.accept_pauses, 0); /* the spare answered: no pause */
     /* one warning for the burst, not one per connection */
     assert_int_equal(h_log_count(CN_LOG_WARN, "out of file descriptors", NULL), 1);
 
@@ -181,10 +184,131 @@ static void test_past_the_fd_limit(void **state)
     assert_true(next <= NCLIENTS);
 }
 
+/*
+ * accept_pauses once it moved past `from`, waiting at most timeout_ms; *at
+ * is a time just before the look that read it.
+ */
+static uint64_t wait_pauses_past(h_server *s, uint64_t from, int timeout_ms, int64_t *at)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    uint64_t n;
+
+    *at = h_now_ms();
+    n = h_stats(s).accept_pauses;
+    for (int i = 0; i < 100000 && n <= from && *at < deadline; i++) {
+        poll(NULL, 0, 2); /* a bounded look at a counter, 2 ms apart */
+        *at = h_now_ms();
+        n = h_stats(s).accept_pauses;
+    }
+    return n;
+}
+
+/* Nothing has come on c: no answer, no close, no reset. (Not poll(),
+ * which refuses more descriptors than the limit, here 0.) */
+static void assert_nothing_yet(h_conn *c)
+{
+    char b;
+
+    assert_int_equal(recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT), -1);
+    assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/*
+ * Out of descriptors with no spare to answer from: the limit comes down to
+ * 0, below every descriptor the server holds, so closing the spare frees
+ * no usable slot and it cannot be taken back. A connection then waits in
+ * the backlog; the server must not spin on the listener, which stays
+ * readable, but pause accepting and look again every 100 ms; and once the
+ * limit is back, serve that very connection and take its spare back.
+ */
+static void test_no_spare_pauses(void **state)
+{
+    cn_config cfg = h_fast_config();
+    h_server *s;
+    h_conn *waiting, *c;
+    h_response r;
+    struct rlimit none;
+    uint64_t first, later;
+    int64_t t0, t1, elapsed;
+    int next = 0;
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &orig), 0);
+    if (orig.rlim_cur < HIGH_FD + NCLIENTS + 1) {
+        struct rlimit up = orig;
+        assert_true(orig.rlim_max >= HIGH_FD + NCLIENTS + 1);
+        up.rlim_cur = HIGH_FD + NCLIENTS + 1;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &up), 0);
+        orig = up;
+    }
+    cfg.retry_after_s = 9; /* the 503 at the end says so */
+    s = h_start(&cfg, NULL, NULL, NULL);
+    *state = s;
+    for (int i = 0; i < NCLIENTS; i++)
+        client_socket_at(HIGH_FD + i);
+    assert_true(h_wait_active(s, 0, H_TIMEOUT_MS));
+    h_log_reset();
+    assert_int_equal(h_stats(s).accept_pauses, 0);
+
+    /* no new descriptor for anyone in this process from here on */
+    none = orig;
+    none.rlim_cur = 0;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &none), 0);
+    waiting = connect_at(s, HIGH_FD + next++);
+    h_sends(waiting, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+
+    /* the first pause: the spare is let go and cannot be taken back */
+    first = wait_pauses_past(s, 0, H_TIMEOUT_MS, &t0);
+    assert_true(first >= 1);
+    /*
+     * Then one look per pause. Spinning would count thousands at once.
+     * Pausing, pause first + 1 comes after t0 (the look at t0 read first),
+     * and first + 3 two whole pauses later: 200 ms, less the loop clock's
+     * rounding. 150 ms leaves a wide margin; a slow machine only adds.
+     */
+    later = wait_pauses_past(s, first + 2, H_TIMEOUT_MS, &t1);
+    elapsed = h_now_ms() - t0; /* after the look that read it */
+    assert_true(later >= first + 3);
+    assert_true(elapsed >= 150);
+    /* no answer could be given (no spare), and nothing was reset */
+    assert_nothing_yet(waiting);
+    assert_int_equal(h_stats(s).connections_no_fd, 0);
+    /* logged once, not once per look, and saying why nothing was answered */
+    assert_int_equal(h_log_count(CN_LOG_WARN, "out of file descriptors", NULL), 1);
+    assert_int_equal(h_log_count(CN_LOG_WARN, "out of file descriptors", "accepting paused"), 1);
+
+    /* descriptors come back: the waiting connection is served */
+    restore_limit();
+    assert_int_equal(h_read_response(waiting, &r, H_TIMEOUT_MS), H_OK);
+    assert_int_equal(r.status, 200);
+    h_response_free(&r);
+    later = h_stats(s).accept_pauses;
+    c = connect_at(s, HIGH_FD + next++);
+    assert_served(c);
+    assert_served(waiting);
+    assert_int_equal(h_stats(s).accept_pauses, later);
+
+    /* and the spare is back: past the limit again, a 503 instead of a wait */
+    assert_true(h_wait_active(s, 2, H_TIMEOUT_MS));
+    leave_room(0);
+    c = connect_at(s, HIGH_FD + next++);
+    assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
+    assert_int_equal(r.status, 503);
+    assert_non_null(h_header_get(&r, "Retry-After"));
+    assert_string_equal(h_header_get(&r, "Retry-After"), "9");
+    h_response_free(&r);
+    assert_int_equal(h_expect_eof(c, H_TIMEOUT_MS), H_OK);
+    h_close(c);
+    assert_int_equal(h_stats(s).connections_no_fd, 1);
+    assert_int_equal(h_stats(s).accept_pauses, later);
+    restore_limit();
+    assert_true(next <= NCLIENTS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_past_the_fd_limit, teardown),
+        cmocka_unit_test_teardown(test_no_spare_pauses, teardown),
     };
     int rc;
 

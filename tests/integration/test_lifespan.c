@@ -21,11 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-
 #include "harness.h"
 
 #include "app.h" /* cn__app_free_checked */
@@ -131,27 +126,17 @@ static cn_app *new_app(void)
 
 static char *get_body(cn_app *app, const char *path, int *status)
 {
-    int fd = h_connect_fd("127.0.0.1", cn_app_port(app));
-    char req[128], buf[4096];
-    size_t got = 0;
+    h_conn *c = h_open_at("127.0.0.1", cn_app_port(app));
+    h_response r;
+    char *body;
 
-    assert_true(fd >= 0);
-    /* blocking reads, each bounded by a receive timeout */
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){.tv_sec = 5}, sizeof(struct timeval));
-    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
-    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-    for (;;) {
-        ssize_t n = read(fd, buf + got, sizeof buf - 1 - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[got] = 0;
-    *status = got > 12 ? atoi(buf + 9) : 0;
-    char *body = strstr(buf, "\r\n\r\n");
-    return strdup(body ? body + 4 : "");
+    h_sendf(c, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
+    assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
+    h_close(c);
+    *status = r.status;
+    body = strdup(r.body);
+    h_response_free(&r);
+    return body;
 }
 
 /* Startup awaits before anything is served; connections made meanwhile wait. */

@@ -1,13 +1,15 @@
 /*
  * test_limits.c -- the configured limits and the status each gives: header
  * bytes and count (431), body size (413), header timeout (408), idle
- * keep-alive timeout, max_connections (503), and input/output backpressure.
+ * keep-alive timeout, max_connections (503), input/output backpressure, and
+ * the Retry-After of the 503s given under load (retry_after_s).
  */
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../gate.h"
 #include "harness.h"
 
 static cn_config limits_config(void)
@@ -378,7 +380,8 @@ static void open_idle(h_server *s, h_conn **cs, int n)
     }
 }
 
-static void expect_503(h_server *s)
+/* A 503 with Retry-After `retry`, and the close. */
+static void expect_503_retry(h_server *s, const char *retry)
 {
     h_conn *c = h_open(s);
     h_response r;
@@ -386,11 +389,18 @@ static void expect_503(h_server *s)
     h_sends(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
     assert_int_equal(r.status, 503);
+    assert_non_null(h_header_get(&r, "Retry-After"));
+    assert_string_equal(h_header_get(&r, "Retry-After"), retry);
     assert_true(h_connection_has(&r, "close"));
     h_assert_standard_headers(&r, false);
     h_response_free(&r);
     assert_int_equal(h_expect_eof(c, H_TIMEOUT_MS), H_OK);
     h_close(c);
+}
+
+static void expect_503(h_server *s)
+{
+    expect_503_retry(s, "1");
 }
 
 static void test_max_connections_503(void **state)
@@ -432,6 +442,98 @@ static void test_max_connections_rejected_slot_released(void **state)
     expect_503(s); /* closed by us after its EOF */
     h_close(cs[0]);
     assert_true(h_wait_active(s, 3, 1000));
+}
+
+/* ---- Retry-After ---- */
+
+/* A sync route that holds its worker at the gate. */
+static int rt_gate(cn_req *req, cn_res *res)
+{
+    (void)req;
+    gate_pass();
+    return cn_res_json_str(res, 200, "{}");
+}
+
+static int gate_routes(cn_app *app, void *arg)
+{
+    cn_route_opts sync = {.mode = CN_ROUTE_SYNC};
+
+    (void)arg;
+    return cn_app_route_ex(app, "GET /t/gate", rt_gate, NULL, &sync);
+}
+
+static uint64_t queue_depth(h_server *s)
+{
+    cn_pool_stats ps;
+
+    cn_app_pool_stats(s->app, &ps);
+    return ps.queue_depth;
+}
+
+/* A 503 on c with Retry-After `retry`. */
+static void read_503_retry(h_conn *c, const char *retry)
+{
+    h_response r;
+
+    assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
+    assert_int_equal(r.status, 503);
+    assert_non_null(h_header_get(&r, "Retry-After"));
+    assert_string_equal(h_header_get(&r, "Retry-After"), retry);
+    h_response_free(&r);
+}
+
+/*
+ * retry_after_s = 7: every 503 Canteen gives under load says 7. The pool
+ * (one worker, held at the gate; one job may wait, for 300 ms): a full
+ * queue refuses the next job at once, the waiting one is dropped at its
+ * deadline. Then max_connections.
+ */
+static void test_retry_after_configured(void **state)
+{
+    cn_config cfg = h_fast_config();
+    h_conn *held, *queued, *refused, *cs[4];
+    h_response r;
+    h_server *s;
+
+    cfg.retry_after_s = 7;
+    cfg.pool_threads = 1;
+    cfg.pool_route_share = 100;
+    cfg.pool_queue_max = 1;
+    cfg.pool_queue_timeout_ms = 300;
+    cfg.max_connections = 5;
+    cfg.header_timeout_ms = cfg.keepalive_timeout_ms = 10000;
+    gate_close();
+    s = h_start(&cfg, NULL, gate_routes, NULL);
+    *state = s;
+
+    held = h_open(s);
+    h_sends(held, "GET /t/gate HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(H_WAIT_UNTIL(atomic_load(&gate_waiting) == 1, H_TIMEOUT_MS));
+    queued = h_open(s);
+    h_sends(queued, "GET /t/gate HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(H_WAIT_UNTIL(queue_depth(s) == 1, H_TIMEOUT_MS));
+    refused = h_open(s);
+    h_sends(refused, "GET /t/gate HTTP/1.1\r\nHost: t\r\n\r\n");
+    read_503_retry(refused, "7"); /* the queue is full */
+    read_503_retry(queued, "7");  /* waited past pool_queue_timeout_ms */
+
+    /* held and four more make max_connections: the sixth is refused */
+    h_close(queued);
+    h_close(refused);
+    assert_true(h_wait_active(s, 1, H_TIMEOUT_MS));
+    for (int i = 0; i < 4; i++) {
+        cs[i] = h_open(s);
+        h_sends(cs[i], "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_int_equal(h_read_response(cs[i], &r, H_TIMEOUT_MS), H_OK);
+        assert_int_equal(r.status, 200);
+        h_response_free(&r);
+    }
+    expect_503_retry(s, "7");
+
+    gate_release();
+    assert_int_equal(h_read_response(held, &r, H_TIMEOUT_MS), H_OK);
+    assert_int_equal(r.status, 200);
+    h_response_free(&r);
 }
 
 /* ---- backpressure ---- */
@@ -603,6 +705,7 @@ int main(void)
         cmocka_unit_test_teardown(test_silent_connection_closed, h_teardown),
         cmocka_unit_test_teardown(test_max_connections_503, h_teardown),
         cmocka_unit_test_teardown(test_max_connections_rejected_slot_released, h_teardown),
+        cmocka_unit_test_teardown(test_retry_after_configured, h_teardown),
         cmocka_unit_test_teardown(test_slow_reader_not_cut_off, h_teardown),
         cmocka_unit_test_teardown(test_write_timeout_counts_from_the_answer, h_tc_teardown),
         cmocka_unit_test_teardown(test_pipelined_flood_is_bounded, h_teardown),

@@ -194,6 +194,7 @@ static void test_scrape_format(void **state)
         "canteen_connections_accepted_total",
         "canteen_connections_rejected_total",
         "canteen_connections_no_fd_total",
+        "canteen_accept_pauses_total",
         "canteen_connections_stalled_total",
         "canteen_connections_open",
         "canteen_requests_total",

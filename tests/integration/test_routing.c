@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "json.h"
 
 static h_client *start_tc(void **state)
 {
@@ -273,6 +274,70 @@ static void test_echo_json_errors(void **state)
     expect_echo(c, " {\"ok\":true} ", 200, "{\"ok\":true}");
 }
 
+/* What Python's json would take and Canteen refuses, and what is not UTF-8:
+ * each a 400, never echoed back altered. */
+static void test_echo_refuses_what_it_cannot_carry(void **state)
+{
+    static const char *const bodies[] = {
+        "[\"a\\u0000b\"]",        /* would end the string at the NUL */
+        "[1e999]",                /* would come back as null */
+        "{\"a\": -1e400}",        /* the same */
+        "[NaN]",                  /* not JSON */
+        "[Infinity]",             /* not JSON */
+        "[\"\\ud800\"]",          /* an unpaired surrogate */
+        "[\"\\udc00\\ud800\"]",   /* the pair the wrong way round */
+        "[\"\xff\"]",             /* not UTF-8 */
+        "[\"\xc0\xaf\"]",         /* an overlong form of '/' */
+        "[\"\xed\xa0\x80\"]",     /* a surrogate encoded in UTF-8 */
+        "[\"\xf4\x90\x80\x80\"]", /* past U+10FFFF */
+    };
+    h_client *c = start_tc(state);
+    char *deep = malloc(400001);
+
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+        expect_echo(c, bodies[i], 400, "{\"detail\":\"JSON decode error\"}");
+    /* far deeper than any coroutine stack would survive a recursive parse */
+    assert_non_null(deep);
+    memset(deep, '[', 200000);
+    memset(deep + 200000, ']', 200000);
+    deep[400000] = 0;
+    expect_echo(c, deep, 400, "{\"detail\":\"JSON nesting too deep\"}");
+    free(deep);
+    /* what is refused is only what has to be: pairs, escapes, big finite numbers */
+    expect_echo(c, "[\"\\ud83d\\ude00 \\u00e9\",1e308,-0.0,1e-999]", 200,
+                "[\"\xf0\x9f\x98\x80 \xc3\xa9\",1e+308,-0,0]");
+    h_tc_assert_healthy(c);
+}
+
+/* A body big enough to be parsed, printed and deleted on the pool comes
+ * back the same as a small one would. */
+static void test_echo_big_body_through_the_pool(void **state)
+{
+    h_client *c = start_tc(state);
+    size_t n = 40000, len = 0;
+    char *body = malloc(n * 12 + 16);
+    cn_pool_stats before, after;
+    cn_test_response r;
+
+    assert_non_null(body);
+    body[len++] = '[';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(body + len, "%s{\"i\":%zu}", i ? "," : "", i);
+    body[len++] = ']';
+    body[len] = 0;
+    assert_true(len > CN__JSON_POOL_BYTES);
+    cn_app_pool_stats(c->app, &before);
+    h_tc_request(c, "POST", "/echo", NULL, body, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, body);
+    cn_test_response_free(&r);
+    cn_app_pool_stats(c->app, &after);
+    /* the parse, the print and the delete */
+    assert_true(after.submitted - before.submitted >= 3);
+    free(body);
+    h_tc_assert_healthy(c);
+}
+
 /* A POST with no Content-Length has no body: the same error as an empty one. */
 static void test_echo_without_length(void **state)
 {
@@ -305,6 +370,8 @@ int main(void)
         cmocka_unit_test_teardown(test_header_value_ows_trimmed, h_teardown),
         cmocka_unit_test_teardown(test_echo_json_errors, h_tc_teardown),
         cmocka_unit_test_teardown(test_echo_without_length, h_teardown),
+        cmocka_unit_test_teardown(test_echo_refuses_what_it_cannot_carry, h_tc_teardown),
+        cmocka_unit_test_teardown(test_echo_big_body_through_the_pool, h_tc_teardown),
         cmocka_unit_test_teardown(test_handler_errors, h_tc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "json.h"
 #include "req.h"
 #include "router.h"
 
