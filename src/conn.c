@@ -289,13 +289,18 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
+/* Deadlines count from now, not from the start of the loop turn (libuv's
+ * cached time): after a long turn (a handler that held the loop, or a
+ * loaded machine) a keep-alive or head timeout must not be spent already. */
 static void timer_set(cn__conn *c, int mode, uint64_t ms)
 {
     c->timer_mode = mode;
-    if (mode == TIMER_NONE)
+    if (mode == TIMER_NONE) {
         uv_timer_stop(&c->timer);
-    else
+    } else {
+        uv_update_time(c->srv->loop);
         uv_timer_start(&c->timer, on_timer, ms, 0);
+    }
 }
 
 /*

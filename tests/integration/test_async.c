@@ -18,7 +18,8 @@ static h_server *start(void **state, const cn_config *cfg)
     return s;
 }
 
-/* Many parked handlers at once: the total is the longest wait, not the sum. */
+/* Many parked handlers at once: all ten are parked together (the total is
+ * the longest wait, not the sum). */
 static void test_concurrent_sleeps(void **state)
 {
     h_server *s = start(state, NULL);
@@ -27,41 +28,39 @@ static void test_concurrent_sleeps(void **state)
 
     for (int i = 0; i < 10; i++) {
         cs[i] = h_open(s);
-        h_sends(cs[i], "GET /sleep/300 HTTP/1.1\r\nHost: t\r\n\r\n");
+        h_sends(cs[i], "GET /sleep/2000 HTTP/1.1\r\nHost: t\r\n\r\n");
     }
+    assert_true(H_WAIT_UNTIL(h_stats(s).requests_active == 10, H_TIMEOUT_MS));
     for (int i = 0; i < 10; i++) {
         h_response r;
         assert_int_equal(h_read_response(cs[i], &r, H_TIMEOUT_MS), H_OK);
         assert_int_equal(r.status, 200);
-        assert_string_equal(r.body, "{\"slept_ms\":300}");
+        assert_string_equal(r.body, "{\"slept_ms\":2000}");
         h_response_free(&r);
     }
     dt = h_now_ms() - t0;
-    assert_true(dt >= 290);
-    assert_true(dt < 1500); /* 10 x 300 ms would be 3 s */
+    print_message("10 x /sleep/2000: %lld ms\n", (long long)dt);
+    assert_true(dt >= 1990);
 }
 
 /*
  * GET `slow` on one connection and, once its handler runs, GET `fast` on
- * another: fast must be answered 200 within `within_ms`, while slow still
- * waits. Returns slow's connection, its answer not read yet.
+ * another: fast must be answered 200 while slow still waits (shown by the
+ * order of the answers, not by a clock). Returns slow's connection, its
+ * answer not read yet.
  */
-static h_conn *answered_meanwhile(h_server *s, const char *slow, const char *fast,
-                                  int64_t within_ms)
+static h_conn *answered_meanwhile(h_server *s, const char *slow, const char *fast)
 {
     h_conn *sc = h_open(s), *fc = h_open(s);
     h_response r;
-    int64_t t0;
 
     h_sendf(sc, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", slow);
     assert_true(H_WAIT_UNTIL(h_stats(s).requests_active == 1, H_TIMEOUT_MS));
-    t0 = h_now_ms();
     h_sendf(fc, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", fast);
     assert_int_equal(h_read_response(fc, &r, H_TIMEOUT_MS), H_OK);
     assert_int_equal(r.status, 200);
     h_response_free(&r);
     assert_int_equal(h_expect_quiet(sc, 0), H_TIMEOUT);
-    assert_true(h_now_ms() - t0 < within_ms);
     h_close(fc);
     return sc;
 }
@@ -70,11 +69,12 @@ static h_conn *answered_meanwhile(h_server *s, const char *slow, const char *fas
 static void test_parked_handler_does_not_block(void **state)
 {
     h_server *s = start(state, NULL);
-    h_conn *slow = answered_meanwhile(s, "/sleep/1000", "/users/5", 900);
+    h_conn *slow = answered_meanwhile(s, "/sleep/3000", "/users/5");
     h_response r;
 
-    assert_int_equal(h_read_response(slow, &r, H_TIMEOUT_MS), H_OK);
-    assert_string_equal(r.body, "{\"slept_ms\":1000}");
+    /* its 3 s, longer on a loaded machine */
+    assert_int_equal(h_read_response(slow, &r, 20000), H_OK);
+    assert_string_equal(r.body, "{\"slept_ms\":3000}");
     h_response_free(&r);
 }
 
@@ -82,10 +82,11 @@ static void test_parked_handler_does_not_block(void **state)
 static void test_sync_handler_does_not_block(void **state)
 {
     h_server *s = start(state, NULL);
-    h_conn *slow = answered_meanwhile(s, "/sync-sleep/800", "/health", 700);
+    h_conn *slow = answered_meanwhile(s, "/sync-sleep/3000", "/health");
     h_response r;
 
-    assert_int_equal(h_read_response(slow, &r, H_TIMEOUT_MS), H_OK);
+    /* its 3 s, longer on a loaded machine (a sync sleep is 10 ms slices) */
+    assert_int_equal(h_read_response(slow, &r, 20000), H_OK);
     assert_int_equal(r.status, 200);
     h_response_free(&r);
 }

@@ -583,31 +583,36 @@ static void test_loop_block_detector(void **state)
 }
 
 /*
- * Three pipelined 60 ms blocks run back to back in one loop turn: no single
- * step crosses the 100 ms threshold, so nothing is logged (a busy turn made
- * of short steps is also what heavy load looks like); the turn is counted in
- * busy_turns instead.
+ * Three pipelined 400 ms blocks run back to back in one loop turn: no single
+ * step crosses the 1000 ms threshold, so nothing is logged (a busy turn made
+ * of short steps is also what heavy load looks like); the turn, at least
+ * 1200 ms, is counted in busy_turns instead. (Each step is at least 400 ms
+ * and under the threshold by 600 ms: room for a loaded machine.)
  */
 static void test_short_steps_adding_up_are_counted_not_logged(void **state)
 {
-    h_server *s = start(state, NULL, true);
-    h_conn *c = h_open(s);
+    cn_config cfg = h_fast_config();
+    h_server *s;
+    h_conn *c;
     cn_loop_stats ls;
 
-    h_sends(c, "GET /trap/blocking/60 HTTP/1.1\r\nHost: t\r\n\r\n"
-               "GET /trap/blocking/60 HTTP/1.1\r\nHost: t\r\n\r\n"
-               "GET /trap/blocking/60 HTTP/1.1\r\nHost: t\r\n\r\n");
+    cfg.slow_callback_ms = 1000;
+    s = start(state, &cfg, true);
+    c = h_open(s);
+    h_sends(c, "GET /trap/blocking/400 HTTP/1.1\r\nHost: t\r\n\r\n"
+               "GET /trap/blocking/400 HTTP/1.1\r\nHost: t\r\n\r\n"
+               "GET /trap/blocking/400 HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_int_equal(h_read_responses(c, 3, H_TIMEOUT_MS, NULL), 3);
     /* a later loop turn has run (the per-turn measure is taken there) */
     h_sends(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_int_equal(h_read_responses(c, 1, H_TIMEOUT_MS, NULL), 1);
     h_close(c);
     h_assert_healthy(s);
-    assert_true(H_WAIT_UNTIL(loop_stats(s).busy_turns >= 1, 1000));
+    assert_true(H_WAIT_UNTIL(loop_stats(s).busy_turns >= 1, 3000));
     ls = loop_stats(s);
     print_message("busy turns %llu, busiest %.0f ms\n", (unsigned long long)ls.busy_turns,
                   ls.busiest_turn_ms);
-    assert_true(ls.busiest_turn_ms >= 150);
+    assert_true(ls.busiest_turn_ms >= 1150);
     assert_int_equal(ls.slow_steps, 0);
     assert_int_equal(h_log_count(-1, "blocked", NULL), 0);
 }
@@ -638,6 +643,29 @@ static void test_idle_timer_spares_unread_requests(void **state)
     h_response_free(&r);
     h_close(a);
     h_close(b);
+}
+
+/*
+ * The keep-alive timeout counts from the answer: after a handler held the
+ * loop for longer than it (700 ms against 300), the connection still
+ * serves the client's next request instead of being closed as idle at
+ * once.
+ */
+static void test_idle_timer_counts_from_the_answer(void **state)
+{
+    h_server *s = start(state, NULL, true); /* keep-alive timeout 300 ms */
+    h_conn *a = h_open(s);
+    h_response r;
+
+    h_sends(a, "GET /trap/blocking/700 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(h_read_response(a, &r, H_TIMEOUT_MS), H_OK);
+    assert_int_equal(r.status, 200);
+    h_response_free(&r);
+    h_sends(a, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(h_read_response(a, &r, H_TIMEOUT_MS), H_OK);
+    assert_int_equal(r.status, 200);
+    h_response_free(&r);
+    h_close(a);
 }
 
 /* slow_callback_ms < 0 switches the detector off. */
@@ -767,6 +795,7 @@ int main(void)
         cmocka_unit_test_teardown(test_loop_block_detector, h_teardown),
         cmocka_unit_test_teardown(test_short_steps_adding_up_are_counted_not_logged, h_teardown),
         cmocka_unit_test_teardown(test_idle_timer_spares_unread_requests, h_teardown),
+        cmocka_unit_test_teardown(test_idle_timer_counts_from_the_answer, h_teardown),
         cmocka_unit_test_teardown(test_loop_block_detector_off, h_teardown),
         cmocka_unit_test_teardown(test_blocking_delays_requests_in_flight, h_teardown),
         cmocka_unit_test_teardown(test_shutdown_with_jobs_running_and_queued, h_teardown),

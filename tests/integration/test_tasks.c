@@ -799,22 +799,21 @@ static void test_await_non_child(void **state)
     assert_int_equal(h_log_count(CN_LOG_WARN, "never awaited", NULL), 0);
 }
 
-/* wait_for: a child sleeping 1000 ms given 50 ms is cancelled and awaited. */
+/* wait_for: a child sleeping 60 s given 50 ms is cancelled (its sleep
+ * returns CN_ECANCELED, not 0) and awaited. */
 static void test_wait_for_timeout(void **state)
 {
     h_server *s = start(state, NULL);
-    int64_t t0 = h_now_ms();
-    cJSON *o = h_get_json(s, "/t/wait-for/1000/50", 200);
+    cJSON *o = h_get_json(s, "/t/wait-for/60000/50", 200);
 
     h_assert_code(o, "negative_timeout", CN_EINVAL);
     h_assert_code(o, "rc", CN_ETIMEDOUT);
     h_assert_code(o, "child_sleep_rc", CN_ECANCELED);
     assert_int_equal(h_jint(o, "child_finished"), 1);
     assert_true(h_jint(o, "elapsed_ms") >= 49);
-    assert_true(h_jint(o, "elapsed_ms") < 800);
+    assert_true(h_jint(o, "elapsed_ms") < 30000); /* not the child's 60 s */
     h_assert_code(o, "after_sleep_rc", 0);
     assert_true(h_jint(o, "after_sleep_ms") >= 19);
-    assert_true(h_now_ms() - t0 < 900);
     cJSON_Delete(o);
     h_assert_settles(s);
 }

@@ -83,15 +83,20 @@ static int rt_q(cn_req *req, cn_res *res)
 
 static int q1(cn_pg_conn *c, const char *sql, cJSON *o, const char *key);
 
-/* Advisory lock 7, held by GET /t/pg/locker until the test lets it go. */
-static atomic_int g_locked, g_unlock;
+/* GET /t/pg/locker: takes advisory lock 7 on a connection of its own
+ * (g_locked says it has), and holds it until pg_stat_activity shows five
+ * backends waiting for it (bounded: 4 s, within the client's wait) -- watched on that same
+ * connection, so that no other connection of the pool is needed, which
+ * might be one of the waiting ones (pipelined). Answers how many it saw. */
+static atomic_int g_locked;
 
-/* GET /t/pg/locker: takes advisory lock 7 on a connection of its own and
- * holds it until the test sets g_unlock (bounded: 20 s) */
 static int rt_locker(cn_req *req, cn_res *res)
 {
+    const char *like = "%AS gathered";
     cn_pg_conn *c;
+    cn_pg_result *r;
     cJSON *o = obj();
+    int64_t n = -1;
     int rc = cn_pg_acquire(g_pool, 5000, &c);
 
     (void)req;
@@ -100,8 +105,16 @@ static int rt_locker(cn_req *req, cn_res *res)
         return cn_res_json(res, 200, o);
     q1(c, "SELECT pg_advisory_lock(7)", o, "lock");
     atomic_store(&g_locked, 1);
-    for (int i = 0; i < 4000 && !atomic_load(&g_unlock); i++)
-        cn_sleep(5);
+    for (int i = 0; i < 800 && n != 5; i++) {
+        if (i > 0)
+            cn_sleep(5);
+        if (cn_pg_conn_query(c,
+                             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1"
+                             " AND state = 'active' AND pid <> pg_backend_pid()",
+                             1, &like, &r) == 0)
+            cn_pg_result_int64(r, 0, 0, &n);
+    }
+    num(o, "waiting", (double)n);
     q1(c, "SELECT pg_advisory_unlock(7)", o, "unlock");
     cn_pg_release(c);
     return cn_res_json(res, 200, o);
@@ -630,7 +643,6 @@ static h_server *start_app(void **state, const cn_config *app_cfg, cn_pg_config 
         cfg.name = "test";
     g_cfg = cfg;
     atomic_store(&g_locked, 0);
-    atomic_store(&g_unlock, 0);
     s = h_start(app_cfg, NULL, routes, NULL);
     *state = s;
     return s;
@@ -702,8 +714,8 @@ static bool wait_running(h_server *s, const char *tag, int64_t want, int ms)
 
 /* Hold advisory lock 7 (GET /t/pg/locker), start the five gathered
  * queries that wait for it, and see all five wait on the server at once
- * (so they run on five connections together, not one after another);
- * then let the lock go: all five succeed. */
+ * (so they run on five connections together, not one after another); the
+ * lock goes then, and all five succeed. */
 static void gathered_wait_together(h_server *s)
 {
     h_conn *locker, *five;
@@ -712,14 +724,13 @@ static void gathered_wait_together(h_server *s)
     locker = h_send_get(s, "/t/pg/locker");
     assert_true(H_WAIT_UNTIL(atomic_load(&g_locked) == 1, 10000));
     five = h_send_get(s, "/t/pg/sleep5?lock=1");
-    assert_true(wait_running(s, "gathered", 5, 10000));
-    atomic_store(&g_unlock, 1);
-    o = h_read_json(five, 200);
-    h_assert_code(o, "rc", 0);
-    cJSON_Delete(o);
     o = h_read_json(locker, 200);
     h_assert_code(cJSON_GetObjectItem(o, "lock"), "rc", 0);
+    h_assert_code(o, "waiting", 5);
     h_assert_code(cJSON_GetObjectItem(o, "unlock"), "rc", 0);
+    cJSON_Delete(o);
+    o = h_read_json(five, 200);
+    h_assert_code(o, "rc", 0);
     cJSON_Delete(o);
     h_close(five);
     h_close(locker);
