@@ -167,8 +167,7 @@ static void test_past_the_fd_limit(void **state)
         assert_int_equal(h_expect_eof(c, H_TIMEOUT_MS), H_OK);
         h_close(c);
     }
-    /* counted just after the close the client saw: wait for the server */
-    assert_true(H_WAIT_UNTIL(h_stats(s).connections_no_fd >= 3, H_TIMEOUT_MS));
+    /* counted before each answer was sent: no wait for the server */
     st = h_stats(s);
     assert_int_equal(st.connections_no_fd, 3);
     assert_true(st.responses_5xx >= 3);
