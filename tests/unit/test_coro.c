@@ -966,8 +966,11 @@ static void test_overflow_big_frame(void **state)
 {
     (void)state;
     /* Under ASan the arrays live on its fake stack, not on ours; Valgrind
-     * follows its own rules for stack jumps. */
-    if (have_asan || under_valgrind())
+     * follows its own rules for stack jumps; under TSan the runtime's own
+     * mappings may take the address under every new stack, so the witness
+     * mapping below the guard cannot be placed (seen 1 run in 40: the child
+     * exits 5). The normal build runs it. */
+    if (have_asan || have_tsan || under_valgrind())
         skip();
     char path[] = "/tmp/canteen-test-below-XXXXXX";
     below_fd = mkstemp(path);
