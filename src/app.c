@@ -1187,6 +1187,10 @@ int cn__app_fork_child(cn_app *app, cn__worker *w)
 
     if (rc < 0)
         return rc;
+    /* the pool's wake descriptor: one per process, like the loop's own */
+    rc = cn__pool_fork_child(app->pool);
+    if (rc < 0)
+        return rc;
     /* curl's multi handle keeps descriptors of its own: one per process */
     f = cn__fetch_new(&app->loop, &app->cfg);
     if (f == NULL)

@@ -4,10 +4,24 @@
  * Workers run at a lower scheduling priority than the loop thread (nice
  * +10 by default): when the server is confined to one core, CPU-bound jobs
  * then take the time the loop does not want instead of starving it.
+ *
+ * For the same reason nothing wakes the loop with uv_async_send: libuv
+ * (1.44) marks the handle busy around its write, and the loop, finding it
+ * busy, spins and sched_yield()s until the sender is done. A nice worker
+ * preempted in that window held the loop for tens of milliseconds at a
+ * time (bench/attacks/run json). The loop polls a descriptor of the pool's
+ * own instead (an eventfd; a pipe where there is none), and a waker writes
+ * to it with the mutex let go: a preempted writer holds nothing the loop
+ * waits for.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -25,11 +39,13 @@ enum { SWEEP_IDLE, SWEEP_WANTED, SWEEP_ARMED };
 struct cn__pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    cn__list queue; /* waiting for a worker, FIFO */
-    cn__list aged;  /* every waiting job (queued or held in a lane), oldest first */
-    cn__list done;  /* finished or dropped, for the loop */
-    uv_async_t wake;
-    uv_timer_t sweep; /* drops jobs past the queue timeout (loop thread) */
+    cn__list queue;         /* waiting for a worker, FIFO */
+    cn__list aged;          /* every waiting job (queued or held in a lane), oldest first */
+    cn__list done;          /* finished or dropped, for the loop */
+    uv_poll_t wake;         /* readable: wake_rfd was written (loop thread) */
+    int wake_rfd, wake_wfd; /* the same eventfd, or a pipe's two ends */
+    atomic_bool signalled;  /* written to, and the loop has not yet read */
+    uv_timer_t sweep;       /* drops jobs past the queue timeout (loop thread) */
     int sweep_state;
     unsigned open_handles;
     pthread_t *threads;
@@ -56,6 +72,72 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the loop's wake-up ---- */
+
+/* A wake descriptor: 0, or a negative errno-style code. */
+static int wake_open(int *rfd, int *wfd)
+{
+#ifdef __linux__
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+    if (fd < 0)
+        return -errno;
+    *rfd = *wfd = fd;
+#else
+    int fds[2];
+
+    if (pipe(fds) < 0)
+        return -errno;
+    for (int i = 0; i < 2; i++) {
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+    }
+    *rfd = fds[0];
+    *wfd = fds[1];
+#endif
+    return 0;
+}
+
+static void wake_close(int rfd, int wfd)
+{
+    if (wfd >= 0 && wfd != rfd)
+        close(wfd);
+    if (rfd >= 0)
+        close(rfd);
+}
+
+/*
+ * Tell the loop to look at the pool (there is something in `done`, or a
+ * sweep is wanted). Any thread, the loop's included; never with mu held.
+ * One write until the loop has read it: later wakes find it still to come.
+ */
+static void wake_loop(cn__pool *p)
+{
+    uint64_t one = 1; /* an eventfd takes 8 bytes; a pipe, any */
+    ssize_t r;
+
+    if (atomic_exchange(&p->signalled, true))
+        return;
+    do
+        r = write(p->wake_wfd, &one, sizeof one);
+    while (r < 0 && errno == EINTR);
+    /* EAGAIN (a full pipe): the loop has bytes to read already */
+}
+
+/* The loop's half: empty the descriptor, then let the next wake write. */
+static void wake_drain(cn__pool *p)
+{
+    uint64_t buf[8];
+    ssize_t r;
+
+    do
+        r = read(p->wake_rfd, buf, sizeof buf);
+    while (r > 0 || (r < 0 && errno == EINTR));
+    /* cleared before the loop looks under mu: whatever a waker put there
+     * after this point, it writes again for */
+    atomic_store(&p->signalled, false);
 }
 
 /* ---- waiting jobs (all under mu) ---- */
@@ -138,7 +220,9 @@ static void *worker(void *arg)
         if (expired(p, j, now_ns())) {
             /* the sweep timer has not come round to it yet: same outcome */
             drop(p, j, CN_EEXPIRED);
-            uv_async_send(&p->wake);
+            pthread_mutex_unlock(&p->mu);
+            wake_loop(p);
+            pthread_mutex_lock(&p->mu);
             continue;
         }
         cn__list_remove(&j->link);
@@ -164,7 +248,10 @@ static void *worker(void *arg)
         j->state = JOB_DONE;
         j->status = 0;
         cn__list_push(&p->done, &j->link);
-        uv_async_send(&p->wake);
+        /* j is the loop's from here: it may be gone once mu is let go */
+        pthread_mutex_unlock(&p->mu);
+        wake_loop(p);
+        pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -239,10 +326,13 @@ static void deliver(cn__pool *p)
     }
 }
 
-static void on_wake(uv_async_t *a)
+static void on_wake(uv_poll_t *h, int status, int events)
 {
-    cn__pool *p = a->data;
+    cn__pool *p = h->data;
 
+    (void)status; /* an error on an eventfd: looking costs nothing */
+    (void)events;
+    wake_drain(p);
     pthread_mutex_lock(&p->mu);
     if (p->sweep_state == SWEEP_WANTED)
         sweep_start(p);
@@ -269,7 +359,18 @@ cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta)
     cn__list_init(&p->done);
     p->nice_delta = nice_delta;
     p->want_threads = threads;
-    uv_async_init(loop, &p->wake, on_wake);
+    atomic_init(&p->signalled, false);
+    p->wake_rfd = p->wake_wfd = -1;
+    if (wake_open(&p->wake_rfd, &p->wake_wfd) < 0 ||
+        uv_poll_init(loop, &p->wake, p->wake_rfd) < 0) {
+        wake_close(p->wake_rfd, p->wake_wfd);
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+        free(p->threads);
+        free(p);
+        return NULL;
+    }
+    uv_poll_start(&p->wake, UV_READABLE, on_wake);
     uv_timer_init(loop, &p->sweep);
     p->wake.data = p->sweep.data = p;
     p->open_handles = 2;
@@ -277,6 +378,35 @@ cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta)
     uv_unref((uv_handle_t *)&p->wake);
     uv_unref((uv_handle_t *)&p->sweep);
     return p;
+}
+
+int cn__pool_fork_child(cn__pool *p)
+{
+    int rfd = -1, wfd = -1, rc;
+
+    /* the parent's descriptor is shared with the parent and every other
+     * child: a wake meant for one loop could be read by another */
+    rc = wake_open(&rfd, &wfd);
+    if (rc < 0)
+        return rc;
+    /* onto the same numbers, so that the poll handle stays as it is: after
+     * uv_loop_fork every watcher is registered anew on the next loop turn,
+     * and that registration then finds this process's own descriptor */
+    if (dup2(rfd, p->wake_rfd) < 0 || (wfd != rfd && dup2(wfd, p->wake_wfd) < 0)) {
+        rc = -errno;
+    } else {
+        fcntl(p->wake_rfd, F_SETFD, FD_CLOEXEC);
+        fcntl(p->wake_wfd, F_SETFD, FD_CLOEXEC);
+        rc = 0;
+    }
+    wake_close(rfd, wfd);
+    atomic_store(&p->signalled, false);
+    return rc;
+}
+
+int cn__pool_wake_fd(const cn__pool *p)
+{
+    return p->wake_rfd;
 }
 
 void cn__pool_set_limits(cn__pool *p, unsigned queue_max, unsigned timeout_ms)
@@ -303,8 +433,11 @@ static void on_handle_closed(uv_handle_t *h)
 {
     cn__pool *p = h->data;
 
-    if (--p->open_handles == 0)
+    if (--p->open_handles == 0) {
+        /* the poll handle is closed: its descriptor may go */
+        wake_close(p->wake_rfd, p->wake_wfd);
         free(p);
+    }
 }
 
 static void loop_job_work(cn__job *j);
@@ -336,7 +469,7 @@ void cn__pool_free(cn__pool *p)
 int cn__pool_submit(cn__pool *p, cn__job *j)
 {
     cn__lane *lane = j->lane;
-    bool wake_loop = false;
+    bool wake = false;
 
     /* a pool used before cn__pool_start (the unit tests) starts here */
     if (p->nthreads == 0 && cn__pool_start(p) < 0)
@@ -370,11 +503,11 @@ int cn__pool_submit(cn__pool *p, cn__job *j)
     /* the loop's sweep must know of a deadline: ask for it once */
     if (p->timeout_ns && p->sweep_state == SWEEP_IDLE) {
         p->sweep_state = SWEEP_WANTED;
-        wake_loop = true;
+        wake = true;
     }
     pthread_mutex_unlock(&p->mu);
-    if (wake_loop)
-        uv_async_send(&p->wake);
+    if (wake)
+        wake_loop(p);
     return 0;
 }
 
@@ -388,8 +521,7 @@ int cn__pool_cancel(cn__pool *p, cn__job *j)
     case JOB_HELD:
         /* its done callback runs from the loop, like any other */
         drop(p, j, CN_ECANCELED);
-        uv_async_send(&p->wake);
-        rc = 0;
+        rc = 1; /* the loop is woken below, with mu let go */
         break;
     case JOB_RUNNING:
         atomic_store(&j->cancelled, 1);
@@ -400,6 +532,10 @@ int cn__pool_cancel(cn__pool *p, cn__job *j)
         break;
     }
     pthread_mutex_unlock(&p->mu);
+    if (rc == 1) {
+        wake_loop(p);
+        rc = 0;
+    }
     return rc;
 }
 

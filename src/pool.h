@@ -1,8 +1,10 @@
 /*
  * pool.h -- Canteen's own work-queue thread pool (not libuv's shared one):
  * sync routes and cn_to_thread run here. Workers never touch loop objects:
- * a finished job goes on a completion queue that the loop drains after a
- * uv_async_send (which coalesces, so every wake-up drains everything).
+ * a finished job goes on a completion queue that the loop drains when the
+ * pool's wake descriptor (an eventfd the loop polls) turns readable. Wakes
+ * coalesce, so every wake-up drains everything; none is a uv_async_send
+ * (pool.c says why).
  */
 #ifndef CN_POOL_H
 #define CN_POOL_H
@@ -38,6 +40,18 @@ struct cn__job {
  * into workers after creating its app. NULL on failure. Loop thread.
  */
 cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta);
+
+/*
+ * In a process forked from the one that made the pool, after
+ * uv_loop_fork and before the loop runs again: a wake descriptor of its
+ * own, under the same number (the inherited one is the parent's, and every
+ * sibling's). 0, or a negative errno (UV_EMFILE...). Before any thread of
+ * the pool is started in this process.
+ */
+int cn__pool_fork_child(cn__pool *p);
+
+/* The descriptor the loop polls for wakes (the tests compare processes'). */
+int cn__pool_wake_fd(const cn__pool *p);
 
 /* Start the threads (once; later calls do nothing): 0, or CN_EAGAIN when
  * not one could be created. Loop thread. */

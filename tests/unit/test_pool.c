@@ -4,7 +4,9 @@
  * or cancel, never on a worker), one wake-up draining every completion,
  * cancelling queued and running jobs, the figures, the workers' nice value,
  * freeing a pool with jobs still queued; the bounds (queue_max, the queue
- * timeout), lanes (a route's limit) and the cooperative cancel check.
+ * timeout), lanes (a route's limit) and the cooperative cancel check; how
+ * workers wake the loop (a descriptor of the pool's own, never an async
+ * handle; closed with the pool; a forked child's is its own).
  *
  * Jobs that must stay "running" wait on a gate the test opens. Nothing
  * sleeps to synchronise: the test polls the pool's figures or runs the loop
@@ -17,7 +19,10 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -27,6 +32,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,7 +68,6 @@ static void nap_ms(int ms)
     })
 
 /* ---- the gate: jobs that must stay running wait here ---- */
-
 
 /* ---- test jobs ---- */
 
@@ -603,6 +608,109 @@ static void test_running_job_sees_cancel(void **state)
     assert_int_equal(atomic_load(&b.saw_start), 0);
 }
 
+/* ---- the wake-up ---- */
+
+static void count_async(uv_handle_t *h, void *arg)
+{
+    if (uv_handle_get_type(h) == UV_ASYNC)
+        (*(int *)arg)++;
+}
+
+static bool readable(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
+/* The loop is woken through a descriptor it polls, not an async handle
+ * (whose sender the loop spins for in libuv 1.44): the pool adds none to
+ * the loop. Completions still arrive, and the descriptor is read empty by
+ * the loop turn that delivers them. It is closed with the pool. */
+static void test_wake_is_a_descriptor_closed_with_the_pool(void **state)
+{
+    fixture *f = fixture_new(2, 0);
+    tjob a;
+    int asyncs = 0, fd;
+
+    *state = f;
+    uv_walk(&f->loop, count_async, &asyncs);
+    assert_int_equal(asyncs, 0);
+    fd = cn__pool_wake_fd(f->pool);
+    assert_true(fd >= 0);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC); /* not leaked into exec'd children */
+    assert_false(readable(fd));
+    tjob_init(&a, 0, false);
+    assert_int_equal(cn__pool_submit(f->pool, &a.job), 0);
+    /* the worker's write is there before the loop runs */
+    assert_true(WAIT_UNTIL(readable(fd), DEADLINE_MS));
+    assert_true(RUN_UNTIL(f, a.done_status == 0));
+    assert_false(readable(fd));
+    cn__pool_free(f->pool);
+    f->pool = NULL;
+    /* still open until its handle's close has been delivered */
+    assert_int_not_equal(fcntl(fd, F_GETFD), -1);
+    uv_close((uv_handle_t *)&f->tick, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(fcntl(fd, F_GETFD), -1);
+    assert_int_equal(errno, EBADF);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+    *state = NULL;
+}
+
+/* What a forked child checks (no cmocka there): 0, or the failing step. */
+static int child_side(fixture *f, int parent_fd)
+{
+    tjob a, b;
+
+    if (uv_loop_fork(&f->loop) != 0)
+        return 10;
+    if (cn__pool_fork_child(f->pool) != 0)
+        return 11;
+    if (cn__pool_wake_fd(f->pool) != parent_fd) /* the poll handle's number */
+        return 12;
+    if (!(fcntl(parent_fd, F_GETFD) & FD_CLOEXEC))
+        return 13;
+    /* the child's loop is woken by the child's workers */
+    tjob_init(&a, 0, false);
+    if (cn__pool_submit(f->pool, &a.job) != 0)
+        return 14;
+    if (!RUN_UNTIL(f, a.done_status == 0))
+        return 15;
+    /* a wake this loop never reads: the parent must not see it */
+    tjob_init(&b, 1, false);
+    if (cn__pool_submit(f->pool, &b.job) != 0)
+        return 16;
+    if (!WAIT_UNTIL(readable(parent_fd), DEADLINE_MS))
+        return 17;
+    return 0;
+}
+
+/* A forked process (a supervisor's worker) gets a wake descriptor of its
+ * own: neither sees the other's wakes, and both loops still get theirs. */
+static void test_forked_child_wakes_only_its_own_loop(void **state)
+{
+    fixture *f = fixture_new(1, 0);
+    int fd = cn__pool_wake_fd(f->pool), st = -1;
+    tjob a;
+    pid_t pid;
+
+    *state = f;
+    /* no worker thread yet: forking is what a supervisor does at this point */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(child_side(f, fd));
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    /* the child wrote its wakes and left one unread: none reached us */
+    assert_false(readable(fd));
+    tjob_init(&a, 0, false);
+    assert_int_equal(cn__pool_submit(f->pool, &a.job), 0);
+    assert_true(RUN_UNTIL(f, a.done_status == 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -617,6 +725,8 @@ int main(void)
         cmocka_unit_test_teardown(test_lane_holds_over_limit_without_worker, teardown),
         cmocka_unit_test_teardown(test_cancel_held_job_never_runs, teardown),
         cmocka_unit_test_teardown(test_running_job_sees_cancel, teardown),
+        cmocka_unit_test_teardown(test_wake_is_a_descriptor_closed_with_the_pool, teardown),
+        cmocka_unit_test_teardown(test_forked_child_wakes_only_its_own_loop, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
