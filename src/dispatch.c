@@ -179,26 +179,10 @@ static bool quiet(int rc)
     return rc == CN_EBADJSON || rc == CN_EJSONDEPTH || rc == CN_EAGAIN || rc == CN_EEXPIRED;
 }
 
-/*
- * A refusal under load (the pool's queue full or timed out, no coroutine
- * stack) says when to come back: the app's retry_after_s, in place of any
- * Retry-After already there (cn__res_from_error's default of 1).
- */
-static void set_retry_after(const cn__dispatch *d, cn_res *res)
-{
-    char v[12];
-
-    snprintf(v, sizeof v, "%u", d->cfg->retry_after_s);
-    cn_res_remove_header(res, "Retry-After");
-    (void)cn_res_header(res, "Retry-After", v); /* without it, still a 503 */
-}
-
-/* cn__res_from_error, with the app's Retry-After on the pool's refusals. */
+/* cn__res_from_error with the app's Retry-After for the refusals under load. */
 static void answer_error(const cn__dispatch *d, cn_res *res, int err, unsigned keep)
 {
-    cn__res_from_error(res, err, keep);
-    if ((err == CN_EAGAIN || err == CN_EEXPIRED) && res->status == 503)
-        set_retry_after(d, res);
+    cn__res_from_error(res, err, keep, d->cfg->retry_after_s);
 }
 
 /*
@@ -416,7 +400,7 @@ static int run_request(void *arg)
      * they may use its memory */
     cn__task_settle(t);
     if (!req->res.body_set && rc != CN_ECANCELED && !cn__task_is_cancelled(t))
-        cn__res_from_error(&req->res, CN_ESTATE, 0); /* no level answered: cannot happen */
+        answer_error(d, &req->res, CN_ESTATE, 0); /* no level answered: cannot happen */
     sent = respond(d, req, true);
     r->detached = true;
     cn__list_push(&d->detached, &r->link);
@@ -464,7 +448,7 @@ void cn__dispatch_request(cn__dispatch *d, cn_req *req)
     }
     r = cn_req_alloc(req, sizeof(*r));
     if (r == NULL) {
-        cn__res_from_error(&req->res, CN_ENOMEM, 0);
+        answer_error(d, &req->res, CN_ENOMEM, 0);
         answer_now(d, req, false);
         return;
     }
@@ -491,8 +475,7 @@ void cn__dispatch_request(cn__dispatch *d, cn_req *req)
         req->task = NULL;
         req->run = NULL;
         if (rc == CN_EAGAIN) {
-            cn_res_error(&req->res, 503, "Server at capacity");
-            set_retry_after(d, &req->res);
+            cn__res_busy(&req->res, "Server at capacity", d->cfg->retry_after_s);
         } else {
             answer_error(d, &req->res, rc, 0);
         }

@@ -151,10 +151,21 @@ cn_req *cn__res_req(cn_res *res);
 
 /*
  * Replace the response with the canned error response for `err` (400 for
- * the JSON errors, 500 for anything else), keeping the first `keep`
- * headers (those set before the code that failed ran): 0 or CN_ENOMEM.
+ * the JSON errors; 503 with Retry-After: retry_after_s for the refusals
+ * under load, CN_EAGAIN, CN_EEXPIRED and CN_EUNAVAILABLE; 500 for anything
+ * else), keeping the first `keep` headers (those set before the code that
+ * failed ran): 0 or CN_ENOMEM. retry_after_s is the app's
+ * cn_config.retry_after_s.
  */
-int cn__res_from_error(cn_res *res, int err, unsigned keep);
+int cn__res_from_error(cn_res *res, int err, unsigned keep, unsigned retry_after_s);
+
+/*
+ * A 503 refusal under load: Retry-After: retry_after_s (the only one: a
+ * Retry-After already set is dropped) and FastAPI's error body with
+ * `detail` (NULL: the reason phrase). 0 or CN_ENOMEM (then still a 503,
+ * perhaps without the header).
+ */
+int cn__res_busy(cn_res *res, const char *detail, unsigned retry_after_s);
 
 /*
  * A complete standalone error response (for requests that never reached a

@@ -386,7 +386,17 @@ int cn_res_reset(cn_res *res)
     return 0;
 }
 
-int cn__res_from_error(cn_res *res, int err, unsigned keep)
+int cn__res_busy(cn_res *res, const char *detail, unsigned retry_after_s)
+{
+    char v[CN__UTOA_MAX + 1];
+
+    v[cn__utoa(v, retry_after_s)] = 0;
+    cn_res_remove_header(res, "retry-after");   /* one, Canteen's */
+    (void)cn_res_header(res, "Retry-After", v); /* without it, still a 503 */
+    return cn_res_error(res, 503, detail);
+}
+
+int cn__res_from_error(cn_res *res, int err, unsigned keep, unsigned retry_after_s)
 {
     /* a fresh start: whatever the failing code half-set is dropped */
     res->body_set = false;
@@ -401,13 +411,11 @@ int cn__res_from_error(cn_res *res, int err, unsigned keep)
         return cn_res_error(res, 400, "JSON nesting too deep");
     case CN_EUNAVAILABLE:
         /* a dependency (a database pool) cannot serve now: try again later */
-        return cn_res_error(res, 503, NULL);
     case CN_EAGAIN:
     case CN_EEXPIRED:
         /* the thread pool's queue is full, or the job waited past its
          * limit: the server is busy, the client may come back */
-        cn_res_header(res, "Retry-After", "1");
-        return cn_res_error(res, 503, NULL);
+        return cn__res_busy(res, NULL, retry_after_s);
     default:
         return cn_res_error(res, 500, NULL);
     }

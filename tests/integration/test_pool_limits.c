@@ -24,7 +24,6 @@
 
 /* ---- the gate: held jobs wait here until the test opens it ---- */
 
-
 /* ---- what the handlers saw, per slot ---- */
 
 static atomic_int entered[SLOTS];   /* the job (handler or fn) began */
@@ -188,7 +187,8 @@ static double metric(h_server *s, const char *name)
     return v;
 }
 
-/* Read c's answer: a 503 with Retry-After and FastAPI's body. */
+/* Read c's answer: a 503 with Retry-After: 7 (the tests' retry_after_s,
+ * not the default) and FastAPI's body. */
 static void expect_503(h_conn *c)
 {
     h_response r;
@@ -198,7 +198,7 @@ static void expect_503(h_conn *c)
     assert_int_equal(r.status, 503);
     ra = h_header_get(&r, "Retry-After");
     assert_non_null(ra);
-    assert_string_equal(ra, "1");
+    assert_string_equal(ra, "7");
     assert_string_equal(r.body, "{\"detail\":\"Service Unavailable\"}");
     h_assert_standard_headers(&r, false);
     h_response_free(&r);
@@ -230,6 +230,7 @@ static void test_queue_full_answers_503(void **state)
     cfg.pool_threads = 1;
     cfg.pool_route_share = 100;
     cfg.pool_queue_max = 1;
+    cfg.retry_after_s = 7;
     s = start(state, &cfg);
     c0 = h_send_get(s, "/t/hold/0");
     assert_true(H_WAIT_UNTIL(atomic_load(&gate_waiting) == 1, 3000));
@@ -277,6 +278,7 @@ static void test_queue_timeout_answers_503(void **state)
     cfg.pool_threads = 1;
     cfg.pool_route_share = 100;
     cfg.pool_queue_timeout_ms = 200;
+    cfg.retry_after_s = 7;
     s = start(state, &cfg);
     c0 = h_send_get(s, "/t/hold/0");
     assert_true(H_WAIT_UNTIL(atomic_load(&gate_waiting) == 1, 3000));

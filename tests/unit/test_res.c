@@ -810,7 +810,7 @@ static void from_error_badjson_is_400(void **state)
     cn_req *req = *state;
     cJSON *j;
 
-    assert_int_equal(cn__res_from_error(&req->res, CN_EBADJSON, 0), 0);
+    assert_int_equal(cn__res_from_error(&req->res, CN_EBADJSON, 0, 1), 0);
     assert_int_equal(cn_res_status(&req->res), 400);
     assert_string_equal(req->res.content_type, "application/json");
     j = body_json(&req->res);
@@ -823,7 +823,7 @@ static void from_error_jsondepth_is_400(void **state)
     cn_req *req = *state;
     cJSON *j;
 
-    assert_int_equal(cn__res_from_error(&req->res, CN_EJSONDEPTH, 0), 0);
+    assert_int_equal(cn__res_from_error(&req->res, CN_EJSONDEPTH, 0, 1), 0);
     assert_int_equal(cn_res_status(&req->res), 400);
     j = body_json(&req->res);
     assert_true(detail_of(j)[0] != 0);
@@ -839,10 +839,37 @@ static void from_error_others_are_500(void **state)
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         cn_req *req = cn__req_new(NULL, NULL);
         assert_non_null(req);
-        assert_int_equal(cn__res_from_error(&req->res, codes[i], 0), 0);
+        assert_int_equal(cn__res_from_error(&req->res, codes[i], 0, 1), 0);
         assert_int_equal(cn_res_status(&req->res), 500);
         assert_string_equal(req->res.content_type, "application/json");
         want_body(&req->res, "{\"detail\":\"Internal Server Error\"}");
+        cn__req_free(req);
+    }
+}
+
+/* The refusals under load are 503s that say when to come back: the app's
+ * retry_after_s, written once (a Retry-After kept from before replaced). */
+static void from_error_busy_is_503_with_retry_after(void **state)
+{
+    static const int codes[] = {CN_EAGAIN, CN_EEXPIRED, CN_EUNAVAILABLE};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        cn_req *req = cn__req_new(NULL, NULL);
+        assert_non_null(req);
+        assert_int_equal(cn_res_header(&req->res, "Retry-After", "99"), 0);
+        assert_int_equal(cn__res_from_error(&req->res, codes[i], 1, 7), 0);
+        assert_int_equal(cn_res_status(&req->res), 503);
+        WANT_WIRE(req, false,
+                  "HTTP/1.1 503 Service Unavailable\r\n"
+                  "Server: canteen\r\n"
+                  "Date: <date>\r\n"
+                  "Content-Length: 32\r\n"
+                  "Content-Type: application/json\r\n"
+                  "Connection: close\r\n"
+                  "Retry-After: 7\r\n"
+                  "\r\n"
+                  "{\"detail\":\"Service Unavailable\"}");
         cn__req_free(req);
     }
 }
@@ -854,7 +881,7 @@ static void from_error_replaces_a_half_set_response(void **state)
     assert_int_equal(cn_res_header(&req->res, "X-Partial", "1"), 0);
     assert_int_equal(cn_res_header(&req->res, "Content-Type", "text/html"), 0);
     assert_int_equal(cn_res_text(&req->res, 200, "half"), 0);
-    assert_int_equal(cn__res_from_error(&req->res, CN_ENOMEM, 0), 0);
+    assert_int_equal(cn__res_from_error(&req->res, CN_ENOMEM, 0, 1), 0);
     WANT_WIRE(req, false,
               "HTTP/1.1 500 Internal Server Error\r\n"
               "Server: canteen\r\n"
@@ -1533,6 +1560,7 @@ int main(void)
         T(from_error_badjson_is_400),
         T(from_error_jsondepth_is_400),
         cmocka_unit_test(from_error_others_are_500),
+        cmocka_unit_test(from_error_busy_is_503_with_retry_after),
         T(from_error_replaces_a_half_set_response),
         cmocka_unit_test(write_simple_is_a_complete_response),
         cmocka_unit_test(http_date_is_imf_fixdate),
