@@ -410,7 +410,9 @@ int cn__res_from_error(cn_res *res, int err, unsigned keep, unsigned retry_after
     case CN_EJSONDEPTH:
         return cn_res_error(res, 400, "JSON nesting too deep");
     case CN_EUNAVAILABLE:
-        /* a dependency (a database pool) cannot serve now: try again later */
+        /* a dependency (a database pool) cannot serve now; how long that
+         * lasts is the dependency's business, so no Retry-After */
+        return cn_res_error(res, 503, NULL);
     case CN_EAGAIN:
     case CN_EEXPIRED:
         /* the thread pool's queue is full, or the job waited past its

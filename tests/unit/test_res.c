@@ -851,7 +851,7 @@ static void from_error_others_are_500(void **state)
  * retry_after_s, written once (a Retry-After kept from before replaced). */
 static void from_error_busy_is_503_with_retry_after(void **state)
 {
-    static const int codes[] = {CN_EAGAIN, CN_EEXPIRED, CN_EUNAVAILABLE};
+    static const int codes[] = {CN_EAGAIN, CN_EEXPIRED};
 
     (void)state;
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
@@ -872,6 +872,27 @@ static void from_error_busy_is_503_with_retry_after(void **state)
                   "{\"detail\":\"Service Unavailable\"}");
         cn__req_free(req);
     }
+}
+
+/* A dependency's CN_EUNAVAILABLE is a 503 with no Retry-After of Canteen's. */
+static void from_error_unavailable_has_no_retry_after(void **state)
+{
+    cn_req *req = cn__req_new(NULL, NULL);
+
+    (void)state;
+    assert_non_null(req);
+    assert_int_equal(cn__res_from_error(&req->res, CN_EUNAVAILABLE, 1, 7), 0);
+    assert_int_equal(cn_res_status(&req->res), 503);
+    WANT_WIRE(req, false,
+              "HTTP/1.1 503 Service Unavailable\r\n"
+              "Server: canteen\r\n"
+              "Date: <date>\r\n"
+              "Content-Length: 32\r\n"
+              "Content-Type: application/json\r\n"
+              "Connection: close\r\n"
+              "\r\n"
+              "{\"detail\":\"Service Unavailable\"}");
+    cn__req_free(req);
 }
 
 static void from_error_replaces_a_half_set_response(void **state)
@@ -1561,6 +1582,7 @@ int main(void)
         T(from_error_jsondepth_is_400),
         cmocka_unit_test(from_error_others_are_500),
         cmocka_unit_test(from_error_busy_is_503_with_retry_after),
+        cmocka_unit_test(from_error_unavailable_has_no_retry_after),
         T(from_error_replaces_a_half_set_response),
         cmocka_unit_test(write_simple_is_a_complete_response),
         cmocka_unit_test(http_date_is_imf_fixdate),
