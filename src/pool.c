@@ -86,14 +86,11 @@ static int wake_open(int *rfd, int *wfd)
         return -errno;
     *rfd = *wfd = fd;
 #else
-    int fds[2];
+    uv_file fds[2];
+    int rc = uv_pipe(fds, UV_NONBLOCK_PIPE, UV_NONBLOCK_PIPE); /* close-on-exec too */
 
-    if (pipe(fds) < 0)
-        return -errno;
-    for (int i = 0; i < 2; i++) {
-        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
-    }
+    if (rc < 0)
+        return rc;
     *rfd = fds[0];
     *wfd = fds[1];
 #endif
@@ -124,6 +121,21 @@ static void wake_loop(cn__pool *p)
         r = write(p->wake_wfd, &one, sizeof one);
     while (r < 0 && errno == EINTR);
     /* EAGAIN (a full pipe): the loop has bytes to read already */
+}
+
+/*
+ * wake_loop from a worker holding mu, after it put something in `done`.
+ * A wake still to come covers it (the loop clears `signalled` before it
+ * takes mu, so it will see what was put there under mu): no write, and mu
+ * kept. Otherwise mu is let go for the write and taken again.
+ */
+static void wake_loop_held(cn__pool *p)
+{
+    if (atomic_load(&p->signalled))
+        return;
+    pthread_mutex_unlock(&p->mu);
+    wake_loop(p);
+    pthread_mutex_lock(&p->mu);
 }
 
 /* The loop's half: empty the descriptor, then let the next wake write. */
@@ -220,9 +232,7 @@ static void *worker(void *arg)
         if (expired(p, j, now_ns())) {
             /* the sweep timer has not come round to it yet: same outcome */
             drop(p, j, CN_EEXPIRED);
-            pthread_mutex_unlock(&p->mu);
-            wake_loop(p);
-            pthread_mutex_lock(&p->mu);
+            wake_loop_held(p);
             continue;
         }
         cn__list_remove(&j->link);
@@ -249,9 +259,7 @@ static void *worker(void *arg)
         j->status = 0;
         cn__list_push(&p->done, &j->link);
         /* j is the loop's from here: it may be gone once mu is let go */
-        pthread_mutex_unlock(&p->mu);
-        wake_loop(p);
-        pthread_mutex_lock(&p->mu);
+        wake_loop_held(p);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;

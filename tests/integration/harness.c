@@ -231,6 +231,21 @@ bool h_wait_active(h_server *s, uint64_t want, int timeout_ms)
     return h_stats(s).connections_active == want;
 }
 
+uint64_t h_wait_accept_pauses_past(h_server *s, uint64_t from, int timeout_ms, int64_t *at)
+{
+    int64_t deadline = h_now_ms() + timeout_ms, t = h_now_ms();
+    uint64_t n = h_stats(s).accept_pauses;
+
+    for (int i = 0; i < 100000 && n <= from && t < deadline; i++) {
+        poll(NULL, 0, 2); /* a bounded look at a counter, 2 ms apart */
+        t = h_now_ms();
+        n = h_stats(s).accept_pauses;
+    }
+    if (at)
+        *at = t;
+    return n;
+}
+
 void h_assert_healthy(h_server *s)
 {
     h_conn *c = h_open(s);

@@ -125,6 +125,13 @@ int h_teardown(void **state);
 bool h_wait_active(h_server *s, uint64_t want, int timeout_ms);
 
 /*
+ * As h_wait_active, for cn_stats.accept_pauses to move past `from`, looking
+ * every 2 ms for at most timeout_ms; returns the last count read. *at (NULL
+ * allowed) is a time just before the look that read it.
+ */
+uint64_t h_wait_accept_pauses_past(h_server *s, uint64_t from, int timeout_ms, int64_t *at);
+
+/*
  * A trace of who ran, in order: h_trace appends from any thread (the loop,
  * the pool, the test), under a lock; the test compares or waits on it.
  * 511 bytes at most (the rest is dropped).

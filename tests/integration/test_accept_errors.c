@@ -11,7 +11,6 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
@@ -35,19 +34,6 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     return real(fd, addr, len, flags);
 }
 
-/* accept_pauses once past `from`, looking every 2 ms for at most timeout_ms. */
-static uint64_t wait_pauses_past(h_server *s, uint64_t from, int timeout_ms)
-{
-    int64_t deadline = h_now_ms() + timeout_ms;
-    uint64_t n = h_stats(s).accept_pauses;
-
-    for (int i = 0; i < 100000 && n <= from && h_now_ms() < deadline; i++) {
-        poll(NULL, 0, 2);
-        n = h_stats(s).accept_pauses;
-    }
-    return n;
-}
-
 /*
  * A connection waits in the backlog while every accept fails with `err`.
  * The acceptor must pause and look again once per pause, not spin: per
@@ -58,7 +44,7 @@ static uint64_t wait_pauses_past(h_server *s, uint64_t from, int timeout_ms)
 static void pauses_on(void **state, int err)
 {
     h_server *s;
-    h_conn *waiting, *c;
+    h_conn *waiting;
     h_response r;
     uint64_t pauses, after;
     long calls;
@@ -66,20 +52,17 @@ static void pauses_on(void **state, int err)
     atomic_store(&armed_errno, 0); /* a failed case before may have left it */
     s = h_start(NULL, NULL, NULL, NULL);
     *state = s;
-    c = h_open(s); /* one served before, so the acceptor is warm */
-    h_sends(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
+    h_request(s, "GET", "/health", NULL, &r); /* one served before: the acceptor is warm */
     assert_int_equal(r.status, 200);
     h_response_free(&r);
     assert_int_equal(h_stats(s).accept_pauses, 0);
-    h_close(c); /* the pauses below outlast the keep-alive timeout */
 
     atomic_store(&failed_calls, 0);
     atomic_store(&armed_errno, err);
     waiting = h_open(s); /* connect() completes in the kernel's backlog */
     h_sends(waiting, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
 
-    pauses = wait_pauses_past(s, 2, H_TIMEOUT_MS);
+    pauses = h_wait_accept_pauses_past(s, 2, H_TIMEOUT_MS, NULL);
     calls = atomic_load(&failed_calls);
     atomic_store(&armed_errno, 0);
     assert_true(pauses >= 3);
@@ -92,15 +75,12 @@ static void pauses_on(void **state, int err)
     assert_int_equal(r.status, 200);
     h_response_free(&r);
     after = h_stats(s).accept_pauses;
-    c = h_open(s);
-    h_sends(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_int_equal(h_read_response(c, &r, H_TIMEOUT_MS), H_OK);
+    h_request(s, "GET", "/health", NULL, &r);
     assert_int_equal(r.status, 200);
     h_response_free(&r);
     assert_int_equal(h_stats(s).accept_pauses, after);
     /* nothing could be answered while every accept failed */
     assert_int_equal(h_stats(s).connections_no_fd, 0);
-    h_close(c);
     h_close(waiting);
 }
 

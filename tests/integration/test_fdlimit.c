@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -189,25 +188,6 @@ static void test_past_the_fd_limit(void **state)
     assert_true(next <= NCLIENTS);
 }
 
-/*
- * accept_pauses once it moved past `from`, waiting at most timeout_ms; *at
- * is a time just before the look that read it.
- */
-static uint64_t wait_pauses_past(h_server *s, uint64_t from, int timeout_ms, int64_t *at)
-{
-    int64_t deadline = h_now_ms() + timeout_ms;
-    uint64_t n;
-
-    *at = h_now_ms();
-    n = h_stats(s).accept_pauses;
-    for (int i = 0; i < 100000 && n <= from && *at < deadline; i++) {
-        poll(NULL, 0, 2); /* a bounded look at a counter, 2 ms apart */
-        *at = h_now_ms();
-        n = h_stats(s).accept_pauses;
-    }
-    return n;
-}
-
 /* Nothing has come on c: no answer, no close, no reset. (Not poll(),
  * which refuses more descriptors than the limit, here 0.) */
 static void assert_nothing_yet(h_conn *c)
@@ -255,7 +235,7 @@ static void test_no_spare_pauses(void **state)
     h_sends(waiting, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
 
     /* the first pause: the spare is let go and cannot be taken back */
-    first = wait_pauses_past(s, 0, H_TIMEOUT_MS, &t0);
+    first = h_wait_accept_pauses_past(s, 0, H_TIMEOUT_MS, &t0);
     assert_true(first >= 1);
     /*
      * Then one look per pause. Spinning would count thousands at once.
@@ -263,7 +243,7 @@ static void test_no_spare_pauses(void **state)
      * and first + 3 two whole pauses later: 200 ms, less the loop clock's
      * rounding. 150 ms leaves a wide margin; a slow machine only adds.
      */
-    later = wait_pauses_past(s, first + 2, H_TIMEOUT_MS, &t1);
+    later = h_wait_accept_pauses_past(s, first + 2, H_TIMEOUT_MS, &t1);
     elapsed = h_now_ms() - t0; /* after the look that read it */
     assert_true(later >= first + 3);
     assert_true(elapsed >= 150);

@@ -847,6 +847,16 @@ static void from_error_others_are_500(void **state)
     }
 }
 
+/* cn__res_from_error's 503 on the wire, around its Retry-After if any */
+#define WIRE_503_HEAD                                                                              \
+    "HTTP/1.1 503 Service Unavailable\r\n"                                                         \
+    "Server: canteen\r\n"                                                                          \
+    "Date: <date>\r\n"                                                                             \
+    "Content-Length: 32\r\n"                                                                       \
+    "Content-Type: application/json\r\n"                                                           \
+    "Connection: close\r\n"
+#define WIRE_503_END "\r\n{\"detail\":\"Service Unavailable\"}"
+
 /* The refusals under load are 503s that say when to come back: the app's
  * retry_after_s, written once (a Retry-After kept from before replaced). */
 static void from_error_busy_is_503_with_retry_after(void **state)
@@ -860,16 +870,7 @@ static void from_error_busy_is_503_with_retry_after(void **state)
         assert_int_equal(cn_res_header(&req->res, "Retry-After", "99"), 0);
         assert_int_equal(cn__res_from_error(&req->res, codes[i], 1, 7), 0);
         assert_int_equal(cn_res_status(&req->res), 503);
-        WANT_WIRE(req, false,
-                  "HTTP/1.1 503 Service Unavailable\r\n"
-                  "Server: canteen\r\n"
-                  "Date: <date>\r\n"
-                  "Content-Length: 32\r\n"
-                  "Content-Type: application/json\r\n"
-                  "Connection: close\r\n"
-                  "Retry-After: 7\r\n"
-                  "\r\n"
-                  "{\"detail\":\"Service Unavailable\"}");
+        WANT_WIRE(req, false, WIRE_503_HEAD "Retry-After: 7\r\n" WIRE_503_END);
         cn__req_free(req);
     }
 }
@@ -883,15 +884,7 @@ static void from_error_unavailable_has_no_retry_after(void **state)
     assert_non_null(req);
     assert_int_equal(cn__res_from_error(&req->res, CN_EUNAVAILABLE, 1, 7), 0);
     assert_int_equal(cn_res_status(&req->res), 503);
-    WANT_WIRE(req, false,
-              "HTTP/1.1 503 Service Unavailable\r\n"
-              "Server: canteen\r\n"
-              "Date: <date>\r\n"
-              "Content-Length: 32\r\n"
-              "Content-Type: application/json\r\n"
-              "Connection: close\r\n"
-              "\r\n"
-              "{\"detail\":\"Service Unavailable\"}");
+    WANT_WIRE(req, false, WIRE_503_HEAD WIRE_503_END);
     cn__req_free(req);
 }
 
