@@ -153,9 +153,9 @@ cn_req *cn__res_req(cn_res *res);
  * Replace the response with the canned error response for `err` (400 for
  * the JSON errors; 503 with Retry-After: retry_after_s for the refusals
  * under load, CN_EAGAIN and CN_EEXPIRED; 503 without it for a dependency's
- * CN_EUNAVAILABLE; 500 for anything else), keeping the first `keep` headers (those set before the code that
- * failed ran): 0 or CN_ENOMEM. retry_after_s is the app's
- * cn_config.retry_after_s.
+ * CN_EUNAVAILABLE; 500 for anything else), keeping the first `keep`
+ * headers (those set before the code that failed ran): 0 or CN_ENOMEM.
+ * retry_after_s is the app's cn_config.retry_after_s.
  */
 int cn__res_from_error(cn_res *res, int err, unsigned keep, unsigned retry_after_s);
 
