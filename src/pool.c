@@ -39,6 +39,7 @@ enum { SWEEP_IDLE, SWEEP_WANTED, SWEEP_ARMED };
 struct cn__pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t ready_cv; /* a worker is running (cn__pool_start waits) */
     cn__list queue;         /* waiting for a worker, FIFO */
     cn__list aged;          /* every waiting job (queued or held in a lane), oldest first */
     cn__list done;          /* finished or dropped, for the loop */
@@ -50,6 +51,7 @@ struct cn__pool {
     unsigned open_handles;
     pthread_t *threads;
     unsigned nthreads;     /* started */
+    unsigned running;      /* past their start-up, under mu */
     unsigned want_threads; /* to start (cn__pool_start) */
     int nice_delta;
     bool stopping;
@@ -220,6 +222,8 @@ static void *worker(void *arg)
                     getpriority(PRIO_PROCESS, 0) + p->nice_delta);
     current_pool = p;
     pthread_mutex_lock(&p->mu);
+    p->running++;
+    pthread_cond_signal(&p->ready_cv);
     for (;;) {
         cn__job *j;
         uint64_t wait;
@@ -362,6 +366,7 @@ cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta)
     }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->ready_cv, NULL);
     cn__list_init(&p->queue);
     cn__list_init(&p->aged);
     cn__list_init(&p->done);
@@ -372,6 +377,7 @@ cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta)
     if (wake_open(&p->wake_rfd, &p->wake_wfd) < 0 ||
         uv_poll_init(loop, &p->wake, p->wake_rfd) < 0) {
         wake_close(p->wake_rfd, p->wake_wfd);
+        pthread_cond_destroy(&p->ready_cv);
         pthread_cond_destroy(&p->cv);
         pthread_mutex_destroy(&p->mu);
         free(p->threads);
@@ -425,6 +431,9 @@ void cn__pool_set_limits(cn__pool *p, unsigned queue_max, unsigned timeout_ms)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* Returns once every started worker is running (libuv's threadpool does
+ * the same): a thread's own start-up (its nice value, a sanitizer's set-up,
+ * which allocates) is over before the first job, not in the middle of one. */
 int cn__pool_start(cn__pool *p)
 {
     if (p->nthreads > 0)
@@ -434,6 +443,10 @@ int cn__pool_start(cn__pool *p)
             break;
         p->nthreads++;
     }
+    pthread_mutex_lock(&p->mu);
+    while (p->running < p->nthreads)
+        pthread_cond_wait(&p->ready_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
     return p->nthreads > 0 ? 0 : CN_EAGAIN;
 }
 
@@ -467,6 +480,7 @@ void cn__pool_free(cn__pool *p)
     finish_loop_jobs(&p->done, true, false);
     finish_loop_jobs(&p->aged, false, true);
     free(p->threads);
+    pthread_cond_destroy(&p->ready_cv);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     /* the app runs the loop once more to deliver these closes */
