@@ -974,7 +974,13 @@ int cn_app_pool_submit(cn_app *app, void (*work)(void *arg), void (*done)(void *
 {
     if (app == NULL)
         return CN_EINVAL;
-    return cn__pool_submit_fn(app->pool, work, done, arg);
+    return cn__pool_submit_fn(app->pool, work, done, arg, false);
+}
+
+int cn__app_pool_submit_cpu(cn_app *app, void (*work)(void *arg),
+                            void (*done)(void *arg, int status), void *arg)
+{
+    return cn__pool_submit_fn(app->pool, work, done, arg, true);
 }
 
 /* ---- run by the caller, a turn at a time (the test client) ---- */

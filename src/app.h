@@ -19,6 +19,11 @@ int cn__app_add_route(cn_app *app, const char *spec, cn_handler fn, void *data,
  * handles), in reverse order of adoption. 0 or CN_ENOMEM. */
 int cn__app_adopt(cn_app *app, void (*free_fn)(void *), void *p);
 
+/* cn_app_pool_submit with the job in the pool's CPU lane (pool.h,
+ * cn__to_thread_cpu): for Canteen's own CPU-bound work. */
+int cn__app_pool_submit_cpu(cn_app *app, void (*work)(void *arg),
+                            void (*done)(void *arg, int status), void *arg);
+
 /* Routes, middleware and hooks can still be added (cn_app_run not called). */
 bool cn__app_is_new(const cn_app *app);
 

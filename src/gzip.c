@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "common.h"
 #include "filter.h"
+#include "pool.h"
 #include "req.h"
 
 #define DEFAULT_MINIMUM_SIZE 500
@@ -229,7 +230,7 @@ static int compress_body(const gz *g, cn_res *res)
     if (j.out == NULL)
         return CN_ENOMEM;
     /* the loop serves others while a large body is compressed */
-    rc = j.n >= g->pool_min_size ? cn_to_thread(deflate_whole, &j) : deflate_whole(&j);
+    rc = j.n >= g->pool_min_size ? cn__to_thread_cpu(deflate_whole, &j) : deflate_whole(&j);
     if (rc < 0)
         return rc == CN_ENOMEM ? 0 : rc; /* could not compress: send it as it is */
     rc = mark_gzip(res);
@@ -285,7 +286,7 @@ static int stream_step(gz_req *r, cn_req *req, const void *p, size_t n, int flus
     r->z.next_in = (Bytef *)(uintptr_t)p;
     r->z.avail_in = (uInt)n;
     r->out.len = 0;
-    rc = n >= r->g->pool_min_size ? cn_to_thread(deflate_step, &s) : deflate_step(&s);
+    rc = n >= r->g->pool_min_size ? cn__to_thread_cpu(deflate_step, &s) : deflate_step(&s);
     if (rc == 0)
         rc = cn__stream_emit(req, r->out.data, r->out.len);
     return rc;

@@ -19,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app.h"
 #include "json.h"
 #include "jsoncheck.h"
+#include "pool.h"
 
 /* ---- parsing ---- */
 
@@ -93,7 +95,7 @@ int cn__json_parse_off_loop(cn_app *app, const char *s, size_t n, cJSON **out)
 
     *out = NULL;
     if (n >= CN__JSON_POOL_BYTES) {
-        rc = cn_to_thread(parse_work, &j);
+        rc = cn__to_thread_cpu(parse_work, &j);
         if (rc == 0) {
             *out = j.out;
             return j.rc;
@@ -400,7 +402,7 @@ void cn__json_free(cn_app *app, cJSON *j)
     if (j == NULL)
         return;
     if (app && cn__json_nodes(j, CN__JSON_POOL_NODES) >= CN__JSON_POOL_NODES &&
-        cn_app_pool_submit(app, delete_work, delete_done, j) == 0)
+        cn__app_pool_submit_cpu(app, delete_work, delete_done, j) == 0)
         return;
     cJSON_Delete(j);
 }

@@ -40,13 +40,14 @@ struct cn__pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_cond_t ready_cv; /* a worker is running (cn__pool_start waits) */
-    cn__list queue;         /* waiting for a worker, FIFO */
-    cn__list aged;          /* every waiting job (queued or held in a lane), oldest first */
-    cn__list done;          /* finished or dropped, for the loop */
-    uv_poll_t wake;         /* readable: wake_rfd was written (loop thread) */
-    int wake_rfd, wake_wfd; /* the same eventfd, or a pipe's two ends */
-    atomic_bool signalled;  /* written to, and the loop has not yet read */
-    uv_timer_t sweep;       /* drops jobs past the queue timeout (loop thread) */
+    cn__list queue;          /* waiting for a worker, FIFO */
+    cn__list aged;           /* every waiting job (queued or held in a lane), oldest first */
+    cn__list done;           /* finished or dropped, for the loop */
+    cn__lane cpu_lane;       /* Canteen's own CPU work (cn__to_thread_cpu) */
+    uv_poll_t wake;          /* readable: wake_rfd was written (loop thread) */
+    int wake_rfd, wake_wfd;  /* the same eventfd, or a pipe's two ends */
+    atomic_bool signalled;   /* written to, and the loop has not yet read */
+    uv_timer_t sweep;        /* drops jobs past the queue timeout (loop thread) */
     int sweep_state;
     unsigned open_handles;
     pthread_t *threads;
@@ -353,6 +354,17 @@ static void on_wake(uv_poll_t *h, int status, int events)
     deliver(p);
 }
 
+/* The CPU lane's limit: the cores this process may run on (the affinity
+ * mask, which a pinned server narrows), and no more than the workers. */
+static unsigned cpu_lane_limit(unsigned threads)
+{
+    unsigned n = uv_available_parallelism();
+
+    if (n == 0)
+        n = 1;
+    return threads > 0 && n > threads ? threads : n;
+}
+
 cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta)
 {
     cn__pool *p = calloc(1, sizeof(*p));
@@ -370,6 +382,8 @@ cn__pool *cn__pool_new(uv_loop_t *loop, unsigned threads, int nice_delta)
     cn__list_init(&p->queue);
     cn__list_init(&p->aged);
     cn__list_init(&p->done);
+    cn__list_init(&p->cpu_lane.waiting);
+    p->cpu_lane.limit = cpu_lane_limit(threads);
     p->nice_delta = nice_delta;
     p->want_threads = threads;
     atomic_init(&p->signalled, false);
@@ -617,7 +631,8 @@ static void call_cancel(cn__task *t, void *arg)
     cn__pool_cancel(cn__task_ext(tc->task, CN__EXT_POOL), &tc->job);
 }
 
-int cn_to_thread(cn_task_fn fn, void *arg)
+/* cn_to_thread's body: the job counts in `lane` (NULL: the task's own). */
+static int to_thread(cn_task_fn fn, void *arg, bool cpu)
 {
     cn__task *t = cn__task_current();
     thread_call tc = {.fn = fn, .arg = arg};
@@ -634,7 +649,8 @@ int cn_to_thread(cn_task_fn fn, void *arg)
     tc.task = t;
     tc.job.work = call_work;
     tc.job.done = call_done;
-    tc.job.lane = cn__task_lane(t); /* its route's share of the pool */
+    /* its route's share of the pool, or the CPU lane */
+    tc.job.lane = cpu ? &p->cpu_lane : cn__task_lane(t);
     rc = cn__pool_submit(p, &tc.job);
     if (rc < 0)
         return rc;
@@ -643,6 +659,16 @@ int cn_to_thread(cn_task_fn fn, void *arg)
     while (!tc.finished)
         cn__task_park_nocancel(t);
     return cn__task_is_cancelled(t) ? CN_ECANCELED : tc.rc;
+}
+
+int cn_to_thread(cn_task_fn fn, void *arg)
+{
+    return to_thread(fn, arg, false);
+}
+
+int cn__to_thread_cpu(cn_task_fn fn, void *arg)
+{
+    return to_thread(fn, arg, true);
 }
 
 /* ---- cn_app_pool_submit: a job with a loop-side completion ---- */
@@ -689,7 +715,7 @@ static void finish_loop_jobs(cn__list *list, bool ran, bool by_age)
 }
 
 int cn__pool_submit_fn(cn__pool *p, void (*work)(void *arg), void (*done)(void *arg, int status),
-                       void *arg)
+                       void *arg, bool cpu)
 {
     loop_job *lj;
     int rc;
@@ -704,6 +730,7 @@ int cn__pool_submit_fn(cn__pool *p, void (*work)(void *arg), void (*done)(void *
     lj->arg = arg;
     lj->job.work = loop_job_work;
     lj->job.done = loop_job_done;
+    lj->job.lane = cpu ? &p->cpu_lane : NULL;
     rc = cn__pool_submit(p, &lj->job);
     if (rc < 0)
         free(lj);

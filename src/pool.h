@@ -10,6 +10,7 @@
 #define CN_POOL_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -93,8 +94,24 @@ int cn__pool_cancel(cn__pool *p, cn__job *j);
 void cn__pool_stats(cn__pool *p, cn_pool_stats *out);
 
 /* cn_app_pool_submit's body: a heap job that runs work on a worker, then
- * done on the loop (freed before done runs). */
+ * done on the loop (freed before done runs); with cpu, in the CPU lane. */
 int cn__pool_submit_fn(cn__pool *p, void (*work)(void *arg), void (*done)(void *arg, int status),
-                       void *arg);
+                       void *arg, bool cpu);
+
+/*
+ * The CPU lane: Canteen's own CPU-bound work off the loop (parsing,
+ * printing and deleting big JSON, compressing big bodies) runs in one
+ * lane whose limit is the number of cores the process may use
+ * (uv_available_parallelism), whatever the route. More of it at once
+ * would not finish sooner, and it would take workers from the sync
+ * routes; and with many such jobs runnable, a worker preempted while it
+ * holds a lock the loop then takes (malloc's arena lock, the kernel's
+ * mmap lock) keeps the loop waiting for its next time slice, behind all
+ * the others: 24 concurrent 1 MiB JSON echoes delayed /health by up to
+ * 120 ms that way (bench/attacks/run json).
+ *
+ * cn__to_thread_cpu is cn_to_thread with its job in that lane.
+ */
+int cn__to_thread_cpu(cn_task_fn fn, void *arg);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "json.h"
+#include "pool.h"
 #include "req.h"
 
 /* Set status and body; `body` is copied into the arena unless it lives there already. */
@@ -192,7 +193,7 @@ int cn_res_json(cn_res *res, int status, cJSON *json)
     }
     /* a big tree is printed (and deleted) on the pool */
     if (cn__json_nodes(json, CN__JSON_POOL_NODES) >= CN__JSON_POOL_NODES)
-        rc = cn_to_thread(print_work, &j);
+        rc = cn__to_thread_cpu(print_work, &j);
     if (rc == CN_ENOTCORO)
         rc = print_work(&j);
     if (!j.ran && j.del)

@@ -21,6 +21,7 @@
 #include "common.h"
 #include "json.h"
 #include "jsoncheck.h"
+#include "pool.h"
 #include "req.h"
 #include "router.h"
 #include "url.h"
@@ -858,7 +859,7 @@ static int check_body_off_loop(errors *e, const decl *d)
     int rc;
 
     if (e->req->body_len >= CN__JSON_POOL_BYTES) {
-        rc = cn_to_thread(body_work, &j);
+        rc = cn__to_thread_cpu(body_work, &j);
         if (rc == 0)
             return j.rc;
         if (rc != CN_ENOTCORO)

@@ -4,8 +4,8 @@
  * or cancel, never on a worker), one wake-up draining every completion,
  * cancelling queued and running jobs, the figures, the workers' nice value,
  * freeing a pool with jobs still queued; the bounds (queue_max, the queue
- * timeout), lanes (a route's limit) and the cooperative cancel check; how
- * workers wake the loop (a descriptor of the pool's own, never an async
+ * timeout), lanes (a route's limit, the CPU lane) and the cooperative
+ * cancel check; how workers wake the loop (a descriptor of the pool's own, never an async
  * handle; closed with the pool; a forked child's is its own).
  *
  * Jobs that must stay "running" wait on a gate the test opens. Nothing
@@ -542,6 +542,70 @@ static void test_lane_holds_over_limit_without_worker(void **state)
     assert_true(cn__list_empty(&lane.waiting));
 }
 
+/* The CPU lane (Canteen's own CPU-bound jobs): as many at once as the
+ * process has cores (never more than the workers), whatever submits them;
+ * the rest wait in the lane holding no worker, and a job outside it still
+ * gets one of the free workers. */
+static int cpu_ran;      /* loop thread: CPU-lane jobs done */
+static int cpu_statuses; /* their statuses, summed */
+
+static void cpu_work(void *arg)
+{
+    (void)arg;
+    gate_pass();
+}
+
+static void cpu_done(void *arg, int status)
+{
+    (void)arg;
+    cpu_ran++;
+    cpu_statuses += status;
+}
+
+static void test_cpu_lane_runs_as_many_as_cores(void **state)
+{
+    unsigned cores = uv_available_parallelism();
+    unsigned n = cores + 2; /* workers, and the jobs: two over the limit */
+    fixture *f = fixture_new(n + 1, 0);
+    cn_pool_stats s;
+    tjob other;
+
+    *state = f;
+    cpu_ran = cpu_statuses = 0;
+    for (unsigned i = 0; i < n; i++)
+        assert_int_equal(cn__pool_submit_fn(f->pool, cpu_work, cpu_done, NULL, true), 0);
+    assert_true(WAIT_UNTIL(atomic_load(&gate_waiting) == (int)cores, DEADLINE_MS));
+    s = stats(f);
+    assert_int_equal(s.busy, cores);
+    assert_int_equal(s.route_waiting, 2); /* held in the lane, on no worker */
+    assert_int_equal(s.queue_depth, 0);
+    tjob_init(&other, 0, false);
+    assert_int_equal(cn__pool_submit(f->pool, &other.job), 0);
+    assert_true(RUN_UNTIL(f, other.done_status == 0));
+    assert_int_equal(cpu_ran, 0);
+    gate_release();
+    assert_true(RUN_UNTIL(f, cpu_ran == (int)n));
+    assert_int_equal(cpu_statuses, 0);
+    s = stats(f);
+    assert_int_equal(s.route_waiting, 0);
+    assert_int_equal(s.completed, n + 1);
+
+    /* a pool smaller than the cores: the lane is the pool */
+    cn__pool_free(f->pool);
+    f->pool = cn__pool_new(&f->loop, 1, 0);
+    assert_non_null(f->pool);
+    gate_close();
+    cpu_ran = 0;
+    assert_int_equal(cn__pool_submit_fn(f->pool, cpu_work, cpu_done, NULL, true), 0);
+    assert_int_equal(cn__pool_submit_fn(f->pool, cpu_work, cpu_done, NULL, true), 0);
+    assert_true(WAIT_UNTIL(atomic_load(&gate_waiting) == 1, DEADLINE_MS));
+    s = stats(f);
+    assert_int_equal(s.route_waiting, 1); /* a limit of 2 would have queued it */
+    assert_int_equal(s.queue_depth, 0);
+    gate_release();
+    assert_true(RUN_UNTIL(f, cpu_ran == 2));
+}
+
 /* A job held in its lane can be dropped like a queued one: it never runs,
  * and the lane's next job takes its turn. Held jobs count against
  * queue_max. */
@@ -723,6 +787,7 @@ int main(void)
         cmocka_unit_test_teardown(test_queue_max_rejects, teardown),
         cmocka_unit_test_teardown(test_queue_timeout_expires_while_workers_busy, teardown),
         cmocka_unit_test_teardown(test_lane_holds_over_limit_without_worker, teardown),
+        cmocka_unit_test_teardown(test_cpu_lane_runs_as_many_as_cores, teardown),
         cmocka_unit_test_teardown(test_cancel_held_job_never_runs, teardown),
         cmocka_unit_test_teardown(test_running_job_sees_cancel, teardown),
         cmocka_unit_test_teardown(test_wake_is_a_descriptor_closed_with_the_pool, teardown),
