@@ -628,8 +628,9 @@ typedef struct cn_pool_stats {
     double wait_ms_sum;   /* the waits of all `started` jobs, added up */
     uint64_t rejected;    /* refused: pool_queue_max jobs were waiting */
     uint64_t expired;     /* dropped unrun after pool_queue_timeout_ms */
-    uint64_t route_waits; /* jobs that waited for their route's pool_limit */
-    /* jobs waiting for their route's pool_limit now (not in queue_depth) */
+    uint64_t route_waits; /* jobs that waited for a lane: their route's
+                           * pool_limit, or Canteen's CPU lane */
+    /* jobs waiting in a lane now (not in queue_depth) */
     uint64_t route_waiting;
     uint64_t reserved[4]; /* room for new figures (0 for now) */
 } cn_pool_stats;

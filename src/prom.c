@@ -129,10 +129,12 @@ static const sample samples[] = {
      "503).",
      NULL, U64(pool.expired)},
     {"canteen_pool_route_waits_total", "counter",
-     "Jobs that waited for their route's pool_limit before they could queue for a worker.", NULL,
+     "Jobs that waited for their route's pool_limit (or Canteen's CPU lane) before they could "
+     "queue for a worker.",
+     NULL,
      U64(pool.route_waits)},
     {"canteen_pool_jobs_route_waiting", "gauge",
-     "Jobs waiting for their route's pool_limit now, holding no worker (not in "
+     "Jobs waiting for their route's pool_limit (or the CPU lane) now, holding no worker (not in "
      "canteen_pool_jobs_queued).",
      NULL, U64(pool.route_waiting)},
 
