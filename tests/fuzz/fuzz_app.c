@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <uv.h>
 
@@ -289,6 +290,7 @@ cn_app *cn_fuzz_app(void)
     cfg.max_headers = 32;
     cfg.stack_size = 64 * 1024;
     cfg.lag_interval_ms = 0;
+    cfg.retry_after_s = CN_FUZZ_RETRY_AFTER_S;
     app = cn_app_new(&cfg);
     if (app == NULL)
         return NULL;
@@ -297,6 +299,12 @@ cn_app *cn_fuzz_app(void)
         app = NULL;
     }
     return app;
+}
+
+void cn_fuzz_drop_stacks(void)
+{
+    if (app)
+        cn__app_drop_idle_stacks(app);
 }
 
 int cn_fuzz_app_free(void)
@@ -320,7 +328,60 @@ typedef struct run_state {
     size_t line_len;
     size_t at_line; /* bytes of the current output line seen (5xx count) */
     char cur[16];
+    char head[2048]; /* the first response's head, for its Retry-After */
+    size_t head_len;
+    bool head_done;
 } run_state;
+
+/* The Retry-After of the head in st->head (-1 if none): a line
+ * "Retry-After: <digits>", the name in any case. */
+static int head_retry_after(const run_state *st)
+{
+    static const char name[] = "retry-after:";
+    const char *p = st->head, *end = st->head + st->head_len;
+
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol ? eol : end;
+        size_t n = (size_t)(line_end - p);
+        if (n > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
+            const char *v = p + sizeof name - 1;
+            long r = 0;
+            while (v < line_end && (*v == ' ' || *v == '\t'))
+                v++;
+            if (v == line_end || *v < '0' || *v > '9')
+                return -1;
+            while (v < line_end && *v >= '0' && *v <= '9' && r < 1000000)
+                r = r * 10 + (*v++ - '0');
+            return (int)r;
+        }
+        if (eol == NULL)
+            break;
+        p = eol + 1;
+    }
+    return -1;
+}
+
+/* Keep the start of the output until the first head has ended. */
+static void keep_head(run_state *st, const char *p, size_t n)
+{
+    size_t k = sizeof st->head - st->head_len;
+    const char *end;
+
+    if (st->head_done)
+        return;
+    if (k > n)
+        k = n;
+    memcpy(st->head + st->head_len, p, k);
+    st->head_len += k;
+    end = memmem(st->head, st->head_len, "\r\n\r\n", 4);
+    if (end)
+        st->head_len = (size_t)(end - st->head) + 2; /* the body is not looked at */
+    if (end || st->head_len == sizeof st->head) {
+        st->head_done = true;
+        st->res->retry_after = head_retry_after(st);
+    }
+}
 
 /* Counts status lines ("HTTP/1.1 5xx") that begin an output line. A body
  * may hold such a line too; the fuzz app's bodies do not start with one. */
@@ -353,6 +414,7 @@ static int sink(void *arg, const char *data, size_t len)
         st->res->status = (unsigned)atoi(data + 9);
     st->res->out_len += len;
     scan(st, data, len);
+    keep_head(st, data, len);
     if (getenv("CN_FUZZ_ECHO"))
         fwrite(data, 1, len, stderr);
     return 0;
@@ -392,6 +454,7 @@ void cn_fuzz_run_ex(const uint8_t *data, size_t len, size_t chunk, size_t hangup
     unsigned tries = 0;
 
     memset(out, 0, sizeof *out);
+    out->retry_after = -1;
     if (cn__app_mem_open(app, sink, &st, &c) < 0)
         return;
     out->opened = true;
