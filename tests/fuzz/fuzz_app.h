@@ -37,7 +37,12 @@ typedef struct cn_fuzz_result {
     size_t out_len;  /* bytes the server wrote */
     unsigned status; /* the first response's status, 0 if none */
     unsigned n5xx;   /* responses with a 5xx status line */
-    int retry_after; /* the first response's Retry-After (seconds), -1 if none */
+    /* read from the responses as a client reads them (Content-Length,
+     * chunked), from the heads that ended before the close: */
+    int retry_after;     /* the first response's Retry-After (seconds), -1 if none */
+    unsigned n503;       /* responses with a 503 status */
+    unsigned n503_retry; /* of them, those with Retry-After: CN_FUZZ_RETRY_AFTER_S */
+    unsigned responses;  /* response heads (an interim 1xx counts) */
 } cn_fuzz_result;
 
 /*

@@ -220,7 +220,7 @@ HOOK int mprotect(void *addr, size_t len, int prot)
 static const struct {
     const char *name;
     const char *bytes;
-    unsigned status; /* the normal answer */
+    unsigned status; /* the normal answer (of the first request) */
 } cases[] = {
     {"text", "GET / HTTP/1.1\r\n" H "\r\n", 200},
     {"path and query", "GET /items/42?q=a%20b HTTP/1.1\r\n" H "User-Agent: t\r\n\r\n", 200},
@@ -270,6 +270,16 @@ static const struct {
 
 #define MAX_N 100000
 
+/* How many requests (request lines) the bytes hold: each gets a response. */
+static unsigned requests(const char *b)
+{
+    unsigned n = 0;
+
+    for (; (b = strstr(b, " HTTP/1.")) != NULL; b++)
+        n++;
+    return n;
+}
+
 /* One request with allocation n failing (0: none); returns how many
  * allocations it made and whether one failed. Its coroutines map fresh
  * stacks. */
@@ -310,16 +320,18 @@ int main(void)
          * for reuse, a thread's signal stack) is made, and the answer
          * checked */
         made = run(i, 0, &r, &hit);
-        if (r.status != cases[i].status) {
-            fprintf(stderr, "test_oom: %s: status %u without a failure, wanted %u\n", cases[i].name,
-                    r.status, cases[i].status);
+        if (r.status != cases[i].status || r.n503_retry != r.n503 ||
+            r.responses != requests(cases[i].bytes)) {
+            fprintf(stderr,
+                    "test_oom: %s: status %u and %u responses without a failure, wanted %u\n",
+                    cases[i].name, r.status, r.responses, cases[i].status);
             failures++;
             continue;
         }
         for (n = 1; n < MAX_N; n++) {
-            made = run(i, n, &r, &hit);
             const char *what;
 
+            made = run(i, n, &r, &hit);
             if (!hit)
                 break;
             what = atomic_load(&failed);
@@ -327,14 +339,17 @@ int main(void)
                 stacks++;
             if (verbose)
                 fprintf(stderr,
-                        "  %s: allocation %lu of %lu (%s) fails: status %u, %zu bytes%s%s\n",
-                        cases[i].name, n, made, what, r.status, r.out_len,
-                        r.retry_after >= 0 ? ", Retry-After" : "", r.closed ? ", closed" : "");
-            if (r.status == 503 && r.retry_after != CN_FUZZ_RETRY_AFTER_S) {
+                        "  %s: allocation %lu of %lu (%s) fails: status %u, %zu bytes, %u 503s "
+                        "(%u with Retry-After)%s\n",
+                        cases[i].name, n, made, what, r.status, r.out_len, r.n503, r.n503_retry,
+                        r.closed ? ", closed" : "");
+            if ((r.status == 503 && r.retry_after != CN_FUZZ_RETRY_AFTER_S) ||
+                r.n503_retry != r.n503) {
                 fprintf(stderr,
-                        "test_oom: %s: allocation %lu (%s) failing gave a 503 with Retry-After "
-                        "%d (wanted %d; -1: none)\n",
-                        cases[i].name, n, what, r.retry_after, CN_FUZZ_RETRY_AFTER_S);
+                        "test_oom: %s: allocation %lu (%s) failing gave %u 503s, %u with "
+                        "Retry-After: %d (the first response: %u, Retry-After %d, -1: none)\n",
+                        cases[i].name, n, what, r.n503, r.n503_retry, CN_FUZZ_RETRY_AFTER_S,
+                        r.status, r.retry_after);
                 failures++;
             }
             if (r.out_len == 0)
