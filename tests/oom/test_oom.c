@@ -14,7 +14,9 @@
  * (madvise MADV_GUARD_INSTALL, or mprotect PROT_NONE where that is
  * refused). The scheduler keeps finished coroutines' stacks for reuse, so
  * before each run the test has the app unmap its idle ones
- * (cn_fuzz_drop_stacks): every run maps the stacks it needs afresh.
+ * (cn_fuzz_drop_stacks): every run maps the stacks it needs afresh. All
+ * the cases run twice: the second time madvise refuses guards (EINVAL, as
+ * before Linux 6.13), so that the mprotect guard is failed too.
  *
  * The seam: this program defines malloc, calloc, realloc, mmap, madvise and
  * mprotect, which every library in the process calls (glibc supports
@@ -69,6 +71,8 @@ static const char *_Atomic failed; /* which call the failure was */
 /* mmap, madvise and mprotect calls made before the real ones were known
  * (made by system call instead); printed in verbose mode */
 static atomic_ulong early;
+/* madvise(MADV_GUARD_INSTALL) answers EINVAL, as kernels before 6.13 do */
+static atomic_bool refuse_madvise_guard;
 
 /* dlsym may allocate (calloc) before the real functions are known: a few
  * small blocks from here, never freed (free ignores them). */
@@ -192,6 +196,10 @@ HOOK int madvise(void *addr, size_t len, int advice)
         atomic_fetch_add(&early, 1);
         return (int)syscall(SYS_madvise, addr, len, advice);
     }
+    if (advice == MADV_GUARD_INSTALL && atomic_load(&refuse_madvise_guard)) {
+        errno = EINVAL; /* not counted: a kernel without guards */
+        return -1;
+    }
     if (advice == MADV_GUARD_INSTALL && fail_now("madvise(MADV_GUARD_INSTALL)")) {
         errno = ENOMEM;
         return -1;
@@ -301,92 +309,116 @@ static unsigned long run(size_t i, unsigned long n, cn_fuzz_result *r, bool *hit
     return made;
 }
 
+/* The stack calls, as fail_now names them. */
+static const char *const stack_calls[] = {"mmap(MAP_STACK)", "madvise(MADV_GUARD_INSTALL)",
+                                          "mprotect(PROT_NONE)"};
+#define N_STACK_CALLS 3
+
+/* Case i, each of its allocations failing in turn; adds the failures made
+ * to *total and those of stack calls to failed_stack (by stack_calls'
+ * order). Returns the number of checks that failed. */
+static int one_case(size_t i, bool verbose, unsigned long *total,
+                    unsigned long failed_stack[N_STACK_CALLS])
+{
+    cn_fuzz_result r;
+    bool hit;
+    unsigned long n, made, closes = 0, errors = 0, normal = 0, stacks = 0;
+    int failures = 0;
+
+    /* a first run without failures: the lazily made state (arenas kept
+     * for reuse, a thread's signal stack) is made, and the answer
+     * checked */
+    made = run(i, 0, &r, &hit);
+    if (r.status != cases[i].status || r.n503_retry != r.n503 ||
+        r.responses != requests(cases[i].bytes)) {
+        fprintf(stderr, "test_oom: %s: status %u and %u responses without a failure, wanted %u\n",
+                cases[i].name, r.status, r.responses, cases[i].status);
+        return 1;
+    }
+    for (n = 1; n < MAX_N; n++) {
+        const char *what;
+
+        made = run(i, n, &r, &hit);
+        if (!hit)
+            break;
+        what = atomic_load(&failed);
+        for (int k = 0; k < N_STACK_CALLS; k++)
+            if (strcmp(what, stack_calls[k]) == 0) {
+                stacks++;
+                failed_stack[k]++;
+            }
+        if (verbose)
+            fprintf(stderr,
+                    "  %s: allocation %lu of %lu (%s) fails: status %u, %zu bytes, %u 503s "
+                    "(%u with Retry-After)%s\n",
+                    cases[i].name, n, made, what, r.status, r.out_len, r.n503, r.n503_retry,
+                    r.closed ? ", closed" : "");
+        if ((r.status == 503 && r.retry_after != CN_FUZZ_RETRY_AFTER_S) || r.n503_retry != r.n503) {
+            fprintf(stderr,
+                    "test_oom: %s: allocation %lu (%s) failing gave %u 503s, %u with "
+                    "Retry-After: %d (the first response: %u, Retry-After %d, -1: none)\n",
+                    cases[i].name, n, what, r.n503, r.n503_retry, CN_FUZZ_RETRY_AFTER_S, r.status,
+                    r.retry_after);
+            failures++;
+        }
+        if (r.out_len == 0)
+            closes++;
+        else if (r.status == 500 || r.status == 503)
+            errors++;
+        else if (r.status == cases[i].status)
+            normal++;
+        else {
+            fprintf(stderr,
+                    "test_oom: %s: allocation %lu failing gave status %u (wanted %u, "
+                    "500, 503 or a close)\n",
+                    cases[i].name, n, r.status, cases[i].status);
+            failures++;
+        }
+    }
+    /* the run that made fewer allocations than the one to fail: normal */
+    if (n == MAX_N || r.status != cases[i].status) {
+        fprintf(stderr, "test_oom: %s: no clean run after %lu failures (status %u)\n",
+                cases[i].name, n - 1, r.status);
+        failures++;
+    }
+    *total += n - 1;
+    printf("%-22s %4lu allocations (%lu for stacks): %4lu closed, %4lu 500/503, %4lu "
+           "recovered\n",
+           cases[i].name, made, stacks, closes, errors, normal);
+    return failures;
+}
+
 int main(void)
 {
     bool verbose = getenv("CANTEEN_OOM_VERBOSE") != NULL;
-    unsigned long total = 0, total_stacks = 0;
     int failures = 0;
 
     if (cn_fuzz_app() == NULL) {
         fprintf(stderr, "test_oom: the app did not start\n");
         return 1;
     }
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        cn_fuzz_result r;
-        bool hit;
-        unsigned long n, made, closes = 0, errors = 0, normal = 0, stacks = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        unsigned long total = 0, failed_stack[N_STACK_CALLS] = {0};
 
-        /* a first run without failures: the lazily made state (arenas kept
-         * for reuse, a thread's signal stack) is made, and the answer
-         * checked */
-        made = run(i, 0, &r, &hit);
-        if (r.status != cases[i].status || r.n503_retry != r.n503 ||
-            r.responses != requests(cases[i].bytes)) {
-            fprintf(stderr,
-                    "test_oom: %s: status %u and %u responses without a failure, wanted %u\n",
-                    cases[i].name, r.status, r.responses, cases[i].status);
-            failures++;
-            continue;
-        }
-        for (n = 1; n < MAX_N; n++) {
-            const char *what;
-
-            made = run(i, n, &r, &hit);
-            if (!hit)
-                break;
-            what = atomic_load(&failed);
-            if (strchr(what, '(')) /* mmap(MAP_STACK), madvise(...), mprotect(...) */
-                stacks++;
-            if (verbose)
-                fprintf(stderr,
-                        "  %s: allocation %lu of %lu (%s) fails: status %u, %zu bytes, %u 503s "
-                        "(%u with Retry-After)%s\n",
-                        cases[i].name, n, made, what, r.status, r.out_len, r.n503, r.n503_retry,
-                        r.closed ? ", closed" : "");
-            if ((r.status == 503 && r.retry_after != CN_FUZZ_RETRY_AFTER_S) ||
-                r.n503_retry != r.n503) {
-                fprintf(stderr,
-                        "test_oom: %s: allocation %lu (%s) failing gave %u 503s, %u with "
-                        "Retry-After: %d (the first response: %u, Retry-After %d, -1: none)\n",
-                        cases[i].name, n, what, r.n503, r.n503_retry, CN_FUZZ_RETRY_AFTER_S,
-                        r.status, r.retry_after);
-                failures++;
-            }
-            if (r.out_len == 0)
-                closes++;
-            else if (r.status == 500 || r.status == 503)
-                errors++;
-            else if (r.status == cases[i].status)
-                normal++;
-            else {
-                fprintf(stderr,
-                        "test_oom: %s: allocation %lu failing gave status %u (wanted %u, "
-                        "500, 503 or a close)\n",
-                        cases[i].name, n, r.status, cases[i].status);
-                failures++;
-            }
-        }
-        /* the run that made fewer allocations than the one to fail: normal */
-        if (n == MAX_N || r.status != cases[i].status) {
-            fprintf(stderr, "test_oom: %s: no clean run after %lu failures (status %u)\n",
-                    cases[i].name, n - 1, r.status);
+        /* the second pass as on a kernel before 6.13, whose madvise refuses
+         * guards (EINVAL): stack.c then guards with mprotect */
+        atomic_store(&refuse_madvise_guard, pass == 1);
+        if (pass == 1)
+            printf("madvise guards refused, as before Linux 6.13:\n");
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            failures += one_case(i, verbose, &total, failed_stack);
+        printf("%lu failed allocations injected; for stacks: %lu mmap, %lu madvise, %lu "
+               "mprotect\n",
+               total, failed_stack[0], failed_stack[1], failed_stack[2]);
+        if (failed_stack[0] == 0 || failed_stack[1] + failed_stack[2] == 0 ||
+            (pass == 1 && failed_stack[2] == 0)) {
+            fprintf(stderr, "test_oom: a coroutine stack's mapping or guard was never failed\n");
             failures++;
         }
-        total += n - 1;
-        total_stacks += stacks;
-        printf("%-22s %4lu allocations (%lu for stacks): %4lu closed, %4lu 500/503, %4lu "
-               "recovered\n",
-               cases[i].name, made, stacks, closes, errors, normal);
     }
-    printf("%lu failed allocations injected, %lu of them for coroutine stacks\n", total,
-           total_stacks);
     if (verbose)
         fprintf(stderr, "  %lu mmap/madvise/mprotect calls before dlsym had found them\n",
                 atomic_load(&early));
-    if (total_stacks == 0) {
-        fprintf(stderr, "test_oom: no coroutine stack mapping was failed\n");
-        failures++;
-    }
     if (cn_fuzz_app_free() != 0) {
         fprintf(stderr, "test_oom: the loop did not close clean (a handle leaked)\n");
         failures++;
