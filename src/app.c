@@ -1038,6 +1038,11 @@ const cn__router *cn__app_router(const cn_app *app)
     return app->router;
 }
 
+void cn__app_drop_idle_stacks(cn_app *app)
+{
+    cn__sched_drop_idle_stacks(app->sched);
+}
+
 /* ---- figures ---- */
 
 void cn_app_pool_stats(const cn_app *app, cn_pool_stats *out)

@@ -51,6 +51,11 @@ struct cn__conn;
 int cn__app_mem_open(cn_app *app, int (*sink)(void *arg, const char *data, size_t len), void *arg,
                      struct cn__conn **out);
 
+/* Unmap the coroutine stacks the app keeps for reuse (scheduler.h,
+ * cn__sched_drop_idle_stacks), so that the next async routes map fresh
+ * ones: the out-of-memory test fails those mappings too. Loop thread. */
+void cn__app_drop_idle_stacks(cn_app *app);
+
 /* The app's route table (read-only), for the OpenAPI document and the
  * slash redirect (slashes.c). */
 const cn__router *cn__app_router(const cn_app *app);

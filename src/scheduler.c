@@ -108,6 +108,11 @@ uint64_t cn__sched_live(const cn__sched *s)
     return cn__stack_pool_live(s->stacks);
 }
 
+void cn__sched_drop_idle_stacks(cn__sched *s)
+{
+    cn__stack_pool_drop_idle(s->stacks);
+}
+
 /* ---- run queue ---- */
 
 static void want_idle(cn__sched *s)

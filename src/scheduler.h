@@ -67,6 +67,11 @@ int cn__sched_start(cn__sched *s, const cn__root *r, cn__task **out);
 /* Coroutines created and not yet returned to the stack pool. */
 uint64_t cn__sched_live(const cn__sched *s);
 
+/* Unmap the stacks the scheduler keeps for reuse (coro.h,
+ * cn__stack_pool_drop_idle): the next tasks map fresh ones. Running tasks
+ * keep theirs. Loop thread. */
+void cn__sched_drop_idle_stacks(cn__sched *s);
+
 /* ---- for the awaitables (task.c, pool, fetch) ---- */
 
 /* The running task, or NULL outside a coroutine (the golden-rule check). */

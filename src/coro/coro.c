@@ -586,7 +586,7 @@ static void destroy(cn__coro *c)
     free(c);
 }
 
-void cn__stack_pool_free(cn__stack_pool *p)
+void cn__stack_pool_drop_idle(cn__stack_pool *p)
 {
     if (!p)
         return;
@@ -597,7 +597,17 @@ void cn__stack_pool_free(cn__stack_pool *p)
             destroy(c);
             c = next;
         }
+        p->cls[i].head = NULL;
+        p->cls[i].n = 0;
     }
+    p->idle = 0;
+}
+
+void cn__stack_pool_free(cn__stack_pool *p)
+{
+    if (!p)
+        return;
+    cn__stack_pool_drop_idle(p);
     free(p);
 }
 

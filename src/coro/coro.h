@@ -75,6 +75,12 @@ size_t cn__stack_pool_live(const cn__stack_pool *p);
 /* Addition: stacks waiting on the free list (at most max_free). */
 size_t cn__stack_pool_idle(const cn__stack_pool *p);
 
+/* Unmap every stack on the free list (and free its descriptor), so that the
+ * next cn__coro_new maps a fresh one; live coroutines keep theirs. For the
+ * out-of-memory test, which must reach the mapping. The pool's thread only;
+ * NULL is allowed. */
+void cn__stack_pool_drop_idle(cn__stack_pool *p);
+
 /*
  * Create a suspended coroutine that will run fn(arg) on a stack of at least
  * `stack_size` usable bytes (0: 256 KiB; raised to 16 KiB at least; rounded up

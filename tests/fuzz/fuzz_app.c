@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <uv.h>
 
@@ -289,6 +290,7 @@ cn_app *cn_fuzz_app(void)
     cfg.max_headers = 32;
     cfg.stack_size = 64 * 1024;
     cfg.lag_interval_ms = 0;
+    cfg.retry_after_s = CN_FUZZ_RETRY_AFTER_S;
     app = cn_app_new(&cfg);
     if (app == NULL)
         return NULL;
@@ -297,6 +299,12 @@ cn_app *cn_fuzz_app(void)
         app = NULL;
     }
     return app;
+}
+
+void cn_fuzz_drop_stacks(void)
+{
+    if (app)
+        cn__app_drop_idle_stacks(app);
 }
 
 int cn_fuzz_app_free(void)
@@ -313,14 +321,160 @@ int cn_fuzz_app_free(void)
 
 /* ---- one connection ---- */
 
+/* Where the response reader is in the output. */
+enum { R_HEAD, R_BODY, R_CHUNK_SIZE, R_CHUNK_DATA, R_CHUNK_END, R_TRAILER, R_REST };
+
 typedef struct run_state {
     cn_fuzz_result *res;
     size_t reset_after; /* writes fail once this many bytes went out */
-    char line[16];      /* the start of the output, for the first status */
-    size_t line_len;
-    size_t at_line; /* bytes of the current output line seen (5xx count) */
+    size_t at_line;     /* bytes of the current output line seen (5xx count) */
     char cur[16];
+    /* the responses, read as a client reads them (as answers to GETs: after
+     * a HEAD's answer, the body its Content-Length announces is looked for) */
+    int rstate;
+    char line[64]; /* the start of the current line */
+    size_t line_len;
+    unsigned status;         /* of the head being read, 0 before its status line */
+    int retry;               /* its Retry-After so far, -1: none */
+    bool chunked;            /* Transfer-Encoding: chunked */
+    long long clen;          /* its Content-Length, -1: none */
+    unsigned long long left; /* body or chunk bytes still to come */
 } run_state;
+
+/* The number at l[i..n) after blanks, in `base`; -1 if there is none. */
+static long long parse_num(const char *l, size_t i, size_t n, int base)
+{
+    long long r = 0;
+    bool any = false;
+
+    while (i < n && (l[i] == ' ' || l[i] == '\t'))
+        i++;
+    for (; i < n; i++, any = true) {
+        int d, c = l[i] | 0x20;
+        if (l[i] >= '0' && l[i] <= '9')
+            d = l[i] - '0';
+        else if (base == 16 && c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else
+            break;
+        if (r > 1000000000000LL)
+            return -1;
+        r = r * base + d;
+    }
+    return any ? r : -1;
+}
+
+/* The number in header line l (n bytes) if it is "name: <number>" (the name
+ * in any case), else -1. */
+static long long header_num(const char *l, size_t n, const char *name)
+{
+    size_t k = strlen(name);
+
+    if (n <= k || strncasecmp(l, name, k) != 0 || l[k] != ':')
+        return -1;
+    return parse_num(l, k + 1, n, 10);
+}
+
+/* A response head has ended: count it, and find where its body ends. */
+static void end_head(run_state *st)
+{
+    if (st->res->responses++ == 0)
+        st->res->retry_after = st->retry;
+    if (st->status == 503) {
+        st->res->n503++;
+        if (st->retry == CN_FUZZ_RETRY_AFTER_S)
+            st->res->n503_retry++;
+    }
+    if (st->status < 200 || st->status == 204 || st->status == 304)
+        st->rstate = R_HEAD; /* no body */
+    else if (st->chunked)
+        st->rstate = R_CHUNK_SIZE;
+    else if (st->clen > 0) {
+        st->left = (unsigned long long)st->clen;
+        st->rstate = R_BODY;
+    } else if (st->clen < 0)
+        st->rstate = R_REST; /* until the close */
+    st->status = 0;
+}
+
+/* A whole line of output outside a body (its start in st->line). */
+static void read_line(run_state *st)
+{
+    size_t n = st->line_len < sizeof st->line ? st->line_len : sizeof st->line;
+    const char *l = st->line;
+    long long v;
+
+    if (n > 0 && l[n - 1] == '\n')
+        n--;
+    if (n > 0 && l[n - 1] == '\r')
+        n--;
+    switch (st->rstate) {
+    case R_HEAD:
+        if (st->status == 0) {
+            if (n < 12 || memcmp(l, "HTTP/1.", 7) != 0 ||
+                (st->status = (unsigned)atoi(l + 9)) == 0) {
+                st->rstate = R_REST; /* not a response: read no further */
+                return;
+            }
+            st->retry = -1;
+            st->chunked = false;
+            st->clen = -1;
+        } else if (n == 0)
+            end_head(st);
+        else if ((v = header_num(l, n, "retry-after")) >= 0)
+            st->retry = v > 1000000 ? 1000000 : (int)v;
+        else if ((v = header_num(l, n, "content-length")) >= 0)
+            st->clen = v;
+        else if (n > 18 && strncasecmp(l, "transfer-encoding:", 18) == 0 &&
+                 memmem(l, n, "chunked", 7))
+            st->chunked = true;
+        break;
+    case R_CHUNK_SIZE:
+        v = parse_num(l, 0, n, 16);
+        if (v < 0)
+            st->rstate = R_REST;
+        else if (v == 0)
+            st->rstate = R_TRAILER;
+        else {
+            st->left = (unsigned long long)v;
+            st->rstate = R_CHUNK_DATA;
+        }
+        break;
+    case R_CHUNK_END:
+        st->rstate = R_CHUNK_SIZE;
+        break;
+    case R_TRAILER:
+        if (n == 0)
+            st->rstate = R_HEAD;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Read the responses in p[0..n): heads line by line, bodies skipped. */
+static void read_responses(run_state *st, const char *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && st->rstate != R_REST) {
+        if (st->rstate == R_BODY || st->rstate == R_CHUNK_DATA) {
+            size_t k = n - i < st->left ? n - i : (size_t)st->left;
+            i += k;
+            st->left -= k;
+            if (st->left == 0)
+                st->rstate = st->rstate == R_BODY ? R_HEAD : R_CHUNK_END;
+            continue;
+        }
+        if (st->line_len < sizeof st->line)
+            st->line[st->line_len] = p[i];
+        st->line_len++;
+        if (p[i++] == '\n') {
+            read_line(st);
+            st->line_len = 0;
+        }
+    }
+}
 
 /* Counts status lines ("HTTP/1.1 5xx") that begin an output line. A body
  * may hold such a line too; the fuzz app's bodies do not start with one. */
@@ -353,6 +507,7 @@ static int sink(void *arg, const char *data, size_t len)
         st->res->status = (unsigned)atoi(data + 9);
     st->res->out_len += len;
     scan(st, data, len);
+    read_responses(st, data, len);
     if (getenv("CN_FUZZ_ECHO"))
         fwrite(data, 1, len, stderr);
     return 0;
@@ -392,6 +547,7 @@ void cn_fuzz_run_ex(const uint8_t *data, size_t len, size_t chunk, size_t hangup
     unsigned tries = 0;
 
     memset(out, 0, sizeof *out);
+    out->retry_after = -1;
     if (cn__app_mem_open(app, sink, &st, &c) < 0)
         return;
     out->opened = true;

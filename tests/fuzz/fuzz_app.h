@@ -15,11 +15,19 @@
 
 #include <canteen.h>
 
+#define CN_FUZZ_RETRY_AFTER_S 7
+
 /* The app, started on the calling thread (whose loop the runs below turn);
- * NULL if it could not start. Made once; cn_fuzz_app_free ends it. */
+ * NULL if it could not start. Made once; cn_fuzz_app_free ends it. Its
+ * cn_config.retry_after_s is CN_FUZZ_RETRY_AFTER_S, not the default, so that
+ * a run can tell Canteen's Retry-After from none. */
 cn_app *cn_fuzz_app(void);
 /* Stop and free the app; 0 when its loop closed clean. */
 int cn_fuzz_app_free(void);
+/* Unmap the coroutine stacks the app keeps for reuse: the next async
+ * routes map fresh ones (the out-of-memory test fails those mappings).
+ * Between runs only. */
+void cn_fuzz_drop_stacks(void);
 
 /* What one connection's run saw. */
 typedef struct cn_fuzz_result {
@@ -29,6 +37,12 @@ typedef struct cn_fuzz_result {
     size_t out_len;  /* bytes the server wrote */
     unsigned status; /* the first response's status, 0 if none */
     unsigned n5xx;   /* responses with a 5xx status line */
+    /* read from the responses as a client reads them (Content-Length,
+     * chunked), from the heads that ended before the close: */
+    int retry_after;     /* the first response's Retry-After (seconds), -1 if none */
+    unsigned n503;       /* responses with a 503 status */
+    unsigned n503_retry; /* of them, those with Retry-After: CN_FUZZ_RETRY_AFTER_S */
+    unsigned responses;  /* response heads (an interim 1xx counts) */
 } cn_fuzz_result;
 
 /*

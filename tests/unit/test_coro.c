@@ -302,6 +302,24 @@ static void test_pool_reuse(void **state)
     assert_int_equal(cn__stack_pool_live(p), 0);
     assert_int_equal(cn__stack_pool_idle(p), 4);
 
+    /* Dropping the idle stacks unmaps them; a live coroutine keeps its own,
+     * and the pool maps fresh ones afterwards. */
+    assert_int_equal(cn__coro_new(p, 0, yield_once_fn, NULL, &c), 0);
+    cn__coro_stack(c, &lo1, NULL);
+    assert_int_equal(cn__coro_resume(c), 0);
+    assert_int_equal(cn__stack_pool_idle(p), 3);
+    cn__stack_pool_drop_idle(p);
+    assert_int_equal(cn__stack_pool_idle(p), 0);
+    assert_int_equal(cn__stack_pool_live(p), 1);
+    assert_int_equal(cn__coro_resume(c), 1);
+    cn__coro_free(c);
+    assert_int_equal(cn__stack_pool_idle(p), 1);
+    assert_int_equal(cn__coro_new(p, 0, noop_fn, NULL, &c), 0);
+    cn__coro_stack(c, &lo2, NULL);
+    assert_ptr_equal(lo1, lo2); /* the one it kept */
+    cn__coro_free(c);
+    cn__stack_pool_drop_idle(NULL);
+
     /* Small requests are raised to the minimum. */
     assert_int_equal(cn__coro_new(p, 1, noop_fn, NULL, &c), 0);
     cn__coro_stack(c, NULL, &sz);
